@@ -1,0 +1,91 @@
+# License Admin: build, test, run and deploy.
+#
+#   make build      compile every Lambda for this machine into bin/ (quick check)
+#   make test       every test; starts and stops DynamoDB Local and the rest itself
+#   make run        the whole system locally (see SPEC.md, "Local development")
+#   make lint       gofmt, go vet, staticcheck
+#   make validate   sam validate --lint and cfn-lint on template.yaml
+#   make sam-build  sam build (uses the build-<LogicalId> targets below)
+#   make deploy     sam build, then sam deploy --config-env $(ENV)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+ENV ?= dev
+
+VENV := .venv
+SAM := $(VENV)/bin/sam
+CFN_LINT := $(VENV)/bin/cfn-lint
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := infra/node_modules/.installed
+
+STATICCHECK_VERSION := v0.8.2
+
+export SAM_CLI_TELEMETRY := 0
+
+# LogicalId:directory of every function in template.yaml. sam build calls
+# build-<LogicalId> (BuildMethod: makefile, CodeUri: .) with ARTIFACTS_DIR set.
+FUNCTIONS := \
+	GetLicensePoolFunction:get-license-pool \
+	AssignLicenseFunction:assign-license \
+	ModifyLicenseFunction:modify-license \
+	RemoveLicenseFunction:remove-license \
+	TransferLicenseFunction:transfer-license \
+	DeletePoolLicensesFunction:delete-pool-licenses \
+	CreateUserFunction:create-user \
+	GetUserFunction:get-user \
+	ListUsersFunction:list-users \
+	CreateAccountFunction:create-account \
+	AddLicensesFunction:add-licenses
+
+LAMBDA_TARGETS := $(foreach f,$(FUNCTIONS),build-$(firstword $(subst :, ,$(f))))
+
+.PHONY: build $(LAMBDA_TARGETS) tools test run lint validate sam-build deploy
+
+build:
+	go build -o bin/ ./functions/...
+
+# lambda_target(LogicalId, directory): the Lambda's bootstrap for provided.al2023 on arm64.
+define lambda_target
+build-$(1):
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags "-s -w -buildid=" -o $$(ARTIFACTS_DIR)/bootstrap ./functions/$(2)
+endef
+$(foreach f,$(FUNCTIONS),$(eval $(call lambda_target,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))))))
+
+tools: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): requirements-dev.txt
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	touch $@
+
+test: tools
+	go test -timeout 20m ./...
+
+run: $(NODE_STAMP)
+	go run ./infra/local run
+
+# Go sources, skipping what the go tool skips (., _ and testdata directories)
+# and node_modules.
+GO_FILES = $(shell find . -mindepth 1 -type d \( -name '.*' -o -name '_*' -o -name testdata -o -name node_modules \) -prune -o -type f -name '*.go' -print)
+
+lint:
+	@unformatted="$$(gofmt -l $(GO_FILES))"; \
+	if [ -n "$$unformatted" ]; then printf 'gofmt -l (run gofmt -w):\n%s\n' "$$unformatted"; exit 1; fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+validate: $(VENV_STAMP)
+	$(SAM) validate --lint
+	$(CFN_LINT) template.yaml
+
+sam-build: $(VENV_STAMP)
+	$(SAM) build
+
+deploy: sam-build
+	$(SAM) deploy --config-env $(ENV)

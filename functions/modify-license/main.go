@@ -1,0 +1,13 @@
+// Command modify-license is the Lambda behind PATCH /v1/users/{userId}/license.
+package main
+
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"licenseadmin/shared/api"
+	"licenseadmin/shared/app"
+)
+
+func main() {
+	lambda.Start(api.ModifyLicense(app.MustLoad()))
+}

@@ -1,0 +1,51 @@
+package template_test
+
+import (
+	"strings"
+	"testing"
+
+	"licenseadmin"
+	"licenseadmin/infra/template"
+)
+
+// TestRealTemplate ensures the project's own template.yaml parses and has
+// the shape the local stack relies on: a table with the pk/sk key and the
+// gsi1 index, the ttl attribute, makefile builds from the repository root,
+// and API routes that are absolute paths.
+func TestRealTemplate(t *testing.T) {
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := tpl.TableInput("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.KeySchema) != 2 || *in.KeySchema[0].AttributeName != "pk" || *in.KeySchema[1].AttributeName != "sk" {
+		t.Errorf("key schema = %+v, want pk HASH, sk RANGE", in.KeySchema)
+	}
+	if len(in.GlobalSecondaryIndexes) != 1 || *in.GlobalSecondaryIndexes[0].IndexName != "gsi1" {
+		t.Errorf("GSIs = %+v, want gsi1", in.GlobalSecondaryIndexes)
+	}
+	if got := tpl.TTLAttribute(); got != "ttl" {
+		t.Errorf("TTLAttribute() = %q, want ttl", got)
+	}
+	if len(tpl.Functions) == 0 {
+		t.Fatal("no functions")
+	}
+	seen := map[string]string{}
+	for _, fn := range tpl.Functions {
+		if fn.CodeURI != "." || fn.BuildMethod != "makefile" {
+			t.Errorf("%s: CodeUri %q BuildMethod %q, want . and makefile", fn.LogicalID, fn.CodeURI, fn.BuildMethod)
+		}
+		for _, r := range fn.Routes {
+			if !strings.HasPrefix(r.Path, "/") {
+				t.Errorf("%s: route %q is not an absolute path", fn.LogicalID, r.Key())
+			}
+			if other, dup := seen[r.Key()]; dup {
+				t.Errorf("route %q is declared by %s and %s", r.Key(), other, fn.LogicalID)
+			}
+			seen[r.Key()] = fn.LogicalID
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package template
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Resource types this package interprets.
+const (
+	typeFunction = "AWS::Serverless::Function"
+	typeHTTPAPI  = "AWS::Serverless::HttpApi"
+	typeTable    = "AWS::DynamoDB::Table"
+)
+
+// TableLogicalID is the logical id of the application's table in the
+// template; TableInput reads it (or the template's only table).
+const TableLogicalID = "Table"
+
+// Template is the part of a SAM template that the local stack and the tests
+// use: the functions with their HTTP routes, and the table definition.
+type Template struct {
+	// Functions lists the AWS::Serverless::Function resources sorted by
+	// logical id, so that output and errors are stable.
+	Functions []Function
+
+	resources map[string]resource
+}
+
+// Function is one AWS::Serverless::Function of the template.
+type Function struct {
+	// LogicalID is the resource's name in the template; the local API uses
+	// it to find the function's handler.
+	LogicalID string
+	// CodeURI is the function's CodeUri (or the Globals one), "" when it is
+	// not a plain string.
+	CodeURI string
+	// BuildMethod is Metadata.BuildMethod ("makefile" for this project).
+	BuildMethod string
+	// Routes are the function's HttpApi events, sorted by path then method.
+	Routes []Route
+	// Policies is the function's Policies property as a list, with
+	// intrinsic functions in their long form ({"Fn::GetAtt": [...]}), so
+	// that tests can check which actions and resources each function gets.
+	Policies []any
+}
+
+// Route is one HttpApi event: the method and path template that API Gateway
+// routes to the function.
+type Route struct {
+	// Method is upper-case; "ANY" matches every method.
+	Method string
+	// Path is the route's path template, such as /v1/users/{userId};
+	// "$default" is the catch-all route.
+	Path string
+	// Authorizer names the route's authorizer ("" when the route is public).
+	Authorizer string
+	// Public is true when no authorizer guards the route (Auth.Authorizer
+	// NONE, or no default authorizer on the API).
+	Public bool
+	// Scopes are the route's AuthorizationScopes; a token needs one of them.
+	Scopes []string
+}
+
+// Key returns the route key that API Gateway puts in events: "METHOD /path",
+// or "$default" for the catch-all route.
+func (r Route) Key() string {
+	if r.Path == "$default" {
+		return r.Path
+	}
+	return r.Method + " " + r.Path
+}
+
+type resource struct {
+	Type       string         `yaml:"Type"`
+	Metadata   map[string]any `yaml:"Metadata"`
+	Properties yaml.Node      `yaml:"Properties"`
+}
+
+type document struct {
+	Globals struct {
+		Function struct {
+			CodeURI any `yaml:"CodeUri"`
+		} `yaml:"Function"`
+		HTTPAPI struct {
+			Auth apiAuth `yaml:"Auth"`
+		} `yaml:"HttpApi"`
+	} `yaml:"Globals"`
+	Resources map[string]resource `yaml:"Resources"`
+}
+
+type apiAuth struct {
+	DefaultAuthorizer string `yaml:"DefaultAuthorizer"`
+}
+
+type functionProps struct {
+	CodeURI  any              `yaml:"CodeUri"`
+	Policies any              `yaml:"Policies"`
+	Events   map[string]event `yaml:"Events"`
+}
+
+type event struct {
+	Type       string    `yaml:"Type"`
+	Properties yaml.Node `yaml:"Properties"`
+}
+
+type httpAPIEvent struct {
+	APIID  any    `yaml:"ApiId"`
+	Method string `yaml:"Method"`
+	Path   string `yaml:"Path"`
+	Auth   struct {
+		Authorizer          string   `yaml:"Authorizer"`
+		AuthorizationScopes []string `yaml:"AuthorizationScopes"`
+	} `yaml:"Auth"`
+}
+
+type httpAPIProps struct {
+	Auth apiAuth `yaml:"Auth"`
+}
+
+// Parse reads a SAM template. It returns an error when the YAML is invalid,
+// when there is no Resources section, or when a function or route cannot be
+// read; the error names the resource.
+func Parse(b []byte) (*Template, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	expandIntrinsics(&root)
+	var doc document
+	if err := root.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	if len(doc.Resources) == 0 {
+		return nil, errors.New("parse template: no Resources")
+	}
+	t := &Template{resources: doc.Resources}
+	for _, id := range sortedKeys(doc.Resources) {
+		r := doc.Resources[id]
+		if r.Type != typeFunction {
+			continue
+		}
+		fn, err := t.function(id, r, &doc)
+		if err != nil {
+			return nil, fmt.Errorf("parse template: function %s: %w", id, err)
+		}
+		t.Functions = append(t.Functions, fn)
+	}
+	return t, nil
+}
+
+// Function returns the function named id, and false when there is none.
+func (t *Template) Function(id string) (Function, bool) {
+	for _, f := range t.Functions {
+		if f.LogicalID == id {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
+
+func (t *Template) function(id string, r resource, doc *document) (Function, error) {
+	var p functionProps
+	if err := decodeOptional(&r.Properties, &p); err != nil {
+		return Function{}, fmt.Errorf("properties: %w", err)
+	}
+	fn := Function{LogicalID: id, Policies: asList(p.Policies)}
+	codeURI := p.CodeURI
+	if codeURI == nil {
+		codeURI = doc.Globals.Function.CodeURI
+	}
+	fn.CodeURI, _ = codeURI.(string)
+	fn.BuildMethod, _ = r.Metadata["BuildMethod"].(string)
+	for _, name := range sortedKeys(p.Events) {
+		ev := p.Events[name]
+		if ev.Type != "HttpApi" {
+			continue
+		}
+		route, err := t.route(ev, doc)
+		if err != nil {
+			return Function{}, fmt.Errorf("event %s: %w", name, err)
+		}
+		fn.Routes = append(fn.Routes, route)
+	}
+	sort.Slice(fn.Routes, func(i, j int) bool {
+		if fn.Routes[i].Path != fn.Routes[j].Path {
+			return fn.Routes[i].Path < fn.Routes[j].Path
+		}
+		return fn.Routes[i].Method < fn.Routes[j].Method
+	})
+	return fn, nil
+}
+
+// route reads one HttpApi event. Without Method and Path the event is the
+// API's $default route, as in SAM.
+func (t *Template) route(ev event, doc *document) (Route, error) {
+	var p httpAPIEvent
+	if err := decodeOptional(&ev.Properties, &p); err != nil {
+		return Route{}, err
+	}
+	r := Route{Method: strings.ToUpper(p.Method), Path: p.Path, Scopes: p.Auth.AuthorizationScopes}
+	if r.Path == "" && r.Method == "" {
+		r.Path, r.Method = "$default", "ANY"
+	}
+	if r.Path == "" || r.Method == "" {
+		return Route{}, errors.New("an HttpApi event needs both Method and Path")
+	}
+	if r.Method == "X-AMAZON-APIGATEWAY-ANY-METHOD" {
+		r.Method = "ANY"
+	}
+	if r.Path != "$default" && !strings.HasPrefix(r.Path, "/") {
+		return Route{}, fmt.Errorf("path %q must start with /", r.Path)
+	}
+	r.Authorizer = p.Auth.Authorizer
+	if r.Authorizer == "" {
+		r.Authorizer = t.defaultAuthorizer(refName(p.APIID), doc)
+	}
+	if r.Authorizer == "NONE" {
+		r.Authorizer = ""
+	}
+	r.Public = r.Authorizer == ""
+	return r, nil
+}
+
+// defaultAuthorizer returns the DefaultAuthorizer of the HttpApi named
+// apiID, falling back to Globals.HttpApi as SAM merges it.
+func (t *Template) defaultAuthorizer(apiID string, doc *document) string {
+	if r, ok := t.resources[apiID]; ok && r.Type == typeHTTPAPI {
+		var p httpAPIProps
+		if err := decodeOptional(&r.Properties, &p); err == nil && p.Auth.DefaultAuthorizer != "" {
+			return p.Auth.DefaultAuthorizer
+		}
+	}
+	return doc.Globals.HTTPAPI.Auth.DefaultAuthorizer
+}
+
+// decodeOptional decodes n into v, leaving v zero when n is absent.
+func decodeOptional(n *yaml.Node, v any) error {
+	if n.Kind == 0 {
+		return nil
+	}
+	return n.Decode(v)
+}
+
+// asList returns v as a list: SAM accepts one policy or a list of them.
+func asList(v any) []any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		return v
+	default:
+		return []any{v}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,188 @@
+// Package api holds one handler constructor per HTTP function: each decodes
+// its route's input, calls a service, and returns the result. Everything
+// shared (identity, errors, idempotency, logging) is in package apigw.
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/app"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/user"
+)
+
+type tierBody struct {
+	Tier *string `json:"tier"`
+}
+
+// decodeTier reads {"tier": "..."} from the body.
+func decodeTier(r *apigw.Request) (licadmin.Tier, error) {
+	var b tierBody
+	if err := r.Decode(&b); err != nil {
+		return "", err
+	}
+	if b.Tier == nil {
+		return "", licadmin.Invalid("tier", "required", "tier is required: eco, advanced or pro")
+	}
+	return licadmin.ParseTier("tier", *b.Tier)
+}
+
+// GetLicensePool serves GET /v1/licenses.
+func GetLicensePool(a *app.App) apigw.Handler {
+	return a.API.Handle("GetLicensePool", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		p, err := a.Licenses.Pool(ctx, r.Request)
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(p)
+	})
+}
+
+// AssignLicense serves POST /v1/users/{userId}/license.
+func AssignLicense(a *app.App) apigw.Handler {
+	return a.API.Handle("AssignLicense", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		tier, err := decodeTier(r)
+		if err != nil {
+			return nil, err
+		}
+		u, err := a.Licenses.Assign(ctx, r.Request, r.Param("userId"), tier)
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(u)
+	}, apigw.Idempotent())
+}
+
+// ModifyLicense serves PATCH /v1/users/{userId}/license.
+func ModifyLicense(a *app.App) apigw.Handler {
+	return a.API.Handle("ModifyLicense", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		tier, err := decodeTier(r)
+		if err != nil {
+			return nil, err
+		}
+		u, err := a.Licenses.Modify(ctx, r.Request, r.Param("userId"), tier)
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(u)
+	}, apigw.Idempotent())
+}
+
+// RemoveLicense serves DELETE /v1/users/{userId}/license.
+func RemoveLicense(a *app.App) apigw.Handler {
+	return a.API.Handle("RemoveLicense", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		u, err := a.Licenses.Remove(ctx, r.Request, r.Param("userId"))
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(u)
+	}, apigw.Idempotent())
+}
+
+// TransferLicense serves POST /v1/users/{userId}/license/transfer.
+func TransferLicense(a *app.App) apigw.Handler {
+	return a.API.Handle("TransferLicense", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		var b struct {
+			ToUserID *string `json:"toUserId"`
+		}
+		if err := r.Decode(&b); err != nil {
+			return nil, err
+		}
+		if b.ToUserID == nil || *b.ToUserID == "" {
+			return nil, licadmin.Invalid("toUserId", "required", "toUserId is required")
+		}
+		u, err := a.Licenses.Transfer(ctx, r.Request, r.Param("userId"), *b.ToUserID)
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(u)
+	}, apigw.Idempotent())
+}
+
+// DeletePoolLicenses serves DELETE /v1/licenses/{tier}?quantity=N.
+func DeletePoolLicenses(a *app.App) apigw.Handler {
+	return a.API.Handle("DeletePoolLicenses", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		tier, err := licadmin.ParseTier("tier", r.Param("tier"))
+		if err != nil {
+			return nil, licadmin.Errorf(licadmin.ENOTFOUND, "no tier %q: use eco, advanced or pro", r.Param("tier"))
+		}
+		q, err := strconv.ParseInt(r.Query["quantity"], 10, 64)
+		if err != nil {
+			return nil, licadmin.Invalid("quantity", "required", "quantity must be a whole number from 1 to 1000000")
+		}
+		p, err := a.Licenses.DeleteFromPool(ctx, r.Request, tier, q)
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(p)
+	}, apigw.Idempotent())
+}
+
+// CreateUser serves POST /v1/users.
+func CreateUser(a *app.App) apigw.Handler {
+	return a.API.Handle("CreateUser", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		var in user.NewUser
+		if err := r.Decode(&in); err != nil {
+			return nil, err
+		}
+		u, err := a.Users.Create(ctx, r.Request, in)
+		if err != nil {
+			return nil, err
+		}
+		return &apigw.Response{Status: http.StatusCreated, Body: u, Headers: map[string]string{
+			"Location": "/v1/users/" + u.ID,
+			"ETag":     etag(u),
+		}}, nil
+	}, apigw.Idempotent())
+}
+
+// GetUser serves GET /v1/users/{userId}.
+func GetUser(a *app.App) apigw.Handler {
+	return a.API.Handle("GetUser", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		u, err := a.Users.Get(ctx, r.Request, r.Param("userId"))
+		if err != nil {
+			return nil, err
+		}
+		return &apigw.Response{Status: http.StatusOK, Body: u, Headers: map[string]string{"ETag": etag(u)}}, nil
+	})
+}
+
+// etag is the user's version as a strong entity tag; PATCH compares it
+// with If-Match.
+func etag(u *licadmin.User) string { return `"` + strconv.FormatInt(u.Version, 10) + `"` }
+
+// ListUsers serves GET /v1/users.
+func ListUsers(a *app.App) apigw.Handler {
+	return a.API.Handle("ListUsers", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		q := user.ListQuery{Filter: licadmin.UserFilter{License: r.Query["license"], Status: r.Query["status"]}}
+		if v, ok := r.Query["limit"]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
+			}
+			q.Limit = n
+		}
+		scope := strings.Join([]string{"users", r.Email, q.Filter.License, q.Filter.Status}, "\x00")
+		after, err := a.Cursors.Decode(ctx, scope, r.Query["cursor"])
+		if err != nil {
+			return nil, err
+		}
+		q.After = after
+		users, next, err := a.Users.List(ctx, r.Request, q)
+		if err != nil {
+			return nil, err
+		}
+		page := apigw.Page[*licadmin.User]{Items: users}
+		if page.Items == nil {
+			page.Items = []*licadmin.User{}
+		}
+		if page.NextCursor, err = a.Cursors.Encode(ctx, scope, next); err != nil {
+			return nil, err
+		}
+		return apigw.OK(page)
+	})
+}

@@ -1,0 +1,341 @@
+// Package apigw adapts API Gateway HTTP API (payload 2.0) events to domain
+// operations: identity from the verified JWT claims, body limits, strict JSON
+// decoding, Idempotency-Key handling, problem+json errors and one JSON log
+// line per request. Handlers stay thin: they decode input, call a service,
+// and return a value.
+package apigw
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"licenseadmin/shared/idem"
+	"licenseadmin/shared/licadmin"
+)
+
+// Handler is the Lambda handler signature for API Gateway HTTP API events;
+// lambda.Start accepts it, and the local API calls it directly.
+type Handler = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// MaxBodyBytes bounds request bodies; larger ones answer 413 before any
+// decoding (API Gateway itself allows 10 MB).
+const MaxBodyBytes = 64 << 10
+
+// Request is what an operation sees of an HTTP call.
+type Request struct {
+	licadmin.Request
+	Method  string
+	Route   string
+	Path    map[string]string
+	Query   map[string]string
+	Headers map[string]string
+	Body    []byte
+}
+
+// Param returns the path parameter name.
+func (r *Request) Param(name string) string { return r.Path[name] }
+
+// Header returns a request header by case-insensitive name.
+func (r *Request) Header(name string) string { return r.Headers[strings.ToLower(name)] }
+
+// Decode parses the JSON body into v, refusing unknown fields, trailing data
+// and non-JSON content so that a typo is reported instead of ignored. It
+// returns EINVALID errors that name the offending field when it can.
+func (r *Request) Decode(v any) error {
+	if ct := r.Header("content-type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return licadmin.Errorf(licadmin.EUNSUPPORTEDMEDIATYPE, "send the body as application/json")
+	}
+	if len(bytes.TrimSpace(r.Body)) == 0 {
+		return licadmin.Errorf(licadmin.EINVALID, "a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return licadmin.Errorf(licadmin.EINVALID, "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return licadmin.Errorf(licadmin.EINVALID, "the body must be a JSON object")
+		}
+		return licadmin.Invalid(field, "invalid_type", fmt.Sprintf("%s must be of type %s", field, typeErr.Type))
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return licadmin.Errorf(licadmin.EINVALID, "the body is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return licadmin.Invalid(field, "unknown_field", fmt.Sprintf("unknown field %q", field))
+	}
+	return licadmin.Errorf(licadmin.EINVALID, "the body could not be read as JSON")
+}
+
+// Response is an operation's successful answer. Body is encoded as JSON
+// unless Raw is set.
+type Response struct {
+	Status  int
+	Body    any
+	Raw     []byte
+	Headers map[string]string
+}
+
+// OK returns a 200 response with body v.
+func OK(v any) (*Response, error) { return &Response{Status: http.StatusOK, Body: v}, nil }
+
+// Operation is one route's logic.
+type Operation func(ctx context.Context, r *Request) (*Response, error)
+
+// IdempotencyStore remembers responses to requests that carried an
+// Idempotency-Key. Put must fail with idem.ErrReplay when the record exists.
+type IdempotencyStore interface {
+	GetIdempotency(ctx context.Context, scope, key string) (*idem.Record, error)
+	PutIdempotency(ctx context.Context, r *idem.Record) error
+}
+
+// Server turns operations into Lambda handlers sharing logging and
+// idempotency.
+type Server struct {
+	Logger      *slog.Logger
+	Idempotency IdempotencyStore
+	Now         func() time.Time
+}
+
+// Option changes how Handle treats a route.
+type Option func(*route)
+
+type route struct {
+	public     bool
+	idempotent bool
+}
+
+// Public marks a route that needs no token (activation).
+func Public() Option { return func(r *route) { r.public = true } }
+
+// Idempotent marks a mutating route that honours Idempotency-Key.
+func Idempotent() Option { return func(r *route) { r.idempotent = true } }
+
+// Handle returns the Lambda handler that runs op for the operation named name.
+func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
+	var rt route
+	for _, o := range opts {
+		o(&rt)
+	}
+	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		start := s.now()
+		req, err := newRequest(ev)
+		var resp events.APIGatewayV2HTTPResponse
+		replayed := false
+		if err == nil && !rt.public && req.Email == "" {
+			err = licadmin.Errorf(licadmin.EUNAUTHORIZED, "a bearer token with an email claim is required")
+		}
+		if err == nil {
+			ctx = licadmin.WithRequest(ctx, req.Request)
+			key := req.Header("idempotency-key")
+			if rt.idempotent && key != "" {
+				resp, replayed, err = s.idempotent(ctx, req, key, op)
+			} else {
+				resp, err = s.run(ctx, req, op)
+			}
+		}
+		if err != nil {
+			resp = s.problem(err, ev.RequestContext.RequestID)
+		}
+		s.log(ctx, name, ev, req, resp, err, replayed, start)
+		return resp, nil
+	}
+}
+
+func (s *Server) run(ctx context.Context, req *Request, op Operation) (events.APIGatewayV2HTTPResponse, error) {
+	out, err := op(ctx, req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	return encode(out)
+}
+
+// idempotent runs op at most once per (caller, key): a stored response is
+// replayed, a different body under the same key is refused, and the record
+// of a change is written by the store in the change's own transaction.
+func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Operation) (events.APIGatewayV2HTTPResponse, bool, error) {
+	if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return events.APIGatewayV2HTTPResponse{}, false, licadmin.Invalid("Idempotency-Key", "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+	}
+	sum := sha256.New()
+	fmt.Fprintf(sum, "%s\n%s\n%s\n", req.Method, req.Route, canonicalPath(req.Path))
+	sum.Write(req.Body)
+	hash := hex.EncodeToString(sum.Sum(nil))
+
+	replay := func() (events.APIGatewayV2HTTPResponse, bool, error) {
+		rec, err := s.Idempotency.GetIdempotency(ctx, req.Email, key)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, false, err
+		}
+		if rec == nil {
+			return events.APIGatewayV2HTTPResponse{}, false, licadmin.Errorf(licadmin.EIDEMINPROGRESS, "a request with this Idempotency-Key is in progress; retry shortly")
+		}
+		if rec.Hash != hash {
+			return events.APIGatewayV2HTTPResponse{}, false, licadmin.Errorf(licadmin.EIDEMREUSED, "this Idempotency-Key was used with another request; use a new key for a new request")
+		}
+		return events.APIGatewayV2HTTPResponse{
+			StatusCode: rec.Status,
+			Headers:    map[string]string{"Content-Type": rec.ContentType, "Idempotent-Replayed": "true"},
+			Body:       string(rec.Body),
+		}, true, nil
+	}
+
+	if rec, err := s.Idempotency.GetIdempotency(ctx, req.Email, key); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, false, err
+	} else if rec != nil {
+		return replay()
+	}
+
+	pending := &idem.Pending{Record: idem.Record{Scope: req.Email, Key: key, Hash: hash, CreatedAt: s.now()}}
+	resp, err := s.run(idem.With(ctx, pending), req, op)
+	if errors.Is(err, idem.ErrReplay) {
+		return replay()
+	}
+	if err != nil {
+		code := licadmin.ErrorCode(err)
+		if code == licadmin.EINTERNAL || code == licadmin.EUNAVAILABLE {
+			// Not remembered: the client should be able to retry.
+			return resp, false, err
+		}
+		resp = s.problem(err, req.RequestID)
+	}
+	if !pending.Written {
+		// Errors and changes that wrote nothing (a no-op PATCH) are
+		// remembered here; a change's record is already in its transaction.
+		rec := pending.Record
+		rec.Status, rec.ContentType, rec.Body = resp.StatusCode, resp.Headers["Content-Type"], []byte(resp.Body)
+		if perr := s.Idempotency.PutIdempotency(ctx, &rec); errors.Is(perr, idem.ErrReplay) {
+			return replay()
+		} else if perr != nil {
+			s.logger().ErrorContext(ctx, "idempotency record not saved", "err", perr)
+		}
+	}
+	return resp, false, nil
+}
+
+func canonicalPath(p map[string]string) string {
+	b, _ := json.Marshal(p) // map keys are sorted by encoding/json
+	return string(b)
+}
+
+func encode(out *Response) (events.APIGatewayV2HTTPResponse, error) {
+	resp := events.APIGatewayV2HTTPResponse{StatusCode: out.Status, Headers: map[string]string{}}
+	for k, v := range out.Headers {
+		resp.Headers[k] = v
+	}
+	switch {
+	case out.Raw != nil:
+		resp.Body = string(out.Raw)
+	case out.Body != nil:
+		b, err := json.Marshal(out.Body)
+		if err != nil {
+			return resp, fmt.Errorf("encode response: %w", err)
+		}
+		resp.Body = string(b)
+		resp.Headers["Content-Type"] = "application/json"
+	}
+	return resp, nil
+}
+
+func newRequest(ev events.APIGatewayV2HTTPRequest) (*Request, error) {
+	headers := make(map[string]string, len(ev.Headers))
+	for k, v := range ev.Headers {
+		headers[strings.ToLower(k)] = v
+	}
+	req := &Request{
+		Request: licadmin.Request{
+			Email:     claimEmail(ev),
+			RequestID: ev.RequestContext.RequestID,
+			SourceIP:  ev.RequestContext.HTTP.SourceIP,
+		},
+		Method:  ev.RequestContext.HTTP.Method,
+		Route:   ev.RouteKey,
+		Path:    ev.PathParameters,
+		Query:   ev.QueryStringParameters,
+		Headers: headers,
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		var err error
+		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			return req, licadmin.Errorf(licadmin.EINVALID, "the body is not valid base64")
+		}
+	}
+	if len(body) > MaxBodyBytes {
+		return req, licadmin.Errorf(licadmin.ETOOLARGE, "the body exceeds %d bytes", MaxBodyBytes)
+	}
+	req.Body = body
+	return req, nil
+}
+
+// claimEmail returns the verified token's email claim, lower-cased. API
+// Gateway's JWT authorizer has already checked signature, issuer, audience
+// and expiry; nothing in the body, path or headers can name the caller.
+func claimEmail(ev events.APIGatewayV2HTTPRequest) string {
+	a := ev.RequestContext.Authorizer
+	if a == nil || a.JWT == nil {
+		return ""
+	}
+	return licadmin.NormalizeEmail(a.JWT.Claims["email"])
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) log(ctx context.Context, name string, ev events.APIGatewayV2HTTPRequest, req *Request, resp events.APIGatewayV2HTTPResponse, err error, replayed bool, start time.Time) {
+	attrs := []any{
+		"op", name,
+		"requestId", ev.RequestContext.RequestID,
+		"method", ev.RequestContext.HTTP.Method,
+		"route", ev.RouteKey,
+		"status", resp.StatusCode,
+		"latencyMs", float64(s.now().Sub(start).Microseconds()) / 1000,
+	}
+	if replayed {
+		attrs = append(attrs, "idempotentReplay", true)
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		attrs = append(attrs, "code", licadmin.ErrorCode(err))
+		if resp.StatusCode >= 500 {
+			level = slog.LevelError
+			attrs = append(attrs, "err", err.Error())
+		}
+	}
+	s.logger().Log(ctx, level, "request", attrs...)
+}

@@ -1,0 +1,307 @@
+// Package apitest runs License Admin's handlers against DynamoDB Local in
+// tests: a fresh table per test, the real App wiring, and API Gateway HTTP
+// API payload 2.0 events built like the local API (and API Gateway) builds
+// them. It is the httptest of this project.
+package apitest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/app"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/operator"
+)
+
+// Env is one test's system: a fresh table and the App over it.
+type Env struct {
+	App   *app.App
+	DB    *dynamodb.Client
+	Table string
+}
+
+// New returns an Env over a fresh DynamoDB Local table. optFns adjust the
+// DynamoDB client the App uses (fault injection, request counting).
+func New(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
+	tb.Helper()
+	raw, table := dynamolocal.NewTable(tb)
+	db := dynamodb.New(raw.Options(), optFns...)
+	a := app.NewWithClient(app.Config{TableName: table, WebmailDomains: licadmin.DefaultWebmailDomains}, db)
+	// Request logs would drown test output; handlers' behaviour is asserted.
+	a.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	a.API.Logger = a.Logger
+	return &Env{App: a, DB: raw, Table: table}
+}
+
+// MustAccount creates an account whose first admin is adminEmail and
+// returns the account and admin ids.
+func (e *Env) MustAccount(tb testing.TB, name, adminEmail string) (accountID, adminID string) {
+	tb.Helper()
+	out, err := e.App.Operator.CreateAccount(context.Background(), operator.CreateAccountInput{Name: name, AdminEmail: adminEmail})
+	if err != nil {
+		tb.Fatalf("create account %s: %v", name, err)
+	}
+	return out.AccountID, out.AdminUserID
+}
+
+var orderSeq atomic.Int64
+
+// MustLicenses adds n purchased licenses of tier to an account's pool.
+func (e *Env) MustLicenses(tb testing.TB, accountID string, tier licadmin.Tier, n int64) {
+	tb.Helper()
+	_, err := e.App.Operator.AddLicenses(context.Background(), operator.AddLicensesInput{
+		AccountID: accountID, Tier: string(tier), Quantity: n, OrderID: fmt.Sprintf("order-%d", orderSeq.Add(1)),
+	})
+	if err != nil {
+		tb.Fatalf("add %d %s licenses: %v", n, tier, err)
+	}
+}
+
+// Request describes one HTTP call.
+type Request struct {
+	// Route is API Gateway's route key, e.g. "POST /v1/users/{userId}/license".
+	Route string
+	// Params fill the route's {placeholders}.
+	Params map[string]string
+	Query  map[string]string
+	// Email is the verified token's email claim; empty means no token.
+	Email   string
+	Body    any
+	Headers map[string]string
+}
+
+// Event builds the API Gateway HTTP API (payload 2.0) event for r.
+func (r Request) Event() events.APIGatewayV2HTTPRequest {
+	method, path, _ := strings.Cut(r.Route, " ")
+	raw := path
+	for k, v := range r.Params {
+		raw = strings.ReplaceAll(raw, "{"+k+"}", v)
+	}
+	var body string
+	switch b := r.Body.(type) {
+	case nil:
+	case string:
+		body = b
+	case []byte:
+		body = string(b)
+	default:
+		j, _ := json.Marshal(b)
+		body = string(j)
+	}
+	headers := map[string]string{"user-agent": "apitest"}
+	if body != "" {
+		headers["content-type"] = "application/json"
+	}
+	for k, v := range r.Headers {
+		headers[strings.ToLower(k)] = v
+	}
+	ev := events.APIGatewayV2HTTPRequest{
+		Version:               "2.0",
+		RouteKey:              r.Route,
+		RawPath:               raw,
+		Headers:               headers,
+		QueryStringParameters: r.Query,
+		PathParameters:        r.Params,
+		Body:                  body,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			AccountID:  "123456789012",
+			APIID:      "local",
+			RequestID:  fmt.Sprintf("req-%d", reqSeq.Add(1)),
+			RouteKey:   r.Route,
+			Stage:      "$default",
+			TimeEpoch:  time.Now().UnixMilli(),
+			DomainName: "localhost",
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
+				Method: method, Path: raw, Protocol: "HTTP/1.1", SourceIP: "198.51.100.7", UserAgent: "apitest",
+			},
+		},
+	}
+	if r.Email != "" {
+		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
+				Claims: map[string]string{"email": r.Email, "sub": "sub-" + r.Email},
+			},
+		}
+	}
+	return ev
+}
+
+var reqSeq atomic.Int64
+
+// Response is a handler's answer with helpers to read it.
+type Response struct {
+	events.APIGatewayV2HTTPResponse
+	RequestID string
+}
+
+// Do calls h with r's event.
+func Do(tb testing.TB, h apigw.Handler, r Request) *Response {
+	tb.Helper()
+	ev := r.Event()
+	resp, err := h(context.Background(), ev)
+	if err != nil {
+		tb.Fatalf("%s: handler returned an error (API Gateway would answer 500): %v", r.Route, err)
+	}
+	return &Response{APIGatewayV2HTTPResponse: resp, RequestID: ev.RequestContext.RequestID}
+}
+
+// Decode decodes the JSON body into v.
+func (r *Response) Decode(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal([]byte(r.Body), v); err != nil {
+		tb.Fatalf("decode %d body %q: %v", r.StatusCode, r.Body, err)
+	}
+}
+
+// User decodes the body as a user.
+func (r *Response) User(tb testing.TB) *licadmin.User {
+	tb.Helper()
+	r.Want(tb, http.StatusOK, http.StatusCreated)
+	var u licadmin.User
+	r.Decode(tb, &u)
+	return &u
+}
+
+// Want fails the test unless the status is one of statuses.
+func (r *Response) Want(tb testing.TB, statuses ...int) {
+	tb.Helper()
+	for _, s := range statuses {
+		if r.StatusCode == s {
+			return
+		}
+	}
+	tb.Fatalf("status %d, want %v; body %s", r.StatusCode, statuses, r.Body)
+}
+
+// WantProblem fails the test unless the answer is a problem+json body with
+// status and code.
+func (r *Response) WantProblem(tb testing.TB, status int, code string) apigw.Problem {
+	tb.Helper()
+	if r.StatusCode != status {
+		tb.Fatalf("status %d, want %d (%s); body %s", r.StatusCode, status, code, r.Body)
+	}
+	if ct := r.Headers["Content-Type"]; ct != apigw.ProblemContentType {
+		tb.Fatalf("Content-Type %q, want %s", ct, apigw.ProblemContentType)
+	}
+	var p apigw.Problem
+	r.Decode(tb, &p)
+	if p.Code != code || p.Status != status || p.Title == "" || p.Type == "" || p.Detail == "" {
+		tb.Fatalf("problem %+v, want status %d code %s with type, title and detail", p, status, code)
+	}
+	return p
+}
+
+// Invariants checks SPEC rules 1–3 over the whole table: for every account
+// and tier 0 <= assigned <= purchased, available = purchased - assigned,
+// assigned equals the number of users holding that tier; every user has
+// the email claim that points back at it, and no claim points elsewhere.
+func (e *Env) Invariants(tb testing.TB) {
+	tb.Helper()
+	items := e.Scan(tb)
+	type counts struct{ purchased, assigned, available, holders int64 }
+	pools := map[string]map[string]*counts{}
+	pool := func(acct, tier string) *counts {
+		if pools[acct] == nil {
+			pools[acct] = map[string]*counts{}
+		}
+		if pools[acct][tier] == nil {
+			pools[acct][tier] = &counts{}
+		}
+		return pools[acct][tier]
+	}
+	claims := map[string]string{} // email -> userId
+	users := map[string]string{}  // userId -> email
+	for _, it := range items {
+		pk, sk := s(it, "pk"), s(it, "sk")
+		switch {
+		case sk == "POOL":
+			acct := strings.TrimPrefix(pk, "ACCT#")
+			for _, t := range licadmin.Tiers {
+				c := pool(acct, string(t))
+				c.purchased, c.assigned, c.available = n(it, "purchased_"+string(t)), n(it, "assigned_"+string(t)), n(it, "available_"+string(t))
+			}
+		case sk == "USER":
+			users[s(it, "id")] = s(it, "email")
+			if t := s(it, "tier"); t != "" {
+				pool(s(it, "accountId"), t).holders++
+			}
+		case sk == "EMAIL":
+			claims[strings.TrimPrefix(pk, "EMAIL#")] = s(it, "userId")
+		}
+	}
+	for acct, tiers := range pools {
+		for tier, c := range tiers {
+			if c.assigned < 0 || c.assigned > c.purchased || c.available != c.purchased-c.assigned || c.assigned != c.holders {
+				tb.Errorf("account %s tier %s: purchased %d assigned %d available %d, but %d users hold it",
+					acct, tier, c.purchased, c.assigned, c.available, c.holders)
+			}
+		}
+	}
+	for id, email := range users {
+		if claims[email] != id {
+			tb.Errorf("user %s (%s): the email claim points at %q", id, email, claims[email])
+		}
+	}
+	if len(claims) != len(users) {
+		tb.Errorf("%d email claims for %d users", len(claims), len(users))
+	}
+}
+
+// LogGeneration reads a user's log generation from its item.
+func (e *Env) LogGeneration(tb testing.TB, userID string) int64 {
+	tb.Helper()
+	out, err := e.DB.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName:      aws.String(e.Table),
+		Key:            map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "USER#" + userID}, "sk": &types.AttributeValueMemberS{Value: "USER"}},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil || out.Item == nil {
+		tb.Fatalf("get user %s: %v", userID, err)
+	}
+	return n(out.Item, "logGen")
+}
+
+// Scan returns every item of the table.
+func (e *Env) Scan(tb testing.TB) []map[string]types.AttributeValue {
+	tb.Helper()
+	var items []map[string]types.AttributeValue
+	p := dynamodb.NewScanPaginator(e.DB, &dynamodb.ScanInput{TableName: aws.String(e.Table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			tb.Fatalf("scan: %v", err)
+		}
+		items = append(items, out.Items...)
+	}
+	return items
+}
+
+func s(it map[string]types.AttributeValue, name string) string {
+	if v, ok := it[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func n(it map[string]types.AttributeValue, name string) int64 {
+	var x int64
+	if v, ok := it[name].(*types.AttributeValueMemberN); ok {
+		fmt.Sscan(v.Value, &x)
+	}
+	return x
+}

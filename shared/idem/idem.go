@@ -1,0 +1,75 @@
+// Package idem carries an Idempotency-Key through a request (SPEC rule 9):
+// the HTTP layer opens a Pending record, the store writes it in the same
+// transaction as the change it guards, so a retry can never apply the change
+// twice, and a replay returns the first response byte for byte.
+package idem
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// TTL is how long a key is remembered (SPEC rule 9: 24 h).
+const TTL = 24 * time.Hour
+
+// ErrReplay is returned by a store when the key's record already exists,
+// written by a concurrent request with the same key: the caller must read the
+// record and replay it instead of applying anything.
+var ErrReplay = errors.New("idempotency record already exists")
+
+// Record is a remembered response.
+type Record struct {
+	// Scope and Key identify the record: the caller's email and the header.
+	Scope string
+	Key   string
+	// Hash fingerprints the request (method, route, path, body); the same key
+	// with another hash is refused.
+	Hash        string
+	Status      int
+	ContentType string
+	Body        []byte
+	CreatedAt   time.Time
+}
+
+// Expires returns when the record may be forgotten.
+func (r *Record) Expires() time.Time { return r.CreatedAt.Add(TTL) }
+
+// Pending is an idempotency record waiting for the change it guards. A store
+// that commits a change calls Seal with the response value, writes the record
+// in the same transaction, and marks it Written.
+type Pending struct {
+	Record
+	// Written is set once the record is in the table.
+	Written bool
+}
+
+// Seal fills the record's body with v encoded as the success response, the
+// same encoding the HTTP layer sends.
+func (p *Pending) Seal(v any) (*Record, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	p.Body = b
+	p.ContentType = "application/json"
+	return &p.Record, nil
+}
+
+type pendingKey struct{}
+
+// With returns ctx carrying p.
+func With(ctx context.Context, p *Pending) context.Context {
+	return context.WithValue(ctx, pendingKey{}, p)
+}
+
+// From returns the pending record carried by ctx, or nil when the request
+// had no Idempotency-Key or the record was already written.
+func From(ctx context.Context) *Pending {
+	p, _ := ctx.Value(pendingKey{}).(*Pending)
+	if p == nil || p.Written {
+		return nil
+	}
+	return p
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// CreateAccount writes a new account with an empty pool and its first
+// admin, in one transaction. When domain is not empty (not a public webmail
+// domain) it is approved for the account; it fails with EDOMAINCLAIMED when
+// another account holds it, and EEMAILTAKEN when the admin's email is taken.
+func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin *licadmin.User, domain string, now time.Time) error {
+	t := &txn{}
+	acct := accountKey(accountID)
+	acct["name"] = str(name)
+	acct["adminCount"] = num(1)
+	acct["createdAt"] = timestamp(now)
+	e := newExpr()
+	t.put(s.Table, acct, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+		return fmt.Errorf("account id %s collides with an existing account", accountID)
+	})
+	pool := poolKey(accountID)
+	for _, tier := range licadmin.Tiers {
+		pool[purchasedAttr(tier)] = num(0)
+		pool[assignedAttr(tier)] = num(0)
+		pool[availableAttr(tier)] = num(0)
+		pool[alertAttr(tier)] = num(0)
+	}
+	t.put(s.Table, pool, "", nil, nil)
+	if domain != "" {
+		s.putApprovedDomain(t, accountID, domain, now)
+	}
+	s.putNewUser(t, admin)
+	s.addAudit(ctx, t, Audit{AccountID: accountID, Actor: licadmin.OperatorActor, Action: ActionAccountCreate, Target: accountID,
+		Details: map[string]string{"name": name, "admin": admin.Email, "domain": domain}, At: now})
+	return s.transact(ctx, t)
+}
+
+// putApprovedDomain appends the global domain claim (one account per
+// domain, SPEC rule 5) and the account's own domain entry.
+func (s *Store) putApprovedDomain(t *txn, accountID, domain string, now time.Time) {
+	claim := domainKey(domain)
+	claim["accountId"] = str(accountID)
+	claim["status"] = str(DomainApproved)
+	claim["approvedAt"] = timestamp(now)
+	e := newExpr()
+	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s) OR %s = %s", e.n(attrPK), e.n("accountId"), e.v(str(accountID))), e,
+		func(Item) error {
+			return licadmin.Errorf(licadmin.EDOMAINCLAIMED, "the domain %s is already approved for another account", domain)
+		})
+	own := accountDomainKey(accountID, domain)
+	own["domain"] = str(domain)
+	own["status"] = str(DomainApproved)
+	own["approvedAt"] = timestamp(now)
+	t.put(s.Table, own, "", nil, nil)
+}
+
+var errOrderDone = errors.New("order already applied")
+
+// AddLicenses adds quantity purchased licenses of tier to an account's pool
+// for a billing order, once per order id: the same order again changes
+// nothing and returns the pool; the same id with another tier or quantity
+// fails with EORDERCONFLICT. An unknown account fails with ENOTFOUND.
+func (s *Store) AddLicenses(ctx context.Context, accountID string, tier licadmin.Tier, quantity int64, orderID string, now time.Time) (*licadmin.Pool, error) {
+	t := &txn{}
+	order := orderKey(accountID, orderID)
+	order["tier"] = str(string(tier))
+	order["quantity"] = num(quantity)
+	order["at"] = timestamp(now)
+	e := newExpr()
+	t.put(s.Table, order, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(old Item) error {
+		if getS(old, "tier") == string(tier) && getN(old, "quantity") == quantity {
+			return errOrderDone
+		}
+		return licadmin.Errorf(licadmin.EORDERCONFLICT, "order %s was already applied with %d %s licenses", orderID, getN(old, "quantity"), getS(old, "tier"))
+	})
+	pe := newExpr()
+	q := pe.v(num(quantity))
+	t.update(s.Table, poolKey(accountID),
+		fmt.Sprintf("ADD %s %s, %s %s", pe.n(purchasedAttr(tier)), q, pe.n(availableAttr(tier)), q),
+		fmt.Sprintf("attribute_exists(%s)", pe.n(attrPK)), pe,
+		func(Item) error { return licadmin.Errorf(licadmin.ENOTFOUND, "account %s not found", accountID) })
+	s.addAudit(ctx, t, Audit{AccountID: accountID, Actor: licadmin.OperatorActor, Action: ActionLicensesAdd, Target: string(tier),
+		Details: map[string]string{"quantity": strconv.FormatInt(quantity, 10), "orderId": orderID}, At: now})
+	if err := s.transact(ctx, t); err != nil && !errors.Is(err, errOrderDone) {
+		return nil, err
+	}
+	return s.Pool(ctx, accountID)
+}

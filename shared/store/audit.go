@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/shared/idem"
+	"licenseadmin/shared/licadmin"
+)
+
+// Audit is one audit record: who did what to which target, when, from where
+// and in which request (SPEC rule 8). It is always written in the same
+// transaction as the change it describes.
+type Audit struct {
+	AccountID string
+	Actor     string
+	Action    string
+	Target    string
+	Details   map[string]string
+	At        time.Time
+	SourceIP  string
+	RequestID string
+}
+
+// Audit actions, one per kind of change.
+const (
+	ActionAccountCreate   = "account.create"
+	ActionLicensesAdd     = "licenses.add"
+	ActionLicensesDelete  = "licenses.delete"
+	ActionLicenseAssign   = "license.assign"
+	ActionLicenseModify   = "license.modify"
+	ActionLicenseRemove   = "license.remove"
+	ActionLicenseTransfer = "license.transfer"
+	ActionUserCreate      = "user.create"
+)
+
+// addAudit appends the audit record of the change to t. The request's id
+// and source IP come from ctx.
+func (s *Store) addAudit(ctx context.Context, t *txn, a Audit) {
+	r := licadmin.RequestFrom(ctx)
+	if a.SourceIP == "" {
+		a.SourceIP = r.SourceIP
+	}
+	if a.RequestID == "" {
+		a.RequestID = r.RequestID
+	}
+	at := formatTime(a.At)
+	it := auditKey(a.AccountID, at, s.newID())
+	it["actor"] = str(a.Actor)
+	it["action"] = str(a.Action)
+	it["target"] = str(a.Target)
+	it["at"] = str(at)
+	it["sourceIp"] = str(a.SourceIP)
+	it["requestId"] = str(a.RequestID)
+	if len(a.Details) > 0 {
+		m := make(map[string]types.AttributeValue, len(a.Details))
+		for k, v := range a.Details {
+			m[k] = str(v)
+		}
+		it["details"] = &types.AttributeValueMemberM{Value: m}
+	}
+	t.put(s.Table, it, "", nil, nil)
+}
+
+// AuditLog returns an account's audit records, newest first, at most limit.
+func (s *Store) AuditLog(ctx context.Context, accountID string, limit int32) ([]Audit, error) {
+	e := newExpr()
+	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(str(accountPK(accountID))), e.n(attrSK), e.v(str("AUDIT#")))),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ScanIndexForward:          aws.Bool(false),
+		Limit:                     aws.Int32(limit),
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query audit of %s: %w", accountID, err)
+	}
+	var recs []Audit
+	for _, it := range out.Items {
+		a := Audit{
+			AccountID: accountID,
+			Actor:     getS(it, "actor"),
+			Action:    getS(it, "action"),
+			Target:    getS(it, "target"),
+			At:        getTime(it, "at"),
+			SourceIP:  getS(it, "sourceIp"),
+			RequestID: getS(it, "requestId"),
+		}
+		if m, ok := it["details"].(*types.AttributeValueMemberM); ok {
+			a.Details = map[string]string{}
+			for k := range m.Value {
+				a.Details[k] = getS(m.Value, k)
+			}
+		}
+		recs = append(recs, a)
+	}
+	return recs, nil
+}
+
+// callerCheck appends a condition that the caller is still an admin of its
+// account when the transaction commits, so that a demotion racing with a
+// request can never let a former admin change anything.
+func (s *Store) callerCheck(t *txn, c *licadmin.Caller) {
+	e := newExpr()
+	cond := fmt.Sprintf("%s = %s AND %s = %s", e.n("accountId"), e.v(str(c.AccountID)), e.n("role"), e.v(str(string(licadmin.RoleAdmin))))
+	t.check(s.Table, emailKey(c.Email), cond, e, func(Item) error {
+		return licadmin.Errorf(licadmin.EFORBIDDEN, "only administrators of the account may do this")
+	})
+}
+
+func idemItem(r *idem.Record) Item {
+	it := idemKey(r.Scope, r.Key)
+	it["hash"] = str(r.Hash)
+	it["status"] = num(int64(r.Status))
+	it["contentType"] = str(r.ContentType)
+	it["body"] = bin(r.Body)
+	it["createdAt"] = timestamp(r.CreatedAt)
+	it[attrTTL] = num(r.Expires().Unix())
+	return it
+}
+
+// GetIdempotency returns the remembered response for (scope, key), or nil
+// when there is none or it expired (TTL deletion lags by up to two days).
+func (s *Store) GetIdempotency(ctx context.Context, scope, k string) (*idem.Record, error) {
+	it, err := s.getItem(ctx, idemKey(scope, k))
+	if err != nil {
+		return nil, fmt.Errorf("get idempotency record: %w", err)
+	}
+	if it == nil {
+		return nil, nil
+	}
+	r := &idem.Record{
+		Scope:       scope,
+		Key:         k,
+		Hash:        getS(it, "hash"),
+		Status:      int(getN(it, "status")),
+		ContentType: getS(it, "contentType"),
+		Body:        getB(it, "body"),
+		CreatedAt:   getTime(it, "createdAt"),
+	}
+	if time.Now().After(r.Expires()) {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// PutIdempotency remembers a response that no transaction recorded (an
+// error, a no-op). It returns idem.ErrReplay when a live record exists.
+func (s *Store) PutIdempotency(ctx context.Context, r *idem.Record) error {
+	e := newExpr()
+	cond := fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(attrPK), e.n(attrTTL), e.v(num(time.Now().Unix())))
+	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.Table,
+		Item:                      idemItem(r),
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return idem.ErrReplay
+	}
+	if err != nil {
+		return fmt.Errorf("put idempotency record: %w", err)
+	}
+	return nil
+}

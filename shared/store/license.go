@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// Each license change is one TransactWriteItems: the pool counters with a
+// condition that keeps 0 <= assigned <= purchased, the user(s) with a
+// condition on the version that was read (so the license state the service
+// checked is the state that is changed), the caller's admin check, the audit
+// record, and the idempotency record when the request has a key.
+
+// userCond appends to e the condition that the user item is the one read:
+// same account, same version.
+func userCond(e *expr, u *licadmin.User) string {
+	return fmt.Sprintf("%s = %s AND %s = %s",
+		e.n("accountId"), e.v(str(u.AccountID)), e.n("version"), e.v(num(u.Version)))
+}
+
+// userChanged is the failure of userCond: gone (or moved, which cannot
+// happen) is not found; anything else means the user changed since it was
+// read, and the service plans again from a fresh read.
+func userChanged(u *licadmin.User) func(Item) error {
+	return func(old Item) error {
+		if old == nil || getS(old, "accountId") != u.AccountID {
+			return licadmin.Errorf(licadmin.ENOTFOUND, "user %s not found", u.ID)
+		}
+		return licadmin.ErrStale
+	}
+}
+
+// next returns a copy of u as it will be after a change at now.
+func next(u *licadmin.User, now time.Time) *licadmin.User {
+	n := *u
+	n.Version++
+	n.UpdatedAt = now
+	return &n
+}
+
+// dropProSettings turns off the settings that need a Pro license; a user
+// who loses Pro loses them in the same transaction.
+func dropProSettings(u *licadmin.User) {
+	if u.Security.ProtectedReplies != "" && u.Security.ProtectedReplies != "none" {
+		u.Security.ProtectedReplies = "none"
+	}
+}
+
+// userLicenseUpdate builds the update of a user's license fields from u to n.
+func userLicenseUpdate(e *expr, n *licadmin.User) string {
+	set := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s",
+		e.n("version"), e.v(num(n.Version)),
+		e.n("updatedAt"), e.v(timestamp(n.UpdatedAt)),
+		e.n("logGen"), e.v(num(n.LogGeneration)),
+		e.n("protectedReplies"), e.v(str(n.Security.ProtectedReplies)))
+	if n.License != nil {
+		return set + fmt.Sprintf(", %s = %s, %s = %s",
+			e.n("tier"), e.v(str(string(n.License.Tier))),
+			e.n("assignedAt"), e.v(timestamp(n.License.AssignedAt)))
+	}
+	return set + fmt.Sprintf(" REMOVE %s, %s", e.n("tier"), e.n("assignedAt"))
+}
+
+func (s *Store) updateUser(t *txn, old, n *licadmin.User) {
+	e := newExpr()
+	t.update(s.Table, userKey(old.ID), userLicenseUpdate(e, n), userCond(e, old), e, userChanged(old))
+}
+
+func noLicense(t licadmin.Tier) func(Item) error {
+	return func(Item) error {
+		return licadmin.Errorf(licadmin.ENOLICENSE, "no %s license is available in the pool; add licenses or free one", t)
+	}
+}
+
+// AssignLicense gives u (as read) a license of tier from the pool and
+// returns the user as committed. It fails with ENOLICENSE when the tier has
+// none available and licadmin.ErrStale when u changed since it was read.
+func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, tier licadmin.Tier, now time.Time) (*licadmin.User, error) {
+	n := next(u, now)
+	n.License = &licadmin.License{Tier: tier, AssignedAt: now}
+	t, p := s.begin(ctx, now)
+
+	e := newExpr()
+	one := e.v(num(1))
+	t.update(s.Table, poolKey(c.AccountID),
+		fmt.Sprintf("ADD %s %s, %s %s", e.n(assignedAttr(tier)), one, e.n(availableAttr(tier)), e.v(num(-1))),
+		fmt.Sprintf("%s >= %s", e.n(availableAttr(tier)), one), e, noLicense(tier))
+	ue := newExpr()
+	cond := userCond(ue, u) + fmt.Sprintf(" AND attribute_not_exists(%s)", ue.n("tier"))
+	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseAssign, Target: u.ID,
+		Details: map[string]string{"tier": string(tier)}, At: now})
+	if err := s.commit(ctx, t, p, n, now); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// ModifyLicense changes u's license to tier in one swap: the new tier's
+// counter takes one, the old tier's gives one back. Logs are kept.
+func (s *Store) ModifyLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, tier licadmin.Tier, now time.Time) (*licadmin.User, error) {
+	from := u.License.Tier
+	n := next(u, now)
+	n.License = &licadmin.License{Tier: tier, AssignedAt: now}
+	if tier != licadmin.Pro {
+		dropProSettings(n)
+	}
+	t, p := s.begin(ctx, now)
+
+	e := newExpr()
+	one, minus := e.v(num(1)), e.v(num(-1))
+	t.update(s.Table, poolKey(c.AccountID),
+		fmt.Sprintf("ADD %s %s, %s %s, %s %s, %s %s",
+			e.n(assignedAttr(tier)), one, e.n(availableAttr(tier)), minus,
+			e.n(assignedAttr(from)), minus, e.n(availableAttr(from)), one),
+		fmt.Sprintf("%s >= %s AND %s >= %s", e.n(availableAttr(tier)), one, e.n(assignedAttr(from)), one),
+		e, noLicense(tier))
+	ue := newExpr()
+	cond := userCond(ue, u) + fmt.Sprintf(" AND %s = %s", ue.n("tier"), ue.v(str(string(from))))
+	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseModify, Target: u.ID,
+		Details: map[string]string{"from": string(from), "to": string(tier)}, At: now})
+	if err := s.commit(ctx, t, p, n, now); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// RemoveLicense takes u's license back into the pool and bumps u's log
+// generation, so that its logs are unreadable at once (SPEC rule 6).
+func (s *Store) RemoveLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, now time.Time) (*licadmin.User, error) {
+	from := u.License.Tier
+	n := next(u, now)
+	n.License = nil
+	n.LogGeneration++
+	dropProSettings(n)
+	t, p := s.begin(ctx, now)
+
+	s.releaseLicense(t, c.AccountID, from)
+	ue := newExpr()
+	cond := userCond(ue, u) + fmt.Sprintf(" AND %s = %s", ue.n("tier"), ue.v(str(string(from))))
+	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseRemove, Target: u.ID,
+		Details: map[string]string{"tier": string(from), "logGeneration": strconv.FormatInt(n.LogGeneration, 10)}, At: now})
+	if err := s.commit(ctx, t, p, n, now); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// releaseLicense appends the pool update that gives one license of tier back.
+func (s *Store) releaseLicense(t *txn, accountID string, tier licadmin.Tier) {
+	e := newExpr()
+	one := e.v(num(1))
+	t.update(s.Table, poolKey(accountID),
+		fmt.Sprintf("ADD %s %s, %s %s", e.n(assignedAttr(tier)), e.v(num(-1)), e.n(availableAttr(tier)), one),
+		fmt.Sprintf("%s >= %s", e.n(assignedAttr(tier)), one), e,
+		func(Item) error {
+			return fmt.Errorf("pool of %s: assigned %s counter is already zero", accountID, tier)
+		})
+}
+
+// TransferLicense moves from's license to to, keeping the tier; the pool is
+// unchanged. The former holder's log generation is bumped (SPEC rule 6). It
+// returns the new holder as committed.
+func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, to *licadmin.User, now time.Time) (*licadmin.User, error) {
+	tier := from.License.Tier
+	nf := next(from, now)
+	nf.License = nil
+	nf.LogGeneration++
+	dropProSettings(nf)
+	nt := next(to, now)
+	nt.License = &licadmin.License{Tier: tier, AssignedAt: now}
+	t, p := s.begin(ctx, now)
+
+	fe := newExpr()
+	fcond := userCond(fe, from) + fmt.Sprintf(" AND %s = %s", fe.n("tier"), fe.v(str(string(tier))))
+	t.update(s.Table, userKey(from.ID), userLicenseUpdate(fe, nf), fcond, fe, userChanged(from))
+	te := newExpr()
+	tcond := userCond(te, to) + fmt.Sprintf(" AND attribute_not_exists(%s)", te.n("tier"))
+	t.update(s.Table, userKey(to.ID), userLicenseUpdate(te, nt), tcond, te, userChanged(to))
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseTransfer, Target: to.ID,
+		Details: map[string]string{"tier": string(tier), "from": from.ID, "fromLogGeneration": strconv.FormatInt(nf.LogGeneration, 10)}, At: now})
+	if err := s.commit(ctx, t, p, nt, now); err != nil {
+		return nil, err
+	}
+	return nt, nil
+}
+
+// DeleteFromPool removes quantity unassigned licenses of tier from pool (the
+// pool as read) and returns the pool as committed. It fails with
+// ELICENSESINUSE when fewer than quantity are unassigned, and licadmin.ErrStale when
+// the tier's counters changed since the read.
+func (s *Store) DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *licadmin.Pool, tier licadmin.Tier, quantity int64, now time.Time) (*licadmin.Pool, error) {
+	read := pool.Tier(tier)
+	after := &licadmin.Pool{Tiers: append([]licadmin.TierPool(nil), pool.Tiers...)}
+	for i := range after.Tiers {
+		if after.Tiers[i].Tier == tier {
+			after.Tiers[i].Purchased -= quantity
+			after.Tiers[i].Available -= quantity
+		}
+	}
+	t, p := s.begin(ctx, now)
+	e := newExpr()
+	q := e.v(num(quantity))
+	t.update(s.Table, poolKey(c.AccountID),
+		fmt.Sprintf("ADD %s %s, %s %s", e.n(purchasedAttr(tier)), e.v(num(-quantity)), e.n(availableAttr(tier)), e.v(num(-quantity))),
+		fmt.Sprintf("%s >= %s AND %s = %s AND %s = %s", e.n(availableAttr(tier)), q,
+			e.n(purchasedAttr(tier)), e.v(num(read.Purchased)), e.n(assignedAttr(tier)), e.v(num(read.Assigned))), e,
+		func(old Item) error {
+			if avail := getN(old, availableAttr(tier)); avail < quantity {
+				return licadmin.Errorf(licadmin.ELICENSESINUSE, "only %d %s licenses are unassigned; remove licenses from users first", avail, tier)
+			}
+			return licadmin.ErrStale
+		})
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicensesDelete, Target: string(tier),
+		Details: map[string]string{"quantity": strconv.FormatInt(quantity, 10)}, At: now})
+	if err := s.commit(ctx, t, p, after, now); err != nil {
+		return nil, err
+	}
+	return after, nil
+}

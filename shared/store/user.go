@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// Domain statuses.
+const (
+	DomainPending  = "pending"
+	DomainApproved = "approved"
+)
+
+// CreateUser writes a new user of c's account with its email claim. When
+// domain is not empty, the domain must be approved for the account when the
+// transaction commits (EDOMAINNOTAPPROVED); public webmail domains pass "".
+// It fails with EEMAILTAKEN when any user already has the email.
+func (s *Store) CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, domain string, now time.Time) (*licadmin.User, error) {
+	t, p := s.begin(ctx, now)
+	if domain != "" {
+		e := newExpr()
+		t.check(s.Table, domainKey(domain),
+			fmt.Sprintf("%s = %s AND %s = %s", e.n("accountId"), e.v(str(u.AccountID)), e.n("status"), e.v(str(DomainApproved))), e,
+			func(Item) error {
+				return licadmin.Errorf(licadmin.EDOMAINNOTAPPROVED, "the domain %s is not approved for this account; request and verify it first", domain)
+			})
+	}
+	s.putNewUser(t, u)
+	if u.Role == licadmin.RoleAdmin {
+		e := newExpr()
+		t.update(s.Table, accountKey(u.AccountID), fmt.Sprintf("ADD %s %s", e.n("adminCount"), e.v(num(1))),
+			fmt.Sprintf("attribute_exists(%s)", e.n(attrPK)), e,
+			func(Item) error { return licadmin.Errorf(licadmin.ENOTFOUND, "account not found") })
+	}
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: u.AccountID, Actor: c.Email, Action: ActionUserCreate, Target: u.ID,
+		Details: map[string]string{"email": u.Email, "role": string(u.Role)}, At: now})
+	if err := s.commit(ctx, t, p, u, now); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// putNewUser appends the user item and its email claim, both required to
+// be new: the claim is what makes an email belong to one user (SPEC rule 3).
+func (s *Store) putNewUser(t *txn, u *licadmin.User) {
+	claim := emailKey(u.Email)
+	claim["accountId"] = str(u.AccountID)
+	claim["userId"] = str(u.ID)
+	claim["role"] = str(string(u.Role))
+	e := newExpr()
+	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+		return licadmin.Errorf(licadmin.EEMAILTAKEN, "a user with the email %s already exists", u.Email)
+	})
+	ue := newExpr()
+	t.put(s.Table, userItem(u), fmt.Sprintf("attribute_not_exists(%s)", ue.n(attrPK)), ue, func(Item) error {
+		return fmt.Errorf("user id %s collides with an existing user", u.ID)
+	})
+}
+
+// ListUsers returns up to limit users of an account in creation order,
+// starting after the position after (nil for the first page), and the
+// position after the last user returned, nil when there are no more.
+// Positions are opaque to callers; one of another account is refused.
+func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error) {
+	from, err := decodePosition(after, usersGSI1PK(accountID))
+	if err != nil {
+		return nil, nil, err
+	}
+	e := newExpr()
+	keyCond := fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))
+	var filters []string
+	switch f.License {
+	case "":
+	case "none":
+		filters = append(filters, fmt.Sprintf("attribute_not_exists(%s)", e.n("tier")))
+	default:
+		filters = append(filters, fmt.Sprintf("%s = %s", e.n("tier"), e.v(str(f.License))))
+	}
+	if f.Status != "" {
+		filters = append(filters, fmt.Sprintf("%s = %s", e.n("status"), e.v(str(f.Status))))
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		IndexName:                 aws.String(GSI1),
+		KeyConditionExpression:    &keyCond,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ExclusiveStartKey:         from,
+	}
+	if len(filters) > 0 {
+		fe := filters[0]
+		for _, f := range filters[1:] {
+			fe += " AND " + f
+		}
+		in.FilterExpression = &fe
+	}
+	var users []*licadmin.User
+	var last Item
+	for {
+		// Without a filter one extra item tells whether a next page exists;
+		// with one, read in larger steps since some items are dropped.
+		want := limit - len(users) + 1
+		if in.FilterExpression != nil {
+			want = max(want, 100)
+		}
+		in.Limit = aws.Int32(int32(want))
+		out, err := s.DB.Query(ctx, in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("query users of %s: %w", accountID, err)
+		}
+		for _, it := range out.Items {
+			if len(users) == limit {
+				// More items follow: continue after the last one returned.
+				return users, encodePosition(last), nil
+			}
+			users = append(users, decodeUser(it))
+			last = it
+		}
+		if out.LastEvaluatedKey == nil {
+			return users, nil, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// encodePosition returns the GSI1 key of an item as bytes; decodePosition
+// turns them back into an ExclusiveStartKey.
+func encodePosition(it Item) []byte {
+	b, _ := json.Marshal([4]string{getS(it, attrPK), getS(it, attrSK), getS(it, attrGSI1PK), getS(it, attrGSI1SK)})
+	return b
+}
+
+func decodePosition(b []byte, gsi1pk string) (Item, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var k [4]string
+	if err := json.Unmarshal(b, &k); err != nil || k[2] != gsi1pk {
+		return nil, licadmin.Invalid("cursor", "invalid_cursor", "the cursor is not valid for this list; start again without it")
+	}
+	return Item{attrPK: str(k[0]), attrSK: str(k[1]), attrGSI1PK: str(k[2]), attrGSI1SK: str(k[3])}, nil
+}
+
+// CursorKey returns the key that signs pagination cursors, creating it on
+// first use. It lives in the table so that every function shares it and no
+// secret has to be configured or committed.
+func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
+	k := configKey("CURSOR_KEY")
+	it, err := s.getItem(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("get cursor key: %w", err)
+	}
+	if b := getB(it, "value"); len(b) > 0 {
+		return b, nil
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	k["value"] = bin(secret)
+	e := newExpr()
+	_, err = s.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                &s.Table,
+		Item:                     k,
+		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
+		ExpressionAttributeNames: e.names,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		// Another function created it first: use theirs.
+		return s.CursorKey(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create cursor key: %w", err)
+	}
+	return secret, nil
+}

@@ -1,0 +1,175 @@
+// Package user holds the rules for an account's users: who may add, read
+// and list them, what a valid user is, and which email domains an account
+// may add (SPEC rule 5).
+package user
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// Store is what the user rules need from storage.
+type Store interface {
+	LoadCaller(ctx context.Context, email string, userIDs ...string) (*licadmin.Caller, []*licadmin.User, error)
+	CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, domain string, now time.Time) (*licadmin.User, error)
+	ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error)
+}
+
+// Service applies the user rules for portal callers.
+type Service struct {
+	Store   Store
+	Now     licadmin.Clock
+	NewID   licadmin.IDSource
+	Webmail licadmin.Webmail
+}
+
+// Page limits (SPEC "Representations").
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// MaxNameLength bounds first and last names, in characters.
+const MaxNameLength = 100
+
+// Languages a user can have; messages and pages exist in these.
+var Languages = []string{"fr", "en"}
+
+// NewUser is the input of Create.
+type NewUser struct {
+	Email     string `json:"email"`
+	FirstName string `json:"firstName"`
+	LastName  string `json:"lastName"`
+	Language  string `json:"language"`
+	Role      string `json:"role"`
+}
+
+// Create adds a user to the caller's account, without a license and pending
+// activation. It fails with EINVALID (naming every bad field),
+// EDOMAINNOTAPPROVED and EEMAILTAKEN.
+func (s *Service) Create(ctx context.Context, r licadmin.Request, in NewUser) (*licadmin.User, error) {
+	email, domain, fields := validate(in)
+	if len(fields) > 0 {
+		return nil, &licadmin.Error{Code: licadmin.EINVALID, Message: "some fields are invalid; see errors", Fields: fields}
+	}
+	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := licadmin.RequireAdmin(c); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	u := &licadmin.User{
+		ID:        s.NewID(),
+		AccountID: c.AccountID,
+		Email:     email,
+		FirstName: strings.TrimSpace(in.FirstName),
+		LastName:  strings.TrimSpace(in.LastName),
+		Language:  defaultTo(in.Language, "en"),
+		Role:      licadmin.Role(defaultTo(in.Role, string(licadmin.RoleUser))),
+		Status:    licadmin.StatusPending,
+		Security:  licadmin.Security{ProtectedReplies: "none"},
+		CreatedAt: now,
+		UpdatedAt: now,
+		Version:   1,
+	}
+	if s.Webmail.Has(domain) {
+		domain = ""
+	}
+	return s.Store.CreateUser(ctx, c, u, domain, now)
+}
+
+func validate(in NewUser) (email, domain string, fields []licadmin.FieldError) {
+	email, domain, err := licadmin.ParseEmail("email", in.Email)
+	if err != nil {
+		fields = append(fields, err.(*licadmin.Error).Fields...)
+	}
+	for _, f := range []struct{ name, value string }{{"firstName", in.FirstName}, {"lastName", in.LastName}} {
+		v := strings.TrimSpace(f.value)
+		switch {
+		case v == "":
+			fields = append(fields, licadmin.FieldError{Field: f.name, Code: "required"})
+		case utf8.RuneCountInString(v) > MaxNameLength || strings.ContainsFunc(v, isControl):
+			fields = append(fields, licadmin.FieldError{Field: f.name, Code: "invalid"})
+		}
+	}
+	if in.Language != "" && in.Language != "fr" && in.Language != "en" {
+		fields = append(fields, licadmin.FieldError{Field: "language", Code: "unknown_language"})
+	}
+	if in.Role != "" && in.Role != string(licadmin.RoleUser) && in.Role != string(licadmin.RoleAdmin) {
+		fields = append(fields, licadmin.FieldError{Field: "role", Code: "unknown_role"})
+	}
+	return email, domain, fields
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func defaultTo(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Get returns a user of the caller's account. Admins only; ENOTFOUND for
+// unknown ids and ids of other accounts alike.
+func (s *Service) Get(ctx context.Context, r licadmin.Request, userID string) (*licadmin.User, error) {
+	c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
+	if err != nil {
+		return nil, err
+	}
+	if err := licadmin.RequireAdmin(c); err != nil {
+		return nil, err
+	}
+	return licadmin.VisibleUser(c, us[0], userID)
+}
+
+// ListQuery selects a page of users.
+type ListQuery struct {
+	Filter licadmin.UserFilter
+	Limit  int
+	// After is the position the previous page ended at (already verified
+	// by the HTTP layer's cursor codec), nil for the first page.
+	After []byte
+}
+
+// List returns a page of the caller's account users in creation order and
+// the position after it (nil at the end).
+func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]*licadmin.User, []byte, error) {
+	switch q.Filter.License {
+	case "", "none", string(licadmin.Eco), string(licadmin.Advanced), string(licadmin.Pro):
+	default:
+		return nil, nil, licadmin.Invalid("license", "unknown_tier", "license must be none, eco, advanced or pro")
+	}
+	switch q.Filter.Status {
+	case "", string(licadmin.StatusPending), string(licadmin.StatusActive):
+	default:
+		return nil, nil, licadmin.Invalid("status", "unknown_status", "status must be pending or active")
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	if q.Limit < 1 || q.Limit > MaxLimit {
+		return nil, nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
+	}
+	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := licadmin.RequireAdmin(c); err != nil {
+		return nil, nil, err
+	}
+	return s.Store.ListUsers(ctx, c.AccountID, q.Filter, q.Limit, q.After)
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
