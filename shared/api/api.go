@@ -129,14 +129,18 @@ func CreateUser(a *app.App) apigw.Handler {
 		if err := r.Decode(&in); err != nil {
 			return nil, err
 		}
+		created := func(u *licadmin.User) *apigw.Response {
+			return &apigw.Response{Status: http.StatusCreated, Body: u, Headers: map[string]string{
+				"Location": "/v1/users/" + u.ID,
+				"ETag":     etag(u),
+			}}
+		}
+		apigw.Render(ctx, created)
 		u, err := a.Users.Create(ctx, r.Request, in)
 		if err != nil {
 			return nil, err
 		}
-		return &apigw.Response{Status: http.StatusCreated, Body: u, Headers: map[string]string{
-			"Location": "/v1/users/" + u.ID,
-			"ETag":     etag(u),
-		}}, nil
+		return created(u), nil
 	}, apigw.Idempotent())
 }
 

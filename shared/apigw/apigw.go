@@ -182,7 +182,9 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		return events.APIGatewayV2HTTPResponse{}, false, licadmin.Invalid("Idempotency-Key", "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
 	sum := sha256.New()
-	fmt.Fprintf(sum, "%s\n%s\n%s\n", req.Method, req.Route, canonicalPath(req.Path))
+	// The query is part of the request: DELETE /v1/licenses/eco?quantity=2
+	// is another request than ?quantity=1.
+	fmt.Fprintf(sum, "%s\n%s\n%s\n%s\n", req.Method, req.Route, canonicalPath(req.Path), canonicalPath(req.Query))
 	sum.Write(req.Body)
 	hash := hex.EncodeToString(sum.Sum(nil))
 
@@ -197,9 +199,15 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		if rec.Hash != hash {
 			return events.APIGatewayV2HTTPResponse{}, false, licadmin.Errorf(licadmin.EIDEMREUSED, "this Idempotency-Key was used with another request; use a new key for a new request")
 		}
+		headers := make(map[string]string, len(rec.Headers)+2)
+		for k, v := range rec.Headers {
+			headers[k] = v
+		}
+		headers["Content-Type"] = rec.ContentType
+		headers["Idempotent-Replayed"] = "true"
 		return events.APIGatewayV2HTTPResponse{
 			StatusCode: rec.Status,
-			Headers:    map[string]string{"Content-Type": rec.ContentType, "Idempotent-Replayed": "true"},
+			Headers:    headers,
 			Body:       string(rec.Body),
 		}, true, nil
 	}
@@ -228,6 +236,15 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		// remembered here; a change's record is already in its transaction.
 		rec := pending.Record
 		rec.Status, rec.ContentType, rec.Body = resp.StatusCode, resp.Headers["Content-Type"], []byte(resp.Body)
+		rec.Headers = nil
+		for k, v := range resp.Headers {
+			if k != "Content-Type" {
+				if rec.Headers == nil {
+					rec.Headers = map[string]string{}
+				}
+				rec.Headers[k] = v
+			}
+		}
 		if perr := s.Idempotency.PutIdempotency(ctx, &rec); errors.Is(perr, idem.ErrReplay) {
 			return replay()
 		} else if perr != nil {
@@ -235,6 +252,24 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		}
 	}
 	return resp, false, nil
+}
+
+// Render declares how an idempotent route answers the value its store
+// commits when that is not a plain 200 (201 with Location and ETag), so
+// that the response remembered in the change's own transaction, and
+// replayed on a retry, is the one sent. Call it before the service; it does
+// nothing when the request has no Idempotency-Key.
+func Render[T any](ctx context.Context, render func(T) *Response) {
+	if p := idem.From(ctx); p != nil {
+		p.Render = func(v any) (int, map[string]string) {
+			t, ok := v.(T)
+			if !ok {
+				return http.StatusOK, nil
+			}
+			r := render(t)
+			return r.Status, r.Headers
+		}
+	}
 }
 
 func canonicalPath(p map[string]string) string {

@@ -40,7 +40,7 @@ type Env struct {
 func New(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
 	tb.Helper()
 	raw, table := dynamolocal.NewTable(tb)
-	db := dynamodb.New(raw.Options(), optFns...)
+	db := dynamodb.New(raw.Options(), append([]func(*dynamodb.Options){app.DynamoDBRetries}, optFns...)...)
 	a := app.NewWithClient(app.Config{TableName: table, WebmailDomains: licadmin.DefaultWebmailDomains}, db)
 	// Request logs would drown test output; handlers' behaviour is asserted.
 	a.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))

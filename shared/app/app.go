@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -102,11 +104,26 @@ func New(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (*A
 		if cfg.DynamoDBEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.DynamoDBEndpoint)
 		}
+		DynamoDBRetries(o)
 		for _, fn := range optFns {
 			fn(o)
 		}
 	})
 	return NewWithClient(cfg, db), nil
+}
+
+// DynamoDBRetries sets how the DynamoDB client retries throttling and
+// transient errors: with full jitter, at most 4 attempts and 1 s between
+// them, so that a request fits in an API call's time instead of waiting up
+// to the SDK default's 20 s; and without the client-side retry quota, which
+// in a Lambda (one request at a time) only turns bursts into failures.
+// Transactions cancelled by conflicts are retried by the store itself.
+func DynamoDBRetries(o *dynamodb.Options) {
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = 4
+		so.MaxBackoff = time.Second
+		so.RateLimiter = ratelimit.None
+	})
 }
 
 // NewWithClient builds the dependencies over an existing DynamoDB client.

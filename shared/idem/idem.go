@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 )
 
@@ -29,8 +30,11 @@ type Record struct {
 	Hash        string
 	Status      int
 	ContentType string
-	Body        []byte
-	CreatedAt   time.Time
+	// Headers are the response's other headers (Location, ETag), replayed
+	// with the body; Content-Type is kept in ContentType.
+	Headers   map[string]string
+	Body      []byte
+	CreatedAt time.Time
 }
 
 // Expires returns when the record may be forgotten.
@@ -43,10 +47,15 @@ type Pending struct {
 	Record
 	// Written is set once the record is in the table.
 	Written bool
+	// Render returns the status and headers with which the HTTP layer
+	// answers the committed value v, for routes whose success is not a
+	// plain 200 (201 with Location and ETag); nil means 200, no headers.
+	Render func(v any) (status int, headers map[string]string)
 }
 
-// Seal fills the record's body with v encoded as the success response, the
-// same encoding the HTTP layer sends.
+// Seal fills the record with v encoded as the success response, the same
+// encoding, status and headers the HTTP layer sends, so that a replay is
+// the first response.
 func (p *Pending) Seal(v any) (*Record, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -54,6 +63,10 @@ func (p *Pending) Seal(v any) (*Record, error) {
 	}
 	p.Body = b
 	p.ContentType = "application/json"
+	p.Status, p.Headers = http.StatusOK, nil
+	if p.Render != nil {
+		p.Status, p.Headers = p.Render(v)
+	}
 	return &p.Record, nil
 }
 

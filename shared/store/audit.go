@@ -122,6 +122,13 @@ func idemItem(r *idem.Record) Item {
 	it["status"] = num(int64(r.Status))
 	it["contentType"] = str(r.ContentType)
 	it["body"] = bin(r.Body)
+	if len(r.Headers) > 0 {
+		h := make(map[string]types.AttributeValue, len(r.Headers))
+		for k, v := range r.Headers {
+			h[k] = str(v)
+		}
+		it["headers"] = &types.AttributeValueMemberM{Value: h}
+	}
 	it["createdAt"] = timestamp(r.CreatedAt)
 	it[attrTTL] = num(r.Expires().Unix())
 	return it
@@ -145,6 +152,12 @@ func (s *Store) GetIdempotency(ctx context.Context, scope, k string) (*idem.Reco
 		ContentType: getS(it, "contentType"),
 		Body:        getB(it, "body"),
 		CreatedAt:   getTime(it, "createdAt"),
+	}
+	if m, ok := it["headers"].(*types.AttributeValueMemberM); ok {
+		r.Headers = make(map[string]string, len(m.Value))
+		for k := range m.Value {
+			r.Headers[k] = getS(m.Value, k)
+		}
 	}
 	if time.Now().After(r.Expires()) {
 		return nil, nil

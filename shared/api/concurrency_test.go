@@ -1,0 +1,265 @@
+package api_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"licenseadmin/shared/api"
+	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/licadmin"
+)
+
+// raceEnv is an account with n users and the license handlers, over a
+// client with optFns (fault injection).
+type raceEnv struct {
+	*apitest.Env
+	t                                           *testing.T
+	admin, acct                                 string
+	users                                       []string
+	assign, modify, remove, transfer, del, pool apigw.Handler
+}
+
+func newRaceEnv(t *testing.T, users int, optFns ...func(*dynamodb.Options)) *raceEnv {
+	t.Helper()
+	env := apitest.New(t, optFns...)
+	r := &raceEnv{Env: env, t: t, admin: "admin@race.test"}
+	r.acct, _ = env.MustAccount(t, "Race", r.admin)
+	create := api.CreateUser(env.App)
+	for i := range users {
+		resp := apitest.Do(t, create, apitest.Request{Route: routeUsers, Email: r.admin, Body: map[string]string{
+			"email": fmt.Sprintf("user%d@race.test", i), "firstName": "U", "lastName": fmt.Sprint(i)}})
+		r.users = append(r.users, resp.User(t).ID)
+	}
+	a := env.App
+	r.assign, r.modify, r.remove = api.AssignLicense(a), api.ModifyLicense(a), api.RemoveLicense(a)
+	r.transfer, r.del, r.pool = api.TransferLicense(a), api.DeletePoolLicenses(a), api.GetLicensePool(a)
+	return r
+}
+
+func (r *raceEnv) do(h apigw.Handler, route string, params map[string]string, query map[string]string, body any) *apitest.Response {
+	return apitest.Do(r.t, h, apitest.Request{Route: route, Params: params, Query: query, Email: r.admin, Body: body})
+}
+
+func (r *raceEnv) codeOf(resp *apitest.Response) string {
+	if resp.StatusCode < 300 {
+		return "ok"
+	}
+	var p apigw.Problem
+	resp.Decode(r.t, &p)
+	return p.Code
+}
+
+// TestConcurrentAssignNeverOversubscribes ensures SPEC rule 1 under load:
+// 100 goroutines assigning from a pool of 10 → exactly 10 succeed and 90
+// answer no_license_available, and the counters match the holders.
+func TestConcurrentAssignNeverOversubscribes(t *testing.T) {
+	r := newRaceEnv(t, 100)
+	r.MustLicenses(t, r.acct, licadmin.Eco, 10)
+	codes := make([]string, len(r.users))
+	var wg sync.WaitGroup
+	for i, id := range r.users {
+		wg.Go(func() {
+			codes[i] = r.codeOf(r.do(r.assign, routeAssign, map[string]string{"userId": id}, nil, map[string]string{"tier": "eco"}))
+		})
+	}
+	wg.Wait()
+	count := map[string]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count["ok"] != 10 || count[licadmin.ENOLICENSE] != 90 {
+		t.Fatalf("answers = %v, want 10 ok and 90 %s", count, licadmin.ENOLICENSE)
+	}
+	r.Invariants(t)
+}
+
+// TestConcurrentAssignSameUser ensures SPEC rule 2: 20 concurrent assigns
+// of different tiers to one user give it exactly one license.
+func TestConcurrentAssignSameUser(t *testing.T) {
+	r := newRaceEnv(t, 1)
+	for _, tier := range licadmin.Tiers {
+		r.MustLicenses(t, r.acct, tier, 10)
+	}
+	codes := make([]string, 20)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			tier := licadmin.Tiers[i%3]
+			codes[i] = r.codeOf(r.do(r.assign, routeAssign, map[string]string{"userId": r.users[0]}, nil, map[string]string{"tier": string(tier)}))
+		})
+	}
+	wg.Wait()
+	count := map[string]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count["ok"] != 1 || count[licadmin.ELICENSEASSIGNED] != 19 {
+		t.Fatalf("answers = %v, want 1 ok and 19 %s", count, licadmin.ELICENSEASSIGNED)
+	}
+	r.Invariants(t)
+}
+
+// raceMix runs workers × ops random license operations on one small pool,
+// and fails on any answer that is not a success or an expected conflict.
+func raceMix(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
+	t.Helper()
+	expected := map[string]bool{
+		"ok": true, licadmin.ENOLICENSE: true, licadmin.ELICENSEASSIGNED: true, licadmin.EUSERNOLICENSE: true,
+		licadmin.ETARGETHASLICENSE: true, licadmin.ELICENSESINUSE: true,
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for w := range workers {
+		rng := rand.New(rand.NewPCG(seed, uint64(w)))
+		wg.Go(func() {
+			for range ops {
+				id := r.users[rng.IntN(len(r.users))]
+				tier := string(licadmin.Tiers[rng.IntN(3)])
+				var resp *apitest.Response
+				switch op := rng.IntN(20); {
+				case op < 6:
+					resp = r.do(r.assign, routeAssign, map[string]string{"userId": id}, nil, map[string]string{"tier": tier})
+				case op < 10:
+					resp = r.do(r.modify, routeModify, map[string]string{"userId": id}, nil, map[string]string{"tier": tier})
+				case op < 13:
+					resp = r.do(r.remove, routeRemove, map[string]string{"userId": id}, nil, nil)
+				case op < 18:
+					to := r.users[rng.IntN(len(r.users))]
+					resp = r.do(r.transfer, routeTransfer, map[string]string{"userId": id}, nil, map[string]string{"toUserId": to})
+				case op < 19:
+					resp = r.do(r.del, routeDelete, map[string]string{"tier": tier}, map[string]string{"quantity": "1"}, nil)
+				default:
+					// Billing adds licenses while admins work.
+					r.MustLicenses(t, r.acct, licadmin.Tier(tier), 1)
+					continue
+				}
+				code := r.codeOf(resp)
+				mu.Lock()
+				seen[code]++
+				mu.Unlock()
+				if !expected[code] {
+					t.Errorf("unexpected answer %d %s", resp.StatusCode, resp.Body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("answers: %v", seen)
+	if seen["ok"] == 0 {
+		t.Fatalf("no operation succeeded: %v", seen)
+	}
+}
+
+// TestConcurrentMixKeepsInvariants ensures SPEC rules 1 and 2 hold after a
+// random mix of assign, modify, remove, transfer and delete-from-pool
+// racing on one pool.
+func TestConcurrentMixKeepsInvariants(t *testing.T) {
+	r := newRaceEnv(t, 12)
+	r.MustLicenses(t, r.acct, licadmin.Eco, 6)
+	r.MustLicenses(t, r.acct, licadmin.Advanced, 4)
+	r.MustLicenses(t, r.acct, licadmin.Pro, 3)
+	raceMix(t, r, 8, 40, 1)
+	r.Invariants(t)
+}
+
+// TestFaultsConflictsAndThrottling ensures that transactions cancelled by
+// conflicts and throttled calls are retried to the right result, without
+// double counting: the same racing mix as above, with every third
+// TransactWriteItems cancelled by a conflict and every fifth call of any
+// kind throttled.
+func TestFaultsConflictsAndThrottling(t *testing.T) {
+	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
+		switch {
+		case op == "TransactWriteItems" && n%3 == 0:
+			return apitest.Conflict
+		case n%5 == 0:
+			return apitest.Throttle
+		}
+		return apitest.NoFault
+	})
+	r := newRaceEnv(t, 8, opt)
+	r.MustLicenses(t, r.acct, licadmin.Eco, 4)
+	r.MustLicenses(t, r.acct, licadmin.Pro, 2)
+	raceMix(t, r, 4, 30, 2)
+	r.Invariants(t)
+	if calls.Get("TransactWriteItems") < 30 {
+		t.Fatalf("only %d transactions: the faults were not exercised", calls.Get("TransactWriteItems"))
+	}
+}
+
+// TestFaultLostResponseAppliesOnce ensures that a transaction that commits
+// but whose answer is lost is retried with the same ClientRequestToken and
+// changes nothing the second time: one license assigned, not two, and the
+// client sees success.
+func TestFaultLostResponseAppliesOnce(t *testing.T) {
+	lost := false // armed once the fixture is built
+	var mu sync.Mutex
+	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == "TransactWriteItems" && lost {
+			lost = false
+			return apitest.LostResponse
+		}
+		return apitest.NoFault
+	})
+	r := newRaceEnv(t, 1, opt)
+	r.MustLicenses(t, r.acct, licadmin.Eco, 3)
+	mu.Lock()
+	lost = true
+	mu.Unlock()
+	resp := r.do(r.assign, routeAssign, map[string]string{"userId": r.users[0]}, nil, map[string]string{"tier": "eco"})
+	resp.Want(t, http.StatusOK)
+	if calls.Get("lost:TransactWriteItems") != 1 {
+		t.Fatalf("the lost response was not injected: %v", calls.Snapshot())
+	}
+	p := r.do(r.pool, routePool, nil, nil, nil)
+	var pool licadmin.Pool
+	p.Decode(t, &pool)
+	wantPool(t, pool, licadmin.Eco, 3, 1)
+	r.Invariants(t)
+}
+
+// TestRequestsPerOperation ensures each license change costs one read (the
+// caller and the users, in one BatchGetItem) and one write, the design the
+// benchmark measures.
+func TestRequestsPerOperation(t *testing.T) {
+	opt, calls := apitest.Faults(nil)
+	r := newRaceEnv(t, 2, opt)
+	r.MustLicenses(t, r.acct, licadmin.Eco, 2)
+	r.MustLicenses(t, r.acct, licadmin.Pro, 2)
+	a, b := r.users[0], r.users[1]
+	steps := []struct {
+		name string
+		call func() *apitest.Response
+	}{
+		{"assign", func() *apitest.Response {
+			return r.do(r.assign, routeAssign, map[string]string{"userId": a}, nil, map[string]string{"tier": "eco"})
+		}},
+		{"modify", func() *apitest.Response {
+			return r.do(r.modify, routeModify, map[string]string{"userId": a}, nil, map[string]string{"tier": "pro"})
+		}},
+		{"transfer", func() *apitest.Response {
+			return r.do(r.transfer, routeTransfer, map[string]string{"userId": a}, nil, map[string]string{"toUserId": b})
+		}},
+		{"remove", func() *apitest.Response {
+			return r.do(r.remove, routeRemove, map[string]string{"userId": b}, nil, nil)
+		}},
+	}
+	for _, s := range steps {
+		calls.Reset()
+		s.call().Want(t, http.StatusOK)
+		got := calls.Snapshot()
+		want := map[string]int{"BatchGetItem": 1, "TransactWriteItems": 1}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s made %v, want %v", s.name, got, want)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package apitest
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Fault decides, for one DynamoDB call, which failure to inject. DynamoDB
+// Local never raises TransactionConflict nor throttles, so tests inject them.
+type Fault int
+
+// The faults a FaultFunc can choose.
+const (
+	// NoFault lets the call through.
+	NoFault Fault = iota
+	// Conflict cancels a TransactWriteItems as a conflicting concurrent
+	// transaction would, before it reaches DynamoDB.
+	Conflict
+	// Throttle answers ThrottlingException before the call reaches DynamoDB.
+	Throttle
+	// LostResponse lets the call reach DynamoDB and commit, then loses the
+	// answer and reports a retryable error: the retry must change nothing.
+	LostResponse
+	// Fail answers a non-retryable internal error before the call is sent.
+	Fail
+)
+
+// FaultFunc chooses the fault for the n-th call (from 1) of operation op.
+type FaultFunc func(op string, n int) Fault
+
+// Faults returns a DynamoDB client option that injects the faults chosen
+// by f, and a counter of calls per operation name (faulty ones included).
+func Faults(f FaultFunc) (func(*dynamodb.Options), *Counter) {
+	c := &Counter{calls: map[string]int{}}
+	mw := middleware.FinalizeMiddlewareFunc("injectFaults", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		op := middleware.GetOperationName(ctx)
+		n := c.add(op)
+		fault := NoFault
+		if f != nil {
+			fault = f(op, n)
+		}
+		switch fault {
+		case Conflict:
+			if op == "TransactWriteItems" {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, conflictError()
+			}
+		case Throttle:
+			return middleware.FinalizeOutput{}, middleware.Metadata{}, &smithy.GenericAPIError{Code: "ThrottlingException", Message: "injected throttling"}
+		case Fail:
+			return middleware.FinalizeOutput{}, middleware.Metadata{}, &smithy.GenericAPIError{Code: "InternalServerError", Message: "injected failure: secret-table-detail", Fault: smithy.FaultServer}
+		case LostResponse:
+			out, md, err := next.HandleFinalize(ctx, in)
+			if err == nil {
+				c.add("lost:" + op)
+				return out, md, &smithy.GenericAPIError{Code: "ThrottlingException", Message: "injected lost response"}
+			}
+			return out, md, err
+		}
+		return next.HandleFinalize(ctx, in)
+	})
+	return func(o *dynamodb.Options) {
+		// Injected throttling is retried at once: tests need the retry, not the wait.
+		o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 10*time.Millisecond)
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			return s.Finalize.Add(mw, middleware.After)
+		})
+	}, c
+}
+
+// conflictError is the cancellation DynamoDB returns when another
+// transaction holds one of the items: every reason is TransactionConflict
+// or None.
+func conflictError() error {
+	return &types.TransactionCanceledException{
+		Message: aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]"),
+		CancellationReasons: []types.CancellationReason{
+			{Code: aws.String("TransactionConflict"), Message: aws.String("Transaction is ongoing for the item")},
+		},
+	}
+}
+
+// Counter counts DynamoDB calls by operation name.
+type Counter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *Counter) add(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[op]++
+	return c.calls[op]
+}
+
+// Get returns how many calls of op were made.
+func (c *Counter) Get(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[op]
+}
+
+// Reset forgets all counts.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = map[string]int{}
+}
+
+// Snapshot returns a copy of the counts.
+func (c *Counter) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int, len(c.calls))
+	for k, v := range c.calls {
+		m[k] = v
+	}
+	return m
+}
