@@ -87,5 +87,7 @@ validate: $(VENV_STAMP)
 sam-build: $(VENV_STAMP)
 	$(SAM) build
 
-deploy: sam-build
+deploy: $(VENV_STAMP)
+	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (an environment of samconfig.toml), not '$(ENV)'" >&2; exit 1 ;; esac
+	$(SAM) build
 	$(SAM) deploy --config-env $(ENV)

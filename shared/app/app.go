@@ -21,8 +21,8 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"licenseadmin/shared/apigw"
-	"licenseadmin/shared/license"
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/license"
 	"licenseadmin/shared/operator"
 	"licenseadmin/shared/store"
 	"licenseadmin/shared/user"
