@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	lambda.Start(operator.AddLicensesHandler(app.MustLoad()))
+	lambda.Start(operator.AddLicensesHandler(app.MustLoad().Operator))
 }

@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	lambda.Start(operator.CreateAccountHandler(app.MustLoad()))
+	lambda.Start(operator.CreateAccountHandler(app.MustLoad().Operator))
 }

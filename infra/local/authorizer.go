@@ -1,0 +1,227 @@
+package main
+
+import (
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// clockLeeway is the clock skew tolerated for nbf and iat.
+const clockLeeway = 5 * time.Second
+
+// authorizer checks bearer tokens the way API Gateway's JWT authorizer does
+// for an HTTP API: identity source $request.header.Authorization (with or
+// without the "Bearer " prefix), RS256 signature by a known key id, iss
+// equal to the issuer, aud (or client_id when aud is absent) naming an
+// accepted audience, exp in the future, nbf and iat not in the future, and
+// the route's authorization scopes.
+type authorizer struct {
+	key       *rsa.PublicKey
+	kid       string
+	issuer    string
+	audiences []string
+	now       func() time.Time
+}
+
+func newAuthorizer(key *signingKey) *authorizer {
+	return &authorizer{
+		key:       &key.private.PublicKey,
+		kid:       key.kid,
+		issuer:    Issuer,
+		audiences: []string{Audience},
+		now:       time.Now,
+	}
+}
+
+// authError is a refused request: the status and WWW-Authenticate header
+// API Gateway answers with, and the body's message.
+type authError struct {
+	status      int
+	description string
+	scopes      []string
+}
+
+func (e *authError) Error() string { return e.description }
+
+// header returns the WWW-Authenticate value API Gateway sends.
+func (e *authError) header() string {
+	if e.description == "" {
+		return "Bearer"
+	}
+	code := "invalid_token"
+	if e.status == http.StatusForbidden {
+		code = "insufficient_scope"
+	}
+	return fmt.Sprintf(`Bearer scope=%q error=%q error_description=%q`, strings.Join(e.scopes, " "), code, e.description)
+}
+
+func (e *authError) message() string {
+	if e.status == http.StatusForbidden {
+		return "Forbidden"
+	}
+	return "Unauthorized"
+}
+
+func unauthorized(format string, args ...any) *authError {
+	return &authError{status: http.StatusUnauthorized, description: fmt.Sprintf(format, args...)}
+}
+
+// authorize verifies the request's token and returns the authorizer context
+// the function sees (claims as strings, scopes), or the error to answer.
+// scopes are the route's AuthorizationScopes; the token needs one of them.
+func (a *authorizer) authorize(h http.Header, scopes []string) (*events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription, *authError) {
+	raw := strings.TrimSpace(h.Get("Authorization"))
+	if raw == "" {
+		return nil, &authError{status: http.StatusUnauthorized}
+	}
+	if len(raw) > 7 && strings.EqualFold(raw[:7], "bearer ") {
+		raw = strings.TrimSpace(raw[7:])
+	}
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}), jwt.WithJSONNumber(), jwt.WithoutClaimsValidation())
+	claims := jwt.MapClaims{}
+	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid != a.kid {
+			return nil, errors.New("unknown kid")
+		}
+		return a.key, nil
+	})
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, unauthorized("the token is malformed")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return nil, unauthorized("the token's signature is invalid")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return nil, unauthorized("the token's kid is not one of the issuer's keys")
+	case err != nil:
+		return nil, unauthorized("the token is invalid")
+	}
+	if err := a.validate(claims); err != nil {
+		return nil, err
+	}
+	granted := tokenScopes(claims)
+	if len(scopes) > 0 && !slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(granted, s) }) {
+		return nil, &authError{status: http.StatusForbidden, description: "the token does not have the required scopes", scopes: scopes}
+	}
+	return &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: formatClaims(claims), Scopes: granted}, nil
+}
+
+// validate checks the registered claims.
+func (a *authorizer) validate(c jwt.MapClaims) *authError {
+	if iss, _ := c["iss"].(string); iss != a.issuer {
+		return unauthorized("the token does not have a valid issuer")
+	}
+	aud := stringList(c["aud"])
+	if _, hasAud := c["aud"]; !hasAud {
+		aud = stringList(c["client_id"])
+	}
+	if !slices.ContainsFunc(aud, func(s string) bool { return slices.Contains(a.audiences, s) }) {
+		return unauthorized("the token does not have a valid audience")
+	}
+	now := a.now()
+	exp, ok := numericDate(c["exp"])
+	switch {
+	case !ok:
+		return unauthorized("the token has no valid exp claim")
+	case !now.Before(exp):
+		return unauthorized("the token has expired")
+	}
+	if nbf, ok := numericDate(c["nbf"]); ok && nbf.After(now.Add(clockLeeway)) {
+		return unauthorized("the token is not valid yet")
+	}
+	if iat, ok := numericDate(c["iat"]); ok && iat.After(now.Add(clockLeeway)) {
+		return unauthorized("the token was issued in the future")
+	}
+	return nil
+}
+
+// numericDate reads a NumericDate claim decoded with UseNumber.
+func numericDate(v any) (time.Time, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}, false
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
+}
+
+// stringList reads a claim that may be a string or an array of strings.
+func stringList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// tokenScopes returns the token's OAuth scopes: the space-separated scope
+// claim, or scp (a list or a string).
+func tokenScopes(c jwt.MapClaims) []string {
+	if s, ok := c["scope"].(string); ok {
+		return strings.Fields(s)
+	}
+	switch v := c["scp"].(type) {
+	case string:
+		return strings.Fields(v)
+	case []any:
+		return stringList(v)
+	}
+	return nil
+}
+
+// formatClaims renders claims as the map[string]string of payload 2.0.
+// API Gateway writes numbers as they appear in the token, booleans as
+// true/false, and arrays as "[a b]" (space-separated in brackets); objects
+// are written here as compact JSON.
+func formatClaims(c jwt.MapClaims) map[string]string {
+	out := make(map[string]string, len(c))
+	for k, v := range c {
+		out[k] = formatClaim(v)
+	}
+	return out
+}
+
+func formatClaim(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	case nil:
+		return "null"
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = formatClaim(e)
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
+	}
+}

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"licenseadmin/shared/api"
+	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/app"
+)
+
+// apiHandlers is the registry of the local API: the Lambda handler of every
+// template function that has HttpApi events, keyed by its logical id and
+// built exactly as that function's main builds it. `run` refuses to start
+// when a template API function is missing here.
+func apiHandlers(a *app.App) map[string]apigw.Handler {
+	return map[string]apigw.Handler{
+		"GetLicensePoolFunction":     api.GetLicensePool(a),
+		"AssignLicenseFunction":      api.AssignLicense(a),
+		"ModifyLicenseFunction":      api.ModifyLicense(a),
+		"RemoveLicenseFunction":      api.RemoveLicense(a),
+		"TransferLicenseFunction":    api.TransferLicense(a),
+		"DeletePoolLicensesFunction": api.DeletePoolLicenses(a),
+		"CreateUserFunction":         api.CreateUser(a),
+		"GetUserFunction":            api.GetUser(a),
+		"ListUsersFunction":          api.ListUsers(a),
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"licenseadmin/shared/apigw"
+)
+
+// serveOne runs the local API over the test template with h answering
+// ActivateFunction (a public route), and returns the response to one
+// request to it.
+func serveOne(t *testing.T, h apigw.Handler, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	tpl := mustParseTemplate(t, "testdata/template.yaml")
+	handlers := map[string]apigw.Handler{}
+	for _, fn := range tpl.Functions {
+		handlers[fn.LogicalID] = (&recorder{}).handle
+	}
+	handlers["ActivateFunction"] = h
+	key, _ := keys(t)
+	srv, err := newServer(tpl, handlers, newAuthorizer(key), log.New(io.Discard, "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	return do(t, newRequest(t, http.MethodPost, ts.URL+"/v1/activations", body, ""))
+}
+
+func respond(resp events.APIGatewayV2HTTPResponse, err error) apigw.Handler {
+	return func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		return resp, err
+	}
+}
+
+// TestResponseWriting ensures the function's response reaches the client
+// as API Gateway writes it: status, headers, multi-value headers, cookies
+// as Set-Cookie, and base64 bodies decoded.
+func TestResponseWriting(t *testing.T) {
+	resp, body := serveOne(t, respond(events.APIGatewayV2HTTPResponse{
+		StatusCode:        201,
+		Headers:           map[string]string{"Content-Type": "text/csv", "ETag": `"3"`},
+		MultiValueHeaders: map[string][]string{"X-Multi": {"a", "b"}},
+		Cookies:           []string{"s=1; HttpOnly", "t=2"},
+		Body:              "AAEC",
+		IsBase64Encoded:   true,
+	}, nil), nil)
+	if resp.StatusCode != 201 || body != "\x00\x01\x02" {
+		t.Errorf("got %d %q, want 201 and the decoded body", resp.StatusCode, body)
+	}
+	want := map[string][]string{
+		"Content-Type": {"text/csv"},
+		"Etag":         {`"3"`},
+		"X-Multi":      {"a", "b"},
+		"Set-Cookie":   {"s=1; HttpOnly", "t=2"},
+	}
+	for k, v := range want {
+		if got := resp.Header.Values(k); !reflect.DeepEqual(got, v) {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+// TestGatewayErrors ensures what API Gateway answers itself: 500 when the
+// function fails (error, panic or an invalid response), never showing the
+// error, and 413 for bodies over 10 MB without invoking the function.
+func TestGatewayErrors(t *testing.T) {
+	invoked := false
+	tests := []struct {
+		name       string
+		handler    apigw.Handler
+		body       io.Reader
+		wantStatus int
+		wantBody   string
+	}{
+		{"handler error", respond(events.APIGatewayV2HTTPResponse{}, errors.New("secret detail")), nil, 500, `{"message":"Internal Server Error"}`},
+		{"handler panic", func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			panic("boom")
+		}, nil, 500, `{"message":"Internal Server Error"}`},
+		{"no status code", respond(events.APIGatewayV2HTTPResponse{Body: "x"}, nil), nil, 500, `{"message":"Internal Server Error"}`},
+		{"bad base64", respond(events.APIGatewayV2HTTPResponse{StatusCode: 200, Body: "!!", IsBase64Encoded: true}, nil), nil, 500, `{"message":"Internal Server Error"}`},
+		{"body over 10 MB", func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			invoked = true
+			return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+		}, strings.NewReader(strings.Repeat("x", maxBodyBytes+1)), 413, `{"message":"Request Entity Too Large"}`},
+		{"body of 10 MB", respond(events.APIGatewayV2HTTPResponse{StatusCode: 204}, nil), strings.NewReader(strings.Repeat("x", maxBodyBytes)), 204, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := serveOne(t, tt.handler, tt.body)
+			if resp.StatusCode != tt.wantStatus || body != tt.wantBody {
+				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+	if invoked {
+		t.Error("a function was invoked with a body over the limit")
+	}
+}
+
+// TestInvokeContext ensures handlers get what the Lambda runtime gives
+// them: a Lambda context with a request id and function ARN, and a
+// deadline.
+func TestInvokeContext(t *testing.T) {
+	var lc *lambdacontext.LambdaContext
+	hasDeadline := false
+	serveOne(t, func(ctx context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		lc, _ = lambdacontext.FromContext(ctx)
+		_, hasDeadline = ctx.Deadline()
+		return events.APIGatewayV2HTTPResponse{StatusCode: 204}, nil
+	}, nil)
+	if lc == nil || len(lc.AwsRequestID) != 36 || !strings.HasSuffix(lc.InvokedFunctionArn, ":function:ActivateFunction") {
+		t.Errorf("lambda context = %+v", lc)
+	}
+	if !hasDeadline {
+		t.Error("no deadline")
+	}
+}
+
+// TestNewServerMissingHandlers ensures the local API refuses to start when
+// a template function with routes has no handler, naming each one, and
+// does not ask for handlers of functions without routes.
+func TestNewServerMissingHandlers(t *testing.T) {
+	tpl := mustParseTemplate(t, "testdata/template.yaml")
+	handlers := map[string]apigw.Handler{}
+	for _, fn := range tpl.Functions {
+		handlers[fn.LogicalID] = (&recorder{}).handle
+	}
+	delete(handlers, "ImportFunction") // no HttpApi events: not needed
+	key, _ := keys(t)
+	if _, err := newServer(tpl, handlers, newAuthorizer(key), log.New(io.Discard, "", 0)); err != nil {
+		t.Fatalf("complete registry: %v", err)
+	}
+	delete(handlers, "MeFunction")
+	delete(handlers, "AdminFunction")
+	_, err := newServer(tpl, handlers, newAuthorizer(key), log.New(io.Discard, "", 0))
+	if err == nil || !strings.Contains(err.Error(), "AdminFunction, MeFunction") || !strings.Contains(err.Error(), "handlers.go") {
+		t.Errorf("got %v, want an error naming AdminFunction, MeFunction and handlers.go", err)
+	}
+}
