@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/printer"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"licenseadmin"
+	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/template"
+)
+
+// TestFunctionsMatchTemplate ensures the template, the Makefile, the
+// functions/ directories and the local registry describe the same set of
+// Lambdas: every template function has a build-<LogicalId> target and a
+// main.go that hands a handler to lambda.Start; every functions/ directory
+// is built; and every HTTP function is served locally with the very handler
+// expression its main uses, so `make run` runs what AWS runs.
+func TestFunctionsMatchTemplate(t *testing.T) {
+	root, err := dynamolocal.ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := makeFunctions(t, makefile)
+	registry := registryExprs(t, filepath.Join(root, "infra", "local", "handlers.go"))
+
+	inTemplate := map[string]bool{}
+	for _, f := range tpl.Functions {
+		inTemplate[f.LogicalID] = true
+		if f.BuildMethod != "makefile" || f.CodeURI != "." {
+			t.Errorf("%s: BuildMethod %q CodeUri %q, want makefile and . (one go.mod at the root)", f.LogicalID, f.BuildMethod, f.CodeURI)
+		}
+		dir, ok := dirs[f.LogicalID]
+		if !ok {
+			t.Errorf("%s: no entry in the Makefile's FUNCTIONS, so no build-%s target", f.LogicalID, f.LogicalID)
+			continue
+		}
+		start := lambdaStartExpr(t, filepath.Join(root, "functions", dir, "main.go"))
+		if start == "" {
+			continue
+		}
+		if len(f.Routes) == 0 {
+			if _, ok := registry[f.LogicalID]; ok {
+				t.Errorf("%s has no HTTP route but is in the local API registry", f.LogicalID)
+			}
+			continue
+		}
+		want := strings.ReplaceAll(start, "app.MustLoad()", "a")
+		if got, ok := registry[f.LogicalID]; !ok {
+			t.Errorf("%s: HTTP function missing from infra/local/handlers.go", f.LogicalID)
+		} else if got != want {
+			t.Errorf("%s: local registry serves %s, but main.go starts %s", f.LogicalID, got, start)
+		}
+	}
+	for id := range dirs {
+		if !inTemplate[id] {
+			t.Errorf("Makefile builds %s, which template.yaml does not declare", id)
+		}
+	}
+	for id := range registry {
+		if !inTemplate[id] {
+			t.Errorf("local registry serves %s, which template.yaml does not declare", id)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]bool{}
+	for _, d := range dirs {
+		built[d] = true
+	}
+	for _, e := range entries {
+		if e.IsDir() && !built[e.Name()] {
+			t.Errorf("functions/%s is not built by the Makefile nor declared in template.yaml", e.Name())
+		}
+	}
+}
+
+// makeFunctions reads the Makefile's FUNCTIONS list: LogicalId:directory.
+func makeFunctions(t *testing.T, makefile []byte) map[string]string {
+	t.Helper()
+	block := regexp.MustCompile(`(?s)FUNCTIONS\s*:=\s*((?:[^\n]*\\\n)*[^\n]*)`).FindSubmatch(makefile)
+	if block == nil {
+		t.Fatal("the Makefile has no FUNCTIONS := list")
+	}
+	out := map[string]string{}
+	for _, f := range strings.Fields(strings.ReplaceAll(string(block[1]), "\\", " ")) {
+		id, dir, ok := strings.Cut(f, ":")
+		if !ok {
+			t.Fatalf("FUNCTIONS entry %q is not LogicalId:directory", f)
+		}
+		out[id] = dir
+	}
+	if !bytes.Contains(makefile, []byte("build-$(1):")) {
+		t.Error("the Makefile does not define build-<LogicalId> targets from FUNCTIONS")
+	}
+	return out
+}
+
+// registryExprs returns each entry of apiHandlers as source text.
+func registryExprs(t *testing.T, path string) map[string]string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		kv, ok := n.(*ast.KeyValueExpr)
+		if !ok {
+			return true
+		}
+		if lit, ok := kv.Key.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			out[strings.Trim(lit.Value, `"`)] = source(fset, kv.Value)
+		}
+		return true
+	})
+	return out
+}
+
+// lambdaStartExpr returns the argument of lambda.Start in a main.go, and
+// checks that main is nothing but wiring.
+func lambdaStartExpr(t *testing.T, path string) string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, 0)
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return ""
+	}
+	var arg string
+	var funcs []string
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.FuncDecl); ok {
+			funcs = append(funcs, fd.Name.Name)
+			if fd.Name.Name == "main" && len(fd.Body.List) == 1 {
+				if call, ok := fd.Body.List[0].(*ast.ExprStmt); ok {
+					if c, ok := call.X.(*ast.CallExpr); ok && source(fset, c.Fun) == "lambda.Start" && len(c.Args) == 1 {
+						arg = source(fset, c.Args[0])
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(funcs)
+	if arg == "" || len(funcs) != 1 {
+		t.Errorf("%s: main must be one lambda.Start(handler) statement and nothing else (functions: %v)", path, funcs)
+	}
+	return arg
+}
+
+func source(fset *token.FileSet, n ast.Node) string {
+	var b bytes.Buffer
+	_ = printer.Fprint(&b, fset, n)
+	return b.String()
+}
