@@ -80,7 +80,7 @@ func (s *Service) Assign(ctx context.Context, r licadmin.Request, userID string,
 	var out *licadmin.User
 	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User) (err error) {
 		if us[0].License != nil {
-			return licadmin.Errorf(licadmin.ELICENSEASSIGNED, "the user already holds a %s license; change its tier instead", us[0].License.Tier)
+			return licadmin.Errorf(licadmin.ELICENSEASSIGNED, "the user already holds a license (%s); change its tier instead", us[0].License.Tier)
 		}
 		out, err = s.Store.AssignLicense(ctx, c, us[0], tier, s.now())
 		return err
@@ -134,7 +134,7 @@ func (s *Service) Transfer(ctx context.Context, r licadmin.Request, userID, toUs
 		case from.License == nil:
 			return licadmin.Errorf(licadmin.EUSERNOLICENSE, "the user holds no license to transfer")
 		case to.License != nil:
-			return licadmin.Errorf(licadmin.ETARGETHASLICENSE, "the target user already holds a %s license", to.License.Tier)
+			return licadmin.Errorf(licadmin.ETARGETHASLICENSE, "the target user already holds a license (%s)", to.License.Tier)
 		}
 		out, err = s.Store.TransferLicense(ctx, c, from, to, s.now())
 		return err
