@@ -2,10 +2,11 @@ package apigw
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/base64"
-	"strings"
+	"fmt"
 	"sync"
 
 	"licenseadmin/shared/licadmin"
@@ -17,35 +18,33 @@ type CursorKeys interface {
 }
 
 // Cursors makes list positions opaque and tamper-evident: a cursor is the
-// position, base64url-encoded, with an HMAC over the position and the scope
-// it was issued for (the caller and the list's filters), so it cannot be
-// forged, edited, or replayed by another caller or with other filters.
+// position sealed with AES-256-GCM, the scope it was issued for (the caller
+// and the list's filters) as associated data, so it can be neither read,
+// forged, edited, nor replayed by another caller or with other filters.
 type Cursors struct {
 	Keys CursorKeys
 
-	mu  sync.Mutex
-	key []byte
+	mu   sync.Mutex
+	aead cipher.AEAD
 }
 
-func (c *Cursors) secret(ctx context.Context) ([]byte, error) {
+func (c *Cursors) cipher(ctx context.Context) (cipher.AEAD, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.key == nil {
+	if c.aead == nil {
 		k, err := c.Keys.CursorKey(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.key = k
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("cursor key: %w", err)
+		}
+		if c.aead, err = cipher.NewGCM(block); err != nil {
+			return nil, fmt.Errorf("cursor key: %w", err)
+		}
 	}
-	return c.key, nil
-}
-
-func sign(key []byte, scope string, pos []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(scope))
-	m.Write([]byte{0})
-	m.Write(pos)
-	return m.Sum(nil)[:16]
+	return c.aead, nil
 }
 
 // Encode returns the cursor for position pos in scope, or nil for nil pos
@@ -54,36 +53,42 @@ func (c *Cursors) Encode(ctx context.Context, scope string, pos []byte) (*string
 	if pos == nil {
 		return nil, nil
 	}
-	key, err := c.secret(ctx)
+	aead, err := c.cipher(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s := base64.RawURLEncoding.EncodeToString(pos) + "." + base64.RawURLEncoding.EncodeToString(sign(key, scope, pos))
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(pos)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	s := base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, pos, []byte(scope)))
 	return &s, nil
 }
 
-// Decode verifies a cursor issued for scope and returns its position; an
-// empty cursor is the first page. A cursor that fails verification answers
+// Decode opens a cursor issued for scope and returns its position; an
+// empty cursor is the first page. A cursor that fails to open answers
 // EINVALID.
 func (c *Cursors) Decode(ctx context.Context, scope, cursor string) ([]byte, error) {
 	if cursor == "" {
 		return nil, nil
 	}
 	bad := licadmin.Invalid("cursor", "invalid_cursor", "the cursor is not valid for this list; start again without it")
-	p, m, ok := strings.Cut(cursor, ".")
-	if !ok || len(cursor) > 2048 {
+	if len(cursor) > 2048 {
 		return nil, bad
 	}
-	pos, err1 := base64.RawURLEncoding.DecodeString(p)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m)
-	if err1 != nil || err2 != nil {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
 		return nil, bad
 	}
-	key, err := c.secret(ctx)
+	aead, err := c.cipher(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !hmac.Equal(mac, sign(key, scope, pos)) {
+	if len(b) < aead.NonceSize() {
+		return nil, bad
+	}
+	pos, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(scope))
+	if err != nil {
 		return nil, bad
 	}
 	return pos, nil
