@@ -2,11 +2,14 @@
 #
 #   make build      compile every Lambda for this machine into bin/ (quick check)
 #   make test       every test; starts and stops DynamoDB Local and the rest itself
+#   make test-browser  the activation page in headless Chromium (part of make test)
 #   make run        the whole system locally (see SPEC.md, "Local development")
 #   make lint       gofmt, go vet, staticcheck
 #   make validate   sam validate --lint and cfn-lint on template.yaml
 #   make sam-build  sam build (uses the build-<LogicalId> targets below)
 #   make deploy     sam build, then sam deploy --config-env $(ENV)
+#   make fuzz-api   schemathesis against a fresh local stack from openapi.yaml (MAX_EXAMPLES=100)
+#   make api-fuzz-quick  the short bounded run CI does (5 examples per operation, no stateful phase)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -36,12 +39,37 @@ FUNCTIONS := \
 	CreateUserFunction:create-user \
 	GetUserFunction:get-user \
 	ListUsersFunction:list-users \
+	UpdateUserFunction:update-user \
+	DeleteUserFunction:delete-user \
+	CreateDomainFunction:create-domain \
+	VerifyDomainFunction:verify-domain \
+	ListDomainsFunction:list-domains \
+	DeleteDomainFunction:delete-domain \
+	ApproveDomainFunction:approve-domain \
+	SendActivationEmailFunction:send-activation-email \
+	ActivationPageFunction:activation-page \
+	ActivateFunction:activate \
+	SetAlertThresholdFunction:set-alert-threshold \
+	ProcessTableStreamFunction:process-table-stream \
 	CreateAccountFunction:create-account \
-	AddLicensesFunction:add-licenses
+	AddLicensesFunction:add-licenses \
+	IngestUsageFunction:ingest-usage \
+	ListUserLogsFunction:list-user-logs \
+	ListMyLogsFunction:list-my-logs \
+	ExportUserLogsFunction:export-user-logs \
+	GetExportFunction:get-export \
+	ExportLogsFunction:export-logs \
+	GetStatsFunction:get-stats \
+	GetUserStatsFunction:get-user-stats \
+	GetImportTemplateFunction:get-import-template \
+	CreateImportFunction:create-import \
+	GetImportFunction:get-import \
+	ImportUsersFunction:import-users
 
 LAMBDA_TARGETS := $(foreach f,$(FUNCTIONS),build-$(firstword $(subst :, ,$(f))))
 
-.PHONY: build $(LAMBDA_TARGETS) tools test run lint validate sam-build deploy
+.PHONY: build $(LAMBDA_TARGETS) tools test test-browser run lint validate sam-build deploy
+.PHONY: fuzz-api api-fuzz-quick
 
 build:
 	go build -o bin/ ./functions/...
@@ -66,6 +94,13 @@ $(NODE_STAMP): infra/package.json infra/package-lock.json
 
 test: tools
 	go test -timeout 20m ./...
+	$(MAKE) test-browser
+
+# The activation page in headless Chromium (playwright-core) against the
+# local stack; needs /usr/bin/chromium (apt-get install -y chromium) or
+# CHROMIUM_PATH, and fails saying so without it.
+test-browser: $(NODE_STAMP)
+	node --test infra/browser/activation.test.mjs
 
 run: $(NODE_STAMP)
 	go run ./infra/local run
@@ -91,3 +126,11 @@ deploy: $(VENV_STAMP)
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (an environment of samconfig.toml), not '$(ENV)'" >&2; exit 1 ;; esac
 	$(SAM) build
 	$(SAM) deploy --config-env $(ENV)
+
+# Property-based API testing (infra/fuzz-api.sh): no 5xx, no answer that
+# openapi.yaml does not describe.
+fuzz-api: tools
+	MAX_EXAMPLES=$${MAX_EXAMPLES:-100} infra/fuzz-api.sh
+
+api-fuzz-quick: tools
+	MAX_EXAMPLES=5 PHASES=examples,coverage,fuzzing infra/fuzz-api.sh

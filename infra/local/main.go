@@ -5,6 +5,8 @@
 //	go run ./infra/local token you@example.com
 //	go run ./infra/local account create --name Acme --admin admin@acme.example
 //	go run ./infra/local licenses add --account ID --tier pro --quantity 10 --order o-1
+//	go run ./infra/local domains approve --account ID --domain example.com
+//	go run ./infra/local usage --email EMAIL --type sent|opened|downloaded|signed [--ip IP]
 //
 // Each tool prints one JSON object on stdout and exits non-zero with a
 // message on stderr when it fails.
@@ -61,10 +63,13 @@ type command struct {
 // commands lists the subcommands; add new ones here.
 func commands() []command {
 	return []command{
-		{name: "run", summary: "run DynamoDB Local and the HTTP API in the foreground until Ctrl-C", run: runCmd},
+		{name: "run", summary: "run DynamoDB Local, the SES emulator, the stream function and the HTTP API in the foreground until Ctrl-C", run: runCmd},
 		{name: "token", args: "EMAIL", summary: `print {"token"}: a bearer token the local API accepts for EMAIL (1 h)`, run: tokenCmd},
 		{name: "account create", args: "--name NAME --admin EMAIL", summary: `create an account and its first admin; print {"accountId","adminUserId"}`, run: accountCreateCmd},
 		{name: "licenses add", args: "--account ID --tier TIER --quantity N --order ORDER_ID", summary: "add purchased licenses (once per order id); print the pool", run: licensesAddCmd},
+		{name: "domains approve", args: "--account ID --domain DOMAIN", summary: "approve an email domain for an account without DNS proof; print the domain", run: domainsApproveCmd},
+		{name: "usage", args: "--email EMAIL --type sent|opened|downloaded|signed [--ip IP]", summary: `put one usage event on the local usage queue; print {"messageId","queueUrl","event"}`, run: usageCmd},
+		{name: "bench", args: "[--quick] [--runs N] [--out FILE]", summary: "measure the system against the DynamoDB floor (make bench; BENCH_QUICK=1 for a short check)", run: benchCmd},
 	}
 }
 

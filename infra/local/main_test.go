@@ -8,9 +8,14 @@ import (
 	"testing"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/seslocal"
 )
 
-func TestMain(m *testing.M) { os.Exit(dynamolocal.RunTests(m)) }
+func TestMain(m *testing.M) {
+	code := dynamolocal.RunTests(m)
+	seslocal.StopShared()
+	os.Exit(code)
+}
 
 // TestDispatch ensures unknown commands and help print the usage with the
 // right exit status.

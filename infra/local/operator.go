@@ -15,8 +15,8 @@ import (
 )
 
 // The operator commands call the same operator.Service that the
-// CreateAccount and AddLicenses functions run in AWS, against the table of
-// the stack that `make run` started.
+// CreateAccount, AddLicenses and ApproveDomain functions run in AWS, against
+// the table of the stack that `make run` started.
 
 func accountCreateCmd(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "account create")
@@ -48,6 +48,21 @@ func licensesAddCmd(ctx context.Context, e *env, args []string) error {
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.AddLicenses(ctx, operator.AddLicensesInput{AccountID: *account, Tier: *tier, Quantity: *quantity, OrderID: *order})
+	})
+}
+
+func domainsApproveCmd(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "domains approve")
+	account := fs.String("account", "", "the account id")
+	domain := fs.String("domain", "", "the email domain to approve, such as example.com")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *account == "" || *domain == "" || fs.NArg() > 0 {
+		return usageError{"--account and --domain are required"}
+	}
+	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
+		return s.ApproveDomain(ctx, operator.ApproveDomainInput{AccountID: *account, Domain: *domain})
 	})
 }
 

@@ -27,7 +27,8 @@ const (
 const shutdownTimeout = 5 * time.Second
 
 // runCmd runs the local system in the foreground until ctx ends (Ctrl-C):
-// DynamoDB Local with the template's table, and the HTTP API.
+// DynamoDB Local with the template's table, the SES emulator, the table's
+// stream handed to the stream function (outbox emails), and the HTTP API.
 func runCmd(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "run")
 	if err := parseFlags(fs, args); err != nil {
@@ -53,7 +54,11 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	ddb, err := dynamolocal.Start(ctx, dynamolocal.Options{Port: dynamoDBPort, Dir: root})
+	ddbPort, err := port(e, "DYNAMODB_PORT", dynamoDBPort)
+	if err != nil {
+		return err
+	}
+	ddb, err := dynamolocal.Start(ctx, dynamolocal.Options{Port: ddbPort, Dir: root})
 	if err != nil {
 		return err
 	}
@@ -71,9 +76,59 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	mail, err := startEmail(ctx, e, root, &cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := mail.Stop(); err != nil {
+			fmt.Fprintln(e.stderr, err)
+		}
+	}()
+
+	queues, err := listenQueues(e, tpl, &cfg)
+	if err != nil {
+		return err
+	}
+	defer queues.stop()
+	files, err := startS3(e, tpl, &cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := files.stop(); err != nil {
+			fmt.Fprintln(e.stderr, err)
+		}
+	}()
+
+	addr := e.getenv("API_ADDR")
+	if addr == "" {
+		addr = defaultAPIAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set API_ADDR to use another address): %w", addr, err)
+	}
+	if cfg.Email.PublicBaseURL == "" {
+		// Activation links lead to this API.
+		cfg.Email.PublicBaseURL = "http://" + ln.Addr().String()
+	}
 
 	a, err := app.New(ctx, cfg)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	streamCtx, stopStream := context.WithCancel(ctx)
+	streamDone := startStream(streamCtx, e, a, client)
+	defer func() {
+		stopStream()
+		streamDone()
+	}()
+	if err := queues.serve(ctx, a, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "sqs")); err != nil {
+		return err
+	}
+	if err := files.serve(a, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "s3")); err != nil {
 		return err
 	}
 	// The server logs one line per request; the functions' own JSON request
@@ -84,14 +139,6 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	addr := e.getenv("API_ADDR")
-	if addr == "" {
-		addr = defaultAPIAddr
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set API_ADDR to use another address): %w", addr, err)
-	}
 	state := "existing"
 	if created {
 		state = "created from template.yaml"
@@ -99,10 +146,14 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "DynamoDB:  %s\n", ddb.Endpoint)
 	fmt.Fprintf(e.stdout, "Table:     %s (%s)\n", cfg.TableName, state)
 	fmt.Fprintf(e.stdout, "API:       http://%s\n", ln.Addr())
+	fmt.Fprintf(e.stdout, "Email:     %s (inbox; sent mail as JSON at %s/store)\n", mail.Endpoint, mail.Endpoint)
+	fmt.Fprintf(e.stdout, "OpenAPI:   http://%s%s\n", ln.Addr(), openAPIPath)
+	fmt.Fprintf(e.stdout, "SQS:       %s (usage events: go run ./infra/local usage --email EMAIL --type sent)\n", queues.endpoint)
+	fmt.Fprintf(e.stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ starts the import)\n", files.srv.URL, files.bucket)
 	fmt.Fprintf(e.stdout, "Token:     go run ./infra/local token you@example.com\n")
 	fmt.Fprintf(e.stdout, "Ctrl-C stops everything.\n")
 
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: withOpenAPI(srv), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	select {
@@ -134,6 +185,11 @@ func appConfig(e *env) (app.Config, error) {
 			return dynamolocal.DefaultRegion
 		case "DYNAMODB_ENDPOINT":
 			return fmt.Sprintf("http://127.0.0.1:%d", dynamoDBPort)
+		case "SENDER_EMAIL":
+			return defaultSender
+		case "METRICS":
+			// CloudWatch EMF lines would drown the local output.
+			return "off"
 		}
 		return ""
 	})

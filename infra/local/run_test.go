@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/seslocal"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command's goroutine.
@@ -47,7 +48,8 @@ func TestRun(t *testing.T) {
 	})
 	t.Setenv("DYNAMODB_ENDPOINT", aws.ToString(client.Options().BaseEndpoint))
 	root, _, _, _ := newRoot(t)
-	vars := map[string]string{"API_ADDR": "127.0.0.1:0", "TABLE_NAME": table}
+	t.Setenv("SES_ENDPOINT", seslocal.Shared(t).Endpoint)
+	vars := map[string]string{"API_ADDR": "127.0.0.1:0", "TABLE_NAME": table, "S3_PORT": "0", "SQS_PORT": "0"}
 	var stdout, stderr syncBuffer
 	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }, dir: root}
 
@@ -72,7 +74,7 @@ func TestRun(t *testing.T) {
 			t.Fatalf("run did not print its API address: %s", stdout.String())
 		}
 	}
-	for _, want := range []string{"DynamoDB:  " + os.Getenv("DYNAMODB_ENDPOINT"), "Table:     " + table + " (created", "go run ./infra/local token you@example.com"} {
+	for _, want := range []string{"DynamoDB:  " + os.Getenv("DYNAMODB_ENDPOINT"), "Table:     " + table + " (created", "go run ./infra/local token you@example.com", "Email:     " + os.Getenv("SES_ENDPOINT")} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}

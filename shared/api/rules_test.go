@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"licenseadmin/shared/api"
+	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
@@ -91,6 +92,32 @@ func TestTenantIsolation(t *testing.T) {
 	f.MustLicenses(t, bAcct, licadmin.Pro, 1)
 	bHeld, bFree := f.userAs(t, f.other, "held@globex.test", "user"), f.userAs(t, f.other, "free@globex.test", "user")
 	f.assign(f.other, bHeld, "eco").Want(t, http.StatusOK)
+	// Handlers the fixture does not build.
+	do := func(h apigw.Handler, r apitest.Request) *apitest.Response { return apitest.Do(t, h, r) }
+	updateUser, deleteUser, sendActivation := api.UpdateUser(f.App), api.DeleteUser(f.App), api.SendActivationEmail(f.App)
+	createDomain, verifyDomain, deleteDomain, listDomains := api.CreateDomain(f.App), api.VerifyDomain(f.App), api.DeleteDomain(f.App), api.ListDomains(f.App)
+	setAlert, activate, activationPage := api.SetAlertThreshold(f.App), api.Activate(f.App), api.ActivationPage(f.App)
+	userLogs, myLogs, exportLogs, getExport := api.ListUserLogs(f.App), api.ListMyLogs(f.App), api.ExportUserLogs(f.App), api.GetExport(f.App)
+	accountStats, userStats := api.GetStats(f.App), api.GetUserStats(f.App)
+	// A has a log export (its job goes nowhere: only the export's record
+	// matters here).
+	f.App.Exports.Queue = discardQueue{}
+	exp := do(exportLogs, userReq("POST /v1/users/{userId}/logs/export", f.admin, aHeld, nil))
+	exp.Want(t, http.StatusAccepted)
+	var aExport struct {
+		ExportID string `json:"exportId"`
+	}
+	exp.Decode(t, &aExport)
+	createImport, getImport, importTemplate := api.CreateImport(f.App), api.GetImport(f.App), api.GetImportTemplate(f.App)
+	// And a CSV import waiting for its upload.
+	imp := do(createImport, apitest.Request{Route: "POST /v1/imports", Email: f.admin, Body: map[string]bool{"dryRun": false}})
+	imp.Want(t, http.StatusCreated)
+	var aImport struct {
+		ImportID string `json:"importId"`
+	}
+	imp.Decode(t, &aImport)
+	// A also has a domain waiting for verification.
+	do(createDomain, apitest.Request{Route: "POST /v1/domains", Email: f.admin, Body: map[string]string{"domain": "pending-acme.test"}}).Want(t, http.StatusCreated)
 
 	before := accountState(t, f.Env, f.acct)
 	b := f.other
@@ -119,6 +146,33 @@ func TestTenantIsolation(t *testing.T) {
 		{"TransferLicense", "transfer between two users of A", aHeld, func(id string) *apitest.Response {
 			return f.h.transfer(userReq(routeTransfer, b, id, map[string]string{"toUserId": aFree}))
 		}},
+		{"UpdateUser", "edit a user", aHeld, func(id string) *apitest.Response {
+			return do(updateUser, userReq("PATCH /v1/users/{userId}", b, id, map[string]string{"firstName": "Mallory"}))
+		}},
+		{"UpdateUser", "edit a user with If-Match", aHeld, func(id string) *apitest.Response {
+			return do(updateUser, withHeaders(userReq("PATCH /v1/users/{userId}", b, id, map[string]string{"role": "admin"}), map[string]string{"If-Match": `"2"`}))
+		}},
+		{"DeleteUser", "delete a user", aHeld, func(id string) *apitest.Response {
+			return do(deleteUser, userReq("DELETE /v1/users/{userId}", b, id, nil))
+		}},
+		{"SendActivationEmail", "send an activation link", aFree, func(id string) *apitest.Response {
+			return do(sendActivation, userReq("POST /v1/users/{userId}/activation-email", b, id, nil))
+		}},
+		{"ListUserLogs", "read a user's logs", aHeld, func(id string) *apitest.Response {
+			return do(userLogs, userReq("GET /v1/users/{userId}/logs", b, id, nil))
+		}},
+		{"ExportUserLogs", "export a user's logs", aHeld, func(id string) *apitest.Response {
+			return do(exportLogs, userReq("POST /v1/users/{userId}/logs/export", b, id, nil))
+		}},
+		{"GetUserStats", "read a user's statistics", aHeld, func(id string) *apitest.Response {
+			return do(userStats, userReq("GET /v1/users/{userId}/stats", b, id, nil))
+		}},
+		{"GetExport", "read a log export", aExport.ExportID, func(id string) *apitest.Response {
+			return do(getExport, apitest.Request{Route: "GET /v1/exports/{exportId}", Params: map[string]string{"exportId": id}, Email: b})
+		}},
+		{"GetImport", "read a CSV import", aImport.ImportID, func(id string) *apitest.Response {
+			return do(getImport, apitest.Request{Route: "GET /v1/imports/{importId}", Params: map[string]string{"importId": id}, Email: b})
+		}},
 	}
 	covered := map[string]bool{}
 	for _, c := range byID {
@@ -131,6 +185,97 @@ func TestTenantIsolation(t *testing.T) {
 			wantSameAnswer(t, foreign, unknown, c.aID, unknownID)
 		})
 	}
+
+	// Domains of A (approved and pending) answer like unknown domains.
+	byDomain := []struct {
+		handler string
+		call    func(domain string) *apitest.Response
+	}{
+		{"VerifyDomain", func(d string) *apitest.Response {
+			return do(verifyDomain, apitest.Request{Route: "POST /v1/domains/{domain}/verify", Params: map[string]string{"domain": d}, Email: b})
+		}},
+		{"DeleteDomain", func(d string) *apitest.Response {
+			return do(deleteDomain, apitest.Request{Route: "DELETE /v1/domains/{domain}", Params: map[string]string{"domain": d}, Email: b})
+		}},
+	}
+	for _, c := range byDomain {
+		for _, d := range []string{"acme.test", "pending-acme.test"} {
+			t.Run(c.handler+" "+d, func(t *testing.T) {
+				covered[c.handler] = true
+				unknown := c.call("unknown-domain.test")
+				unknown.WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+				foreign := c.call(d)
+				foreign.WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+				wantSameAnswer(t, foreign, unknown, d, "unknown-domain.test")
+			})
+		}
+	}
+	t.Run("request A's approved domain", func(t *testing.T) {
+		covered["CreateDomain"] = true
+		// A domain is approved for at most one account (rule 5): B learns
+		// that, and nothing else.
+		do(createDomain, apitest.Request{Route: "POST /v1/domains", Email: b, Body: map[string]string{"domain": "acme.test"}}).
+			WantProblem(t, http.StatusConflict, licadmin.EDOMAINCLAIMED)
+	})
+	t.Run("list domains", func(t *testing.T) {
+		covered["ListDomains"] = true
+		r := do(listDomains, apitest.Request{Route: "GET /v1/domains", Email: b})
+		r.Want(t, http.StatusOK)
+		var p struct {
+			Items []struct {
+				Domain string `json:"domain"`
+			} `json:"items"`
+		}
+		r.Decode(t, &p)
+		for _, d := range p.Items {
+			if strings.Contains(d.Domain, "acme") {
+				t.Fatalf("B lists A's domain %s: %s", d.Domain, r.Body)
+			}
+		}
+	})
+	t.Run("alert threshold", func(t *testing.T) {
+		covered["SetAlertThreshold"] = true
+		r := do(setAlert, apitest.Request{Route: "PATCH /v1/licenses/{tier}", Params: map[string]string{"tier": "eco"}, Email: b, Body: map[string]int{"alertThreshold": 2}})
+		r.Want(t, http.StatusOK)
+		var p licadmin.Pool
+		r.Decode(t, &p)
+		if got := p.Tier(licadmin.Eco); got.AlertThreshold != 2 || got.Purchased != 3 {
+			t.Fatalf("B's eco pool %+v, want its own with threshold 2", got)
+		}
+	})
+	t.Run("account statistics and own logs", func(t *testing.T) {
+		covered["GetStats"], covered["ListMyLogs"] = true, true
+		for _, r := range []*apitest.Response{
+			do(accountStats, apitest.Request{Route: "GET /v1/stats", Email: b}),
+			do(accountStats, apitest.Request{Route: "GET /v1/stats", Email: b, Query: map[string]string{"format": "csv"}}),
+			do(myLogs, apitest.Request{Route: "GET /v1/me/logs", Email: b}),
+		} {
+			r.Want(t, http.StatusOK)
+			for _, leak := range []string{aHeld, aFree, "acme"} {
+				if strings.Contains(r.Body, leak) {
+					t.Fatalf("B's answer shows %q of A: %s", leak, r.Body)
+				}
+			}
+		}
+	})
+	t.Run("imports", func(t *testing.T) {
+		covered["CreateImport"], covered["GetImportTemplate"] = true, true
+		// B's import is B's: its upload key names B's account only.
+		r := do(createImport, apitest.Request{Route: "POST /v1/imports", Email: b})
+		r.Want(t, http.StatusCreated)
+		if !strings.Contains(r.Body, bAcct) || strings.Contains(r.Body, f.acct) {
+			t.Fatalf("B's import does not upload under B's account: %s", r.Body)
+		}
+		do(importTemplate, apitest.Request{Route: "GET /v1/imports/template", Email: b}).Want(t, http.StatusOK)
+	})
+	t.Run("activation", func(t *testing.T) {
+		// Public routes: a token is a secret of one user, not an id that
+		// names an account; an unknown one changes nothing anywhere.
+		covered["Activate"], covered["ActivationPage"] = true, true
+		do(activate, apitest.Request{Route: "POST /v1/activations", Body: map[string]string{"token": strings.Repeat("A", 43)}}).
+			WantProblem(t, http.StatusGone, licadmin.ETOKENINVALID)
+		do(activationPage, apitest.Request{Route: "GET /activate", Query: map[string]string{"token": strings.Repeat("A", 43)}})
+	})
 
 	// Routes without ids act on the caller's account only.
 	t.Run("pool summary", func(t *testing.T) {
@@ -182,6 +327,11 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	f.Invariants(t)
 }
+
+// discardQueue is an export queue that drops every job.
+type discardQueue struct{}
+
+func (discardQueue) Send(context.Context, []byte) error { return nil }
 
 // wantAudit fails unless exactly one audit record was added to the account
 // since it had n records, and it names actor, action, target, the request's
@@ -671,6 +821,92 @@ func TestInternalErrorsLeakNothing(t *testing.T) {
 	}
 	env.Invariants(t)
 }
+
+// interleave returns a client option that runs hook once, just before the
+// first TransactWriteItems sent after arm is set: the hook's own change
+// commits between the read that planned the request and its transaction.
+func interleave(arm *atomic.Bool, hook func()) func(*dynamodb.Options) {
+	mw := middleware.FinalizeMiddlewareFunc("interleaveForRulesTest", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		if middleware.GetOperationName(ctx) == "TransactWriteItems" && arm.CompareAndSwap(true, false) {
+			hook()
+		}
+		return next.HandleFinalize(ctx, in)
+	})
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Finalize.Add(mw, middleware.After) })
+	}
+}
+
+// TestStaleReadAnswersFreshState ensures that a request whose read was made
+// stale by a concurrent change of the same user answers from the fresh
+// state (the change is planned again), never 500 nor an error that is a
+// mere consequence of the other change: a remove racing a remove of the
+// same user answers 409 user_has_no_license, not "assigned counter is
+// already zero" as an internal error.
+func TestStaleReadAnswersFreshState(t *testing.T) {
+	cases := []struct {
+		name   string
+		setup  string // tier the user holds first
+		racer  func(h staleHandlers, admin, u string) *apitest.Response
+		req    func(h staleHandlers, admin, u string) *apitest.Response
+		status int
+		code   string
+	}{
+		{"remove racing a remove", "pro",
+			func(h staleHandlers, admin, u string) *apitest.Response {
+				return apitest.Do(t, h.remove, userReq(routeRemove, admin, u, nil))
+			},
+			func(h staleHandlers, admin, u string) *apitest.Response {
+				return apitest.Do(t, h.remove, userReq(routeRemove, admin, u, nil))
+			},
+			http.StatusConflict, licadmin.EUSERNOLICENSE},
+		{"modify racing a remove", "eco",
+			func(h staleHandlers, admin, u string) *apitest.Response {
+				return apitest.Do(t, h.remove, userReq(routeRemove, admin, u, nil))
+			},
+			func(h staleHandlers, admin, u string) *apitest.Response {
+				return apitest.Do(t, h.modify, userReq(routeModify, admin, u, map[string]string{"tier": "pro"}))
+			},
+			http.StatusConflict, licadmin.EUSERNOLICENSE},
+		{"assign racing an assign", "",
+			func(h staleHandlers, admin, u string) *apitest.Response {
+				return apitest.Do(t, h.assign, userReq(routeAssign, admin, u, map[string]string{"tier": "pro"}))
+			},
+			func(h staleHandlers, admin, u string) *apitest.Response {
+				return apitest.Do(t, h.assign, userReq(routeAssign, admin, u, map[string]string{"tier": "pro"}))
+			},
+			http.StatusConflict, licadmin.ELICENSEASSIGNED},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var arm atomic.Bool
+			var hook func()
+			env := apitest.New(t, interleave(&arm, func() { hook() }))
+			admin := "admin@acme.test"
+			acct, _ := env.MustAccount(t, "Acme", admin)
+			env.MustLicenses(t, acct, licadmin.Eco, 1)
+			env.MustLicenses(t, acct, licadmin.Pro, 1)
+			h := staleHandlers{assign: api.AssignLicense(env.App), modify: api.ModifyLicense(env.App), remove: api.RemoveLicense(env.App)}
+			u := apitest.Do(t, api.CreateUser(env.App), apitest.Request{Route: routeUsers, Email: admin, Body: userBody("u@acme.test", "user")}).User(t).ID
+			if c.setup != "" {
+				apitest.Do(t, h.assign, userReq(routeAssign, admin, u, map[string]string{"tier": c.setup})).Want(t, http.StatusOK)
+			}
+			var raced *apitest.Response
+			hook = func() { raced = c.racer(h, admin, u) }
+			arm.Store(true)
+			r := c.req(h, admin, u)
+			if raced == nil {
+				t.Fatal("the racing change did not run")
+			}
+			raced.Want(t, http.StatusOK)
+			r.WantProblem(t, c.status, c.code)
+			env.Invariants(t)
+		})
+	}
+}
+
+// staleHandlers are the license handlers of one TestStaleReadAnswersFreshState env.
+type staleHandlers struct{ assign, modify, remove apigw.Handler }
 
 // TestOperatorAddLicenses ensures the billing path: an order id applies
 // once, the same id with another content is order_conflict, an unknown

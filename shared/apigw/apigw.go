@@ -119,6 +119,9 @@ type Server struct {
 	Logger      *slog.Logger
 	Idempotency IdempotencyStore
 	Now         func() time.Time
+	// Metrics records every request's status and latency; nil records
+	// nothing.
+	Metrics RequestMetrics
 }
 
 // Option changes how Handle treats a route.
@@ -143,6 +146,7 @@ func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
 	}
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		start := s.now()
+		ctx, trace := licadmin.WithTrace(ctx)
 		req, err := newRequest(ev)
 		var resp events.APIGatewayV2HTTPResponse
 		replayed := false
@@ -161,7 +165,7 @@ func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
 		if err != nil {
 			resp = s.problem(err, ev.RequestContext.RequestID)
 		}
-		s.log(ctx, name, ev, req, resp, err, replayed, start)
+		s.log(ctx, name, ev, req, resp, err, replayed, start, trace.AccountID())
 		return resp, nil
 	}
 }
@@ -187,9 +191,17 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 	fmt.Fprintf(sum, "%s\n%s\n%s\n%s\n", req.Method, req.Route, canonicalPath(req.Path), canonicalPath(req.Query))
 	sum.Write(req.Body)
 	hash := hex.EncodeToString(sum.Sum(nil))
+	// Keys belong to their caller. A public route (activation) has none:
+	// its keys are scoped by the body, which holds the secret (the token),
+	// so that nobody else's request can replay or block them.
+	scope := req.Email
+	if scope == "" {
+		body := sha256.Sum256(req.Body)
+		scope = "public:" + hex.EncodeToString(body[:16])
+	}
 
 	replay := func() (events.APIGatewayV2HTTPResponse, bool, error) {
-		rec, err := s.Idempotency.GetIdempotency(ctx, req.Email, key)
+		rec, err := s.Idempotency.GetIdempotency(ctx, scope, key)
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, false, err
 		}
@@ -203,7 +215,9 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		for k, v := range rec.Headers {
 			headers[k] = v
 		}
-		headers["Content-Type"] = rec.ContentType
+		if rec.ContentType != "" {
+			headers["Content-Type"] = rec.ContentType
+		}
 		headers["Idempotent-Replayed"] = "true"
 		return events.APIGatewayV2HTTPResponse{
 			StatusCode: rec.Status,
@@ -212,21 +226,22 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		}, true, nil
 	}
 
-	if rec, err := s.Idempotency.GetIdempotency(ctx, req.Email, key); err != nil {
+	if rec, err := s.Idempotency.GetIdempotency(ctx, scope, key); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, false, err
 	} else if rec != nil {
 		return replay()
 	}
 
-	pending := &idem.Pending{Record: idem.Record{Scope: req.Email, Key: key, Hash: hash, CreatedAt: s.now()}}
+	pending := &idem.Pending{Record: idem.Record{Scope: scope, Key: key, Hash: hash, CreatedAt: s.now()}}
 	resp, err := s.run(idem.With(ctx, pending), req, op)
 	if errors.Is(err, idem.ErrReplay) {
 		return replay()
 	}
 	if err != nil {
 		code := licadmin.ErrorCode(err)
-		if code == licadmin.EINTERNAL || code == licadmin.EUNAVAILABLE {
-			// Not remembered: the client should be able to retry.
+		if code == licadmin.EINTERNAL || code == licadmin.EUNAVAILABLE || code == licadmin.ERATELIMITED {
+			// Not remembered: the client should be able to retry (a rate
+			// limit passes with time).
 			return resp, false, err
 		}
 		resp = s.problem(err, req.RequestID)
@@ -248,7 +263,7 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		if perr := s.Idempotency.PutIdempotency(ctx, &rec); errors.Is(perr, idem.ErrReplay) {
 			return replay()
 		} else if perr != nil {
-			s.logger().ErrorContext(ctx, "idempotency record not saved", "err", perr)
+			s.logger().ErrorContext(ctx, "idempotency record not saved", "err", RedactEmails(perr.Error()))
 		}
 	}
 	return resp, false, nil
@@ -352,14 +367,25 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Server) log(ctx context.Context, name string, ev events.APIGatewayV2HTTPRequest, req *Request, resp events.APIGatewayV2HTTPResponse, err error, replayed bool, start time.Time) {
+// log writes the request's one log line and records its metrics. The line
+// never holds a token, a body, or an email address: the caller is known by
+// its account id, and email addresses in error texts are masked.
+func (s *Server) log(ctx context.Context, name string, ev events.APIGatewayV2HTTPRequest, req *Request, resp events.APIGatewayV2HTTPResponse, err error, replayed bool, start time.Time, accountID string) {
+	latency := s.now().Sub(start)
+	if s.Metrics != nil {
+		s.Metrics.Request(name, resp.StatusCode, latency)
+	}
 	attrs := []any{
 		"op", name,
 		"requestId", ev.RequestContext.RequestID,
 		"method", ev.RequestContext.HTTP.Method,
 		"route", ev.RouteKey,
 		"status", resp.StatusCode,
-		"latencyMs", float64(s.now().Sub(start).Microseconds()) / 1000,
+		"outcome", outcome(resp.StatusCode),
+		"latencyMs", float64(latency.Microseconds()) / 1000,
+	}
+	if accountID != "" {
+		attrs = append(attrs, "accountId", accountID)
 	}
 	if replayed {
 		attrs = append(attrs, "idempotentReplay", true)
@@ -369,7 +395,7 @@ func (s *Server) log(ctx context.Context, name string, ev events.APIGatewayV2HTT
 		attrs = append(attrs, "code", licadmin.ErrorCode(err))
 		if resp.StatusCode >= 500 {
 			level = slog.LevelError
-			attrs = append(attrs, "err", err.Error())
+			attrs = append(attrs, "err", RedactEmails(err.Error()))
 		}
 	}
 	s.logger().Log(ctx, level, "request", attrs...)

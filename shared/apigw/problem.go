@@ -42,6 +42,7 @@ var statuses = map[string]int{
 	licadmin.EDOMAINNOTAPPROVED:    http.StatusUnprocessableEntity,
 	licadmin.EREQUIRESPRO:          http.StatusUnprocessableEntity,
 	licadmin.EDOMAINUNVERIFIED:     http.StatusUnprocessableEntity,
+	licadmin.EINVALIDDOMAIN:        http.StatusUnprocessableEntity,
 	licadmin.ERATELIMITED:          http.StatusTooManyRequests,
 	licadmin.EINTERNAL:             http.StatusInternalServerError,
 	licadmin.EUNAVAILABLE:          http.StatusServiceUnavailable,

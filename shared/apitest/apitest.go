@@ -24,6 +24,7 @@ import (
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
+	"licenseadmin/shared/dnstxt"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
 )
@@ -33,6 +34,8 @@ type Env struct {
 	App   *app.App
 	DB    *dynamodb.Client
 	Table string
+	// S3 is the test's S3, with the import bucket (s3.go).
+	S3 *S3
 }
 
 // New returns an Env over a fresh DynamoDB Local table. optFns adjust the
@@ -45,7 +48,12 @@ func New(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
 	// Request logs would drown test output; handlers' behaviour is asserted.
 	a.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	a.API.Logger = a.Logger
-	return &Env{App: a, DB: raw, Table: table}
+	// Tests never ask real DNS: domain verification asks a loopback port
+	// where nothing answers (refused at once) unless a test serves records.
+	a.Domains.TXT = &dnstxt.Resolver{Server: "127.0.0.1:9", Timeout: time.Second}
+	e := &Env{App: a, DB: raw, Table: table}
+	e.useS3(tb)
+	return e
 }
 
 // MustAccount creates an account whose first admin is adminEmail and
@@ -206,10 +214,12 @@ func (r *Response) WantProblem(tb testing.TB, status int, code string) apigw.Pro
 	return p
 }
 
-// Invariants checks SPEC rules 1–3 over the whole table: for every account
-// and tier 0 <= assigned <= purchased, available = purchased - assigned,
-// assigned equals the number of users holding that tier; every user has
-// the email claim that points back at it, and no claim points elsewhere.
+// Invariants checks SPEC rules 1–3 and 5 over the whole table: for every
+// account and tier 0 <= assigned <= purchased, available = purchased -
+// assigned, assigned equals the number of users holding that tier; every
+// user has the email claim that points back at it with its role, and no
+// claim points elsewhere; every account's adminCount is its number of
+// admins, and at least one.
 func (e *Env) Invariants(tb testing.TB) {
 	tb.Helper()
 	items := e.Scan(tb)
@@ -226,6 +236,10 @@ func (e *Env) Invariants(tb testing.TB) {
 	}
 	claims := map[string]string{} // email -> userId
 	users := map[string]string{}  // userId -> email
+	claimRoles := map[string]string{}
+	roles := map[string]string{}      // userId -> role
+	adminCounts := map[string]int64{} // accountId -> adminCount
+	admins := map[string]int64{}      // accountId -> users with role admin
 	for _, it := range items {
 		pk, sk := s(it, "pk"), s(it, "sk")
 		switch {
@@ -235,13 +249,20 @@ func (e *Env) Invariants(tb testing.TB) {
 				c := pool(acct, string(t))
 				c.purchased, c.assigned, c.available = n(it, "purchased_"+string(t)), n(it, "assigned_"+string(t)), n(it, "available_"+string(t))
 			}
+		case sk == "ACCOUNT":
+			adminCounts[strings.TrimPrefix(pk, "ACCT#")] = n(it, "adminCount")
 		case sk == "USER":
 			users[s(it, "id")] = s(it, "email")
+			roles[s(it, "id")] = s(it, "role")
+			if s(it, "role") == string(licadmin.RoleAdmin) {
+				admins[s(it, "accountId")]++
+			}
 			if t := s(it, "tier"); t != "" {
 				pool(s(it, "accountId"), t).holders++
 			}
 		case sk == "EMAIL":
 			claims[strings.TrimPrefix(pk, "EMAIL#")] = s(it, "userId")
+			claimRoles[strings.TrimPrefix(pk, "EMAIL#")] = s(it, "role")
 		}
 	}
 	for acct, tiers := range pools {
@@ -255,6 +276,13 @@ func (e *Env) Invariants(tb testing.TB) {
 	for id, email := range users {
 		if claims[email] != id {
 			tb.Errorf("user %s (%s): the email claim points at %q", id, email, claims[email])
+		} else if claimRoles[email] != roles[id] {
+			tb.Errorf("user %s (%s) has role %q but its email claim says %q", id, email, roles[id], claimRoles[email])
+		}
+	}
+	for acct, count := range adminCounts {
+		if count != admins[acct] || count < 1 {
+			tb.Errorf("account %s: adminCount %d, but %d users are admins (at least one must be)", acct, count, admins[acct])
 		}
 	}
 	if len(claims) != len(users) {

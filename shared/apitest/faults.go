@@ -68,7 +68,8 @@ func Faults(f FaultFunc) (func(*dynamodb.Options), *Counter) {
 	})
 	return func(o *dynamodb.Options) {
 		// Injected throttling is retried at once: tests need the retry, not the wait.
-		o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 10*time.Millisecond)
+		// and often enough that injected faults never exhaust the attempts.
+		o.Retryer = retry.AddWithMaxAttempts(retry.AddWithMaxBackoffDelay(o.Retryer, 10*time.Millisecond), 10)
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
 			return s.Finalize.Add(mw, middleware.After)
 		})

@@ -20,11 +20,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/oklog/ulid/v2"
 
+	"licenseadmin/shared/activation"
 	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/dnstxt"
+	"licenseadmin/shared/domains"
+	"licenseadmin/shared/importer"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/license"
+	"licenseadmin/shared/logs"
+	"licenseadmin/shared/metrics"
+	"licenseadmin/shared/notify"
 	"licenseadmin/shared/operator"
+	"licenseadmin/shared/stats"
 	"licenseadmin/shared/store"
+	"licenseadmin/shared/stream"
+	"licenseadmin/shared/usage"
 	"licenseadmin/shared/user"
 )
 
@@ -43,6 +53,22 @@ type Config struct {
 	// WebmailDomains replaces the default public webmail list when
 	// PUBLIC_EMAIL_DOMAINS (comma-separated) is set.
 	WebmailDomains []string
+	// Email configures activation links and emails (PUBLIC_BASE_URL,
+	// SENDER_EMAIL, SES_CONFIGURATION_SET, SES_ENDPOINT, ACTIVATION_TTL).
+	Email EmailConfig
+	// Queues locates the SQS queues (SQS_ENDPOINT, EXPORT_QUEUE_URL) and
+	// S3 the bucket of CSV files (S3_ENDPOINT, BUCKET_NAME): see usage.go.
+	Queues QueueConfig
+	S3     S3Config
+	// DNSResolver is the name server (host:port) that domain verification
+	// asks for TXT records (DNS_RESOLVER); empty means the system's.
+	DNSResolver string
+	// Metrics turns on CloudWatch metrics (EMF lines on stdout): on unless
+	// METRICS=off; the local stack and the tests leave it off.
+	Metrics bool
+	// DNSTimeout bounds one TXT lookup (DNS_TIMEOUT, a Go duration such as
+	// "3s"); dnstxt.DefaultTimeout when zero.
+	DNSTimeout time.Duration
 }
 
 // ConfigFromEnv reads Config from the process environment.
@@ -56,6 +82,8 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 		DynamoDBEndpoint: getenv("DYNAMODB_ENDPOINT"),
 		Region:           getenv("AWS_REGION"),
 		WebmailDomains:   licadmin.DefaultWebmailDomains,
+		DNSResolver:      getenv("DNS_RESOLVER"),
+		Metrics:          getenv("METRICS") != "off",
 	}
 	if c.TableName == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set: set it to the DynamoDB table's name")
@@ -67,6 +95,22 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("PUBLIC_EMAIL_DOMAINS"); v != "" {
 		c.WebmailDomains = strings.Split(v, ",")
+	}
+	if err := c.Email.readEmail(getenv); err != nil {
+		return c, err
+	}
+	if err := c.Queues.readQueues(getenv); err != nil {
+		return c, err
+	}
+	if err := c.S3.readS3(getenv); err != nil {
+		return c, err
+	}
+	if v := getenv("DNS_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("DNS_TIMEOUT %q: use a positive duration such as 3s", v)
+		}
+		c.DNSTimeout = d
 	}
 	return c, nil
 }
@@ -82,11 +126,51 @@ type App struct {
 	Licenses *license.Service
 	Users    *user.Service
 	Operator *operator.Service
+	// Activation, Notify and Stream: activation links, the outbox's email
+	// delivery, and the table stream's dispatcher (shared/app/email.go).
+	Activation *activation.Service
+	Notify     *notify.Service
+	Stream     *stream.Dispatcher
+	Domains    *domains.Service
+	// Usage ingestion, logs, exports, statistics and the log purge
+	// (shared/app/usage.go).
+	Usage   *usage.Ingester
+	Logs    *logs.Service
+	Exports *logs.Exports
+	Stats   *stats.Service
+	Purger  *logs.Purger
+	// Metrics writes CloudWatch EMF metrics to stdout; nil when
+	// Config.Metrics is off (shared/app/metrics.go).
+	Metrics *metrics.Emitter
+	// Imports runs bulk imports of users from CSV files in S3
+	// (shared/app/imports.go).
+	Imports *importer.Service
+
+	// now is the services' clock, for the features added after them.
+	now licadmin.Clock
 }
 
-// New builds the dependencies for cfg. optFns adjust the DynamoDB client
-// (tests add fault-injecting middleware with them).
+// New builds the dependencies for cfg: every service, with the table
+// stream's handlers and the AWS clients of every feature (the local stack
+// and the tests use it; a Lambda's main uses MustLoad with the features it
+// needs). optFns adjust the DynamoDB client (tests add fault-injecting
+// middleware with them).
 func New(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (*App, error) {
+	awsCfg, db, err := loadAWS(ctx, cfg, optFns...)
+	if err != nil {
+		return nil, err
+	}
+	a := NewWithClient(cfg, db)
+	a.UseSES(newSESClient(awsCfg, cfg.Email))
+	useAWSImportFiles(a, awsCfg)
+	useAWSExports(a, awsCfg)
+	meterEmail(a)
+	return a, nil
+}
+
+// loadAWS loads the AWS configuration for cfg and builds the DynamoDB
+// client, adjusted by optFns.
+func loadAWS(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (aws.Config, *dynamodb.Client, error) {
 	var loadOpts []func(*config.LoadOptions) error
 	if cfg.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(cfg.Region))
@@ -102,7 +186,7 @@ func New(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (*A
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return aws.Config{}, nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.DynamoDBEndpoint != "" {
@@ -116,7 +200,7 @@ func New(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (*A
 			fn(o)
 		}
 	})
-	return NewWithClient(cfg, db), nil
+	return awsCfg, db, nil
 }
 
 // DynamoDBRetries sets how the DynamoDB client retries throttling and
@@ -133,14 +217,25 @@ func DynamoDBRetries(o *dynamodb.Options) {
 	})
 }
 
-// NewWithClient builds the dependencies over an existing DynamoDB client.
+// NewWithClient builds the dependencies over an existing DynamoDB client:
+// every service and the table stream's handlers; no other AWS client (New
+// adds them).
 func NewWithClient(cfg Config, db *dynamodb.Client) *App {
+	a := newCore(cfg, db)
+	wireStream(a)
+	return a
+}
+
+// newCore builds the services that need DynamoDB only, without the table
+// stream's handlers: what every function has (shared/app/features.go).
+func newCore(cfg Config, db *dynamodb.Client) *App {
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	now := func() time.Time { return time.Now().UTC() }
 	newID := func() string { return ulid.Make().String() }
 	webmail := licadmin.NewWebmail(cfg.WebmailDomains)
 	st := &store.Store{DB: db, Table: cfg.TableName, NewID: newID}
-	return &App{
+	a := &App{
+		now:      now,
 		Config:   cfg,
 		Logger:   logger,
 		DynamoDB: db,
@@ -150,17 +245,25 @@ func NewWithClient(cfg Config, db *dynamodb.Client) *App {
 		Licenses: &license.Service{Store: st, Now: now},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
 		Operator: &operator.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
+		Domains: &domains.Service{Store: st, Now: now, Webmail: webmail,
+			TXT: &dnstxt.Resolver{Server: cfg.DNSResolver, Timeout: cfg.DNSTimeout}},
 	}
+	wireEmail(a, st, now)
+	wireUsage(a, st, now, newID)
+	wireImports(a, st, now, newID, webmail)
+	wireMetrics(a)
+	return a
 }
 
-// MustLoad builds the App from the environment for a Lambda's main, or
+// MustLoad builds the App from the environment for a Lambda's main, with
+// the services that need DynamoDB only plus features (see Feature), or
 // logs why it cannot and exits: a function without its configuration must
 // fail its cold start loudly rather than answer wrongly.
-func MustLoad() *App {
+func MustLoad(features ...Feature) *App {
 	cfg, err := ConfigFromEnv()
 	if err == nil {
 		var a *App
-		if a, err = New(context.Background(), cfg); err == nil {
+		if a, err = Load(context.Background(), cfg, features); err == nil {
 			return a
 		}
 	}

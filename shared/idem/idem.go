@@ -67,6 +67,11 @@ func (p *Pending) Seal(v any) (*Record, error) {
 	if p.Render != nil {
 		p.Status, p.Headers = p.Render(v)
 	}
+	if p.Status == http.StatusNoContent {
+		// A 204 (a DELETE) has no body to replay (empty, not nil: the
+		// record stores it as a binary attribute).
+		p.Body, p.ContentType = []byte{}, ""
+	}
 	return &p.Record, nil
 }
 

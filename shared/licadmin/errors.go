@@ -33,6 +33,7 @@ const (
 	ETOKENINVALID         = "token_invalid"
 	EREQUIRESPRO          = "requires_pro"
 	EDOMAINUNVERIFIED     = "domain_unverified"
+	EINVALIDDOMAIN        = "invalid_domain"
 	EMETHODNOTALLOWED     = "method_not_allowed"
 	EUNSUPPORTEDMEDIATYPE = "unsupported_media_type"
 )

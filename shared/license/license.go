@@ -22,6 +22,7 @@ type Store interface {
 	RemoveLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, now time.Time) (*licadmin.User, error)
 	TransferLicense(ctx context.Context, c *licadmin.Caller, from, to *licadmin.User, now time.Time) (*licadmin.User, error)
 	DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *licadmin.Pool, tier licadmin.Tier, quantity int64, now time.Time) (*licadmin.Pool, error)
+	SetAlertThreshold(ctx context.Context, c *licadmin.Caller, pool *licadmin.Pool, tier licadmin.Tier, threshold int64, now time.Time) (*licadmin.Pool, error)
 }
 
 // Service applies the license rules for portal callers.

@@ -19,6 +19,8 @@ import (
 type Store interface {
 	CreateAccount(ctx context.Context, accountID, name string, admin *licadmin.User, domain string, now time.Time) error
 	AddLicenses(ctx context.Context, accountID string, tier licadmin.Tier, quantity int64, orderID string, now time.Time) (*licadmin.Pool, error)
+	Domain(ctx context.Context, accountID, domain string) (*licadmin.Domain, string, error)
+	ApproveDomain(ctx context.Context, c *licadmin.Caller, accountID, domain string, d *licadmin.Domain, now time.Time) (*licadmin.Domain, error)
 }
 
 // Service runs operator operations.

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -24,6 +26,30 @@ import (
 //	domain claim         DOMAIN#<domain>           DOMAIN                      accountId, status: one domain, one account
 //	idempotency record   IDEM#<email>#<key>        IDEM                        request hash and response, ttl 24 h
 //	setting              CONFIG                    <name>                      e.g. the cursor signing key
+//	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d
+//	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
+//	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, ttl 30 d: a redelivered event counts once
+//	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
+//	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD)
+//	log export           EXPORT#<exportId>         EXPORT                      accountId, userId, logGen, range, status, key, ttl 7 d
+//	log purge marker     PURGE#<userId>            <fromGen>-<toGen>[-deleted] a purge that continues; round, ttl 7 d
+//	import               ACCT#<accountId>          IMPORT#<importId>           status, object, counters, checkpoint, lease; ttl 30 d
+//	import report row    IMPORT#<importId>         ROW#<line, 12 digits>       email, code, message: one per failed row; ttl 30 d
+//	dry-run email seen   IMPORT#<importId>         SEEN#<email>                line: finds duplicates across a dry run; ttl 30 d
+//
+// Log entries are keyed by user and log generation: remove, transfer and
+// delete bump the user's logGen in their own transaction, so reads (which
+// always use the current generation) stop seeing the old entries at once,
+// whatever their number; the old partition is then purged in the
+// background, TTL being the backstop. A user's monthly counters live in
+// the user's own partition, so statistics read users and months, never
+// log entries.
+//
+// A user item also carries "activationSentAt" (epoch milliseconds): the
+// activation-email request's rate limit is a condition on it. Outbox items
+// are written in the transaction of the change that sends an email and
+// delivered from the table's stream (shared/notify); a token item is keyed
+// by the SHA-256 of the token, which is never stored.
 //
 // User items are keyed by user id alone so that the caller's email claim and
 // the users a request names are read in one BatchGetItem; the account a user
@@ -45,6 +71,8 @@ const (
 	skEmail   = "EMAIL"
 	skDomain  = "DOMAIN"
 	skIdem    = "IDEM"
+	skOutbox  = "OUTBOX"
+	skToken   = "TOKEN"
 )
 
 type key = map[string]types.AttributeValue
@@ -63,8 +91,12 @@ func orderKey(accountID, orderID string) key {
 	return mkKey(accountPK(accountID), "ORDER#"+orderID)
 }
 
+// skAccountDomainPrefix starts the sort key of an account's domain entries,
+// so that one Query lists them.
+const skAccountDomainPrefix = "DOMAIN#"
+
 func accountDomainKey(accountID, domain string) key {
-	return mkKey(accountPK(accountID), "DOMAIN#"+domain)
+	return mkKey(accountPK(accountID), skAccountDomainPrefix+domain)
 }
 
 func auditKey(accountID, at, id string) key {
@@ -85,6 +117,40 @@ func idemKey(scope, k string) key { return mkKey("IDEM#"+scope+"#"+k, skIdem) }
 
 func configKey(name string) key { return mkKey("CONFIG", name) }
 
+func outboxKey(id string) key { return mkKey("OUTBOX#"+id, skOutbox) }
+
+// tokenKey keys an activation token by its SHA-256, hex-encoded.
+func tokenKey(hashHex string) key { return mkKey("TOKEN#"+hashHex, skToken) }
+
+// Kinds of items, as ItemKind names them for the table's stream consumers.
+const (
+	KindOther  = ""
+	KindOutbox = "outbox"
+	KindPool   = "pool"
+	KindUser   = "user"
+	KindPurge  = "purge"
+)
+
+// ItemKind tells what an item is from its keys (a stream record's Keys),
+// so that stream consumers need not know the key formats.
+func ItemKind(k Item) string {
+	pk, sk := getS(k, attrPK), getS(k, attrSK)
+	switch {
+	case sk == skOutbox && strings.HasPrefix(pk, "OUTBOX#"):
+		return KindOutbox
+	case sk == skPool && strings.HasPrefix(pk, "ACCT#"):
+		return KindPool
+	case sk == skUser && isUserPK(pk):
+		return KindUser
+	case strings.HasPrefix(pk, purgePKPrefix):
+		return KindPurge
+	}
+	return KindOther
+}
+
+// accountOfPK returns the account id of an ACCT#<id> partition key.
+func accountOfPK(pk string) string { return strings.TrimPrefix(pk, "ACCT#") }
+
 // Pool attribute names: one attribute per tier and counter, so that a
 // condition can compare two counters of the same item.
 func purchasedAttr(t licadmin.Tier) string { return "purchased_" + string(t) }
@@ -94,3 +160,49 @@ func alertAttr(t licadmin.Tier) string     { return "alert_" + string(t) }
 
 // isUserPK reports whether pk names a user item.
 func isUserPK(pk string) bool { return strings.HasPrefix(pk, "USER#") }
+
+// Usage, logs and exports (see the table above).
+const (
+	skEvent       = "EVENT"
+	skExport      = "EXPORT"
+	skStatsPrefix = "STATS#"
+	purgePKPrefix = "PURGE#"
+)
+
+func eventKey(accountID, eventID string) key {
+	return mkKey("EVENT#"+accountID+"#"+eventID, skEvent)
+}
+
+func logPK(userID string, gen int64) string {
+	return "LOG#" + userID + "#" + strconv.FormatInt(gen, 10)
+}
+
+func logSK(at time.Time, eventID string) string { return formatTime(at) + "#" + eventID }
+
+func statsKey(userID, month string) key { return mkKey(userPK(userID), skStatsPrefix+month) }
+
+func exportKey(exportID string) key { return mkKey("EXPORT#"+exportID, skExport) }
+
+// Bulk imports (see the table above). An import is read through the
+// caller's account, so another account's import id is not found; its report
+// rows and dry-run markers live in the import's own partition, listed in
+// line order by one Query.
+const (
+	skImportRowPrefix  = "ROW#"
+	skImportSeenPrefix = "SEEN#"
+)
+
+func importKey(accountID, importID string) key {
+	return mkKey(accountPK(accountID), "IMPORT#"+importID)
+}
+
+func importPK(importID string) string { return "IMPORT#" + importID }
+
+func importRowKey(importID string, line int64) key {
+	n := strconv.FormatInt(line, 10)
+	return mkKey(importPK(importID), skImportRowPrefix+strings.Repeat("0", max(0, 12-len(n)))+n)
+}
+
+func importSeenKey(importID, email string) key {
+	return mkKey(importPK(importID), skImportSeenPrefix+email)
+}

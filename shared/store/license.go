@@ -13,7 +13,8 @@ import (
 // condition that keeps 0 <= assigned <= purchased, the user(s) with a
 // condition on the version that was read (so the license state the service
 // checked is the state that is changed), the caller's admin check, the audit
-// record, and the idempotency record when the request has a key.
+// record, the idempotency record when the request has a key, and for assign
+// and transfer the outbox item of the new holder's confirmation email.
 
 // userCond appends to e the condition that the user item is the one read:
 // same account, same version.
@@ -92,6 +93,7 @@ func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	ue := newExpr()
 	cond := userCond(ue, u) + fmt.Sprintf(" AND attribute_not_exists(%s)", ue.n("tier"))
 	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
+	s.putOutbox(t, recipientOutbox(licadmin.EmailLicenseAssigned, n, now))
 	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseAssign, Target: u.ID,
 		Details: map[string]string{"tier": string(tier)}, At: now})
@@ -186,6 +188,7 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 	te := newExpr()
 	tcond := userCond(te, to) + fmt.Sprintf(" AND attribute_not_exists(%s)", te.n("tier"))
 	t.update(s.Table, userKey(to.ID), userLicenseUpdate(te, nt), tcond, te, userChanged(to))
+	s.putOutbox(t, recipientOutbox(licadmin.EmailLicenseAssigned, nt, now))
 	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseTransfer, Target: to.ID,
 		Details: map[string]string{"tier": string(tier), "from": from.ID, "fromLogGeneration": strconv.FormatInt(nf.LogGeneration, 10)}, At: now})
@@ -196,9 +199,15 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 }
 
 // DeleteFromPool removes quantity unassigned licenses of tier from pool (the
-// pool as read) and returns the pool as committed. It fails with
-// ELICENSESINUSE when fewer than quantity are unassigned, and licadmin.ErrStale when
-// the tier's counters changed since the read.
+// pool as read) and returns the pool after the change. It fails with
+// ELICENSESINUSE when fewer than quantity are unassigned.
+//
+// Without an Idempotency-Key the only condition is that enough licenses are
+// unassigned, and the answer is the pool read right after the commit, so
+// concurrent assignments never make it retry. With a key the answer must be
+// known before the commit (it is recorded in the same transaction), so the
+// tier's counters must also still be those read: ErrStale otherwise, and the
+// service plans again.
 func (s *Store) DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *licadmin.Pool, tier licadmin.Tier, quantity int64, now time.Time) (*licadmin.Pool, error) {
 	read := pool.Tier(tier)
 	after := &licadmin.Pool{Tiers: append([]licadmin.TierPool(nil), pool.Tiers...)}
@@ -210,11 +219,14 @@ func (s *Store) DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *li
 	}
 	t, p := s.begin(ctx, now)
 	e := newExpr()
-	q := e.v(num(quantity))
+	cond := fmt.Sprintf("%s >= %s", e.n(availableAttr(tier)), e.v(num(quantity)))
+	if p != nil {
+		cond += fmt.Sprintf(" AND %s = %s AND %s = %s",
+			e.n(purchasedAttr(tier)), e.v(num(read.Purchased)), e.n(assignedAttr(tier)), e.v(num(read.Assigned)))
+	}
 	t.update(s.Table, poolKey(c.AccountID),
 		fmt.Sprintf("ADD %s %s, %s %s", e.n(purchasedAttr(tier)), e.v(num(-quantity)), e.n(availableAttr(tier)), e.v(num(-quantity))),
-		fmt.Sprintf("%s >= %s AND %s = %s AND %s = %s", e.n(availableAttr(tier)), q,
-			e.n(purchasedAttr(tier)), e.v(num(read.Purchased)), e.n(assignedAttr(tier)), e.v(num(read.Assigned))), e,
+		cond, e,
 		func(old Item) error {
 			if avail := getN(old, availableAttr(tier)); avail < quantity {
 				return licadmin.Errorf(licadmin.ELICENSESINUSE, "only %d %s licenses are unassigned; remove licenses from users first", avail, tier)
@@ -227,5 +239,8 @@ func (s *Store) DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *li
 	if err := s.commit(ctx, t, p, after, now); err != nil {
 		return nil, err
 	}
-	return after, nil
+	if p != nil {
+		return after, nil
+	}
+	return s.Pool(ctx, c.AccountID)
 }

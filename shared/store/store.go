@@ -27,6 +27,9 @@ type DynamoDB interface {
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
 // Store reads and writes the table.
@@ -41,6 +44,9 @@ type Store struct {
 	MaxConflictRetries int
 	// Sleep waits between retries; tests replace it.
 	Sleep func(context.Context, time.Duration) error
+	// Metrics is told of every transaction attempt cancelled by a conflict
+	// or throttling; nil records nothing.
+	Metrics TxnMetrics
 }
 
 // LoadCaller reads, in one consistent BatchGetItem, the email claim of the
@@ -66,6 +72,7 @@ func (s *Store) LoadCaller(ctx context.Context, email string, userIDs ...string)
 				AccountID: getS(it, "accountId"),
 				Role:      licadmin.Role(getS(it, "role")),
 			}
+			licadmin.NoteAccount(ctx, caller.AccountID)
 			continue
 		}
 		u := decodeUser(it)
@@ -84,10 +91,16 @@ func (s *Store) batchGet(ctx context.Context, keys []key) ([]Item, error) {
 	uniq := keys[:0:0]
 	for _, k := range keys {
 		id := getS(k, attrPK) + "\x00" + getS(k, attrSK)
+		if !keyFits(k) {
+			continue // names no item (an id too long): absent
+		}
 		if !seen[id] {
 			seen[id] = true
 			uniq = append(uniq, k)
 		}
+	}
+	if len(uniq) == 0 {
+		return nil, nil
 	}
 	req := map[string]types.KeysAndAttributes{s.Table: {Keys: uniq, ConsistentRead: aws.Bool(true)}}
 	var items []Item
@@ -111,6 +124,9 @@ func (s *Store) batchGet(ctx context.Context, keys []key) ([]Item, error) {
 }
 
 func (s *Store) getItem(ctx context.Context, k key) (Item, error) {
+	if !keyFits(k) {
+		return nil, nil
+	}
 	out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.Table, Key: k, ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return nil, err

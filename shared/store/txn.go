@@ -184,11 +184,13 @@ func (s *Store) transact(ctx context.Context, t *txn) error {
 			return fmt.Errorf("transact write: %w", err)
 		}
 		conflict := false
+		var failed []error
 		for i, r := range cancel.CancellationReasons {
 			switch aws.ToString(r.Code) {
 			case "ConditionalCheckFailed":
 				if i < len(t.onFail) && t.onFail[i] != nil {
-					return t.onFail[i](r.Item)
+					failed = append(failed, t.onFail[i](r.Item))
+					continue
 				}
 				return fmt.Errorf("transact write: unexpected failed condition on item %d: %w", i, err)
 			case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded":
@@ -198,8 +200,14 @@ func (s *Store) transact(ctx context.Context, t *txn) error {
 				return fmt.Errorf("transact write: item %d: %w", i, err)
 			}
 		}
+		if len(failed) > 0 {
+			return conditionError(failed)
+		}
 		if !conflict {
 			return fmt.Errorf("transact write: %w", err)
+		}
+		if s.Metrics != nil {
+			s.Metrics.TransactionConflict(attempt < maxRetries)
 		}
 		if attempt >= maxRetries {
 			return licadmin.Errorf(licadmin.EUNAVAILABLE, "too many concurrent changes; retry shortly")
@@ -208,4 +216,29 @@ func (s *Store) transact(ctx context.Context, t *txn) error {
 			return err
 		}
 	}
+}
+
+// conditionError picks the error to return when several conditions of a
+// transaction failed (DynamoDB reports each one): a concurrent duplicate
+// of the request (idem.ErrReplay) first, then licadmin.ErrStale, since an
+// item the operation was planned from changed and the other failures may
+// only be consequences of that change (a pool counter already given back
+// by a concurrent remove of the same user); else the first item's error.
+func conditionError(failed []error) error {
+	for _, target := range []error{idem.ErrReplay, licadmin.ErrStale} {
+		for _, err := range failed {
+			if errors.Is(err, target) {
+				return err
+			}
+		}
+	}
+	return failed[0]
+}
+
+// TxnMetrics records the transaction retries of the store
+// (*metrics.Emitter in Lambda).
+type TxnMetrics interface {
+	// TransactionConflict records an attempt cancelled by a conflicting
+	// transaction or throttling; retried is false when the store gives up.
+	TransactionConflict(retried bool)
 }

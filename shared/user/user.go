@@ -17,6 +17,8 @@ type Store interface {
 	LoadCaller(ctx context.Context, email string, userIDs ...string) (*licadmin.Caller, []*licadmin.User, error)
 	CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, domain string, now time.Time) (*licadmin.User, error)
 	ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error)
+	UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadmin.User, emailDomain string, ifMatch bool, now time.Time) (*licadmin.User, error)
+	DeleteUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, now time.Time) error
 }
 
 // Service applies the user rules for portal callers.

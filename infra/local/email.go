@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"licenseadmin/infra/seslocal"
+	"licenseadmin/infra/streamlocal"
+	"licenseadmin/shared/app"
+)
+
+// Local email: `run` starts the SES emulator (its inbox shows what the
+// functions sent) and reads the table's stream, handing its records to the
+// stream function's handler as Lambda would; so assigning a license, asking
+// for an activation link or crossing a low-pool threshold sends real
+// (emulated) mail, through the same code as in AWS.
+
+// defaultSender is the From address of local mail (SENDER_EMAIL overrides it).
+const defaultSender = "no-reply@license-admin.local"
+
+// port returns the port the environment variable name sets, or def.
+func port(e *env, name string, def int) (int, error) {
+	v := e.getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 0 || p > 65535 {
+		return 0, fmt.Errorf("%s %q: want a port number (0 picks a free one)", name, v)
+	}
+	return p, nil
+}
+
+// startEmail starts the SES emulator on SES_PORT (default 8005) unless
+// SES_ENDPOINT names a running one, and points cfg's SES client at it.
+func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*seslocal.Server, error) {
+	p, err := port(e, "SES_PORT", seslocal.DefaultPort)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := seslocal.Start(ctx, seslocal.Options{Port: p, Dir: root})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Email.SESEndpoint = srv.Endpoint
+	return srv, nil
+}
+
+// startStream reads the table's stream in the background and hands its
+// records to the stream function's handler, until ctx ends; wait returns
+// once it stopped.
+func startStream(ctx context.Context, e *env, a *app.App, db *dynamodb.Client) (wait func()) {
+	p := &streamlocal.Poller{
+		DynamoDB: db,
+		Streams:  streamlocal.NewStreamsClient(db),
+		Table:    a.Config.TableName,
+		Handler:  a.Stream.Handle,
+		Logger:   slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "stream"),
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := p.Run(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "stream: %v\n", err)
+		}
+	}()
+	return wg.Wait
+}

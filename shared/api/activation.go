@@ -1,0 +1,104 @@
+package api
+
+import (
+	"context"
+	"math"
+	"net/http"
+
+	"licenseadmin/shared/activation"
+	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/app"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
+)
+
+// noStore keeps answers that concern activation tokens out of caches.
+var noStore = map[string]string{"Cache-Control": "no-store"}
+
+// SendActivationEmail serves POST /v1/users/{userId}/activation-email:
+// 202 {"userId","status":"queued"}; the email leaves from the outbox.
+func SendActivationEmail(a *app.App) apigw.Handler {
+	return a.API.Handle("SendActivationEmail", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		accepted := func(q store.ActivationQueued) *apigw.Response {
+			return &apigw.Response{Status: http.StatusAccepted, Body: q}
+		}
+		apigw.Render(ctx, accepted)
+		userID := r.Param("userId")
+		if err := a.Activation.RequestEmail(ctx, r.Request, userID); err != nil {
+			return nil, err
+		}
+		return accepted(store.ActivationQueued{UserID: userID, Status: "queued"}), nil
+	}, apigw.Idempotent())
+}
+
+// ActivationPage serves GET /activate?token=… (public): the page whose
+// button activates the account. Loading it changes nothing.
+func ActivationPage(a *app.App) apigw.Handler {
+	return a.API.Handle("ActivationPage", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		token := r.Query["token"]
+		langs, err := a.Activation.PageLanguages(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		page, err := activation.RenderPage(token, langs)
+		if err != nil {
+			return nil, err
+		}
+		return &apigw.Response{Status: http.StatusOK, Raw: page, Headers: activation.PageHeaders()}, nil
+	}, apigw.Public())
+}
+
+// Activate serves POST /v1/activations {"token"} (public): 200
+// {"status":"active"}, or 410 token_invalid for an unknown, used or
+// expired token. With an Idempotency-Key, a retry of a request whose
+// answer was lost gets that answer again instead of 410.
+func Activate(a *app.App) apigw.Handler {
+	return a.API.Handle("Activate", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		var b struct {
+			Token *string `json:"token"`
+		}
+		if err := r.Decode(&b); err != nil {
+			return nil, err
+		}
+		if b.Token == nil || *b.Token == "" {
+			return nil, licadmin.Invalid("token", "required", "token is required")
+		}
+		ok := func(v map[string]string) *apigw.Response {
+			return &apigw.Response{Status: http.StatusOK, Body: v, Headers: noStore}
+		}
+		apigw.Render(ctx, ok)
+		if err := a.Activation.Activate(ctx, *b.Token); err != nil {
+			return nil, err
+		}
+		return ok(store.Activated), nil
+	}, apigw.Public(), apigw.Idempotent())
+}
+
+// SetAlertThreshold serves PATCH /v1/licenses/{tier} {"alertThreshold"}:
+// 200 with the pool summary.
+func SetAlertThreshold(a *app.App) apigw.Handler {
+	return a.API.Handle("SetAlertThreshold", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		tier, err := licadmin.ParseTier("tier", r.Param("tier"))
+		if err != nil {
+			return nil, licadmin.Errorf(licadmin.ENOTFOUND, "no tier %q: use eco, advanced or pro", r.Param("tier"))
+		}
+		var b struct {
+			AlertThreshold *float64 `json:"alertThreshold"`
+		}
+		if err := r.Decode(&b); err != nil {
+			return nil, err
+		}
+		if b.AlertThreshold == nil {
+			return nil, licadmin.Invalid("alertThreshold", "required", "alertThreshold is required: a whole number from 0 to 1000000")
+		}
+		v := *b.AlertThreshold
+		if v != math.Trunc(v) || v < 0 || v > 1_000_000 {
+			return nil, licadmin.Invalid("alertThreshold", "out_of_range", "alertThreshold must be a whole number from 0 to 1000000")
+		}
+		p, err := a.Licenses.SetAlertThreshold(ctx, r.Request, tier, int64(v))
+		if err != nil {
+			return nil, err
+		}
+		return apigw.OK(p)
+	}, apigw.Idempotent())
+}

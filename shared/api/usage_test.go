@@ -1,0 +1,466 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/usage"
+)
+
+// TestIngestIdempotent ensures an event delivered several times (twice in
+// one batch, then again later) is one log entry and counts once.
+func TestIngestIdempotent(t *testing.T) {
+	f := newUsageFixture(t)
+	m := event(f.acct, f.adaEmail, licadmin.EventSent, time.Now().Add(-time.Hour))
+	ingest(t, f.Env, m, m)
+	ingest(t, f.Env, m)
+	byID := m
+	byID.Email, byID.UserID = "", f.ada
+	ingest(t, f.Env, byID)
+
+	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); !slices.Equal(got, []string{m.MessageRef}) {
+		t.Fatalf("log %v, want the one entry", got)
+	}
+	if n := countItems(t, f.Env, "LOG#", ""); n != 1 {
+		t.Fatalf("%d log items in the table, want 1", n)
+	}
+	r := f.userStats(userReq(routeUserStats, f.admin, f.ada, nil))
+	r.Want(t, http.StatusOK)
+	var s struct {
+		Sent, BytesSent int64
+	}
+	r.Decode(t, &s)
+	if s.Sent != 1 || s.BytesSent != 1000 {
+		t.Fatalf("stats %+v, want 1 sent of 1000 bytes", s)
+	}
+}
+
+// TestIngestPartialBatchFailure ensures a batch reports in
+// batchItemFailures exactly the messages whose write failed for a reason
+// that may pass, while the others are written, and malformed or unknown
+// events are dropped rather than retried; the redelivered message then
+// counts once.
+func TestIngestPartialBatchFailure(t *testing.T) {
+	f := newUsageFixture(t)
+	failing := func(op string, n int) apitest.Fault {
+		if op == "TransactWriteItems" && n == 2 { // the second event's write, below
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	}
+	opt, _ := apitest.Faults(failing)
+	f.App.Usage.Workers = 1 // one event at a time: the failing write is the second one
+	now := time.Now().Add(-time.Minute)
+	m1, m2, m3 := event(f.acct, f.adaEmail, licadmin.EventSent, now), event(f.acct, f.adaEmail, licadmin.EventOpened, now), event(f.acct, f.bobEmail, licadmin.EventSent, now)
+	unknown := event(f.acct, "nobody@acme.test", licadmin.EventSent, now)
+
+	ingest(t, f.Env, m1) // m1 is written before the fault is armed
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	resp := f.Ingest(t, m1, m2, "{not json", unknown, m3)
+	want := []events.SQSBatchItemFailure{{ItemIdentifier: "m2"}}
+	if !slices.Equal(resp.BatchItemFailures, want) {
+		t.Fatalf("batch item failures %v, want only m2 (m1 is a duplicate, m3 written, the malformed and unknown ones dropped)", resp.BatchItemFailures)
+	}
+	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); !slices.Equal(got, []string{m1.MessageRef}) {
+		t.Fatalf("ada's log %v, want only m1 before the redelivery", got)
+	}
+	if got := refs(f.userLogs(t, f.admin, f.bob, nil).Items); !slices.Equal(got, []string{m3.MessageRef}) {
+		t.Fatalf("bob's log %v, want m3", got)
+	}
+	// The queue redelivers m2 (and a duplicate of m3).
+	ingest(t, f.Env, m2, m3)
+	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); len(got) != 2 {
+		t.Fatalf("ada's log %v, want m1 and m2", got)
+	}
+	if n := countItems(t, f.Env, "LOG#", ""); n != 3 {
+		t.Fatalf("%d log items, want 3", n)
+	}
+}
+
+// TestIngestDrops ensures events that can never be written — malformed,
+// for unknown users, or for users of another account — are dropped (no
+// batch item failure, so never retried) and write nothing.
+func TestIngestDrops(t *testing.T) {
+	f := newUsageFixture(t)
+	now := time.Now().Add(-time.Minute)
+	base := func() usage.Message { return event(f.acct, f.adaEmail, licadmin.EventSent, now) }
+	with := func(change func(*usage.Message)) usage.Message {
+		m := base()
+		change(&m)
+		return m
+	}
+	cases := map[string]any{
+		"not JSON":                  "{",
+		"JSON but not an object":    `["sent"]`,
+		"unknown type":              with(func(m *usage.Message) { m.Type = "clicked" }),
+		"no event id":               with(func(m *usage.Message) { m.EventID = "" }),
+		"no account":                with(func(m *usage.Message) { m.AccountID = "" }),
+		"no user":                   with(func(m *usage.Message) { m.Email = "" }),
+		"bad time":                  with(func(m *usage.Message) { m.At = "yesterday" }),
+		"time in the future":        with(func(m *usage.Message) { m.At = time.Now().Add(time.Hour).Format(time.RFC3339) }),
+		"negative bytes":            with(func(m *usage.Message) { m.Bytes = -1 }),
+		"bad ip":                    with(func(m *usage.Message) { m.IP = "300.1.1.1" }),
+		"unknown email":             with(func(m *usage.Message) { m.Email = "nobody@acme.test" }),
+		"unknown user id":           with(func(m *usage.Message) { m.Email, m.UserID = "", unknownID }),
+		"user of another account":   with(func(m *usage.Message) { m.Email, m.UserID = "", f.otherID }),
+		"email of another account":  with(func(m *usage.Message) { m.Email = f.other }),
+		"account of another user":   with(func(m *usage.Message) { m.AccountID = "01OTHERACCOUNT" }),
+		"userId and email disagree": with(func(m *usage.Message) { m.UserID = f.bob }),
+	}
+	for name, m := range cases {
+		t.Run(name, func(t *testing.T) {
+			if resp := f.Ingest(t, m); len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("batch item failures %v, want none: the event is dropped", resp.BatchItemFailures)
+			}
+		})
+	}
+	for _, prefix := range []string{"LOG#", "EVENT#"} {
+		if n := countItems(t, f.Env, prefix, ""); n != 0 {
+			t.Fatalf("%d %s items written, want none", n, prefix)
+		}
+	}
+	if n := countItems(t, f.Env, "USER#", "STATS#"); n != 0 {
+		t.Fatalf("%d counter items written, want none", n)
+	}
+}
+
+// racingStore bumps the user's log generation (a license removal) between
+// the ingestion's read of the user and its write, once.
+type racingStore struct {
+	usage.Store
+	bump func()
+	done bool
+}
+
+func (s *racingStore) FindUser(ctx context.Context, userID, email string) (*licadmin.User, error) {
+	u, err := s.Store.FindUser(ctx, userID, email)
+	if !s.done {
+		s.done = true
+		s.bump()
+	}
+	return u, err
+}
+
+// TestIngestRacesGenerationBump ensures an event whose user's log
+// generation changes between the read and the write lands in the current
+// generation, never in the old one that the change made unreadable.
+func TestIngestRacesGenerationBump(t *testing.T) {
+	f := newUsageFixture(t)
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	st := &racingStore{Store: f.App.Store, bump: func() {
+		f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+	}}
+	in := &usage.Ingester{Store: st}
+	m := event(f.acct, f.adaEmail, licadmin.EventSent, time.Now().Add(-time.Minute))
+	body, _ := json.Marshal(m)
+	if err := in.Ingest(context.Background(), body); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	if gen := f.LogGeneration(t, f.ada); gen != 1 {
+		t.Fatalf("log generation %d, want 1 after the removal", gen)
+	}
+	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); !slices.Equal(got, []string{m.MessageRef}) {
+		t.Fatalf("log %v, want the event in the current generation", got)
+	}
+	if n := countItems(t, f.Env, "LOG#"+f.ada+"#0", ""); n != 0 {
+		t.Fatalf("%d entries in the old generation, want none", n)
+	}
+}
+
+// TestLogsFiltersAndOrder ensures a log lists the user's own entries newest
+// first, in the last 30 days by default, and that from, to (times and
+// dates) and type select entries as documented; bad parameters answer 400.
+func TestLogsFiltersAndOrder(t *testing.T) {
+	f := newUsageFixture(t)
+	now := time.Now().UTC()
+	day := 24 * time.Hour
+	e1 := event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-40*day))
+	e2 := event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-10*day))
+	e3 := event(f.acct, f.adaEmail, licadmin.EventOpened, now.Add(-5*day))
+	e4 := event(f.acct, f.adaEmail, licadmin.EventDownloaded, now.Add(-2*day))
+	e5 := event(f.acct, f.adaEmail, licadmin.EventSigned, now.Add(-time.Hour))
+	other := event(f.acct, f.bobEmail, licadmin.EventSent, now.Add(-time.Hour))
+	e5.Recipients, e5.Bytes, e5.IP = []string{"a@example.org", "b@example.org"}, 4242, "2001:db8::1"
+	// Eco keeps entries 90 days: e1, 40 days old, is still readable.
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	ingest(t, f.Env, e1, e2, e3, e4, e5, other)
+
+	date := func(d time.Duration) string { return now.Add(d).Format(time.DateOnly) }
+	cases := []struct {
+		name  string
+		query map[string]string
+		want  []usage.Message
+	}{
+		{"default: the last 30 days", nil, []usage.Message{e5, e4, e3, e2}},
+		{"type", map[string]string{"type": "sent"}, []usage.Message{e2}},
+		{"type over a longer range", map[string]string{"type": "sent", "from": date(-60 * day)}, []usage.Message{e2, e1}},
+		{"dates, to included", map[string]string{"from": date(-5 * day), "to": date(-2 * day)}, []usage.Message{e4, e3}},
+		{"times, to excluded", map[string]string{"from": now.Add(-6 * day).Format(time.RFC3339), "to": e4.At}, []usage.Message{e3}},
+		{"from included", map[string]string{"from": e4.At}, []usage.Message{e5, e4}},
+		{"to alone: 30 days before it", map[string]string{"to": date(-3 * day)}, []usage.Message{e3, e2}},
+		{"nothing", map[string]string{"type": "opened", "from": date(-2 * day)}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := []string{}
+			for _, m := range c.want {
+				want = append(want, m.MessageRef)
+			}
+			if got := refs(f.userLogs(t, f.admin, f.ada, c.query).Items); !slices.Equal(got, want) {
+				t.Fatalf("log %v, want %v", got, want)
+			}
+		})
+	}
+
+	// The entry representation.
+	r := f.logs(apitest.Request{Route: routeUserLogs, Params: map[string]string{"userId": f.ada}, Email: f.admin, Query: map[string]string{"limit": "1"}})
+	var raw struct{ Items []json.RawMessage }
+	r.Decode(t, &raw)
+	wantKeys(t, raw.Items[0], "id", "time", "type", "messageRef", "recipients", "size", "sourceIp")
+	got := readLogs(t, r).Items[0]
+	at, _ := time.Parse(time.RFC3339Nano, e5.At)
+	want := licadmin.LogEntry{ID: e5.EventID, Time: at, Type: licadmin.EventSigned, MessageRef: e5.MessageRef,
+		Recipients: e5.Recipients, Size: 4242, SourceIP: "2001:db8::1"}
+	if !got.Time.Equal(want.Time) || got.ID != want.ID || got.Type != want.Type || got.MessageRef != want.MessageRef ||
+		!slices.Equal(got.Recipients, want.Recipients) || got.Size != want.Size || got.SourceIP != want.SourceIP {
+		t.Fatalf("entry %+v, want %+v", got, want)
+	}
+
+	// Ada reads her own log; Bob his.
+	if got := refs(readLogs(t, f.mine(apitest.Request{Route: routeMyLogs, Email: f.adaEmail})).Items); !slices.Equal(got, []string{e5.MessageRef, e4.MessageRef, e3.MessageRef, e2.MessageRef}) {
+		t.Fatalf("ada's own log %v", got)
+	}
+	if got := refs(readLogs(t, f.mine(apitest.Request{Route: routeMyLogs, Email: f.bobEmail, Query: map[string]string{"type": "sent"}})).Items); !slices.Equal(got, []string{other.MessageRef}) {
+		t.Fatalf("bob's own log %v", got)
+	}
+
+	bad := []map[string]string{
+		{"from": "yesterday"}, {"to": "2026-02-30"}, {"from": date(-1 * day), "to": date(-3 * day)}, {"type": "clicked"},
+		{"limit": "0"}, {"limit": "201"}, {"limit": "x"}, {"cursor": "not-a-cursor"},
+	}
+	for _, q := range bad {
+		f.logs(apitest.Request{Route: routeUserLogs, Params: map[string]string{"userId": f.ada}, Email: f.admin, Query: q}).
+			WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+		f.mine(apitest.Request{Route: routeMyLogs, Email: f.adaEmail, Query: q}).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+	}
+}
+
+// TestLogsPagination ensures pages follow each other without gaps or
+// repeats, stay stable when newer entries arrive between pages, and that a
+// cursor only works for the caller, user and filters it was issued for.
+func TestLogsPagination(t *testing.T) {
+	f := newUsageFixture(t)
+	now := time.Now().UTC()
+	var all []string
+	var msgs []any
+	for i := range 7 {
+		m := event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-time.Duration(i+1)*time.Hour))
+		msgs = append(msgs, m)
+		all = append(all, m.MessageRef)
+	}
+	ingest(t, f.Env, msgs...)
+
+	q := map[string]string{"limit": "3"}
+	first := f.userLogs(t, f.admin, f.ada, q)
+	if first.NextCursor == nil || len(first.Items) != 3 {
+		t.Fatalf("first page %v, want 3 entries and a cursor", refs(first.Items))
+	}
+	// A newer entry arrives: the following pages do not shift.
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-time.Minute)))
+	got := refs(first.Items)
+	cursor := *first.NextCursor
+	for pages := 1; ; pages++ {
+		p := f.userLogs(t, f.admin, f.ada, map[string]string{"limit": "3", "cursor": cursor})
+		got = append(got, refs(p.Items)...)
+		if p.NextCursor == nil {
+			if pages != 2 {
+				t.Fatalf("%d more pages, want 2", pages)
+			}
+			break
+		}
+		cursor = *p.NextCursor
+	}
+	if !slices.Equal(got, all) {
+		t.Fatalf("pages %v, want %v", got, all)
+	}
+	// An exact last page has no cursor.
+	if p := f.userLogs(t, f.admin, f.ada, map[string]string{"limit": "8"}); p.NextCursor != nil || len(p.Items) != 8 {
+		t.Fatalf("page of 8 of 8: %d entries, cursor %v", len(p.Items), p.NextCursor)
+	}
+
+	// A cursor is bound to its caller, user and filters.
+	second := f.userAs(t, f.admin, "second@acme.test", "admin")
+	_ = second
+	c := *first.NextCursor
+	misuse := []apitest.Request{
+		{Route: routeUserLogs, Params: map[string]string{"userId": f.ada}, Email: f.admin, Query: map[string]string{"cursor": c, "type": "sent"}},
+		{Route: routeUserLogs, Params: map[string]string{"userId": f.ada}, Email: f.admin, Query: map[string]string{"cursor": c, "from": "2020-01-01"}},
+		{Route: routeUserLogs, Params: map[string]string{"userId": f.bob}, Email: f.admin, Query: map[string]string{"cursor": c}},
+		{Route: routeUserLogs, Params: map[string]string{"userId": f.ada}, Email: "second@acme.test", Query: map[string]string{"cursor": c}},
+	}
+	for _, r := range misuse {
+		f.logs(r).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+	}
+	f.mine(apitest.Request{Route: routeMyLogs, Email: f.adaEmail, Query: map[string]string{"cursor": c}}).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+}
+
+// TestUsageRoutesAccess ensures, on every usage route, that a plain user
+// gets 403 on admin routes and reads its own log, that ids of another
+// account answer exactly like unknown ids (404), and that a request
+// without a token or from a token of no user is refused.
+func TestUsageRoutesAccess(t *testing.T) {
+	f := newUsageFixture(t)
+	q := f.UseExports()
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, time.Now().Add(-time.Hour)))
+	r := f.export(userReq(routeExport, f.admin, f.ada, nil))
+	r.Want(t, http.StatusAccepted)
+	var x struct{ ExportID string }
+	r.Decode(t, &x)
+	if q.Len() != 1 {
+		t.Fatalf("%d export jobs, want 1", q.Len())
+	}
+
+	type route struct {
+		name string
+		call func(apitest.Request) *apitest.Response
+		req  func(caller, id string) apitest.Request
+		ok   int
+	}
+	onUser := func(rt string) func(caller, id string) apitest.Request {
+		return func(caller, id string) apitest.Request { return userReq(rt, caller, id, nil) }
+	}
+	routes := []route{
+		{"user logs", f.logs, onUser(routeUserLogs), http.StatusOK},
+		{"export", f.export, onUser(routeExport), http.StatusAccepted},
+		{"user stats", f.userStats, onUser(routeUserStats), http.StatusOK},
+		{"get export", f.getExport, func(caller, id string) apitest.Request {
+			return apitest.Request{Route: routeGetExport, Params: map[string]string{"exportId": id}, Email: caller}
+		}, http.StatusOK},
+	}
+	for _, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			own := f.ada
+			if rt.name == "get export" {
+				own = x.ExportID
+			}
+			rt.call(rt.req(f.admin, own)).Want(t, rt.ok)
+			rt.call(rt.req(f.adaEmail, own)).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+			rt.call(rt.req("stranger@nowhere.test", own)).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+			rt.call(rt.req("", own)).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+			// The other account's admin: our id is unknown to it.
+			foreign := rt.call(rt.req(f.other, own))
+			unknown := rt.call(rt.req(f.other, unknownID))
+			foreign.WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+			wantSameAnswer(t, foreign, unknown, own, unknownID)
+			// Our admin with the other account's user id.
+			if rt.name != "get export" {
+				wantSameAnswer(t, rt.call(rt.req(f.admin, f.otherID)), rt.call(rt.req(f.admin, unknownID)), f.otherID, unknownID)
+			}
+		})
+	}
+	t.Run("stats", func(t *testing.T) {
+		f.stats(apitest.Request{Route: routeStats, Email: f.admin}).Want(t, http.StatusOK)
+		f.stats(apitest.Request{Route: routeStats, Email: f.adaEmail}).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+		f.stats(apitest.Request{Route: routeStats, Email: "stranger@nowhere.test"}).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+		f.stats(apitest.Request{Route: routeStats}).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+		// The other account sees its own statistics only.
+		r := f.stats(apitest.Request{Route: routeStats, Email: f.other})
+		r.Want(t, http.StatusOK)
+		var s struct {
+			Items []struct{ UserID string }
+			Users licadmin.UserCounts
+		}
+		r.Decode(t, &s)
+		if len(s.Items) != 1 || s.Items[0].UserID != f.otherID || s.Users.Total != 1 {
+			t.Fatalf("the other account's stats %s, want its admin only", r.Body)
+		}
+	})
+	t.Run("my logs", func(t *testing.T) {
+		if p := readLogs(t, f.mine(apitest.Request{Route: routeMyLogs, Email: f.adaEmail})); len(p.Items) != 1 {
+			t.Fatalf("ada's own log has %d entries, want 1", len(p.Items))
+		}
+		if p := readLogs(t, f.mine(apitest.Request{Route: routeMyLogs, Email: f.other})); len(p.Items) != 0 {
+			t.Fatalf("the other account's admin sees %d entries of its own log, want none", len(p.Items))
+		}
+		f.mine(apitest.Request{Route: routeMyLogs, Email: "stranger@nowhere.test"}).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+		f.mine(apitest.Request{Route: routeMyLogs}).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+	})
+}
+
+// TestRemoveCostIndependentOfLogs ensures remove and transfer send the
+// same DynamoDB requests whether the user has no log entry or many (SPEC
+// rule 6: their latency must not grow with the log).
+func TestRemoveCostIndependentOfLogs(t *testing.T) {
+	f := newUsageFixture(t)
+	carl := f.user(t, "carl@acme.test")
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	f.assign(f.admin, f.bob, "eco").Want(t, http.StatusOK)
+	var msgs []any
+	for i := range 60 {
+		msgs = append(msgs, event(f.acct, f.bobEmail, licadmin.EventSent, time.Now().Add(-time.Duration(i+1)*time.Minute)))
+	}
+	ingest(t, f.Env, msgs...)
+	c := f.countReads()
+
+	measure := func(r apitest.Request, call func(apitest.Request) *apitest.Response) string {
+		c.reset()
+		call(r).Want(t, http.StatusOK)
+		return c.snapshot()
+	}
+	empty := measure(userReq(routeRemove, f.admin, f.ada, nil), f.h.remove)
+	full := measure(userReq(routeRemove, f.admin, f.bob, nil), f.h.remove)
+	if empty != full {
+		t.Fatalf("remove without logs: %s; with 60 entries: %s", empty, full)
+	}
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	f.assign(f.admin, f.bob, "eco").Want(t, http.StatusOK)
+	ingest(t, f.Env, event(f.acct, f.bobEmail, licadmin.EventSent, time.Now()))
+	empty = measure(userReq(routeTransfer, f.admin, f.ada, map[string]string{"toUserId": carl}), f.h.transfer)
+	f.h.remove(userReq(routeRemove, f.admin, carl, nil)).Want(t, http.StatusOK)
+	full = measure(userReq(routeTransfer, f.admin, f.bob, map[string]string{"toUserId": carl}), f.h.transfer)
+	if empty != full {
+		t.Fatalf("transfer without logs: %s; with entries: %s", empty, full)
+	}
+}
+
+// TestIngestRecordsRetention ensures each entry expires after its user's
+// tier's retention (TTL), and counters after the longest one.
+func TestIngestRecordsRetention(t *testing.T) {
+	f := newUsageFixture(t)
+	f.assign(f.admin, f.ada, "pro").Want(t, http.StatusOK)
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, at), event(f.acct, f.bobEmail, licadmin.EventSent, at))
+	day := int64(24 * 3600)
+	for _, it := range f.Scan(t) {
+		pk, ttl := avString(it["pk"]), it["ttl"]
+		if ttl == nil {
+			continue
+		}
+		nv, ok := ttl.(*types.AttributeValueMemberN)
+		if !ok {
+			t.Fatalf("ttl of %s is %T, want a number", pk, ttl)
+		}
+		n, _ := strconv.ParseInt(nv.Value, 10, 64)
+		switch pk {
+		case "LOG#" + f.ada + "#0":
+			if n != at.Unix()+7*365*day {
+				t.Errorf("pro entry ttl %d, want 7 years after the event", n)
+			}
+		case "LOG#" + f.bob + "#0":
+			if n != at.Unix()+30*day {
+				t.Errorf("unlicensed entry ttl %d, want 30 days after the event", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package apitest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// SQSEvent returns the event Lambda sends for a batch of messages with
+// these bodies: message ids m1, m2, … and a first receive.
+func SQSEvent(bodies ...string) events.SQSEvent {
+	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(bodies))}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	for i, b := range bodies {
+		ev.Records[i] = events.SQSMessage{
+			MessageId:     fmt.Sprintf("m%d", i+1),
+			ReceiptHandle: fmt.Sprintf("rh%d", i+1),
+			Body:          b,
+			Attributes: map[string]string{
+				"ApproximateReceiveCount": "1", "SentTimestamp": now, "ApproximateFirstReceiveTimestamp": now,
+			},
+			EventSource:    "aws:sqs",
+			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:UsageQueue",
+			AWSRegion:      "us-east-1",
+		}
+	}
+	return ev
+}
+
+// Ingest hands usage messages to the ingest function's handler as one SQS
+// batch, as the usage queue would, and returns its response. A message is
+// a string (sent as is) or a value encoded as JSON.
+func (e *Env) Ingest(tb testing.TB, msgs ...any) events.SQSEventResponse {
+	tb.Helper()
+	bodies := make([]string, len(msgs))
+	for i, m := range msgs {
+		if s, ok := m.(string); ok {
+			bodies[i] = s
+			continue
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		bodies[i] = string(b)
+	}
+	e.App.Usage.Logger = quiet
+	resp, err := e.App.Usage.HandleSQS(context.Background(), SQSEvent(bodies...))
+	if err != nil {
+		tb.Fatalf("ingest handler returned an error (the whole batch would be retried): %v", err)
+	}
+	return resp
+}
+
+var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
+
+// ExportQueue is a test's export queue: it keeps the jobs that export
+// requests send, for RunExports.
+type ExportQueue struct {
+	mu   sync.Mutex
+	jobs []string
+	// Err, when set, is what Send answers.
+	Err error
+}
+
+// Send keeps body as a job, or answers q.Err.
+func (q *ExportQueue) Send(_ context.Context, body []byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.Err != nil {
+		return q.Err
+	}
+	q.jobs = append(q.jobs, string(body))
+	return nil
+}
+
+// Len returns how many jobs wait.
+func (q *ExportQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs)
+}
+
+// UseExports gives env's exports the test's S3 bucket and an ExportQueue,
+// and returns the queue.
+func (e *Env) UseExports() *ExportQueue {
+	q := &ExportQueue{}
+	e.App.Exports.Queue = q
+	e.App.Exports.Objects = e.App.Imports.Files
+	e.App.Exports.Logger = quiet
+	return q
+}
+
+// RunExports hands every waiting job to the export function's handler, one
+// message per invocation as its BatchSize 1 does, and returns the messages
+// the handler reported failed.
+func (e *Env) RunExports(tb testing.TB, q *ExportQueue) []events.SQSBatchItemFailure {
+	tb.Helper()
+	q.mu.Lock()
+	jobs := q.jobs
+	q.jobs = nil
+	q.mu.Unlock()
+	var failed []events.SQSBatchItemFailure
+	for _, j := range jobs {
+		resp, err := e.App.Exports.HandleSQS(context.Background(), SQSEvent(j))
+		if err != nil {
+			tb.Fatalf("export handler returned an error: %v", err)
+		}
+		failed = append(failed, resp.BatchItemFailures...)
+	}
+	return failed
+}

@@ -1,0 +1,120 @@
+package logs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
+)
+
+// PurgeStore is what purging needs from storage.
+type PurgeStore interface {
+	PurgeLogs(ctx context.Context, userID string, gen int64, budget int) (deleted int, done bool, err error)
+	PurgeUsage(ctx context.Context, userID string, budget int) (deleted int, done bool, err error)
+	SavePurge(ctx context.Context, j *store.PurgeJob, now time.Time) error
+	DeletePurge(ctx context.Context, j *store.PurgeJob) error
+}
+
+// Purger deletes the log entries that no read can reach any more: those of
+// the generations that remove or transfer left behind, and every entry and
+// counter of a deleted user. It reacts to the table's stream (user items'
+// MODIFY and REMOVE records) and deletes at most Budget items per call, so
+// that a huge log never makes one invocation run out of time; a purge that
+// is not finished saves a marker item whose own stream record triggers the
+// next call, until it is. Deletions are idempotent, so a call interrupted
+// anywhere simply runs again. The entries' TTL remains the backstop.
+type Purger struct {
+	Store PurgeStore
+	Now   licadmin.Clock
+	// Budget bounds the items one call deletes (DefaultPurgeBudget when 0).
+	Budget int
+	Logger *slog.Logger
+}
+
+// DefaultPurgeBudget is how many items one purge call deletes at most: a
+// few seconds of BatchWriteItem calls.
+const DefaultPurgeBudget = 10000
+
+// UserChanged starts the purge of what a change of user userID left
+// unreadable: when its log generation went from oldGen up to newGen, the
+// generations oldGen..newGen-1; when the user was deleted (newGen
+// ignored), generation oldGen and the user's monthly counters. Earlier
+// generations were purged after their own bumps.
+func (p *Purger) UserChanged(ctx context.Context, userID string, oldGen, newGen int64, deleted bool) error {
+	j := &store.PurgeJob{UserID: userID, FromGen: oldGen, ToGen: newGen - 1, Deleted: deleted}
+	if deleted {
+		j.ToGen = oldGen
+	}
+	return p.Run(ctx, j)
+}
+
+// Run does one bounded call of job j: when the job is done its marker (if
+// any) is deleted, otherwise the marker is saved with the next round, and
+// its stream record brings the job back. An error means the call may be
+// tried again.
+func (p *Purger) Run(ctx context.Context, j *store.PurgeJob) error {
+	deleted, done, err := p.purge(ctx, j)
+	p.logger().InfoContext(ctx, "logs purged", "userId", j.UserID, "fromGen", j.FromGen, "toGen", j.ToGen,
+		"userDeleted", j.Deleted, "round", j.Round, "deleted", deleted, "done", done)
+	if err != nil {
+		return err
+	}
+	if done {
+		if j.Round == 0 {
+			return nil
+		}
+		return p.Store.DeletePurge(ctx, j)
+	}
+	next := *j
+	next.Round++
+	return p.Store.SavePurge(ctx, &next, p.now())
+}
+
+// purge deletes up to the budget, generation by generation, then the
+// counters of a deleted user.
+func (p *Purger) purge(ctx context.Context, j *store.PurgeJob) (int, bool, error) {
+	budget, total := p.budget(), 0
+	for gen := j.FromGen; gen <= j.ToGen; gen++ {
+		n, done, err := p.Store.PurgeLogs(ctx, j.UserID, gen, budget-total)
+		total += n
+		if err != nil {
+			return total, false, fmt.Errorf("purge log generation %d of %s: %w", gen, j.UserID, err)
+		}
+		if !done {
+			return total, false, nil
+		}
+	}
+	if j.Deleted {
+		n, done, err := p.Store.PurgeUsage(ctx, j.UserID, budget-total)
+		total += n
+		if err != nil {
+			return total, false, fmt.Errorf("purge usage of %s: %w", j.UserID, err)
+		}
+		return total, done, nil
+	}
+	return total, true, nil
+}
+
+func (p *Purger) budget() int {
+	if p.Budget > 0 {
+		return p.Budget
+	}
+	return DefaultPurgeBudget
+}
+
+func (p *Purger) now() time.Time {
+	if p.Now != nil {
+		return p.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (p *Purger) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}

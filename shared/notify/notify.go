@@ -1,0 +1,289 @@
+// Package notify delivers License Admin's emails from the outbox: a change
+// that sends an email writes an outbox item in its own transaction, and the
+// table's stream hands the item to Deliver after the change committed.
+// Deliver claims the item, renders and sends the message, and marks the
+// item sent, or failed when the mail service refuses it for good; a failure
+// worth retrying (SES throttling, an outage) is retried with backoff, then
+// handed back to the stream to be retried later. PoolChanged turns a pool
+// whose available licenses fell to the alert threshold into one alert per
+// admin, once per crossing.
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"time"
+
+	"licenseadmin/shared/activation"
+	"licenseadmin/shared/email"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
+)
+
+// Store is what delivery needs from storage.
+type Store interface {
+	ClaimOutbox(ctx context.Context, id, claim string, now, leaseUntil time.Time) (*store.Outbox, error)
+	MarkOutboxSent(ctx context.Context, id, claim, messageID string, attempts int64, now time.Time) error
+	MarkOutboxFailed(ctx context.Context, id, claim, reason string, attempts int64, now time.Time) error
+	ReleaseOutbox(ctx context.Context, id, claim, reason string, attempts int64) error
+	PutOutboxOnce(ctx context.Context, o *store.Outbox) (bool, error)
+	AccountAdmins(ctx context.Context, accountID string) ([]*licadmin.User, error)
+}
+
+// Links mints activation links.
+type Links interface {
+	Mint(ctx context.Context, o *store.Outbox) (*activation.Link, error)
+}
+
+// Defaults of Service's limits.
+const (
+	DefaultSendAttempts = 5
+	DefaultLease        = 2 * time.Minute
+	// minBackoff and maxBackoff bound the wait between two sends of one
+	// delivery (full jitter, doubling): SES's sandbox allows one message a
+	// second, production accounts more.
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 4 * time.Second
+)
+
+// ErrRetryLater wraps the failure of a delivery that should be tried again
+// later (the stream redelivers the record).
+var ErrRetryLater = errors.New("email not sent yet; retry later")
+
+// Service delivers outbox items.
+type Service struct {
+	Store    Store
+	Sender   email.Sender
+	Renderer *email.Renderer
+	Links    Links
+	Logger   *slog.Logger
+	Now      licadmin.Clock
+	// SendAttempts bounds the sends of one delivery; DefaultSendAttempts
+	// when zero.
+	SendAttempts int
+	// Lease is how long a claim holds an item; it must outlast one
+	// delivery (the function's timeout). DefaultLease when zero.
+	Lease time.Duration
+	// Sleep waits between sends; tests replace it.
+	Sleep func(context.Context, time.Duration) error
+}
+
+// Deliver sends the email of outbox item o (as the stream saw it) unless it
+// was already sent or failed. It returns nil when the item is done (sent,
+// or failed for good: status "failed" and an error log), and an error
+// wrapping ErrRetryLater when it should be delivered again later.
+func (s *Service) Deliver(ctx context.Context, o *store.Outbox) error {
+	claim := newClaim()
+	now := s.now()
+	item, err := s.Store.ClaimOutbox(ctx, o.ID, claim, now, now.Add(s.lease()))
+	switch {
+	case errors.Is(err, store.ErrOutboxDone):
+		s.logger().DebugContext(ctx, "outbox item already delivered", "outboxId", o.ID)
+		return nil
+	case errors.Is(err, store.ErrOutboxBusy):
+		return fmt.Errorf("outbox %s: %w: %w", o.ID, ErrRetryLater, err)
+	case err != nil:
+		return fmt.Errorf("outbox %s: %w: %w", o.ID, ErrRetryLater, err)
+	}
+	log := s.logger().With("outboxId", item.ID, "kind", string(item.Kind), "accountId", item.AccountID, "userId", item.UserID)
+
+	msg, err := s.message(ctx, item)
+	if err != nil {
+		if errors.Is(err, errUndeliverable) {
+			return s.fail(ctx, log, item, claim, item.Attempts, err)
+		}
+		return s.release(ctx, log, item, claim, item.Attempts, err)
+	}
+	attempts := item.Attempts
+	for try := 1; ; try++ {
+		attempts++
+		id, err := s.Sender.Send(ctx, msg)
+		if err == nil {
+			if merr := s.Store.MarkOutboxSent(ctx, item.ID, claim, id, attempts, s.now()); merr != nil {
+				// Sent, but not recorded: a redelivery would send it again.
+				log.ErrorContext(ctx, "email sent but the outbox item was not marked sent", "messageId", id, "err", merr.Error())
+				return nil
+			}
+			log.InfoContext(ctx, "email sent", "messageId", id, "attempts", attempts)
+			return nil
+		}
+		class := email.Classify(err)
+		if class == email.Permanent {
+			return s.fail(ctx, log, item, claim, attempts, err)
+		}
+		log.WarnContext(ctx, "email not sent; will retry", "attempt", attempts, "throttled", class == email.Throttled, "err", err.Error())
+		wait := backoff(try)
+		if try >= s.sendAttempts() || !s.hasTime(ctx, wait) {
+			return s.release(ctx, log, item, claim, attempts, err)
+		}
+		if serr := s.sleep(ctx, wait); serr != nil {
+			return s.release(ctx, log, item, claim, attempts, err)
+		}
+	}
+}
+
+// errUndeliverable marks an item that no retry can send (an unknown kind,
+// a recipient without an address).
+var errUndeliverable = errors.New("undeliverable email")
+
+// message renders the email of item; an activation email first mints its
+// link.
+func (s *Service) message(ctx context.Context, item *store.Outbox) (email.Message, error) {
+	if item.Email == "" {
+		return email.Message{}, fmt.Errorf("%w: the outbox item has no recipient address", errUndeliverable)
+	}
+	d := email.Data{FirstName: item.FirstName, Tier: item.Tier, Available: item.Available, Threshold: item.Threshold}
+	switch item.Kind {
+	case licadmin.EmailActivation:
+		link, err := s.Links.Mint(ctx, item)
+		if err != nil {
+			return email.Message{}, err
+		}
+		d.Link, d.ExpiresAt = link.URL, link.ExpiresAt
+	case licadmin.EmailLicenseAssigned, licadmin.EmailLowPool:
+	default:
+		return email.Message{}, fmt.Errorf("%w: unknown kind %q", errUndeliverable, item.Kind)
+	}
+	m, err := s.Renderer.Render(item.Kind, item.Language, item.Email, d)
+	if err != nil {
+		return email.Message{}, fmt.Errorf("%w: %w", errUndeliverable, err)
+	}
+	return m, nil
+}
+
+// fail marks item failed for good; the failure is logged as an error.
+func (s *Service) fail(ctx context.Context, log *slog.Logger, item *store.Outbox, claim string, attempts int64, cause error) error {
+	log.ErrorContext(ctx, "email failed permanently; not retried", "attempts", attempts, "err", cause.Error())
+	if err := s.Store.MarkOutboxFailed(ctx, item.ID, claim, cause.Error(), attempts, s.now()); err != nil {
+		return fmt.Errorf("outbox %s: %w: %w", item.ID, ErrRetryLater, err)
+	}
+	return nil
+}
+
+// release hands item back for a later delivery.
+func (s *Service) release(ctx context.Context, log *slog.Logger, item *store.Outbox, claim string, attempts int64, cause error) error {
+	log.ErrorContext(ctx, "email not sent; the record will be delivered again", "attempts", attempts, "err", cause.Error())
+	// Release even if ctx is ending: otherwise the item waits for its lease.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.Store.ReleaseOutbox(rctx, item.ID, claim, cause.Error(), attempts); err != nil {
+		log.ErrorContext(ctx, "outbox claim not released; it expires with its lease", "err", err.Error())
+	}
+	return fmt.Errorf("outbox %s: %w: %w", item.ID, ErrRetryLater, cause)
+}
+
+// PoolChanged is called with a pool item as it was before and after a
+// change (eventID identifies the change's stream record). For each tier
+// whose available licenses fell from above the alert threshold to at or
+// below it, it queues one low-pool alert per admin of the account, with
+// ids derived from the event so that a redelivered record queues nothing
+// new: one alert per crossing, not one per assignment.
+func (s *Service) PoolChanged(ctx context.Context, eventID, accountID string, before, after *licadmin.Pool) error {
+	var crossed []licadmin.TierPool
+	for _, t := range licadmin.Tiers {
+		b, a := before.Tier(t), after.Tier(t)
+		if a.Available < b.Available && b.Available > a.AlertThreshold && a.Available <= a.AlertThreshold {
+			crossed = append(crossed, a)
+		}
+	}
+	if len(crossed) == 0 {
+		return nil
+	}
+	admins, err := s.Store.AccountAdmins(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for _, tp := range crossed {
+		for _, adm := range admins {
+			o := &store.Outbox{
+				ID:   alertID(eventID, tp.Tier, adm.ID),
+				Kind: licadmin.EmailLowPool, AccountID: accountID,
+				UserID: adm.ID, Email: adm.Email, FirstName: adm.FirstName, Language: adm.Language,
+				Tier: tp.Tier, Available: tp.Available, Threshold: tp.AlertThreshold, CreatedAt: now,
+			}
+			created, err := s.Store.PutOutboxOnce(ctx, o)
+			if err != nil {
+				return err
+			}
+			if created {
+				s.logger().InfoContext(ctx, "low-pool alert queued", "accountId", accountID, "tier", string(tp.Tier),
+					"available", tp.Available, "threshold", tp.AlertThreshold, "userId", adm.ID, "outboxId", o.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// alertID is the outbox id of the alert of one crossing to one admin.
+func alertID(eventID string, tier licadmin.Tier, adminID string) string {
+	sum := sha256.Sum256([]byte(eventID + "\x00" + string(tier) + "\x00" + adminID))
+	return "alert-" + hex.EncodeToString(sum[:16])
+}
+
+func newClaim() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// backoff returns a full-jitter wait before send try+1.
+func backoff(try int) time.Duration {
+	ceiling := min(minBackoff<<(try-1), maxBackoff)
+	return ceiling/2 + time.Duration(mrand.Int64N(int64(ceiling/2)+1))
+}
+
+// hasTime reports whether ctx leaves room for waiting d and sending once
+// more (a few seconds) before its deadline.
+func (s *Service) hasTime(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > d+5*time.Second
+}
+
+func (s *Service) sleep(ctx context.Context, d time.Duration) error {
+	if s.Sleep != nil {
+		return s.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (s *Service) sendAttempts() int {
+	if s.SendAttempts > 0 {
+		return s.SendAttempts
+	}
+	return DefaultSendAttempts
+}
+
+func (s *Service) lease() time.Duration {
+	if s.Lease > 0 {
+		return s.Lease
+	}
+	return DefaultLease
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}

@@ -1,0 +1,244 @@
+// Package usage ingests the messaging service's usage events (sent,
+// opened, downloaded, signed) from the usage queue: each event becomes an
+// entry of its user's current log generation and an increment of the
+// user's monthly counters, once, however often the queue delivers it.
+package usage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// Message is a usage event as the messaging service puts it on the queue
+// (the body of one SQS message). UserID or Email names the user; AccountID
+// must be that user's account.
+type Message struct {
+	EventID    string   `json:"eventId"`
+	AccountID  string   `json:"accountId"`
+	UserID     string   `json:"userId,omitempty"`
+	Email      string   `json:"email,omitempty"`
+	Type       string   `json:"type"`
+	At         string   `json:"at"`
+	MessageRef string   `json:"messageRef"`
+	Recipients []string `json:"recipients"`
+	Bytes      int64    `json:"bytes"`
+	IP         string   `json:"ip"`
+}
+
+// Limits on an event's fields; an event beyond them is malformed.
+const (
+	MaxIDLength         = 128
+	MaxMessageRefLength = 256
+	MaxRecipients       = 500
+	MaxBytes            = 1 << 40
+	// MaxClockSkew is how far in the future an event's time may be.
+	MaxClockSkew = 5 * time.Minute
+)
+
+// Store is what ingestion needs from storage.
+type Store interface {
+	FindUser(ctx context.Context, userID, email string) (*licadmin.User, error)
+	RecordUsage(ctx context.Context, ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) error
+}
+
+// Ingester consumes the usage queue.
+type Ingester struct {
+	Store  Store
+	Now    licadmin.Clock
+	Logger *slog.Logger
+	// Workers bounds how many events of a batch are written at once
+	// (DefaultWorkers when 0).
+	Workers int
+}
+
+// DefaultWorkers is how many events of a batch are written at once.
+const DefaultWorkers = 8
+
+// errDrop marks an event that is never retried: malformed, or naming a
+// user that does not exist in the event's account.
+type errDrop struct{ reason string }
+
+func (e *errDrop) Error() string { return e.reason }
+
+func drop(reason string) error { return &errDrop{reason: reason} }
+
+// HandleSQS is the ingest function's handler. It writes every event of the
+// batch and reports in BatchItemFailures only the messages whose write
+// failed for a reason that may pass (throttling, an unavailable table), so
+// that the queue redelivers just those, and after its maxReceiveCount moves
+// them to the dead-letter queue. Malformed events and events of unknown
+// users, or of users of another account, are logged and dropped.
+func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		resp events.SQSEventResponse
+		sem  = make(chan struct{}, in.workers())
+	)
+	for _, m := range ev.Records {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := in.Ingest(ctx, []byte(m.Body)); err != nil {
+				var d *errDrop
+				if errors.As(err, &d) {
+					in.logger().WarnContext(ctx, "usage event dropped", "messageId", m.MessageId, "reason", d.reason)
+					return
+				}
+				in.logger().ErrorContext(ctx, "usage event not written; it will be redelivered", "messageId", m.MessageId,
+					"receiveCount", m.Attributes["ApproximateReceiveCount"], "err", err.Error())
+				mu.Lock()
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return resp, nil
+}
+
+// Ingest writes one event given as a queue message body. An event already
+// written is a success. It returns an error for which IsDropped is true
+// when the event must not be retried.
+func (in *Ingester) Ingest(ctx context.Context, body []byte) error {
+	ev, err := Parse(body, in.now())
+	if err != nil {
+		return err
+	}
+	return licadmin.RetryStale(ctx, func() error {
+		u, err := in.Store.FindUser(ctx, ev.UserID, ev.Email)
+		if err != nil {
+			return err
+		}
+		switch {
+		case u == nil:
+			return drop("no such user")
+		case u.AccountID != ev.AccountID:
+			return drop("the user is not of the event's account")
+		case ev.UserID != "" && ev.Email != "" && u.Email != ev.Email:
+			return drop("userId and email name different users")
+		}
+		err = in.Store.RecordUsage(ctx, ev, u, in.now())
+		switch {
+		case errors.Is(err, licadmin.ErrDuplicateEvent):
+			return nil
+		case licadmin.ErrorCode(err) == licadmin.ENOTFOUND:
+			return drop("the user was deleted")
+		}
+		return err
+	})
+}
+
+// IsDropped reports whether err, from Ingest, means the event was dropped
+// for good rather than failed for a while.
+func IsDropped(err error) bool {
+	var d *errDrop
+	return errors.As(err, &d)
+}
+
+// Parse decodes and validates a message body at now. A malformed event
+// answers an error for which IsDropped is true, naming what is wrong.
+func Parse(body []byte, now time.Time) (*licadmin.UsageEvent, error) {
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, drop("malformed: not a JSON usage event")
+	}
+	ev := &licadmin.UsageEvent{
+		ID: m.EventID, AccountID: m.AccountID, UserID: m.UserID, MessageRef: m.MessageRef,
+		Recipients: m.Recipients, Bytes: m.Bytes, IP: m.IP,
+	}
+	if ev.Recipients == nil {
+		ev.Recipients = []string{}
+	}
+	if !validID(m.EventID) {
+		return nil, drop("malformed: eventId must be 1 to 128 printable characters")
+	}
+	if !validID(m.AccountID) {
+		return nil, drop("malformed: accountId is required")
+	}
+	if m.UserID != "" && !validID(m.UserID) {
+		return nil, drop("malformed: userId is not a valid id")
+	}
+	if m.Email != "" {
+		email, _, err := licadmin.ParseEmail("email", m.Email)
+		if err != nil {
+			return nil, drop("malformed: email is not a valid address")
+		}
+		ev.Email = email
+	}
+	if ev.UserID == "" && ev.Email == "" {
+		return nil, drop("malformed: userId or email is required")
+	}
+	t, err := licadmin.ParseEventType("type", m.Type)
+	if err != nil {
+		return nil, drop("malformed: type must be sent, opened, downloaded or signed")
+	}
+	ev.Type = t
+	at, err := time.Parse(time.RFC3339Nano, m.At)
+	if err != nil || at.Year() < 2000 || at.After(now.Add(MaxClockSkew)) {
+		return nil, drop("malformed: at must be an RFC 3339 time, not in the future")
+	}
+	ev.At = at.UTC()
+	if utf8.RuneCountInString(m.MessageRef) > MaxMessageRefLength || !utf8.ValidString(m.MessageRef) {
+		return nil, drop("malformed: messageRef is too long")
+	}
+	if len(m.Recipients) > MaxRecipients {
+		return nil, drop("malformed: too many recipients")
+	}
+	for _, r := range m.Recipients {
+		if r == "" || len(r) > licadmin.MaxEmailLength || !utf8.ValidString(r) {
+			return nil, drop("malformed: a recipient is empty or too long")
+		}
+	}
+	if m.Bytes < 0 || m.Bytes > MaxBytes {
+		return nil, drop("malformed: bytes out of range")
+	}
+	if m.IP != "" {
+		ip, err := netip.ParseAddr(m.IP)
+		if err != nil {
+			return nil, drop("malformed: ip is not an IP address")
+		}
+		ev.IP = ip.String()
+	}
+	return ev, nil
+}
+
+func validID(s string) bool {
+	if s == "" || len(s) > MaxIDLength {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r >= 0x7f })
+}
+
+func (in *Ingester) workers() int {
+	if in.Workers > 0 {
+		return in.Workers
+	}
+	return DefaultWorkers
+}
+
+func (in *Ingester) now() time.Time {
+	if in.Now != nil {
+		return in.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (in *Ingester) logger() *slog.Logger {
+	if in.Logger != nil {
+		return in.Logger
+	}
+	return slog.Default()
+}
