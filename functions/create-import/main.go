@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	lambda.Start(api.CreateImport(app.MustLoad()))
+	lambda.Start(api.CreateImport(app.MustLoad(app.WithFiles)))
 }

@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	lambda.Start(app.MustLoad().Exports.HandleSQS)
+	lambda.Start(app.MustLoad(app.WithExports).Exports.HandleSQS)
 }

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	lambda.Start(api.ExportUserLogs(app.MustLoad()))
+	lambda.Start(api.ExportUserLogs(app.MustLoad(app.WithExports)))
 }

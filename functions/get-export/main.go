@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	lambda.Start(api.GetExport(app.MustLoad()))
+	lambda.Start(api.GetExport(app.MustLoad(app.WithExports)))
 }

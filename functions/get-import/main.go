@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	lambda.Start(api.GetImport(app.MustLoad()))
+	lambda.Start(api.GetImport(app.MustLoad(app.WithFiles)))
 }

@@ -11,5 +11,5 @@ import (
 )
 
 func main() {
-	lambda.Start(importer.Handler(app.MustLoad().Imports))
+	lambda.Start(importer.Handler(app.MustLoad(app.WithFiles).Imports))
 }

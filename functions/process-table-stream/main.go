@@ -10,5 +10,5 @@ import (
 )
 
 func main() {
-	lambda.Start(app.MustLoad().Stream.Handle)
+	lambda.Start(app.MustLoad(app.WithStream).Stream.Handle)
 }

@@ -44,7 +44,7 @@ func TestS3HandlersMatchTemplate(t *testing.T) {
 	for _, s := range sources {
 		want[s.Function] = true
 		start := lambdaStartExpr(t, filepath.Join(root, "functions", dirs[s.Function], "main.go"))
-		if got := registry[s.Function]; got != strings.ReplaceAll(start, "app.MustLoad()", "a") {
+		if got := registry[s.Function]; got != asRegistered(start) {
 			t.Errorf("%s: the local S3 invokes %q, but main.go starts %s", s.Function, got, start)
 		}
 	}

@@ -44,7 +44,7 @@ func TestQueueHandlersMatchTemplate(t *testing.T) {
 	registry := registryExprs(t, filepath.Join(root, "infra", "local", "queues.go"))
 	for _, s := range sources {
 		start := lambdaStartExpr(t, filepath.Join(root, "functions", dirs[s.Function], "main.go"))
-		want := strings.ReplaceAll(start, "app.MustLoad()", "a")
+		want := asRegistered(start)
 		if got, ok := registry[s.Function]; !ok {
 			t.Errorf("%s: queue function missing from queueHandlers in infra/local/queues.go", s.Function)
 		} else if got != want {

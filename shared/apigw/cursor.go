@@ -76,7 +76,7 @@ func (c *Cursors) Decode(ctx context.Context, scope, cursor string) ([]byte, err
 	if len(cursor) > 2048 {
 		return nil, bad
 	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(cursor) // Strict: one string per cursor
 	if err != nil {
 		return nil, bad
 	}
