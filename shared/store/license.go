@@ -66,11 +66,6 @@ func userLicenseUpdate(e *expr, n *licadmin.User) string {
 	return set + fmt.Sprintf(" REMOVE %s, %s", e.n("tier"), e.n("assignedAt"))
 }
 
-func (s *Store) updateUser(t *txn, old, n *licadmin.User) {
-	e := newExpr()
-	t.update(s.Table, userKey(old.ID), userLicenseUpdate(e, n), userCond(e, old), e, userChanged(old))
-}
-
 func noLicense(t licadmin.Tier) func(Item) error {
 	return func(Item) error {
 		return licadmin.Errorf(licadmin.ENOLICENSE, "no %s license is available in the pool; add licenses or free one", t)
