@@ -188,7 +188,12 @@ func loadAWS(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options))
 	if err != nil {
 		return aws.Config{}, nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+	return awsCfg, newDynamoDB(awsCfg, cfg, optFns...), nil
+}
+
+// newDynamoDB builds the DynamoDB client for cfg, adjusted by optFns.
+func newDynamoDB(awsCfg aws.Config, cfg Config, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
+	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.DynamoDBEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.DynamoDBEndpoint)
 			// DynamoDB Local's CRC32 headers do not always match its
@@ -200,7 +205,6 @@ func loadAWS(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options))
 			fn(o)
 		}
 	})
-	return awsCfg, db, nil
 }
 
 // DynamoDBRetries sets how the DynamoDB client retries throttling and
