@@ -105,6 +105,14 @@ test-browser: $(NODE_STAMP)
 run: $(NODE_STAMP)
 	go run ./infra/local run
 
+# The performance harness (docs/performance.md): figures against the
+# DynamoDB floor, printed and written to bench/results.json. BENCH_QUICK=1
+# is the short check CI runs (numbers not judged); BENCH_LARGE=1 adds the
+# 1,000,000-row import.
+.PHONY: bench
+bench: $(NODE_STAMP)
+	go run ./infra/local bench
+
 # Go sources, skipping what the go tool skips (., _ and testdata directories)
 # and node_modules.
 GO_FILES = $(shell find . -mindepth 1 -type d \( -name '.*' -o -name '_*' -o -name testdata -o -name node_modules \) -prune -o -type f -name '*.go' -print)

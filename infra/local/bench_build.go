@@ -82,9 +82,7 @@ func (b *bench) buildFunctions(ctx context.Context) (*benchBuilds, error) {
 		if err != nil {
 			return nil, err
 		}
-		for run := range b.cfg.runs {
-			b.figs.record(run, id, float64(st.Size())/1e6)
-		}
+		b.figs.record(0, id, float64(st.Size())/1e6)
 	}
 	if bb.env, err = startupEnv(b.root, bb.dir); err != nil {
 		return nil, err

@@ -235,6 +235,7 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 				Meaning: "floor: raw transactions of the operation completed per second at concurrency N (assigns and modifies all update one pool item)",
 			})
 		}
+		b.defineLatency("floor.read", "raw caller and user read", "floor: the store's read of an operation's caller and user (LoadCaller's BatchGetItem of the email claim and the user item, consistent), captured and sent directly with the SDK; the API's operations read this before their write", c, "", 0)
 		for _, op := range licenseOps {
 			b.defineLatency("api."+op.name, op.title, "the operation through the local HTTP API (real HTTP over loopback, keep-alive, bearer token checked like API Gateway's JWT authorizer, handler called in-process), from sending the request to reading the whole answer; compared with the raw transaction of the same operation", c, "floor."+op.name, 1.3)
 			b.figs.define(figureDef{
@@ -283,6 +284,18 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		if err != nil {
 			return err
 		}
+		reads, err := b.callerReads(ctx, acct, raw[:m])
+		if err != nil {
+			return err
+		}
+		res := drive(ctx, c, m, b.cfg.phaseLimit, func(ctx context.Context, _, i int) error {
+			_, err := b.stack.raw.BatchGetItem(ctx, reads[i])
+			return err
+		})
+		if res.failed > 0 {
+			return fmt.Errorf("raw reads: %w", res.firstErr)
+		}
+		lat["floor.read"] = append(lat["floor.read"], res.lat...)
 		for k, op := range licenseOps {
 			apiOp := b.apiChainOp(acct, op.name, api[:m], api[m:])
 			rawOp := func() error {
@@ -317,6 +330,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 			}
 		}
 	}
+	b.recordLatency("floor.read", c, lat["floor.read"])
 	for _, op := range licenseOps {
 		for _, kind := range []string{"floor", "api"} {
 			key := kind + "." + op.name
@@ -326,7 +340,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		done := float64(len(lat["api."+op.name]))
 		b.figs.record(b.run, fmt.Sprintf("api.%s.c%d.writes", op.name, c), float64(counts[op.name].sum(writeOps))/done)
 		b.figs.record(b.run, fmt.Sprintf("api.%s.c%d.reads", op.name, c), float64(counts[op.name].sum(readOps))/done)
-		b.logf("c=%-2d %-8s raw p50 %6.2f ms %5.0f/s | API p50 %6.2f ms p99 %6.2f ms %5.0f/s (%d ops) | DynamoDB: %s", c, op.name,
+		b.logf("c=%-2d %-8s read p50 %5.2f ms, raw p50 %6.2f ms %5.0f/s | API p50 %6.2f ms p99 %6.2f ms %5.0f/s (%d ops) | DynamoDB: %s", c, op.name, percentile(lat["floor.read"], 50),
 			percentile(lat["floor."+op.name], 50), float64(len(lat["floor."+op.name]))/busy["floor."+op.name].Seconds(),
 			percentile(lat["api."+op.name], 50), percentile(lat["api."+op.name], 99), done/busy["api."+op.name].Seconds(), len(lat["api."+op.name]),
 			counts[op.name].describe())
@@ -369,6 +383,26 @@ func (b *bench) licenseChains(ctx context.Context, acct *benchAccount, us, vs []
 		}
 	}
 	return txs, nil
+}
+
+// callerReads captures the BatchGetItem with which the store reads acct's
+// admin and each of users.
+func (b *bench) callerReads(ctx context.Context, acct *benchAccount, users []*licadmin.User) ([]*dynamodb.BatchGetItemInput, error) {
+	db, err := b.stack.captureAll(func(st *store.Store) error {
+		for _, u := range users {
+			if _, _, err := st.LoadCaller(ctx, acct.admin.Email, u.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(db.reads) != len(users) {
+		return nil, fmt.Errorf("bench: LoadCaller sent %d reads for %d users, want one each", len(db.reads), len(users))
+	}
+	return db.reads, nil
 }
 
 // apiChainOp returns the API request of operation name on pair i.
@@ -497,7 +531,10 @@ func (b *bench) longRunFigures(ctx context.Context) error {
 	// The raw workers' users as the store last committed them.
 	state := make([]*licadmin.User, c)
 	copy(state, rawUsers)
+	// An operation that started runs to its end even when its slice's time
+	// is up: cut half-way, it could commit without the worker knowing.
 	rawOp := func(ctx context.Context, w, _ int) error {
+		ctx = context.WithoutCancel(ctx)
 		u := state[w]
 		var next *licadmin.User
 		txs, err := b.stack.capture(func(st *store.Store) (err error) {
@@ -519,6 +556,7 @@ func (b *bench) longRunFigures(ctx context.Context) error {
 	}
 	licensed := make([]bool, c)
 	apiOp := func(ctx context.Context, w, _ int) error {
+		ctx = context.WithoutCancel(ctx)
 		method := "POST"
 		if licensed[w] {
 			method = "DELETE"

@@ -332,6 +332,13 @@ type captureDB struct {
 	store.DynamoDB
 	txs     []*dynamodb.TransactWriteItemsInput
 	queries []*dynamodb.QueryInput
+	reads   []*dynamodb.BatchGetItemInput
+}
+
+// BatchGetItem records the read and answers that nothing was found.
+func (c *captureDB) BatchGetItem(_ context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c.reads = append(c.reads, in)
+	return &dynamodb.BatchGetItemOutput{}, nil
 }
 
 // Query records the query and answers that nothing matched.
