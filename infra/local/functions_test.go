@@ -25,19 +25,7 @@ import (
 // is built; and every HTTP function is served locally with the very handler
 // expression its main uses, so `make run` runs what AWS runs.
 func TestFunctionsMatchTemplate(t *testing.T) {
-	root, err := dynamolocal.ModuleRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
-	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs := makeFunctions(t, makefile)
+	root, tpl, dirs := project(t)
 	registry := registryExprs(t, filepath.Join(root, "infra", "local", "handlers.go"))
 
 	inTemplate := map[string]bool{}
@@ -180,3 +168,41 @@ var mustLoadCall = regexp.MustCompile(`app\.MustLoad\([^()]*\)`)
 // registries write it: the App built by app.MustLoad(...) is their `a`
 // (the local stack wires every feature).
 func asRegistered(start string) string { return mustLoadCall.ReplaceAllString(start, "a") }
+
+// project returns what the registry tests compare: the repository root, the
+// parsed template, and the Makefile's LogicalId → functions/ directory.
+func project(t *testing.T) (root string, tpl *template.Template, dirs map[string]string) {
+	t.Helper()
+	root, err := dynamolocal.ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tpl, err = template.Parse(licenseadmin.Template); err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, tpl, makeFunctions(t, makefile)
+}
+
+// checkRegistry ensures the local registry in file (relative to the root)
+// serves exactly the functions ids, each with the very handler expression
+// its main starts; what names the kind of event in messages.
+func checkRegistry(t *testing.T, root string, dirs map[string]string, file, what string, ids []string) {
+	t.Helper()
+	registry := registryExprs(t, filepath.Join(root, file))
+	for _, id := range ids {
+		start := lambdaStartExpr(t, filepath.Join(root, "functions", dirs[id], "main.go"))
+		if got, ok := registry[id]; !ok {
+			t.Errorf("%s: %s function missing from %s", id, what, file)
+		} else if got != asRegistered(start) {
+			t.Errorf("%s: %s serves %s, but main.go starts %s", id, file, got, start)
+		}
+		delete(registry, id)
+	}
+	for id := range registry {
+		t.Errorf("%s serves %s, which has no %s event in template.yaml", file, id, what)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -16,43 +15,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"licenseadmin"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/seslocal"
-	"licenseadmin/infra/template"
 )
 
 // TestS3HandlersMatchTemplate ensures every function with S3 events is
 // served by the local S3 with the very handler expression its main uses,
 // and nothing else is.
 func TestS3HandlersMatchTemplate(t *testing.T) {
-	root, err := dynamolocal.ModuleRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, tpl, dirs := project(t)
 	sources, err := tpl.S3Sources()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs := makeFunctions(t, mustRead(t, filepath.Join(root, "Makefile")))
-	registry := registryExprs(t, filepath.Join(root, "infra", "local", "s3handlers.go"))
-	want := map[string]bool{}
+	var ids []string
 	for _, s := range sources {
-		want[s.Function] = true
-		start := lambdaStartExpr(t, filepath.Join(root, "functions", dirs[s.Function], "main.go"))
-		if got := registry[s.Function]; got != asRegistered(start) {
-			t.Errorf("%s: the local S3 invokes %q, but main.go starts %s", s.Function, got, start)
-		}
+		ids = append(ids, s.Function)
 	}
-	for id := range registry {
-		if !want[id] {
-			t.Errorf("s3Handlers serves %s, which has no S3 event in template.yaml", id)
-		}
-	}
+	checkRegistry(t, root, dirs, "infra/local/s3handlers.go", "S3", ids)
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,47 +12,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"licenseadmin"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/seslocal"
-	"licenseadmin/infra/template"
 )
 
 // TestQueueHandlersMatchTemplate ensures every template function fed by a
 // queue is served by the local queues with the very handler expression its
 // main starts, and that the registry names no other function.
 func TestQueueHandlersMatchTemplate(t *testing.T) {
-	root, err := dynamolocal.ModuleRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, tpl, dirs := project(t)
 	sources, err := tpl.QueueSources()
 	if err != nil {
 		t.Fatal(err)
 	}
-	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs := makeFunctions(t, makefile)
-	registry := registryExprs(t, filepath.Join(root, "infra", "local", "queues.go"))
+	var ids []string
 	for _, s := range sources {
-		start := lambdaStartExpr(t, filepath.Join(root, "functions", dirs[s.Function], "main.go"))
-		want := asRegistered(start)
-		if got, ok := registry[s.Function]; !ok {
-			t.Errorf("%s: queue function missing from queueHandlers in infra/local/queues.go", s.Function)
-		} else if got != want {
-			t.Errorf("%s: the local queue delivers to %s, but main.go starts %s", s.Function, got, start)
-		}
-		delete(registry, s.Function)
+		ids = append(ids, s.Function)
 	}
-	for id := range registry {
-		t.Errorf("queueHandlers serves %s, which no template queue feeds", id)
-	}
+	checkRegistry(t, root, dirs, "infra/local/queues.go", "queue", ids)
 }
 
 // TestUsageCommand ensures `usage` puts an event on the local usage queue
