@@ -52,14 +52,7 @@ type Service struct {
 // account. Admins only. It fails with ENOTFOUND and ERATELIMITED (one was
 // requested less than a minute ago).
 func (s *Service) RequestEmail(ctx context.Context, r licadmin.Request, userID string) error {
-	c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
-	if err != nil {
-		return err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		return err
-	}
-	u, err := licadmin.VisibleUser(c, us[0], userID)
+	c, u, err := licadmin.AdminAndUser(ctx, s.Store, r.Email, userID)
 	if err != nil {
 		return err
 	}

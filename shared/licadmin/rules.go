@@ -108,3 +108,38 @@ func ParseEmail(field, s string) (email, domain string, err error) {
 	}
 	return email, domain, nil
 }
+
+// CallerLoader reads, in one round trip, the caller's claim and the users a
+// request names.
+type CallerLoader interface {
+	LoadCaller(ctx context.Context, email string, userIDs ...string) (*Caller, []*User, error)
+}
+
+// AdminAndUsers loads the caller and the users ids in one read and checks
+// that the caller is an admin (EFORBIDDEN) and that every user belongs to
+// its account (ENOTFOUND, exactly as for an unknown id): the prelude of
+// every admin operation on users.
+func AdminAndUsers(ctx context.Context, l CallerLoader, email string, ids ...string) (*Caller, []*User, error) {
+	c, us, err := l.LoadCaller(ctx, email, ids...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := RequireAdmin(c); err != nil {
+		return nil, nil, err
+	}
+	for i, id := range ids {
+		if us[i], err = VisibleUser(c, us[i], id); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, us, nil
+}
+
+// AdminAndUser is AdminAndUsers for one user.
+func AdminAndUser(ctx context.Context, l CallerLoader, email, id string) (*Caller, *User, error) {
+	c, us, err := AdminAndUsers(ctx, l, email, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, us[0], nil
+}

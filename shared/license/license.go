@@ -58,17 +58,9 @@ func (s *Service) Pool(ctx context.Context, r licadmin.Request) (*licadmin.Pool,
 // that a user changed since the read.
 func (s *Service) withUsers(ctx context.Context, r licadmin.Request, ids []string, op func(c *licadmin.Caller, us []*licadmin.User) error) error {
 	return licadmin.RetryStale(ctx, func() error {
-		c, us, err := s.Store.LoadCaller(ctx, r.Email, ids...)
+		c, us, err := licadmin.AdminAndUsers(ctx, s.Store, r.Email, ids...)
 		if err != nil {
 			return err
-		}
-		if err := licadmin.RequireAdmin(c); err != nil {
-			return err
-		}
-		for i, id := range ids {
-			if us[i], err = licadmin.VisibleUser(c, us[i], id); err != nil {
-				return err
-			}
 		}
 		return op(c, us)
 	})

@@ -121,14 +121,7 @@ func (x *Exports) Request(ctx context.Context, r licadmin.Request, userID string
 	if err != nil {
 		return nil, err
 	}
-	c, us, err := x.Store.LoadCaller(ctx, r.Email, userID)
-	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		return nil, err
-	}
-	u, err := licadmin.VisibleUser(c, us[0], userID)
+	c, u, err := licadmin.AdminAndUser(ctx, x.Store, r.Email, userID)
 	if err != nil {
 		return nil, err
 	}

@@ -69,14 +69,7 @@ func (s *Service) ForUser(ctx context.Context, r licadmin.Request, userID string
 	if err != nil {
 		return nil, nil, err
 	}
-	c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		return nil, nil, err
-	}
-	u, err := licadmin.VisibleUser(c, us[0], userID)
+	_, u, err := licadmin.AdminAndUser(ctx, s.Store, r.Email, userID)
 	if err != nil {
 		return nil, nil, err
 	}

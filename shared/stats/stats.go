@@ -231,14 +231,7 @@ func (s *Service) User(ctx context.Context, r licadmin.Request, userID, from, to
 	if err != nil {
 		return nil, err
 	}
-	c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
-	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		return nil, err
-	}
-	u, err := licadmin.VisibleUser(c, us[0], userID)
+	_, u, err := licadmin.AdminAndUser(ctx, s.Store, r.Email, userID)
 	if err != nil {
 		return nil, err
 	}

@@ -215,14 +215,7 @@ func (s *Service) Update(ctx context.Context, r licadmin.Request, userID string,
 	}
 	var out *licadmin.User
 	err := licadmin.RetryStale(ctx, func() error {
-		c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
-		if err != nil {
-			return err
-		}
-		if err := licadmin.RequireAdmin(c); err != nil {
-			return err
-		}
-		u, err := licadmin.VisibleUser(c, us[0], userID)
+		c, u, err := licadmin.AdminAndUser(ctx, s.Store, r.Email, userID)
 		if err != nil {
 			return err
 		}
@@ -262,14 +255,7 @@ func (s *Service) Update(ctx context.Context, r licadmin.Request, userID string,
 // fails with ENOTFOUND and ELASTADMIN (the account's last admin).
 func (s *Service) Delete(ctx context.Context, r licadmin.Request, userID string) error {
 	return licadmin.RetryStale(ctx, func() error {
-		c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
-		if err != nil {
-			return err
-		}
-		if err := licadmin.RequireAdmin(c); err != nil {
-			return err
-		}
-		u, err := licadmin.VisibleUser(c, us[0], userID)
+		c, u, err := licadmin.AdminAndUser(ctx, s.Store, r.Email, userID)
 		if err != nil {
 			return err
 		}

@@ -121,14 +121,8 @@ func defaultTo(s, def string) string {
 // Get returns a user of the caller's account. Admins only; ENOTFOUND for
 // unknown ids and ids of other accounts alike.
 func (s *Service) Get(ctx context.Context, r licadmin.Request, userID string) (*licadmin.User, error) {
-	c, us, err := s.Store.LoadCaller(ctx, r.Email, userID)
-	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		return nil, err
-	}
-	return licadmin.VisibleUser(c, us[0], userID)
+	_, u, err := licadmin.AdminAndUser(ctx, s.Store, r.Email, userID)
+	return u, err
 }
 
 // ListQuery selects a page of users.
