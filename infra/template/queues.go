@@ -3,6 +3,8 @@ package template
 import (
 	"fmt"
 	"sort"
+
+	"gopkg.in/yaml.v3"
 )
 
 const typeQueue = "AWS::SQS::Queue"
@@ -49,50 +51,40 @@ type queueProps struct {
 // serve.
 func (t *Template) QueueSources() ([]QueueSource, error) {
 	var out []QueueSource
-	for _, id := range sortedKeys(t.resources) {
-		r := t.resources[id]
-		if r.Type != typeFunction {
-			continue
+	err := t.eachEvent("SQS", func(id, name string, props *yaml.Node) error {
+		var e sqsEvent
+		if err := decodeOptional(props, &e); err != nil {
+			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
 		}
-		var p functionProps
-		if err := decodeOptional(&r.Properties, &p); err != nil {
-			return nil, fmt.Errorf("template: function %s: %w", id, err)
+		src := QueueSource{Function: id, Queue: arnOf(e.Queue), BatchSize: e.BatchSize, VisibilityTimeout: 30}
+		if src.BatchSize == 0 {
+			src.BatchSize = 10
 		}
-		for _, name := range sortedKeys(p.Events) {
-			ev := p.Events[name]
-			if ev.Type != "SQS" {
-				continue
-			}
-			var e sqsEvent
-			if err := decodeOptional(&ev.Properties, &e); err != nil {
-				return nil, fmt.Errorf("template: function %s event %s: %w", id, name, err)
-			}
-			src := QueueSource{Function: id, Queue: arnOf(e.Queue), BatchSize: e.BatchSize, VisibilityTimeout: 30}
-			if src.BatchSize == 0 {
-				src.BatchSize = 10
-			}
-			for _, rt := range e.FunctionResponseTypes {
-				src.ReportBatchItemFailures = src.ReportBatchItemFailures || rt == "ReportBatchItemFailures"
-			}
-			q, ok := t.resources[src.Queue]
-			if !ok || q.Type != typeQueue {
-				return nil, fmt.Errorf("template: function %s event %s: Queue must be !GetAtt <queue>.Arn of a queue of the template", id, name)
-			}
-			var qp queueProps
-			if err := decodeOptional(&q.Properties, &qp); err != nil {
-				return nil, fmt.Errorf("template: queue %s: %w", src.Queue, err)
-			}
-			if qp.VisibilityTimeout > 0 {
-				src.VisibilityTimeout = qp.VisibilityTimeout
-			}
-			if qp.RedrivePolicy != nil {
-				src.DeadLetterQueue, src.MaxReceiveCount = arnOf(qp.RedrivePolicy.DeadLetterTargetArn), qp.RedrivePolicy.MaxReceiveCount
-				if dl, ok := t.resources[src.DeadLetterQueue]; !ok || dl.Type != typeQueue {
-					return nil, fmt.Errorf("template: queue %s: deadLetterTargetArn must be !GetAtt <queue>.Arn of a queue of the template", src.Queue)
-				}
-			}
-			out = append(out, src)
+		for _, rt := range e.FunctionResponseTypes {
+			src.ReportBatchItemFailures = src.ReportBatchItemFailures || rt == "ReportBatchItemFailures"
 		}
+		q, ok := t.resources[src.Queue]
+		if !ok || q.Type != typeQueue {
+			return fmt.Errorf("template: function %s event %s: Queue must be !GetAtt <queue>.Arn of a queue of the template", id, name)
+		}
+		var qp queueProps
+		if err := decodeOptional(&q.Properties, &qp); err != nil {
+			return fmt.Errorf("template: queue %s: %w", src.Queue, err)
+		}
+		if qp.VisibilityTimeout > 0 {
+			src.VisibilityTimeout = qp.VisibilityTimeout
+		}
+		if qp.RedrivePolicy != nil {
+			src.DeadLetterQueue, src.MaxReceiveCount = arnOf(qp.RedrivePolicy.DeadLetterTargetArn), qp.RedrivePolicy.MaxReceiveCount
+			if dl, ok := t.resources[src.DeadLetterQueue]; !ok || dl.Type != typeQueue {
+				return fmt.Errorf("template: queue %s: deadLetterTargetArn must be !GetAtt <queue>.Arn of a queue of the template", src.Queue)
+			}
+		}
+		out = append(out, src)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Queue < out[j].Queue })
 	return out, nil

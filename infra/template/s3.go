@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 const typeBucket = "AWS::S3::Bucket"
@@ -43,50 +45,40 @@ type s3Event struct {
 // than prefix and suffix.
 func (t *Template) S3Sources() ([]S3Source, error) {
 	var out []S3Source
-	for _, id := range sortedKeys(t.resources) {
-		r := t.resources[id]
-		if r.Type != typeFunction {
-			continue
+	err := t.eachEvent("S3", func(id, name string, props *yaml.Node) error {
+		var e s3Event
+		if err := decodeOptional(props, &e); err != nil {
+			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
 		}
-		var p functionProps
-		if err := decodeOptional(&r.Properties, &p); err != nil {
-			return nil, fmt.Errorf("template: function %s: %w", id, err)
+		src := S3Source{Function: id, Bucket: refName(e.Bucket)}
+		if b, ok := t.resources[src.Bucket]; !ok || b.Type != typeBucket {
+			return fmt.Errorf("template: function %s event %s: Bucket must be !Ref <bucket> of a bucket of the template", id, name)
 		}
-		for _, name := range sortedKeys(p.Events) {
-			ev := p.Events[name]
-			if ev.Type != "S3" {
-				continue
-			}
-			var e s3Event
-			if err := decodeOptional(&ev.Properties, &e); err != nil {
-				return nil, fmt.Errorf("template: function %s event %s: %w", id, name, err)
-			}
-			src := S3Source{Function: id, Bucket: refName(e.Bucket)}
-			if b, ok := t.resources[src.Bucket]; !ok || b.Type != typeBucket {
-				return nil, fmt.Errorf("template: function %s event %s: Bucket must be !Ref <bucket> of a bucket of the template", id, name)
-			}
-			switch v := e.Events.(type) {
-			case string:
-				src.Events = []string{v}
-			case []any:
-				for _, x := range v {
-					if s, ok := x.(string); ok {
-						src.Events = append(src.Events, s)
-					}
+		switch v := e.Events.(type) {
+		case string:
+			src.Events = []string{v}
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					src.Events = append(src.Events, s)
 				}
 			}
-			for _, rule := range e.Filter.S3Key.Rules {
-				switch strings.ToLower(rule.Name) {
-				case "prefix":
-					src.Prefix = rule.Value
-				case "suffix":
-					src.Suffix = rule.Value
-				default:
-					return nil, fmt.Errorf("template: function %s event %s: unknown S3Key rule %q", id, name, rule.Name)
-				}
-			}
-			out = append(out, src)
 		}
+		for _, rule := range e.Filter.S3Key.Rules {
+			switch strings.ToLower(rule.Name) {
+			case "prefix":
+				src.Prefix = rule.Value
+			case "suffix":
+				src.Suffix = rule.Value
+			default:
+				return fmt.Errorf("template: function %s event %s: unknown S3Key rule %q", id, name, rule.Name)
+			}
+		}
+		out = append(out, src)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Function < out[j].Function })
 	return out, nil

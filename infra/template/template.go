@@ -265,3 +265,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// eachEvent calls fn, in function then event name order, with the
+// properties of every event of type typ; fn's errors stop the walk.
+func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.Node) error) error {
+	for _, id := range sortedKeys(t.resources) {
+		r := t.resources[id]
+		if r.Type != typeFunction {
+			continue
+		}
+		var p functionProps
+		if err := decodeOptional(&r.Properties, &p); err != nil {
+			return fmt.Errorf("template: function %s: %w", id, err)
+		}
+		for _, name := range sortedKeys(p.Events) {
+			ev := p.Events[name]
+			if ev.Type != typ {
+				continue
+			}
+			if err := fn(id, name, &ev.Properties); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
