@@ -14,6 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"licenseadmin/infra/tail"
 )
 
 // StartTimeout bounds how long Start waits for DynamoDB Local to answer; a
@@ -88,7 +90,7 @@ func start(ctx context.Context, java, jar, lib string, opts Options) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	out := &tail{max: 4 << 10}
+	out := tail.New(4 << 10)
 	var w io.Writer = out
 	if opts.Stdout != nil {
 		w = io.MultiWriter(out, opts.Stdout)
@@ -190,27 +192,4 @@ func (s *Server) Stop() error {
 		<-s.done
 	})
 	return s.stopErr
-}
-
-// tail keeps the last bytes written to it, for error messages.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"licenseadmin/infra/tail"
 	"licenseadmin/shared/licadmin"
 )
 
@@ -273,7 +274,7 @@ func (b *bench) waitImport(ctx context.Context, rt *fakeRuntime, proc *functionP
 // functionProcess is a function's binary running under the fake runtime.
 type functionProcess struct {
 	cmd    *exec.Cmd
-	out    *outputTail
+	out    *tail.Buffer
 	exited chan struct{}
 }
 
@@ -295,7 +296,7 @@ func (bb *benchBuilds) startFunction(ctx context.Context, dir string, rt *fakeRu
 		"BUCKET_NAME="+benchBucket,
 		"LOG_LEVEL=WARN",
 	)
-	out := &outputTail{max: 8 << 10}
+	out := tail.New(8 << 10)
 	cmd := exec.Command(filepath.Join(bb.dir, "host", dir))
 	cmd.Env = env
 	cmd.Dir = bb.dir
@@ -502,27 +503,4 @@ func (rt *fakeRuntime) invoke(w http.ResponseWriter, r *http.Request) {
 	rt.mu.Unlock()
 	rt.events <- payload
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// outputTail keeps the last bytes a process wrote, for error messages.
-type outputTail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *outputTail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *outputTail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

@@ -1,6 +1,6 @@
 // Package seslocal runs the SES emulator (the npm package aws-ses-v2-local,
 // pinned in infra/package.json) for the local stack and for tests, and
-// reads the mail it stored. The emulator accepts SES's SendEmail (API v1)
+// reads the mail it stored. The emulator accepts SES's SendEmail (API v1
 // like SES, keeps every message in memory, shows them in a web inbox at its
 // root URL and lists them as JSON at GET /store.
 //
@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"licenseadmin/infra/tail"
 )
 
 // DefaultPort is the emulator's port in the local stack (SPEC).
@@ -102,8 +104,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start the SES emulator: %w", err)
 	}
-	var stderr tail
-	cmd.Stderr = &stderr
+	stderr := tail.New(4 << 10)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the SES emulator: %w", err)
 	}
@@ -276,26 +278,4 @@ func findCLI(dir string) (string, error) {
 			return "", fmt.Errorf("%w (searched from %s up)", ErrMissing, dir)
 		}
 	}
-}
-
-// tail keeps the last bytes written to it, for error messages.
-type tail struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = t.b[len(t.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
