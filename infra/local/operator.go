@@ -69,21 +69,32 @@ func domainsApproveCmd(ctx context.Context, e *env, args []string) error {
 // withOperator builds the App for the local stack, runs op, and prints its
 // result as one JSON object.
 func withOperator(ctx context.Context, e *env, op func(context.Context, *operator.Service) (any, error)) error {
-	cfg, err := appConfig(e)
+	ctx, cancel, a, err := localApp(ctx, e)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	a, err := app.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
 	out, err := op(ctx, a.Operator)
 	if err != nil {
-		return explain(err, cfg)
+		return explain(err, a.Config)
 	}
 	return json.NewEncoder(e.stdout).Encode(out)
+}
+
+// localApp builds the App of the stack that `make run` started, for a
+// command of the operator tool; the returned context bounds the command.
+func localApp(ctx context.Context, e *env) (context.Context, context.CancelFunc, *app.App, error) {
+	cfg, err := appConfig(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, cancel, a, nil
 }
 
 // explain turns an error into what to do about it.

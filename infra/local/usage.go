@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/oklog/ulid/v2"
 
-	"licenseadmin/shared/app"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/sqsqueue"
 	usageevents "licenseadmin/shared/usage"
@@ -61,16 +60,12 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 	if msg.Bytes == 0 && *typ == string(licadmin.EventSent) {
 		msg.Bytes = 48213
 	}
-	cfg, err := appConfig(e)
+	ctx, cancel, a, err := localApp(ctx, e)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	a, err := app.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
+	cfg := a.Config
 	if msg.AccountID == "" {
 		u, err := a.Store.FindUser(ctx, "", msg.Email)
 		if err != nil {
