@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
@@ -33,15 +32,6 @@ func TestS3HandlersMatchTemplate(t *testing.T) {
 		ids = append(ids, s.Function)
 	}
 	checkRegistry(t, root, dirs, "infra/local/s3handlers.go", "S3", ids)
-}
-
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestRunImport ensures the README's bulk import walk-through works on the
