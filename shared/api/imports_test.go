@@ -526,6 +526,8 @@ func TestImportContinuation(t *testing.T) {
 	f := newImportFixture(t)
 	f.App.Imports.MaxRunTime = time.Nanosecond // one step per invocation
 	f.App.Imports.ChunkRows = 4
+	meter := &importRecorder{}
+	f.App.Imports.Metrics = meter
 	const rows = 37
 	body := "email;first_name;last_name;license\r\n"
 	for i := range rows {
@@ -580,6 +582,10 @@ func TestImportContinuation(t *testing.T) {
 	wantCounts(t, imp, licadmin.ImportDone, rows, rows, 0, 1)
 	if invocations < rows/4 {
 		t.Fatalf("%d invocations for %d rows in chunks of 4: the budget was not enforced", invocations, rows)
+	}
+	// Each invocation reports its own rows: together, the import's.
+	if meter.rows != rows || meter.failed != 0 || meter.negative || meter.dryRun || len(meter.accounts) != 1 || !meter.accounts[f.acct] || meter.calls < rows/4 {
+		t.Fatalf("import metrics %+v: want %d rows over at least %d invocations, none failed, of account %s", meter, rows, rows/4, f.acct)
 	}
 	users := f.usersByEmail(t)
 	if u := users["c36@acme.test"]; u == nil || u.FirstName != "First; 36" {

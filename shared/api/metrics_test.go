@@ -70,3 +70,41 @@ func TestTransactionConflictMetrics(t *testing.T) {
 		t.Errorf("when it gives up: retried %d, gave up %d; want some, 1", rec.retried, rec.gaveUp)
 	}
 }
+
+// importRecorder sums what the import function reports per invocation.
+type importRecorder struct {
+	mu           sync.Mutex
+	calls        int
+	accounts     map[string]bool
+	dryRun       bool
+	rows, failed int64
+	negative     bool
+}
+
+func (r *importRecorder) Import(accountID string, dryRun bool, rows, failed int64, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.accounts == nil {
+		r.accounts = map[string]bool{}
+	}
+	r.calls++
+	r.accounts[accountID] = true
+	r.dryRun = r.dryRun || dryRun
+	r.rows += rows
+	r.failed += failed
+	r.negative = r.negative || rows < 0 || failed < 0
+}
+
+// usageRecorder sums what the usage ingestion reports per batch.
+type usageRecorder struct {
+	mu                        sync.Mutex
+	ingested, dropped, failed int
+}
+
+func (r *usageRecorder) Usage(ingested, dropped, failed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ingested += ingested
+	r.dropped += dropped
+	r.failed += failed
+}

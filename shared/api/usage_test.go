@@ -61,6 +61,8 @@ func TestIngestPartialBatchFailure(t *testing.T) {
 	}
 	opt, _ := apitest.Faults(failing)
 	f.App.Usage.Workers = 1 // one event at a time: the failing write is the second one
+	meter := &usageRecorder{}
+	f.App.Usage.Metrics = meter
 	now := time.Now().Add(-time.Minute)
 	m1, m2, m3 := event(f.acct, f.adaEmail, licadmin.EventSent, now), event(f.acct, f.adaEmail, licadmin.EventOpened, now), event(f.acct, f.bobEmail, licadmin.EventSent, now)
 	unknown := event(f.acct, "nobody@acme.test", licadmin.EventSent, now)
@@ -71,6 +73,10 @@ func TestIngestPartialBatchFailure(t *testing.T) {
 	want := []events.SQSBatchItemFailure{{ItemIdentifier: "m2"}}
 	if !slices.Equal(resp.BatchItemFailures, want) {
 		t.Fatalf("batch item failures %v, want only m2 (m1 is a duplicate, m3 written, the malformed and unknown ones dropped)", resp.BatchItemFailures)
+	}
+	// m1 (already written) and m3 count as ingested.
+	if meter.ingested != 3 || meter.dropped != 2 || meter.failed != 1 {
+		t.Fatalf("usage metrics %+v: want 3 ingested (m1 twice, m3), 2 dropped, 1 failed", meter)
 	}
 	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); !slices.Equal(got, []string{m1.MessageRef}) {
 		t.Fatalf("ada's log %v, want only m1 before the redelivery", got)

@@ -12,7 +12,8 @@ import (
 
 // wireMetrics gives the parts that report metrics the App's emitter, when
 // Config.Metrics is on: every API request (count, errors, latency per
-// operation) and the store's transaction conflicts and retries.
+// operation), the store's transaction conflicts and retries, the CSV
+// imports' rows and failures, and the usage events ingested.
 func wireMetrics(a *App) {
 	if !a.Config.Metrics {
 		return
@@ -21,6 +22,8 @@ func wireMetrics(a *App) {
 	a.Metrics = m
 	a.API.Metrics = m
 	a.Store.Metrics = m
+	a.Imports.Metrics = m
+	a.Usage.Metrics = m
 }
 
 // meterPoolLevels reports each pool's levels per tier whenever the table

@@ -11,7 +11,7 @@ import (
 // metrics off in Lambda, where they are on by default.
 func TestMetricsOffByDefaultInTests(t *testing.T) {
 	a := app.NewWithClient(app.Config{TableName: "t"}, nil)
-	if a.Metrics != nil || a.API.Metrics != nil || a.Store.Metrics != nil {
+	if a.Metrics != nil || a.API.Metrics != nil || a.Store.Metrics != nil || a.Imports.Metrics != nil || a.Usage.Metrics != nil {
 		t.Errorf("metrics wired without Config.Metrics: %v %v %v", a.Metrics, a.API.Metrics, a.Store.Metrics)
 	}
 	for _, tt := range []struct {
@@ -30,7 +30,7 @@ func TestMetricsOffByDefaultInTests(t *testing.T) {
 		}
 	}
 	on := app.NewWithClient(app.Config{TableName: "t", Metrics: true}, nil)
-	if on.Metrics == nil || on.API.Metrics == nil || on.Store.Metrics == nil {
-		t.Errorf("Config.Metrics on, but not wired: %v %v %v", on.Metrics, on.API.Metrics, on.Store.Metrics)
+	if on.Metrics == nil || on.API.Metrics == nil || on.Store.Metrics == nil || on.Imports.Metrics == nil || on.Usage.Metrics == nil {
+		t.Errorf("Config.Metrics on, but not wired: %v %v %v %v %v", on.Metrics, on.API.Metrics, on.Store.Metrics, on.Imports.Metrics, on.Usage.Metrics)
 	}
 }

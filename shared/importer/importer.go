@@ -107,6 +107,9 @@ type Service struct {
 	Now     licadmin.Clock
 	NewID   licadmin.IDSource
 	Logger  *slog.Logger
+	// Metrics is told what each invocation of the import function did:
+	// rows read, rows failed, time taken; nil records nothing.
+	Metrics ImportMetrics
 
 	// MaxFileBytes bounds an upload (DefaultMaxFileBytes when zero).
 	MaxFileBytes int64
@@ -123,6 +126,14 @@ type Service struct {
 	// Lease is how long a claim lasts without renewal (DefaultLease when
 	// zero).
 	Lease time.Duration
+}
+
+// ImportMetrics records the work of one invocation of the import function
+// (CloudWatch EMF in Lambda: *metrics.Emitter). An import of a large file
+// runs over several invocations; each reports its own rows, so that the
+// sums are the import's and the rate is what one invocation sustains.
+type ImportMetrics interface {
+	Import(accountID string, dryRun bool, rows, failed int64, elapsed time.Duration)
 }
 
 // ImportKey is the object key an import's file is uploaded to.

@@ -166,9 +166,13 @@ func (s *Service) run(ctx context.Context, imp *licadmin.Import) (err error) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
 		j.reqID = lc.AwsRequestID
 	}
+	start, rows, failed := time.Now(), imp.Rows, imp.Failed
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("import %s panicked: %v\n%s", imp.ID, p, debug.Stack())
+		}
+		if s.Metrics != nil {
+			s.Metrics.Import(imp.AccountID, imp.DryRun, j.imp.Rows-rows, j.imp.Failed-failed, time.Since(start))
 		}
 		if err != nil {
 			j.log.ErrorContext(ctx, "import interrupted; a retry continues from the checkpoint", "err", err.Error(), "line", j.imp.Checkpoint.Line)

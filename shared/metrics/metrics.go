@@ -53,18 +53,22 @@ const (
 	// they were observed, per Tier (the account id is a property).
 	LicensesAssigned  = "LicensesAssigned"
 	LicensesAvailable = "LicensesAvailable"
-	// ImportRows, ImportRowsFailed and ImportRowsPerSecond describe a
-	// finished CSV import.
+	// ImportRows, ImportRowsFailed and ImportRowsPerSecond describe the
+	// work of one invocation of the import function (a large import runs
+	// over several).
 	ImportRows          = "ImportRows"
 	ImportRowsFailed    = "ImportRowsFailed"
 	ImportRowsPerSecond = "ImportRowsPerSecond"
 	// EmailsSent and EmailsFailed count SES sends per email Kind.
 	EmailsSent   = "EmailsSent"
 	EmailsFailed = "EmailsFailed"
-	// UsageEvents and UsageEventsFailed count usage events ingested from
-	// the queue, and those that could not be (they go back to the queue).
-	UsageEvents       = "UsageEvents"
-	UsageEventsFailed = "UsageEventsFailed"
+	// UsageEvents counts usage events ingested from the queue,
+	// UsageEventsDropped those refused for good (malformed, unknown user)
+	// and UsageEventsFailed those that could not be written for a while
+	// (they go back to the queue).
+	UsageEvents        = "UsageEvents"
+	UsageEventsDropped = "UsageEventsDropped"
+	UsageEventsFailed  = "UsageEventsFailed"
 )
 
 // Emitter writes EMF lines.
@@ -188,8 +192,8 @@ func (e *Emitter) LicensePool(accountID, tier string, assigned, available int64)
 	)
 }
 
-// Import records a finished CSV import: its rows, the failed ones, and its
-// throughput. dryRun imports are recorded under the DryRun dimension
+// Import records one invocation's share of a CSV import: the rows it
+// read, the failed ones, and its throughput. dryRun imports are recorded under the DryRun dimension
 // "true".
 func (e *Emitter) Import(accountID string, dryRun bool, rows, failed int64, elapsed time.Duration) {
 	rate := 0.0
@@ -218,10 +222,12 @@ func (e *Emitter) Email(kind string, err error) {
 }
 
 // Usage records a batch of usage events taken from the queue: how many
-// were ingested and how many failed (and will be retried or dead-lettered).
-func (e *Emitter) Usage(ingested, failed int) {
+// were ingested, how many were dropped for good, and how many failed (and
+// will be retried or dead-lettered).
+func (e *Emitter) Usage(ingested, dropped, failed int) {
 	e.Emit([][]string{{}}, nil, nil,
 		Value{UsageEvents, Count, float64(ingested)},
+		Value{UsageEventsDropped, Count, float64(dropped)},
 		Value{UsageEventsFailed, Count, float64(failed)},
 	)
 }

@@ -97,8 +97,8 @@ func TestEmitters(t *testing.T) {
 			map[string]any{"Kind": "activation", "EmailsSent": 1.0, "EmailsFailed": 0.0}},
 		{"email failed", func(e *metrics.Emitter) { e.Email("low_pool", errors.New("throttled")) },
 			map[string]any{"EmailsSent": 0.0, "EmailsFailed": 1.0}},
-		{"usage", func(e *metrics.Emitter) { e.Usage(9, 1) },
-			map[string]any{"UsageEvents": 9.0, "UsageEventsFailed": 1.0}},
+		{"usage", func(e *metrics.Emitter) { e.Usage(8, 1, 1) },
+			map[string]any{"UsageEvents": 8.0, "UsageEventsDropped": 1.0, "UsageEventsFailed": 1.0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +130,6 @@ func TestNilEmitter(t *testing.T) {
 	e.LicensePool("a", "eco", 1, 1)
 	e.Import("a", true, 1, 0, time.Second)
 	e.Email("activation", nil)
-	e.Usage(1, 0)
+	e.Usage(1, 0, 0)
 	(&metrics.Emitter{}).Request("X", 200, 0) // no writer
 }

@@ -57,9 +57,20 @@ type Ingester struct {
 	Store  Store
 	Now    licadmin.Clock
 	Logger *slog.Logger
+	// Metrics is told, per batch, how many events were ingested, dropped
+	// and failed; nil records nothing.
+	Metrics BatchMetrics
 	// Workers bounds how many events of a batch are written at once
 	// (DefaultWorkers when 0).
 	Workers int
+}
+
+// BatchMetrics records the outcome of a batch of usage events (CloudWatch
+// EMF in Lambda: *metrics.Emitter): events ingested (or already written),
+// dropped for good (malformed, unknown user), and failed for a while (they
+// go back to the queue, and to its dead-letter queue in the end).
+type BatchMetrics interface {
+	Usage(ingested, dropped, failed int)
 }
 
 // DefaultWorkers is how many events of a batch are written at once.
@@ -81,10 +92,11 @@ func drop(reason string) error { return &errDrop{reason: reason} }
 // users, or of users of another account, are logged and dropped.
 func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		resp events.SQSEventResponse
-		sem  = make(chan struct{}, in.workers())
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		resp    events.SQSEventResponse
+		sem     = make(chan struct{}, in.workers())
+		dropped int
 	)
 	for _, m := range ev.Records {
 		wg.Add(1)
@@ -95,6 +107,9 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 				var d *errDrop
 				if errors.As(err, &d) {
 					in.logger().WarnContext(ctx, "usage event dropped", "messageId", m.MessageId, "reason", d.reason)
+					mu.Lock()
+					dropped++
+					mu.Unlock()
 					return
 				}
 				in.logger().ErrorContext(ctx, "usage event not written; it will be redelivered", "messageId", m.MessageId,
@@ -106,6 +121,10 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 		}()
 	}
 	wg.Wait()
+	if in.Metrics != nil {
+		failed := len(resp.BatchItemFailures)
+		in.Metrics.Usage(len(ev.Records)-dropped-failed, dropped, failed)
+	}
 	return resp, nil
 }
 
