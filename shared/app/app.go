@@ -22,6 +22,7 @@ import (
 
 	"licenseadmin/shared/activation"
 	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/callercache"
 	"licenseadmin/shared/dnstxt"
 	"licenseadmin/shared/domains"
 	"licenseadmin/shared/importer"
@@ -246,7 +247,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 		Store:    st,
 		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now},
 		Cursors:  &apigw.Cursors{Keys: st},
-		Licenses: &license.Service{Store: st, Now: now},
+		Licenses: &license.Service{Store: st, Now: now, Callers: callercache.New(callercache.DefaultTTL, callercache.DefaultMax)},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
 		Operator: &operator.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
 		Domains: &domains.Service{Store: st, Now: now, Webmail: webmail,

@@ -15,6 +15,12 @@ import (
 // checked is the state that is changed), the caller's admin check, the audit
 // record, the idempotency record when the request has a key, and for assign
 // and transfer the outbox item of the new holder's confirmation email.
+//
+// The caller's check is the first item: when several conditions fail, the
+// store answers the first item's error (after a replay or a stale read), so
+// a caller who lost its rights is answered forbidden, never what the pool
+// holds; license.Service relies on it to take no_license_available from a
+// change planned with a remembered admin.
 
 // userCond appends to e the condition that the user item is the one read:
 // same account, same version.
@@ -79,6 +85,7 @@ func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	n := next(u, now)
 	n.License = &licadmin.License{Tier: tier, AssignedAt: now}
 	t, p := s.begin(ctx, now)
+	s.callerCheck(t, c)
 
 	e := newExpr()
 	one := e.v(num(1))
@@ -89,7 +96,6 @@ func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	cond := userCond(ue, u) + fmt.Sprintf(" AND attribute_not_exists(%s)", ue.n("tier"))
 	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
 	s.putOutbox(t, recipientOutbox(licadmin.EmailLicenseAssigned, n, now))
-	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseAssign, Target: u.ID,
 		Details: map[string]string{"tier": string(tier)}, At: now})
 	if err := s.commit(ctx, t, p, n, now); err != nil {
@@ -108,6 +114,7 @@ func (s *Store) ModifyLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 		dropProSettings(n)
 	}
 	t, p := s.begin(ctx, now)
+	s.callerCheck(t, c)
 
 	e := newExpr()
 	one, minus := e.v(num(1)), e.v(num(-1))
@@ -120,7 +127,6 @@ func (s *Store) ModifyLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	ue := newExpr()
 	cond := userCond(ue, u) + fmt.Sprintf(" AND %s = %s", ue.n("tier"), ue.v(str(string(from))))
 	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
-	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseModify, Target: u.ID,
 		Details: map[string]string{"from": string(from), "to": string(tier)}, At: now})
 	if err := s.commit(ctx, t, p, n, now); err != nil {
@@ -138,12 +144,12 @@ func (s *Store) RemoveLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	n.LogGeneration++
 	dropProSettings(n)
 	t, p := s.begin(ctx, now)
+	s.callerCheck(t, c)
 
 	s.releaseLicense(t, c.AccountID, from)
 	ue := newExpr()
 	cond := userCond(ue, u) + fmt.Sprintf(" AND %s = %s", ue.n("tier"), ue.v(str(string(from))))
 	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
-	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseRemove, Target: u.ID,
 		Details: map[string]string{"tier": string(from), "logGeneration": strconv.FormatInt(n.LogGeneration, 10)}, At: now})
 	if err := s.commit(ctx, t, p, n, now); err != nil {
@@ -176,6 +182,7 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 	nt := next(to, now)
 	nt.License = &licadmin.License{Tier: tier, AssignedAt: now}
 	t, p := s.begin(ctx, now)
+	s.callerCheck(t, c)
 
 	fe := newExpr()
 	fcond := userCond(fe, from) + fmt.Sprintf(" AND %s = %s", fe.n("tier"), fe.v(str(string(tier))))
@@ -184,7 +191,6 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 	tcond := userCond(te, to) + fmt.Sprintf(" AND attribute_not_exists(%s)", te.n("tier"))
 	t.update(s.Table, userKey(to.ID), userLicenseUpdate(te, nt), tcond, te, userChanged(to))
 	s.putOutbox(t, recipientOutbox(licadmin.EmailLicenseAssigned, nt, now))
-	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseTransfer, Target: to.ID,
 		Details: map[string]string{"tier": string(tier), "from": from.ID, "fromLogGeneration": strconv.FormatInt(nf.LogGeneration, 10)}, At: now})
 	if err := s.commit(ctx, t, p, nt, now); err != nil {

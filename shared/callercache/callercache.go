@@ -1,0 +1,97 @@
+// Package callercache remembers, for a few seconds, the administrators a
+// function has just read, so that a license change by the same admin can
+// skip reading the admin's email claim again and read only the users it
+// changes.
+//
+// It is safe only where the write that follows checks the caller again:
+// every license transaction carries a ConditionCheck that the claim still
+// names an admin of the same account, so a demoted or deleted admin's
+// change fails in the transaction whatever the cache says. Reads answered
+// without a transaction must not use it.
+package callercache
+
+import (
+	"sync"
+	"time"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// DefaultTTL is how long a caller is remembered. It bounds how long a
+// stale entry costs a failed transaction and a fresh read, not what the
+// entry may grant: the transaction decides.
+const DefaultTTL = 10 * time.Second
+
+// DefaultMax bounds the callers remembered by one function instance.
+const DefaultMax = 1024
+
+// Cache is a bounded map of admins by email with an expiry. A nil *Cache
+// remembers nothing. It is safe for concurrent use.
+type Cache struct {
+	ttl time.Duration
+	max int
+
+	mu sync.Mutex
+	m  map[string]entry
+}
+
+type entry struct {
+	c       licadmin.Caller
+	expires time.Time
+}
+
+// New returns a cache that keeps a caller for ttl, at most max of them.
+func New(ttl time.Duration, max int) *Cache {
+	return &Cache{ttl: ttl, max: max, m: map[string]entry{}}
+}
+
+// Get returns a copy of the admin remembered for email at now, or nil.
+func (c *Cache) Get(email string, now time.Time) *licadmin.Caller {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[email]
+	if !ok {
+		return nil
+	}
+	if !now.Before(e.expires) {
+		delete(c.m, email)
+		return nil
+	}
+	cl := e.c
+	return &cl
+}
+
+// Put remembers cl, read at now, when it is an admin; other callers are
+// never remembered, so the cache only ever speeds up what an admin may do.
+func (c *Cache) Put(cl *licadmin.Caller, now time.Time) {
+	if c == nil || !cl.IsAdmin() || c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[cl.Email]; !ok && len(c.m) >= c.max {
+		for k, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= c.max {
+			clear(c.m) // all fresh: start over rather than track ages
+		}
+	}
+	c.m[cl.Email] = entry{c: *cl, expires: now.Add(c.ttl)}
+}
+
+// Forget drops what is remembered for email: its use failed, and the next
+// request reads the claim again.
+func (c *Cache) Forget(email string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, email)
+}
