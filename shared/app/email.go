@@ -94,8 +94,8 @@ func wireEmail(a *App, st *store.Store, now licadmin.Clock) {
 // wireDelivery builds the outbox delivery and the stream dispatcher of a,
 // with the email handlers. Its email sender refuses to send until UseSES
 // gives it a client (New and WithStream do). Only the stream function
-// delivers: the email templates it renders link html/template, whose
-// reflection keeps every exported method of every type in a binary.
+// delivers, so only it links the renderer, the SES client and the stream
+// handlers (WithStream).
 func wireDelivery(a *App) {
 	st, now := a.Store, a.now
 	a.Notify = &notify.Service{

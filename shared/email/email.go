@@ -1,10 +1,12 @@
-// Package email renders License Admin's emails and sends them. Messages are
-// rendered in Go from the template files embedded from templates/ (French
-// and English, an HTML and a text part each; html/template and
-// text/template escape every value), and sent through one small interface,
-// Sender, whose implementation over Amazon SES is SES. Classify tells a
-// failure worth retrying (throttling, an outage) from one that never will
-// succeed, so that the caller can retry the first and record the second.
+// Package email renders License Admin's emails and sends them. Messages
+// are rendered in Go from the template files embedded from templates/
+// (French and English, an HTML and a text part each; every value is
+// escaped in the HTML part, without the reflection of html/template, which
+// would keep every method of the AWS clients in the binary), and sent
+// through one small interface, Sender, whose implementation over Amazon SES
+// is SES. Classify tells a failure worth retrying (throttling, an outage)
+// from one that never will succeed, so that the caller can retry the first
+// and record the second.
 package email
 
 import (
