@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"licenseadmin/infra/s3local"
@@ -831,4 +832,47 @@ func TestImportFaults(t *testing.T) {
 	imp := f.status(t, f.admin, up.ImportID)
 	wantCounts(t, imp, licadmin.ImportDone, 20, 20, 0, 15)
 	env.Invariants(t)
+}
+
+// TestImportLookupOnlyAfterRefusals ensures a real import reads nothing
+// before its transactions while its rows pass (the transaction checks
+// them), looks rows up only after a chunk had rows refused, and goes back
+// to no reads once a lookup finds nothing to refuse; the report is the
+// same either way.
+func TestImportLookupOnlyAfterRefusals(t *testing.T) {
+	f := newImportFixture(t)
+	apitest.Do(t, api.CreateUser(f.App), apitest.Request{Route: routeUsers, Email: f.admin, Body: userBody("taken@acme.test", "user")}).Want(t, http.StatusCreated)
+	opt, calls := apitest.Faults(nil)
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	f.App.Imports.ChunkRows = 3
+	rows := func(from, n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "r%02d@acme.test,R,%d,en,\n", from+i, from+i)
+		}
+		return b.String()
+	}
+	const header = "email,first_name,last_name,language,license\n"
+	tests := []struct {
+		name    string
+		body    string
+		lookups int
+		failed  int64
+	}{
+		{"clean", header + rows(0, 9), 0, 0},
+		// Chunk 1 has a taken email: refused in its transaction; chunk 2
+		// is looked up and clean; chunk 3 is not looked up.
+		{"one taken email", header + rows(10, 2) + "taken@acme.test,T,T,en,\n" + rows(12, 6), 1, 1},
+	}
+	for _, tt := range tests {
+		calls.Reset()
+		imp := f.importCSV(t, tt.body, false)
+		if imp.Status != licadmin.ImportDone || imp.Failed != tt.failed || imp.Created != imp.Rows-tt.failed {
+			t.Fatalf("%s: import %+v, want done with %d failed", tt.name, imp, tt.failed)
+		}
+		if got := calls.Get("BatchGetItem"); got != tt.lookups {
+			t.Errorf("%s: %d BatchGetItem lookups, want %d", tt.name, got, tt.lookups)
+		}
+	}
+	f.Invariants(t)
 }

@@ -156,6 +156,9 @@ type job struct {
 	header   string
 	// next is a row read but not yet in a chunk.
 	next *csvimport.Row
+	// lookup is set when the next chunk's rows are to be looked up in the
+	// table before its transaction (see commit).
+	lookup bool
 }
 
 // run imports rows of imp, whose lease this invocation holds, until the
@@ -340,6 +343,15 @@ func (j *job) demand(row *csvimport.Row) (tier, domain string) {
 
 // commit validates a chunk's rows, checks them against the table, and
 // writes them with the checkpoint after the last one.
+//
+// The transaction checks every row itself (a taken email, a domain not
+// approved), and the store retries it without the rows it refused, so
+// looking the rows up first only spares a cancelled transaction. A real
+// import therefore looks up a chunk only after the previous one had rows
+// refused, and stops once a lookup finds none: a clean file costs one
+// write per chunk and no read; a file of taken emails (imported twice)
+// costs one cancelled transaction, then a lookup per chunk. A dry run
+// writes no user, so the lookup is how it finds them: always.
 func (j *job) commit(ctx context.Context, rows []*csvimport.Row) error {
 	s := j.s
 	now := s.now()
@@ -369,7 +381,11 @@ func (j *job) commit(ctx context.Context, rows []*csvimport.Row) error {
 			cands = append(cands, *cand)
 		}
 	}
-	if len(cands) > 0 {
+	lookup := j.imp.DryRun || j.lookup
+	if len(cands) > 0 && !lookup {
+		ch.Rows = cands
+	}
+	if len(cands) > 0 && lookup {
 		var emails, domains []string
 		seen := map[string]bool{}
 		for _, c := range cands {
@@ -398,14 +414,30 @@ func (j *job) commit(ctx context.Context, rows []*csvimport.Row) error {
 				ch.Rows = append(ch.Rows, c)
 			}
 		}
+		j.lookup = len(ch.Rows) < len(cands)
 	}
 	res, err := s.Store.CommitImportChunk(ctx, ch)
 	if err != nil {
 		return err
 	}
+	if refused := refusals(res.Failures) - len(ch.Failures); refused > 0 {
+		j.lookup = true
+	}
 	j.imp = res.Import
 	j.log.DebugContext(ctx, "chunk committed", "line", j.imp.Checkpoint.Line, "created", len(res.Created), "failed", len(res.Failures))
 	return nil
+}
+
+// refusals counts the failures that created no user (rows created without
+// their license are failures too, in the report).
+func refusals(fs []licadmin.ImportFailure) int {
+	n := 0
+	for _, f := range fs {
+		if !f.Created {
+			n++
+		}
+	}
+	return n
 }
 
 // validate turns a row into a user to create, or the reason it cannot be,
