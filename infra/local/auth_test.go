@@ -177,3 +177,33 @@ func TestFormatClaims(t *testing.T) {
 		t.Errorf("scopes = %v, want [openid email]", jwtCtx.Scopes)
 	}
 }
+
+// TestAuthRemembersSignatureNotValidity ensures a token verified once is
+// still validated on every request: it is refused once it expires, and a
+// token that differs in one byte is verified afresh.
+func TestAuthRemembersSignatureNotValidity(t *testing.T) {
+	key, _ := keys(t)
+	a := newAuthorizer(key)
+	now := timeNow()
+	a.now = func() time.Time { return now }
+	c := validClaims(now)
+	c["exp"] = now.Add(time.Minute).Unix()
+	tok := mustToken(t, key, c)
+	h := http.Header{"Authorization": {"Bearer " + tok}}
+	for range 2 {
+		if _, err := a.authorize(h, nil); err != nil {
+			t.Fatalf("valid token refused: %s", err.description)
+		}
+	}
+	if len(a.verified) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(a.verified))
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := a.authorize(h, nil); err == nil || !strings.Contains(err.description, "expired") {
+		t.Fatalf("an expired, remembered token: %v, want refused as expired", err)
+	}
+	now = now.Add(-2 * time.Minute)
+	if _, err := a.authorize(http.Header{"Authorization": {"Bearer " + tamper(tok)}}, nil); err == nil || !strings.Contains(err.description, "signature") {
+		t.Fatalf("a tampered copy of a remembered token: %v, want its signature refused", err)
+	}
+}
