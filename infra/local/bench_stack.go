@@ -333,6 +333,13 @@ type captureDB struct {
 	txs     []*dynamodb.TransactWriteItemsInput
 	queries []*dynamodb.QueryInput
 	reads   []*dynamodb.BatchGetItemInput
+	gets    []*dynamodb.GetItemInput
+}
+
+// GetItem records the read and answers that nothing was found.
+func (c *captureDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.gets = append(c.gets, in)
+	return &dynamodb.GetItemOutput{}, nil
 }
 
 // BatchGetItem records the read and answers that nothing was found.
