@@ -56,7 +56,7 @@ func (s *Service) RequestEmail(ctx context.Context, r licadmin.Request, userID s
 	if err != nil {
 		return err
 	}
-	return s.Store.RequestActivationEmail(ctx, c, u, s.now())
+	return s.Store.RequestActivationEmail(ctx, c, u, s.Now.Read())
 }
 
 // Link is a minted activation link.
@@ -77,7 +77,7 @@ func (s *Service) Mint(ctx context.Context, o *store.Outbox) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := s.Now.Read()
 	tok := &store.ActivationToken{
 		Hash: hash, UserID: o.UserID, AccountID: o.AccountID, Language: o.Language, OutboxID: o.ID,
 		CreatedAt: now, ExpiresAt: now.Add(s.ttl()),
@@ -97,7 +97,7 @@ func (s *Service) PageLanguages(ctx context.Context, token string) ([]string, er
 	if !ok {
 		return licadmin.Languages, nil
 	}
-	tok, err := s.Store.GetActivationToken(ctx, hash, s.now())
+	tok, err := s.Store.GetActivationToken(ctx, hash, s.Now.Read())
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *Service) Activate(ctx context.Context, token string) error {
 	if !ok {
 		return invalid
 	}
-	now := s.now()
+	now := s.Now.Read()
 	tok, err := s.Store.GetActivationToken(ctx, hash, now)
 	if err != nil {
 		return err
@@ -170,11 +170,4 @@ func (s *Service) ttl() time.Duration {
 		return s.TTL
 	}
 	return DefaultTTL
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }

@@ -118,7 +118,7 @@ func (s *Service) Request(ctx context.Context, r licadmin.Request, raw string) (
 			return licadmin.Errorf(licadmin.EDOMAINCLAIMED, "the domain %s is already approved for another account", name)
 		}
 		txt := licadmin.TXTRecordPrefix + s.token()
-		d = &licadmin.Domain{Domain: name, Status: licadmin.DomainPending, TXTRecord: &txt, CreatedAt: s.now(), AccountID: c.AccountID}
+		d = &licadmin.Domain{Domain: name, Status: licadmin.DomainPending, TXTRecord: &txt, CreatedAt: s.Now.Read(), AccountID: c.AccountID}
 		out, err = s.Store.RequestDomain(ctx, c, d, d.CreatedAt)
 		created = err == nil
 		return err
@@ -165,7 +165,7 @@ func (s *Service) Verify(ctx context.Context, r licadmin.Request, raw string) (*
 			}
 			verified = want
 		}
-		out, err = s.Store.ApproveDomain(ctx, c, c.AccountID, name, d, s.now())
+		out, err = s.Store.ApproveDomain(ctx, c, c.AccountID, name, d, s.Now.Read())
 		return err
 	})
 	return out, err
@@ -209,7 +209,7 @@ func (s *Service) Delete(ctx context.Context, r licadmin.Request, raw string) er
 		if d == nil {
 			return notFound(raw)
 		}
-		return s.Store.DeleteDomain(ctx, c, d, holder == c.AccountID, s.now())
+		return s.Store.DeleteDomain(ctx, c, d, holder == c.AccountID, s.Now.Read())
 	})
 }
 
@@ -244,13 +244,6 @@ func (s *Service) token() string {
 	b := make([]byte, 20)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func derefString(p *string) string {

@@ -217,7 +217,7 @@ func (s *Service) Create(ctx context.Context, r licadmin.Request, dryRun bool) (
 	if s.Files == nil {
 		return nil, licadmin.Errorf(licadmin.EUNAVAILABLE, "imports are not available: no bucket is configured")
 	}
-	now := s.now()
+	now := s.Now.Read()
 	imp := &licadmin.Import{
 		ID:              s.NewID(),
 		Status:          licadmin.ImportPending,
@@ -274,13 +274,6 @@ func (s *Service) Get(ctx context.Context, r licadmin.Request, importID string) 
 		imp.ReportURL = &url
 	}
 	return imp, nil
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func (s *Service) maxFileBytes() int64 {

@@ -97,7 +97,7 @@ func (s *Service) start(ctx context.Context, rec events.S3EventRecord) error {
 		log.WarnContext(ctx, "upload rejected, not imported: the key is not imports/{accountId}/{importId}.csv")
 		return nil
 	}
-	owner, now := s.NewID(), s.now()
+	owner, now := s.NewID(), s.Now.Read()
 	imp, err := s.Store.ClaimImport(ctx, accountID, importID, &obj, owner, now.Add(s.lease()), now)
 	switch {
 	case licadmin.ErrorCode(err) == licadmin.ENOTFOUND:
@@ -117,7 +117,7 @@ func (s *Service) start(ctx context.Context, rec events.S3EventRecord) error {
 // resume continues an import from its checkpoint in a fresh invocation.
 func (s *Service) resume(ctx context.Context, c Continuation) error {
 	log := s.logger().With("importId", c.ImportID, "accountId", c.AccountID)
-	owner, now := s.NewID(), s.now()
+	owner, now := s.NewID(), s.Now.Read()
 	imp, err := s.Store.ClaimImport(ctx, c.AccountID, c.ImportID, nil, owner, now.Add(s.lease()), now)
 	switch {
 	case licadmin.ErrorCode(err) == licadmin.ENOTFOUND:
@@ -179,7 +179,7 @@ func (s *Service) run(ctx context.Context, imp *licadmin.Import) (err error) {
 		}
 		if err != nil {
 			j.log.ErrorContext(ctx, "import interrupted; a retry continues from the checkpoint", "err", err.Error(), "line", j.imp.Checkpoint.Line)
-			if rerr := s.Store.ReleaseImport(context.WithoutCancel(ctx), j.imp, s.now()); rerr != nil && !errors.Is(rerr, licadmin.ErrImportLeaseLost) {
+			if rerr := s.Store.ReleaseImport(context.WithoutCancel(ctx), j.imp, s.Now.Read()); rerr != nil && !errors.Is(rerr, licadmin.ErrImportLeaseLost) {
 				j.log.ErrorContext(ctx, "import lease not released; it expires by itself", "err", rerr.Error())
 			}
 		}
@@ -221,7 +221,7 @@ func (j *job) run(ctx context.Context) error {
 		return err
 	}
 	for step := 0; ; step++ {
-		if step > 0 && s.now().After(j.deadline) {
+		if step > 0 && s.Now.Read().After(j.deadline) {
 			return j.continueLater(ctx)
 		}
 		rows, readErr := j.readChunk(rd)
@@ -237,7 +237,7 @@ func (j *job) run(ctx context.Context) error {
 		case ferr != nil:
 			return j.finish(ctx, licadmin.ImportFailed, fileError(ferr))
 		case errors.Is(readErr, io.EOF):
-			if len(rows) > 0 && s.now().After(j.deadline) {
+			if len(rows) > 0 && s.Now.Read().After(j.deadline) {
 				return j.continueLater(ctx) // the report is the next step
 			}
 			return j.finish(ctx, licadmin.ImportDone, nil)
@@ -354,7 +354,7 @@ func (j *job) demand(row *csvimport.Row) (tier, domain string) {
 // writes no user, so the lookup is how it finds them: always.
 func (j *job) commit(ctx context.Context, rows []*csvimport.Row) error {
 	s := j.s
-	now := s.now()
+	now := s.Now.Read()
 	ch := &licadmin.ImportChunk{
 		Import:     j.imp,
 		Read:       int64(len(rows)),
@@ -535,7 +535,7 @@ func (j *job) stopped(ctx context.Context, err error) error {
 // continues from the checkpoint. If that invocation cannot be started, the
 // error makes Lambda retry this event, which continues just the same.
 func (j *job) continueLater(ctx context.Context) error {
-	if err := j.s.Store.ReleaseImport(ctx, j.imp, j.s.now()); err != nil {
+	if err := j.s.Store.ReleaseImport(ctx, j.imp, j.s.Now.Read()); err != nil {
 		return j.stopped(ctx, err)
 	}
 	if err := j.s.Invoker.Invoke(ctx, Event{Continue: &Continuation{AccountID: j.imp.AccountID, ImportID: j.imp.ID}}); err != nil {
@@ -569,7 +569,7 @@ func (j *job) finish(ctx context.Context, status licadmin.ImportStatus, ierr *li
 	if err != nil {
 		return err
 	}
-	if err := s.Store.FinishImport(ctx, j.imp, status, ierr, s.now()); err != nil {
+	if err := s.Store.FinishImport(ctx, j.imp, status, ierr, s.Now.Read()); err != nil {
 		return j.stopped(ctx, err)
 	}
 	attrs := []any{"status", status, "dryRun", j.imp.DryRun, "rows", j.imp.Rows, "created", j.imp.Created, "failed", j.imp.Failed, "unlicensed", j.imp.Unlicensed}
@@ -595,7 +595,7 @@ func (s *Service) deadline(ctx context.Context) time.Time {
 		end = d.Add(-margin)
 	}
 	if s.MaxRunTime > 0 {
-		if budget := s.now().Add(s.MaxRunTime); budget.Before(end) {
+		if budget := s.Now.Read().Add(s.MaxRunTime); budget.Before(end) {
 			end = budget
 		}
 	}

@@ -149,6 +149,29 @@ func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 // Clock returns the current time; services take one so tests control time.
 type Clock func() time.Time
 
+// Read returns the clock's time in UTC, the form every stored time takes.
+// A nil Clock reads the system clock, so that a service built without one
+// (a test, a tool) still works.
+func (c Clock) Read() time.Time {
+	if c != nil {
+		return c().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Sleep waits d, or until ctx ends (its error): the wait between retries
+// of the store and the email sender.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // IDSource returns a new unique, opaque id.
 type IDSource func() string
 

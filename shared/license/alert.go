@@ -31,5 +31,5 @@ func (s *Service) SetAlertThreshold(ctx context.Context, r licadmin.Request, tie
 	if pool.Tier(tier).AlertThreshold == threshold {
 		return pool, nil
 	}
-	return s.Store.SetAlertThreshold(ctx, c, pool, tier, threshold, s.now())
+	return s.Store.SetAlertThreshold(ctx, c, pool, tier, threshold, s.Now.Read())
 }

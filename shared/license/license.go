@@ -48,13 +48,6 @@ type Callers interface {
 // MaxDeleteQuantity bounds one "delete from pool" request.
 const MaxDeleteQuantity = 1_000_000
 
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
-}
-
 // Pool returns the caller's account pool. Admins only.
 func (s *Service) Pool(ctx context.Context, r licadmin.Request) (*licadmin.Pool, error) {
 	c, _, err := s.Store.LoadCaller(ctx, r.Email)
@@ -80,7 +73,7 @@ func (s *Service) Pool(ctx context.Context, r licadmin.Request) (*licadmin.Pool,
 // every answer but a committed change is the one a fresh read gives.
 func (s *Service) withUsers(ctx context.Context, r licadmin.Request, ids []string, op func(c *licadmin.Caller, us []*licadmin.User, cached bool) error) error {
 	if s.Callers != nil {
-		if c := s.Callers.Get(r.Email, s.now()); c != nil {
+		if c := s.Callers.Get(r.Email, s.Now.Read()); c != nil {
 			err := s.withCaller(ctx, c, ids, op)
 			if err == nil || !decidedAgain(err) || ctx.Err() != nil {
 				return err
@@ -97,7 +90,7 @@ func (s *Service) withUsers(ctx context.Context, r licadmin.Request, ids []strin
 			return err
 		}
 		if s.Callers != nil {
-			s.Callers.Put(c, s.now())
+			s.Callers.Put(c, s.Now.Read())
 		}
 		return nil
 	})
@@ -145,7 +138,7 @@ func (s *Service) Assign(ctx context.Context, r licadmin.Request, userID string,
 		if us[0].License != nil {
 			return licadmin.Errorf(licadmin.ELICENSEASSIGNED, "the user already holds a license (%s); change its tier instead", us[0].License.Tier)
 		}
-		out, err = s.Store.AssignLicense(ctx, c, us[0], tier, s.now())
+		out, err = s.Store.AssignLicense(ctx, c, us[0], tier, s.Now.Read())
 		return err
 	})
 	return out, err
@@ -167,7 +160,7 @@ func (s *Service) Modify(ctx context.Context, r licadmin.Request, userID string,
 			out = u
 			return nil
 		}
-		out, err = s.Store.ModifyLicense(ctx, c, u, tier, s.now())
+		out, err = s.Store.ModifyLicense(ctx, c, u, tier, s.Now.Read())
 		return err
 	})
 	return out, err
@@ -181,7 +174,7 @@ func (s *Service) Remove(ctx context.Context, r licadmin.Request, userID string)
 		if us[0].License == nil {
 			return licadmin.Errorf(licadmin.EUSERNOLICENSE, "the user holds no license")
 		}
-		out, err = s.Store.RemoveLicense(ctx, c, us[0], s.now())
+		out, err = s.Store.RemoveLicense(ctx, c, us[0], s.Now.Read())
 		return err
 	})
 	return out, err
@@ -201,7 +194,7 @@ func (s *Service) Transfer(ctx context.Context, r licadmin.Request, userID, toUs
 		case to.License != nil:
 			return licadmin.Errorf(licadmin.ETARGETHASLICENSE, "the target user already holds a license (%s)", to.License.Tier)
 		}
-		out, err = s.Store.TransferLicense(ctx, c, from, to, s.now())
+		out, err = s.Store.TransferLicense(ctx, c, from, to, s.Now.Read())
 		return err
 	})
 	return out, err
@@ -230,7 +223,7 @@ func (s *Service) DeleteFromPool(ctx context.Context, r licadmin.Request, tier l
 		if avail := pool.Tier(tier).Available; avail < quantity {
 			return licadmin.Errorf(licadmin.ELICENSESINUSE, "only %d %s licenses are unassigned; remove licenses from users first", avail, tier)
 		}
-		out, err = s.Store.DeleteFromPool(ctx, c, pool, tier, quantity, s.now())
+		out, err = s.Store.DeleteFromPool(ctx, c, pool, tier, quantity, s.Now.Read())
 		return err
 	})
 	return out, err

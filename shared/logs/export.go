@@ -116,7 +116,7 @@ func (x *Exports) Request(ctx context.Context, r licadmin.Request, userID string
 	if in.Format != "" && in.Format != "csv" {
 		return nil, licadmin.Invalid("format", "unknown_format", "format must be csv")
 	}
-	now := x.now()
+	now := x.Now.Read()
 	rg, err := ParseRange(in.From, in.To, in.Type, now)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (x *Exports) Request(ctx context.Context, r licadmin.Request, userID string
 		// The export exists (and a retry with the same Idempotency-Key
 		// replays this answer): it shows as failed, never as running.
 		x.logger().ErrorContext(ctx, "export job not queued", "exportId", id, "err", err.Error())
-		if _, ferr := x.Store.FinishExport(ctx, id, licadmin.ExportFailed, 0, "the export could not be started; request it again", x.now()); ferr != nil {
+		if _, ferr := x.Store.FinishExport(ctx, id, licadmin.ExportFailed, 0, "the export could not be started; request it again", x.Now.Read()); ferr != nil {
 			x.logger().ErrorContext(ctx, "export not marked failed", "exportId", id, "err", ferr.Error())
 		}
 	}
@@ -187,7 +187,7 @@ func (x *Exports) Get(ctx context.Context, r licadmin.Request, exportID string) 
 	switch {
 	case u == nil || u.AccountID != exp.AccountID || u.LogGeneration != exp.LogGeneration:
 		fail("the user's logs were deleted since the export was requested")
-	case exp.Status == licadmin.ExportRunning && x.now().Sub(exp.CreatedAt) > ExportDeadline:
+	case exp.Status == licadmin.ExportRunning && x.Now.Read().Sub(exp.CreatedAt) > ExportDeadline:
 		fail("the export did not finish in time; request it again")
 	case exp.Status == licadmin.ExportFailed:
 		fail(exp.Error)
@@ -227,7 +227,7 @@ func (x *Exports) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 		attempt, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
 		x.logger().ErrorContext(ctx, "export failed", "exportId", j.ExportID, "attempt", attempt, "err", err.Error())
 		if attempt >= x.maxAttempts() {
-			if _, ferr := x.Store.FinishExport(ctx, j.ExportID, licadmin.ExportFailed, 0, "the export failed; request it again", x.now()); ferr == nil {
+			if _, ferr := x.Store.FinishExport(ctx, j.ExportID, licadmin.ExportFailed, 0, "the export failed; request it again", x.Now.Read()); ferr == nil {
 				continue
 			}
 		}
@@ -258,7 +258,7 @@ func (x *Exports) Run(ctx context.Context, exportID string) error {
 		return err
 	}
 	if u == nil || u.AccountID != exp.AccountID || u.LogGeneration != exp.LogGeneration {
-		_, err := x.Store.FinishExport(ctx, exp.ID, licadmin.ExportFailed, 0, "the user's logs were deleted since the export was requested", x.now())
+		_, err := x.Store.FinishExport(ctx, exp.ID, licadmin.ExportFailed, 0, "the user's logs were deleted since the export was requested", x.Now.Read())
 		return err
 	}
 	if x.Objects == nil {
@@ -271,7 +271,7 @@ func (x *Exports) Run(ctx context.Context, exportID string) error {
 	if err != nil {
 		return fmt.Errorf("write export %s: %w", exp.ID, err)
 	}
-	_, err = x.Store.FinishExport(ctx, exp.ID, licadmin.ExportDone, rows, "", x.now())
+	_, err = x.Store.FinishExport(ctx, exp.ID, licadmin.ExportDone, rows, "", x.Now.Read())
 	return err
 }
 
@@ -285,7 +285,7 @@ func (x *Exports) writeCSV(ctx context.Context, w io.Writer, exp *licadmin.Expor
 	if err := cw.Write(CSVHeader...); err != nil {
 		return err
 	}
-	err := x.Store.ScanLogs(ctx, exp.UserID, exp.LogGeneration, exp.Range, x.now(), func(e licadmin.LogEntry) error {
+	err := x.Store.ScanLogs(ctx, exp.UserID, exp.LogGeneration, exp.Range, x.Now.Read(), func(e licadmin.LogEntry) error {
 		*rows++
 		return cw.Write(e.Time.UTC().Format(time.RFC3339Nano), string(e.Type), e.MessageRef,
 			strings.Join(e.Recipients, "; "), strconv.FormatInt(e.Size, 10), e.SourceIP, e.ID)
@@ -301,13 +301,6 @@ func (x *Exports) maxAttempts() int {
 		return x.MaxAttempts
 	}
 	return DefaultMaxAttempts
-}
-
-func (x *Exports) now() time.Time {
-	if x.Now != nil {
-		return x.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func (x *Exports) logger() *slog.Logger {

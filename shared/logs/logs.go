@@ -101,7 +101,7 @@ func (s *Service) Mine(ctx context.Context, r licadmin.Request, q Query) ([]lica
 }
 
 func (s *Service) parse(q Query) (licadmin.LogRange, int, error) {
-	rg, err := ParseRange(q.From, q.To, q.Type, s.now())
+	rg, err := ParseRange(q.From, q.To, q.Type, s.Now.Read())
 	if err != nil {
 		return rg, 0, err
 	}
@@ -124,7 +124,7 @@ func (s *Service) page(ctx context.Context, u *licadmin.User, rg licadmin.LogRan
 		}
 		rg.From, rg.To, from = p.From, p.To, p.After
 	}
-	entries, last, err := s.Store.ListLogs(ctx, u.ID, u.LogGeneration, rg, limit, from, s.now())
+	entries, last, err := s.Store.ListLogs(ctx, u.ID, u.LogGeneration, rg, limit, from, s.Now.Read())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -136,13 +136,6 @@ func (s *Service) page(ctx context.Context, u *licadmin.User, rg licadmin.LogRan
 	}
 	next, err := json.Marshal(position{From: rg.From, To: rg.To, After: last})
 	return entries, next, err
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 // ParseRange resolves the from, to and type parameters of a log request at

@@ -70,7 +70,7 @@ func (p *Purger) Run(ctx context.Context, j *store.PurgeJob) error {
 	}
 	next := *j
 	next.Round++
-	return p.Store.SavePurge(ctx, &next, p.now())
+	return p.Store.SavePurge(ctx, &next, p.Now.Read())
 }
 
 // purge deletes up to the budget, generation by generation, then the
@@ -103,13 +103,6 @@ func (p *Purger) budget() int {
 		return p.Budget
 	}
 	return DefaultPurgeBudget
-}
-
-func (p *Purger) now() time.Time {
-	if p.Now != nil {
-		return p.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func (p *Purger) logger() *slog.Logger {

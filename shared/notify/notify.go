@@ -80,7 +80,7 @@ type Service struct {
 // wrapping ErrRetryLater when it should be delivered again later.
 func (s *Service) Deliver(ctx context.Context, o *store.Outbox) error {
 	claim := newClaim()
-	now := s.now()
+	now := s.Now.Read()
 	item, err := s.Store.ClaimOutbox(ctx, o.ID, claim, now, now.Add(s.lease()))
 	switch {
 	case errors.Is(err, store.ErrOutboxDone):
@@ -105,7 +105,7 @@ func (s *Service) Deliver(ctx context.Context, o *store.Outbox) error {
 		attempts++
 		id, err := s.Sender.Send(ctx, msg)
 		if err == nil {
-			if merr := s.Store.MarkOutboxSent(ctx, item.ID, claim, id, attempts, s.now()); merr != nil {
+			if merr := s.Store.MarkOutboxSent(ctx, item.ID, claim, id, attempts, s.Now.Read()); merr != nil {
 				// Sent, but not recorded: a redelivery would send it again.
 				log.ErrorContext(ctx, "email sent but the outbox item was not marked sent", "messageId", id, "err", merr.Error())
 				return nil
@@ -160,7 +160,7 @@ func (s *Service) message(ctx context.Context, item *store.Outbox) (email.Messag
 // fail marks item failed for good; the failure is logged as an error.
 func (s *Service) fail(ctx context.Context, log *slog.Logger, item *store.Outbox, claim string, attempts int64, cause error) error {
 	log.ErrorContext(ctx, "email failed permanently; not retried", "attempts", attempts, "err", cause.Error())
-	if err := s.Store.MarkOutboxFailed(ctx, item.ID, claim, cause.Error(), attempts, s.now()); err != nil {
+	if err := s.Store.MarkOutboxFailed(ctx, item.ID, claim, cause.Error(), attempts, s.Now.Read()); err != nil {
 		return fmt.Errorf("outbox %s: %w: %w", item.ID, ErrRetryLater, err)
 	}
 	return nil
@@ -199,7 +199,7 @@ func (s *Service) PoolChanged(ctx context.Context, eventID, accountID string, be
 	if err != nil {
 		return err
 	}
-	now := s.now()
+	now := s.Now.Read()
 	for _, tp := range crossed {
 		for _, adm := range admins {
 			o := &store.Outbox{
@@ -250,14 +250,7 @@ func (s *Service) sleep(ctx context.Context, d time.Duration) error {
 	if s.Sleep != nil {
 		return s.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return licadmin.Sleep(ctx, d)
 }
 
 func (s *Service) sendAttempts() int {
@@ -279,11 +272,4 @@ func (s *Service) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.Default()
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }

@@ -36,7 +36,7 @@ func (s *Service) ApproveDomain(ctx context.Context, in ApproveDomainInput) (*li
 	if err != nil {
 		return nil, err
 	}
-	return s.Store.ApproveDomain(ctx, nil, in.AccountID, name, d, s.now())
+	return s.Store.ApproveDomain(ctx, nil, in.AccountID, name, d, s.Now.Read())
 }
 
 // ApproveDomainHandler is the ApproveDomain Lambda handler.

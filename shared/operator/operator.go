@@ -74,7 +74,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Cr
 	if s.Webmail.Has(domain) {
 		domain = ""
 	}
-	now := s.now()
+	now := s.Now.Read()
 	out := &CreateAccountOutput{AccountID: s.NewID(), AdminUserID: s.NewID()}
 	admin := &licadmin.User{
 		ID:        out.AdminUserID,
@@ -124,7 +124,7 @@ func (s *Service) AddLicenses(ctx context.Context, in AddLicensesInput) (*licadm
 	case in.OrderID == "" || len(in.OrderID) > 200:
 		return nil, licadmin.Invalid("orderId", "required", "an orderId of 1 to 200 characters is required")
 	}
-	return s.Store.AddLicenses(ctx, in.AccountID, tier, in.Quantity, in.OrderID, s.now())
+	return s.Store.AddLicenses(ctx, in.AccountID, tier, in.Quantity, in.OrderID, s.Now.Read())
 }
 
 // CreateAccountHandler is the CreateAccount Lambda handler.
@@ -148,13 +148,6 @@ func withInvocation(ctx context.Context) context.Context {
 		return licadmin.WithRequest(ctx, licadmin.Request{RequestID: lc.AwsRequestID})
 	}
 	return ctx
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func defaultTo(s, def string) string {

@@ -158,7 +158,7 @@ func (s *Service) Account(ctx context.Context, r licadmin.Request, q Query) (*Re
 		}
 		pos.Period.Months = pos.Months
 	} else {
-		p, err := ParsePeriod(q.From, q.To, s.now())
+		p, err := ParsePeriod(q.From, q.To, s.Now.Read())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -227,7 +227,7 @@ type UserReport struct {
 // period from..to. Admins only; ENOTFOUND for unknown ids and ids of other
 // accounts alike.
 func (s *Service) User(ctx context.Context, r licadmin.Request, userID, from, to string) (*UserReport, error) {
-	p, err := ParsePeriod(from, to, s.now())
+	p, err := ParsePeriod(from, to, s.Now.Read())
 	if err != nil {
 		return nil, err
 	}
@@ -276,11 +276,4 @@ func WriteCSV(w io.Writer, rep *Report) error {
 		}
 	}
 	return cw.Flush()
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }

@@ -194,14 +194,7 @@ func (s *Store) sleep(ctx context.Context, d time.Duration) error {
 	if s.Sleep != nil {
 		return s.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return licadmin.Sleep(ctx, d)
 }
 
 // backoff returns a full-jitter delay for the given retry (1-based): random

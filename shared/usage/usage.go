@@ -132,7 +132,7 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 // written is a success. It returns an error for which IsDropped is true
 // when the event must not be retried.
 func (in *Ingester) Ingest(ctx context.Context, body []byte) error {
-	ev, err := Parse(body, in.now())
+	ev, err := Parse(body, in.Now.Read())
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (in *Ingester) Ingest(ctx context.Context, body []byte) error {
 		case ev.UserID != "" && ev.Email != "" && u.Email != ev.Email:
 			return drop("userId and email name different users")
 		}
-		err = in.Store.RecordUsage(ctx, ev, u, in.now())
+		err = in.Store.RecordUsage(ctx, ev, u, in.Now.Read())
 		switch {
 		case errors.Is(err, licadmin.ErrDuplicateEvent):
 			return nil
@@ -246,13 +246,6 @@ func (in *Ingester) workers() int {
 		return in.Workers
 	}
 	return DefaultWorkers
-}
-
-func (in *Ingester) now() time.Time {
-	if in.Now != nil {
-		return in.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func (in *Ingester) logger() *slog.Logger {

@@ -244,7 +244,7 @@ func (s *Service) Update(ctx context.Context, r licadmin.Request, userID string,
 				domain = licadmin.EmailDomainKey(ed.domain)
 			}
 		}
-		out, err = s.Store.UpdateUser(ctx, c, u, n, domain, ifMatch != nil, s.now())
+		out, err = s.Store.UpdateUser(ctx, c, u, n, domain, ifMatch != nil, s.Now.Read())
 		return err
 	})
 	return out, err
@@ -259,6 +259,6 @@ func (s *Service) Delete(ctx context.Context, r licadmin.Request, userID string)
 		if err != nil {
 			return err
 		}
-		return s.Store.DeleteUser(ctx, c, u, s.now())
+		return s.Store.DeleteUser(ctx, c, u, s.Now.Read())
 	})
 }

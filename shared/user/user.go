@@ -65,7 +65,7 @@ func (s *Service) Create(ctx context.Context, r licadmin.Request, in NewUser) (*
 	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := s.Now.Read()
 	u := &licadmin.User{
 		ID:        s.NewID(),
 		AccountID: c.AccountID,
@@ -161,11 +161,4 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]
 		return nil, nil, err
 	}
 	return s.Store.ListUsers(ctx, c.AccountID, q.Filter, q.Limit, q.After)
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
-	}
-	return time.Now().UTC()
 }
