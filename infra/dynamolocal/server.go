@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"licenseadmin/infra/localproc"
 	"licenseadmin/infra/tail"
 )
 
@@ -44,11 +44,7 @@ type Server struct {
 	// Endpoint is the URL clients use, such as http://127.0.0.1:8000.
 	Endpoint string
 
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the process has exited
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	proc *localproc.Process // nil for an external endpoint
 }
 
 // Start runs DynamoDB Local in memory (one shared database for every
@@ -102,15 +98,11 @@ func start(ctx context.Context, java, jar, lib string, opts Options) (*Server, e
 		"-port", strconv.Itoa(port))
 	cmd.Dir = os.TempDir()
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	proc, err := localproc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start DynamoDB Local: %w", err)
 	}
-	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{})}
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
+	s := &Server{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), proc: proc}
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.Stop()
 		return nil, fmt.Errorf("start DynamoDB Local on port %d: %w\n%s", port, err, out)
@@ -153,8 +145,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("the process exited before answering (%v)", s.waitErr)
+		case <-s.proc.Done():
+			return fmt.Errorf("the process exited before answering (%v)", s.proc.Err())
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("no answer within %s (last error: %v)", StartTimeout, err)
@@ -169,27 +161,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 // waits for them: SIGTERM, then SIGKILL after a grace period. It is a no-op
 // for an external endpoint, and safe to call more than once.
 func (s *Server) Stop() error {
-	if s == nil || s.cmd == nil {
+	if s == nil || s.proc == nil {
 		return nil
 	}
-	s.stopOnce.Do(func() {
-		select {
-		case <-s.done:
-			return // already exited
-		default:
-		}
-		if err := terminate(s.cmd.Process); err != nil {
-			s.stopErr = fmt.Errorf("stop DynamoDB Local: %w", err)
-		}
-		select {
-		case <-s.done:
-			return
-		case <-time.After(stopTimeout):
-		}
-		if err := kill(s.cmd.Process); err != nil {
-			s.stopErr = fmt.Errorf("stop DynamoDB Local: %w", err)
-		}
-		<-s.done
-	})
-	return s.stopErr
+	return s.proc.Stop("DynamoDB Local", stopTimeout)
 }

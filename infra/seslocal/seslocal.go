@@ -24,9 +24,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"licenseadmin/infra/localproc"
 	"licenseadmin/infra/tail"
 )
 
@@ -66,11 +66,7 @@ type Server struct {
 	// http://127.0.0.1:8005.
 	Endpoint string
 
-	cmd      *exec.Cmd
-	done     chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	proc *localproc.Process // nil for an external emulator
 }
 
 // Start runs the emulator and returns once it answers. It returns an error
@@ -99,17 +95,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	cmd.Dir = filepath.Dir(cli)
 	// SMTP relaying stays off whatever the environment says.
 	cmd.Env = append(os.Environ(), "SMTP_TRANSPORT=")
-	cmd.SysProcAttr = sysProcAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start the SES emulator: %w", err)
 	}
 	stderr := tail.New(4 << 10)
 	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
+	proc, err := localproc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start the SES emulator: %w", err)
 	}
-	s := &Server{cmd: cmd, done: make(chan struct{})}
+	s := &Server{proc: proc}
 	addr := make(chan string, 1)
 	go func() {
 		// "aws-ses-v2-local: server running at http://localhost:8005"
@@ -128,16 +124,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			}
 		}
 	}()
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	select {
 	case s.Endpoint = <-addr:
-	case <-s.done:
-		return nil, fmt.Errorf("start the SES emulator: it exited (%v): %s", s.waitErr, stderr.String())
+	case <-proc.Done():
+		return nil, fmt.Errorf("start the SES emulator: it exited (%v): %s", proc.Err(), stderr.String())
 	case <-ctx.Done():
 		_ = s.Stop()
 		return nil, fmt.Errorf("start the SES emulator: no answer within %s: %s", StartTimeout, stderr.String())
@@ -162,8 +154,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("health check: %v", err)
-		case <-s.done:
-			return fmt.Errorf("it exited (%v)", s.waitErr)
+		case <-s.proc.Done():
+			return fmt.Errorf("it exited (%v)", s.proc.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -172,29 +164,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 // Stop ends the emulator and waits for it; a no-op for an external one,
 // and safe to call more than once.
 func (s *Server) Stop() error {
-	if s == nil || s.cmd == nil {
+	if s == nil || s.proc == nil {
 		return nil
 	}
-	s.stopOnce.Do(func() {
-		select {
-		case <-s.done:
-			return
-		default:
-		}
-		if err := terminate(s.cmd.Process); err != nil {
-			s.stopErr = fmt.Errorf("stop the SES emulator: %w", err)
-		}
-		select {
-		case <-s.done:
-			return
-		case <-time.After(5 * time.Second):
-		}
-		if err := kill(s.cmd.Process); err != nil {
-			s.stopErr = fmt.Errorf("stop the SES emulator: %w", err)
-		}
-		<-s.done
-	})
-	return s.stopErr
+	return s.proc.Stop("the SES emulator", 5*time.Second)
 }
 
 // Email is one message the emulator stored.

@@ -1,6 +1,6 @@
 //go:build unix
 
-package dynamolocal
+package localproc
 
 import (
 	"errors"

@@ -1,11 +1,11 @@
 //go:build unix && !linux
 
-package seslocal
+package localproc
 
 import "syscall"
 
-// sysProcAttr puts the emulator in its own process group, so that Stop
-// reaches node and anything it forks.
+// sysProcAttr puts the process in its own process group, so that Stop
+// reaches anything it forks.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
