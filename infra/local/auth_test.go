@@ -179,8 +179,9 @@ func TestFormatClaims(t *testing.T) {
 }
 
 // TestAuthRemembersSignatureNotValidity ensures a token verified once is
-// still validated on every request: it is refused once it expires, and a
-// token that differs in one byte is verified afresh.
+// still validated on every request: it is refused once it expires, a token
+// that differs in one byte is verified afresh, and a very long token is not
+// remembered.
 func TestAuthRemembersSignatureNotValidity(t *testing.T) {
 	key, _ := keys(t)
 	a := newAuthorizer(key)
@@ -205,5 +206,13 @@ func TestAuthRemembersSignatureNotValidity(t *testing.T) {
 	now = now.Add(-2 * time.Minute)
 	if _, err := a.authorize(http.Header{"Authorization": {"Bearer " + tamper(tok)}}, nil); err == nil || !strings.Contains(err.description, "signature") {
 		t.Fatalf("a tampered copy of a remembered token: %v, want its signature refused", err)
+	}
+	big := validClaims(now)
+	big["pad"] = strings.Repeat("x", maxRememberedToken)
+	if _, err := a.authorize(http.Header{"Authorization": {"Bearer " + mustToken(t, key, big)}}, nil); err != nil {
+		t.Fatalf("a valid long token refused: %s", err.description)
+	}
+	if len(a.verified) != 1 {
+		t.Fatalf("%d tokens remembered after a token over %d bytes, want it not remembered", len(a.verified), maxRememberedToken)
 	}
 }
