@@ -133,7 +133,7 @@ func (b *bench) importOnce(ctx context.Context, builds *benchBuilds, rt *fakeRun
 		return importResult{}, err
 	}
 	floorRows := min(max(n/10, 500), 10_000)
-	_, items, err := b.stack.userItems(ctx, acct, "import-floor", floorRows, "USER#", "EMAIL#", "ACCT#")
+	items, err := b.stack.importItems(ctx, acct, "import-floor", floorRows)
 	if err != nil {
 		return importResult{}, err
 	}

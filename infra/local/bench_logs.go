@@ -38,7 +38,7 @@ type benchLogs struct {
 }
 
 // logWriteWorkers is how many BatchWriteItem calls write log entries at once.
-const logWriteWorkers = 4
+const logWriteWorkers = 1
 
 // usageEvent returns the i-th synthetic usage event of u.
 func usageEvent(acct *benchAccount, u *licadmin.User, i int, at time.Time) *licadmin.UsageEvent {

@@ -455,6 +455,48 @@ func (s *benchStack) userItems(ctx context.Context, acct *benchAccount, prefix s
 	return users, puts(txs, kinds...), nil
 }
 
+// importChunkRows is how many rows of one domain without licenses the
+// import puts in a chunk: a transaction of at most store.MaxImportItems
+// holds the import record, the admin's check, the chunk's audit record and
+// the domain's check, then two items (claim, user) per row.
+const importChunkRows = (store.MaxImportItems - 4) / 2
+
+// importItems returns the items that an import of n new users of acct
+// puts (user items, email claims, and the audit record of each chunk),
+// captured from the store's own CommitImportChunk in chunks as full as the
+// import makes them: the BatchWriteItem floor of the imports writes them.
+func (s *benchStack) importItems(ctx context.Context, acct *benchAccount, prefix string, n int) ([]map[string]types.AttributeValue, error) {
+	users, _, err := s.userItems(ctx, acct, prefix, n)
+	if err != nil {
+		return nil, err
+	}
+	imp := &licadmin.Import{ID: ulid.Make().String(), AccountID: acct.id, Actor: acct.admin.Email, Status: licadmin.ImportRunning}
+	txs, err := s.capture(func(st *store.Store) error {
+		now := time.Now().UTC()
+		for start := 0; start < n; start += importChunkRows {
+			ch := &licadmin.ImportChunk{Import: imp, RequestID: "bench", Now: now, LeaseUntil: now.Add(time.Minute)}
+			for i, u := range users[start:min(n, start+importChunkRows)] {
+				ch.Rows = append(ch.Rows, licadmin.ImportRow{Line: int64(start + i + 2), User: u, Domain: acct.domain})
+			}
+			ch.Read, ch.Line = int64(len(ch.Rows)), ch.Rows[len(ch.Rows)-1].Line
+			res, err := st.CommitImportChunk(ctx, ch)
+			if err != nil {
+				return err
+			}
+			imp = res.Import
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	items := puts(txs, "USER#", "EMAIL#", "ACCT#")
+	if want := 2*n + (n+importChunkRows-1)/importChunkRows; len(items) != want {
+		return nil, fmt.Errorf("bench: an import of %d rows put %d user, claim and audit items, want %d (two per row, one per chunk): update the benchmark to the import's shape", n, len(items), want)
+	}
+	return items, nil
+}
+
 // seedUsers writes n new users of acct (see userItems) with BatchWriteItem.
 func (s *benchStack) seedUsers(ctx context.Context, acct *benchAccount, prefix string, n int) ([]*licadmin.User, error) {
 	users, items, err := s.userItems(ctx, acct, prefix, n, "USER#", "EMAIL#")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -275,20 +276,33 @@ func TestImportEndToEnd(t *testing.T) {
 	wantPool(t, *pool, licadmin.Pro, 1, 1)
 	users := f.usersByEmail(t)
 	audits := auditLog(t, f.Env, f.acct)
-	for _, email := range []string{"a@acme.test", "b@gmail.com", "c@acme.test", "d@acme.test"} {
-		u := users[email]
+	// One record for the chunk, naming each user it created.
+	var chunks []store.Audit
+	for _, a := range audits {
+		if a.Action == store.ActionUsersImport {
+			chunks = append(chunks, a)
+		}
+	}
+	if len(chunks) != 1 {
+		t.Fatalf("%d %s audit records, want 1 for the one chunk: %+v", len(chunks), store.ActionUsersImport, chunks)
+	}
+	a := chunks[0]
+	if a.Target != up.ImportID || a.Actor != f.admin || a.SourceIP != sourceIP || a.Details["importId"] != up.ImportID ||
+		a.Details["created"] != "4" || a.Details["firstLine"] != "2" || a.Details["lastLine"] != "5" || len(a.Subjects) != 4 {
+		t.Fatalf("chunk audit record %+v", a)
+	}
+	for i, want := range []struct{ email, tier string }{{"a@acme.test", "eco"}, {"b@gmail.com", "eco"}, {"c@acme.test", "pro"}, {"d@acme.test", ""}} {
+		u := users[want.email]
 		if u == nil {
-			t.Fatalf("%s was not created", email)
+			t.Fatalf("%s was not created", want.email)
 		}
-		found := false
-		for _, a := range audits {
-			if a.Target == u.ID && a.Action == store.ActionUserCreate && a.Actor == f.admin && a.Details["importId"] == up.ImportID && a.SourceIP == sourceIP {
-				found = true
-			}
+		sub := a.Subjects[i]
+		if sub["userId"] != u.ID || sub["email"] != want.email || sub["line"] != strconv.Itoa(i+2) || sub["tier"] != want.tier || sub["role"] != "user" {
+			t.Errorf("audit subject %d = %v, want %s (%s) line %d tier %q", i, sub, want.email, u.ID, i+2, want.tier)
 		}
-		if !found {
-			t.Errorf("no audit record of %s's creation by the import", email)
-		}
+	}
+	if hasAction(audits, store.ActionUserCreate) {
+		t.Errorf("a %s audit record per imported user: the chunk's record names them", store.ActionUserCreate)
 	}
 	if !hasAction(audits, store.ActionImportCreate) {
 		t.Errorf("no %s audit record", store.ActionImportCreate)
@@ -591,6 +605,33 @@ func TestImportContinuation(t *testing.T) {
 	users := f.usersByEmail(t)
 	if u := users["c36@acme.test"]; u == nil || u.FirstName != "First; 36" {
 		t.Fatalf("last row's user %+v", u)
+	}
+	// Every user is in the audit once, in the record of the chunk that
+	// created it, however often events were delivered.
+	audited := map[string]int{}
+	records := 0
+	for _, a := range auditLog(t, f.Env, f.acct) {
+		if a.Action != store.ActionUsersImport {
+			continue
+		}
+		records++
+		if n, _ := strconv.Atoi(a.Details["created"]); n != len(a.Subjects) || n > 4 || a.Target != up.ImportID {
+			t.Errorf("chunk audit record %+v: want at most 4 users (one chunk), as many subjects as created", a)
+		}
+		for _, sub := range a.Subjects {
+			audited[sub["email"]]++
+			if u := users[sub["email"]]; u == nil || u.ID != sub["userId"] {
+				t.Errorf("audit subject %v is not a created user", sub)
+			}
+		}
+	}
+	for email := range users {
+		if email != f.admin && audited[email] != 1 {
+			t.Errorf("%s is in %d chunk audit records, want 1", email, audited[email])
+		}
+	}
+	if records < rows/4 {
+		t.Errorf("%d chunk audit records for %d rows in chunks of 4", records, rows)
 	}
 	f.Invariants(t)
 }

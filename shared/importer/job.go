@@ -267,14 +267,14 @@ func (j *job) reader(body io.Reader) (*csvimport.Reader, error) {
 }
 
 // Item costs of a chunk's transaction (see package store): the import
-// record and the admin check; per row that creates a user its claim, user
-// and audit record, plus a report row when it asks for a license that may
-// be missing; a report row per failed row; the pool update when a row asks
-// for a license, and one check per domain.
+// record, the admin check and the chunk's audit record; per row that
+// creates a user its claim and user, plus a report row when it asks for a
+// license that may be missing; a report row per failed row; the pool
+// update when a row asks for a license, and one check per domain.
 const (
 	maxItems     = 100 // what one TransactWriteItems allows
-	fixedItems   = 2
-	rowItems     = 3
+	fixedItems   = 3
+	rowItems     = 2
 	licenseItems = 1
 	failedItems  = 1
 )

@@ -22,6 +22,28 @@ func boolean(b bool) types.AttributeValue { return &types.AttributeValueMemberBO
 
 func bin(b []byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: b} }
 
+// strMap is a map attribute of strings (audit details, replayed headers).
+func strMap(m map[string]string) types.AttributeValue {
+	av := make(map[string]types.AttributeValue, len(m))
+	for k, v := range m {
+		av[k] = str(v)
+	}
+	return &types.AttributeValueMemberM{Value: av}
+}
+
+// strMapValue reads a map attribute of strings; nil when av is not a map.
+func strMapValue(av types.AttributeValue) map[string]string {
+	m, ok := av.(*types.AttributeValueMemberM)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(m.Value))
+	for k := range m.Value {
+		out[k] = getS(m.Value, k)
+	}
+	return out
+}
+
 func timestamp(t time.Time) types.AttributeValue { return str(formatTime(t)) }
 
 // formatTime renders times as RFC 3339 UTC with fixed-width nanoseconds,

@@ -23,6 +23,9 @@ type Audit struct {
 	Action    string
 	Target    string
 	Details   map[string]string
+	// Subjects are the targets of a record that changes many at once, with
+	// the details of each: an import chunk's users (ActionUsersImport).
+	Subjects  []map[string]string
 	At        time.Time
 	SourceIP  string
 	RequestID string
@@ -38,6 +41,11 @@ const (
 	ActionLicenseRemove   = "license.remove"
 	ActionLicenseTransfer = "license.transfer"
 	ActionUserCreate      = "user.create"
+	// ActionUsersImport is one chunk of an import: its target is the
+	// import, its subjects the users the chunk created (id, email, line,
+	// tier). One record per chunk rather than one per user keeps an import
+	// at two items per row, a third fewer writes.
+	ActionUsersImport = "users.import"
 )
 
 // addAudit appends the audit record of the change to t. The request's id
@@ -59,11 +67,14 @@ func (s *Store) addAudit(ctx context.Context, t *txn, a Audit) {
 	it["sourceIp"] = str(a.SourceIP)
 	it["requestId"] = str(a.RequestID)
 	if len(a.Details) > 0 {
-		m := make(map[string]types.AttributeValue, len(a.Details))
-		for k, v := range a.Details {
-			m[k] = str(v)
+		it["details"] = strMap(a.Details)
+	}
+	if len(a.Subjects) > 0 {
+		l := make([]types.AttributeValue, len(a.Subjects))
+		for i, sub := range a.Subjects {
+			l[i] = strMap(sub)
 		}
-		it["details"] = &types.AttributeValueMemberM{Value: m}
+		it["subjects"] = &types.AttributeValueMemberL{Value: l}
 	}
 	t.put(s.Table, it, "", nil, nil)
 }
@@ -94,10 +105,10 @@ func (s *Store) AuditLog(ctx context.Context, accountID string, limit int32) ([]
 			SourceIP:  getS(it, "sourceIp"),
 			RequestID: getS(it, "requestId"),
 		}
-		if m, ok := it["details"].(*types.AttributeValueMemberM); ok {
-			a.Details = map[string]string{}
-			for k := range m.Value {
-				a.Details[k] = getS(m.Value, k)
+		a.Details = strMapValue(it["details"])
+		if l, ok := it["subjects"].(*types.AttributeValueMemberL); ok {
+			for _, v := range l.Value {
+				a.Subjects = append(a.Subjects, strMapValue(v))
 			}
 		}
 		recs = append(recs, a)
@@ -123,11 +134,7 @@ func idemItem(r *idem.Record) Item {
 	it["contentType"] = str(r.ContentType)
 	it["body"] = bin(r.Body)
 	if len(r.Headers) > 0 {
-		h := make(map[string]types.AttributeValue, len(r.Headers))
-		for k, v := range r.Headers {
-			h[k] = str(v)
-		}
-		it["headers"] = &types.AttributeValueMemberM{Value: h}
+		it["headers"] = strMap(r.Headers)
 	}
 	it["createdAt"] = timestamp(r.CreatedAt)
 	it[attrTTL] = num(r.Expires().Unix())
@@ -153,12 +160,7 @@ func (s *Store) GetIdempotency(ctx context.Context, scope, k string) (*idem.Reco
 		Body:        getB(it, "body"),
 		CreatedAt:   getTime(it, "createdAt"),
 	}
-	if m, ok := it["headers"].(*types.AttributeValueMemberM); ok {
-		r.Headers = make(map[string]string, len(m.Value))
-		for k := range m.Value {
-			r.Headers[k] = getS(m.Value, k)
-		}
-	}
+	r.Headers = strMapValue(it["headers"])
 	if time.Now().After(r.Expires()) {
 		return nil, nil
 	}

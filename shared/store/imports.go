@@ -29,8 +29,10 @@ import (
 //     transaction may touch once;
 //   - one ConditionCheck per distinct email domain (approved for the
 //     account); public webmail domains have none;
-//   - per row: the email claim (attribute_not_exists), the user, and its
-//     audit record naming the import;
+//   - per row: the email claim (attribute_not_exists) and the user;
+//   - one audit record of the chunk (ActionUsersImport): the import is its
+//     target, and it names every user the chunk creates with its email,
+//     line and tier;
 //   - a report row per row that created no user or no license.
 //
 // A cancelled chunk is not retried blindly: each failed condition (read
@@ -42,7 +44,7 @@ import (
 const MaxImportItems = 100
 
 // ActionImportCreate is the audit action of POST /v1/imports; the users an
-// import creates are audited as ActionUserCreate with the import's id.
+// import creates are audited a chunk at a time (ActionUsersImport).
 const ActionImportCreate = "import.create"
 
 // ImportRetention is how long an import record, its report rows and its
@@ -300,8 +302,9 @@ func (s *Store) CommitImportChunk(ctx context.Context, ch *licadmin.ImportChunk)
 			s.reserveLicenses(t, imp.AccountID, grant, &refused)
 			s.checkDomains(t, imp.AccountID, rows, &refused)
 			for i := range rows {
-				s.putImportedUser(ctx, t, ch, i, rows[i].Line, created[i], &refused)
+				s.putImportedUser(t, ch, i, created[i], &refused)
 			}
+			s.auditImported(ctx, t, ch, rows, created)
 		}
 		for _, f := range all {
 			s.putReportRow(t, imp, f)
@@ -459,7 +462,7 @@ func (s *Store) checkDomains(t *txn, accountID string, rows []licadmin.ImportRow
 // putImportedUser appends row i's email claim, user and audit record. The
 // claim records the import, so that a later row with the same email is
 // told apart (duplicate_in_file) from a user that existed (email_taken).
-func (s *Store) putImportedUser(ctx context.Context, t *txn, ch *licadmin.ImportChunk, i int, line int64, u *licadmin.User, refused *[]chunkFailure) {
+func (s *Store) putImportedUser(t *txn, ch *licadmin.ImportChunk, i int, u *licadmin.User, refused *[]chunkFailure) {
 	imp := ch.Import
 	claim := emailKey(u.Email)
 	claim["accountId"] = str(u.AccountID)
@@ -482,12 +485,28 @@ func (s *Store) putImportedUser(ctx context.Context, t *txn, ch *licadmin.Import
 		*refused = append(*refused, chunkFailure{row: -1, err: fmt.Errorf("user id %s collides with an existing user", u.ID)})
 		return errChunkCondition
 	})
-	details := map[string]string{"email": u.Email, "role": string(u.Role), "importId": imp.ID, "line": strconv.FormatInt(line, 10)}
-	if u.License != nil {
-		details["tier"] = string(u.License.Tier)
+}
+
+// auditImported appends the chunk's audit record: the admin who started the
+// import, from the IP it was started from, created these users (rows[i]
+// is users[i]) in this invocation.
+func (s *Store) auditImported(ctx context.Context, t *txn, ch *licadmin.ImportChunk, rows []licadmin.ImportRow, users []*licadmin.User) {
+	if len(users) == 0 {
+		return
 	}
-	s.addAudit(ctx, t, Audit{AccountID: imp.AccountID, Actor: imp.Actor, Action: ActionUserCreate, Target: u.ID,
-		Details: details, At: ch.Now, SourceIP: imp.SourceIP, RequestID: ch.RequestID})
+	imp := ch.Import
+	subjects := make([]map[string]string, len(users))
+	for i, u := range users {
+		sub := map[string]string{"userId": u.ID, "email": u.Email, "role": string(u.Role), "line": strconv.FormatInt(rows[i].Line, 10)}
+		if u.License != nil {
+			sub["tier"] = string(u.License.Tier)
+		}
+		subjects[i] = sub
+	}
+	s.addAudit(ctx, t, Audit{AccountID: imp.AccountID, Actor: imp.Actor, Action: ActionUsersImport, Target: imp.ID,
+		Details: map[string]string{"importId": imp.ID, "created": strconv.Itoa(len(users)),
+			"firstLine": strconv.FormatInt(rows[0].Line, 10), "lastLine": strconv.FormatInt(rows[len(rows)-1].Line, 10)},
+		Subjects: subjects, At: ch.Now, SourceIP: imp.SourceIP, RequestID: ch.RequestID})
 }
 
 // markSeen appends, in a dry run, a marker per email of rows: a marker that
