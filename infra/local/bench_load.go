@@ -237,7 +237,13 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 		}
 		b.defineLatency("floor.read", "raw user read", "floor: the store's read of an operation's user once its admin is remembered (LoadUsers' consistent GetItem of the user item), captured and sent directly with the SDK; the API's assign, modify and remove read this before their write (transfer reads two users in one BatchGetItem; the first request of a block also reads the admin's claim)", c, "", 0)
 		for _, op := range licenseOps {
-			b.defineLatency("api."+op.name, op.title, "the operation through the local HTTP API (real HTTP over loopback, keep-alive, bearer token checked like API Gateway's JWT authorizer, handler called in-process), from sending the request to reading the whole answer; compared with the raw transaction of the same operation", c, "floor."+op.name, 1.3)
+			b.defineLatency("api."+op.name, op.title, "the operation through the local HTTP API (real HTTP over loopback, keep-alive, bearer token checked like API Gateway's JWT authorizer, handler called in-process), from sending the request to reading the whole answer; compared with the issue's floor, the raw transaction of an assign (floor.assign)", c, "floor.assign", 1.3)
+			b.figs.define(figureDef{
+				ID: fmt.Sprintf("api.%s.c%d.p50.own", op.name, c), Title: fmt.Sprintf("%s p50 at concurrency %d against its own transaction", op.name, c), Unit: "ms",
+				Family:  "api.<op>.c<N>.p50.own",
+				Floor:   fmt.Sprintf("floor.%s.c%d.p50", op.name, c),
+				Meaning: "the same p50, compared with the operation's own raw transaction (floor.<op>) instead of the assign's: stricter than the issue asks, informative (modify and remove commit cheaper transactions than an assign, so the user's read weighs more against them)",
+			})
 			b.figs.define(figureDef{
 				ID: fmt.Sprintf("api.%s.c%d.writes", op.name, c), Title: op.name + " DynamoDB write requests per operation", Unit: "req/op",
 				Family:  "api.<op>.c<N>.writes",
@@ -336,6 +342,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 			key := kind + "." + op.name
 			b.recordLatency(key, c, lat[key])
 		}
+		b.figs.record(b.run, fmt.Sprintf("api.%s.c%d.p50.own", op.name, c), percentile(lat["api."+op.name], 50))
 		b.figs.record(b.run, fmt.Sprintf("floor.%s.c%d.ops", op.name, c), float64(len(lat["floor."+op.name]))/busy["floor."+op.name].Seconds())
 		done := float64(len(lat["api."+op.name]))
 		b.figs.record(b.run, fmt.Sprintf("api.%s.c%d.writes", op.name, c), float64(counts[op.name].sum(writeOps))/done)
