@@ -17,7 +17,7 @@ import (
 )
 
 // benchConfig sizes the benchmark. The full run (make bench) takes about
-// twelve minutes on a 2-core machine, half of it the two 100,000-row
+// ten minutes on a 2-core machine, half of it the two 100,000-row
 // imports; the quick one (BENCH_QUICK=1), which CI runs to keep the harness
 // working, under two, and is never judged. --large adds the 1,000,000-row
 // import (half an hour on DynamoDB Local).
@@ -59,9 +59,9 @@ func fullBenchConfig() benchConfig {
 		warmUpRaw: 600, warmUpAPI: 200,
 		apiOps1: 125, apiOps16: 320,
 		blockOps1: 25, blockOps16: 160,
-		batchRows: 5_000, queryOps: 200,
+		batchRows: 3_000, queryOps: 200,
 		raceUsers: 200, racePool: 50,
-		longRun: 20 * time.Second, longSlice: 5 * time.Second,
+		longRun: 16 * time.Second, longSlice: 4 * time.Second,
 		logEntries: 100_000, logSamples: 20, statsUsers: 1000,
 		importRows:  100_000,
 		rssRows:     []int{100_000},

@@ -47,7 +47,7 @@ const (
 func (b *bench) importFigures(ctx context.Context, builds *benchBuilds) error {
 	rows := b.cfg.importRows
 	b.figs.define(figureDef{ID: "floor.import.rows", Title: "BatchWriteItem stream of user rows, next to the imports", Unit: "rows/s",
-		Meaning: "floor of the imports: as floor.batch.rows, measured right before each import (a tenth of its rows, at most 10,000) so that both see the same machine; the mean of the two"})
+		Meaning: "floor of the imports: as floor.batch.rows, measured right before each import (a twentieth of its rows, at most 5,000) so that both see the same machine; the mean of the two"})
 	b.figs.define(figureDef{ID: "import.plain.rows", Title: "import of users without licenses", Unit: "rows/s",
 		Meaning: fmt.Sprintf("CSV import of %d new users without licenses (uploaded to the local S3 with the presigned URL of POST /v1/imports), from the S3 event to the import's end (report written), by the import function's own binary in a process of its own: rows per second; once per invocation", rows),
 		Floor:   "floor.import.rows", Target: "ratio >= 0.5", Check: ratioAtLeast(0.5)})
@@ -132,7 +132,7 @@ func (b *bench) importOnce(ctx context.Context, builds *benchBuilds, rt *fakeRun
 	if err != nil {
 		return importResult{}, err
 	}
-	floorRows := min(max(n/10, 500), 10_000)
+	floorRows := min(max(n/20, 500), 5_000)
 	items, err := b.stack.importItems(ctx, acct, "import-floor", floorRows)
 	if err != nil {
 		return importResult{}, err
