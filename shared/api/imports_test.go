@@ -606,8 +606,20 @@ func TestImportContinuation(t *testing.T) {
 	if u := users["c36@acme.test"]; u == nil || u.FirstName != "First; 36" {
 		t.Fatalf("last row's user %+v", u)
 	}
-	// Every user is in the audit once, in the record of the chunk that
-	// created it, however often events were delivered.
+	if records := f.wantImportAudited(t, up.ImportID, 4); records < rows/4 {
+		t.Errorf("%d chunk audit records for %d rows in chunks of 4", records, rows)
+	}
+	f.Invariants(t)
+}
+
+// wantImportAudited checks SPEC rule 8 for an import: every user of the
+// account but the admin is a subject of exactly one of the import's chunk
+// records (at most chunkRows users each, as many as the record says it
+// created), however often events were delivered or transactions retried.
+// It returns the number of chunk records.
+func (f *importFixture) wantImportAudited(t *testing.T, importID string, chunkRows int) int {
+	t.Helper()
+	users := f.usersByEmail(t)
 	audited := map[string]int{}
 	records := 0
 	for _, a := range auditLog(t, f.Env, f.acct) {
@@ -615,8 +627,8 @@ func TestImportContinuation(t *testing.T) {
 			continue
 		}
 		records++
-		if n, _ := strconv.Atoi(a.Details["created"]); n != len(a.Subjects) || n > 4 || a.Target != up.ImportID {
-			t.Errorf("chunk audit record %+v: want at most 4 users (one chunk), as many subjects as created", a)
+		if n, _ := strconv.Atoi(a.Details["created"]); n != len(a.Subjects) || n > chunkRows || a.Target != importID || a.Actor != f.admin {
+			t.Errorf("chunk audit record %+v: want the admin's, of import %s, at most %d users (one chunk), as many subjects as created", a, importID, chunkRows)
 		}
 		for _, sub := range a.Subjects {
 			audited[sub["email"]]++
@@ -630,10 +642,7 @@ func TestImportContinuation(t *testing.T) {
 			t.Errorf("%s is in %d chunk audit records, want 1", email, audited[email])
 		}
 	}
-	if records < rows/4 {
-		t.Errorf("%d chunk audit records for %d rows in chunks of 4", records, rows)
-	}
-	f.Invariants(t)
+	return records
 }
 
 // TestImportDryRun ensures a dry run validates every row against the
@@ -872,6 +881,7 @@ func TestImportFaults(t *testing.T) {
 	}
 	imp := f.status(t, f.admin, up.ImportID)
 	wantCounts(t, imp, licadmin.ImportDone, 20, 20, 0, 15)
+	f.wantImportAudited(t, up.ImportID, 3)
 	env.Invariants(t)
 }
 
