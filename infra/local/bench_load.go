@@ -236,6 +236,13 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 			})
 		}
 		b.defineLatency("floor.read", "raw user read", "floor: the store's read of an operation's user once its admin is remembered (LoadUsers' consistent GetItem of the user item), captured and sent directly with the SDK; the API's assign, modify and remove read this before their write (transfer reads two users in one BatchGetItem; the first request of a block also reads the admin's claim)", c, "", 0)
+		b.defineLatency("floor.readpair", "raw read of a transfer's two users", "floor: the store's read of a transfer's two users once its admin is remembered (LoadUsers' consistent BatchGetItem of both user items), captured and sent directly with the SDK", c, "", 0)
+		b.figs.define(figureDef{
+			ID: fmt.Sprintf("bound.transfer.c%d.p50", c), Title: fmt.Sprintf("least transfer p50 at concurrency %d", c), Unit: "ms",
+			Family:  "bound.transfer.c<N>.p50",
+			Floor:   fmt.Sprintf("floor.assign.c%d.p50", c),
+			Meaning: "the least a transfer can take while keeping SPEC: it must read both users (the answer is the target user, the target gets the source's tier) and commit its transaction, so floor.readpair p50 + floor.transfer p50, both raw; compared with floor.assign as api.transfer is, it shows how much of the 1.3 the contract alone uses (at concurrency 16 queueing makes the sum only indicative)",
+		})
 		for _, op := range licenseOps {
 			b.defineLatency("api."+op.name, op.title, "the operation through the local HTTP API (real HTTP over loopback, keep-alive, bearer token checked like API Gateway's JWT authorizer, handler called in-process), from sending the request to reading the whole answer; compared with the issue's floor, the raw transaction of an assign (floor.assign)", c, "floor.assign", 1.3)
 			b.figs.define(figureDef{
@@ -290,7 +297,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		if err != nil {
 			return err
 		}
-		reads, err := b.userReads(raw[:m])
+		reads, pairs, err := b.userReads(raw[:m], raw[m:])
 		if err != nil {
 			return err
 		}
@@ -302,6 +309,14 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 			return fmt.Errorf("raw reads: %w", res.firstErr)
 		}
 		lat["floor.read"] = append(lat["floor.read"], res.lat...)
+		res = drive(ctx, c, m, b.cfg.phaseLimit, func(ctx context.Context, _, i int) error {
+			_, err := b.stack.raw.BatchGetItem(ctx, pairs[i])
+			return err
+		})
+		if res.failed > 0 {
+			return fmt.Errorf("raw pair reads: %w", res.firstErr)
+		}
+		lat["floor.readpair"] = append(lat["floor.readpair"], res.lat...)
 		for k, op := range licenseOps {
 			apiOp := b.apiChainOp(acct, op.name, api[:m], api[m:])
 			rawOp := func() error {
@@ -337,6 +352,8 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		}
 	}
 	b.recordLatency("floor.read", c, lat["floor.read"])
+	b.recordLatency("floor.readpair", c, lat["floor.readpair"])
+	b.figs.record(b.run, fmt.Sprintf("bound.transfer.c%d.p50", c), percentile(lat["floor.readpair"], 50)+percentile(lat["floor.transfer"], 50))
 	for _, op := range licenseOps {
 		for _, kind := range []string{"floor", "api"} {
 			key := kind + "." + op.name
@@ -347,7 +364,11 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		done := float64(len(lat["api."+op.name]))
 		b.figs.record(b.run, fmt.Sprintf("api.%s.c%d.writes", op.name, c), float64(counts[op.name].sum(writeOps))/done)
 		b.figs.record(b.run, fmt.Sprintf("api.%s.c%d.reads", op.name, c), float64(counts[op.name].sum(readOps))/done)
-		b.logf("c=%-2d %-8s read p50 %5.2f ms, raw p50 %6.2f ms %5.0f/s | API p50 %6.2f ms p99 %6.2f ms %5.0f/s (%d ops) | DynamoDB: %s", c, op.name, percentile(lat["floor.read"], 50),
+		read := lat["floor.read"]
+		if op.name == "transfer" {
+			read = lat["floor.readpair"]
+		}
+		b.logf("c=%-2d %-8s read p50 %5.2f ms, raw p50 %6.2f ms %5.0f/s | API p50 %6.2f ms p99 %6.2f ms %5.0f/s (%d ops) | DynamoDB: %s", c, op.name, percentile(read, 50),
 			percentile(lat["floor."+op.name], 50), float64(len(lat["floor."+op.name]))/busy["floor."+op.name].Seconds(),
 			percentile(lat["api."+op.name], 50), percentile(lat["api."+op.name], 99), done/busy["api."+op.name].Seconds(), len(lat["api."+op.name]),
 			counts[op.name].describe())
@@ -392,25 +413,30 @@ func (b *bench) licenseChains(ctx context.Context, acct *benchAccount, us, vs []
 	return txs, nil
 }
 
-// userReads captures the GetItem with which a license change reads its
-// user once its admin is remembered (license.Service.Callers), as it is
-// through the API after the first request of each block.
-func (b *bench) userReads(users []*licadmin.User) ([]*dynamodb.GetItemInput, error) {
+// userReads captures the reads with which license changes read their
+// users once their admin is remembered (license.Service.Callers), as they
+// are through the API after the first request of each block: the GetItem of
+// us[i] (assign, modify, remove) and the BatchGetItem of us[i] and vs[i]
+// (transfer).
+func (b *bench) userReads(us, vs []*licadmin.User) ([]*dynamodb.GetItemInput, []*dynamodb.BatchGetItemInput, error) {
 	db, err := b.stack.captureAll(func(st *store.Store) error {
-		for _, u := range users {
+		for i, u := range us {
 			if _, err := st.LoadUsers(context.Background(), u.ID); err != nil {
+				return err
+			}
+			if _, err := st.LoadUsers(context.Background(), u.ID, vs[i].ID); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(db.gets) != len(users) || len(db.reads) != 0 {
-		return nil, fmt.Errorf("bench: LoadUsers sent %d GetItem and %d BatchGetItem for %d users, want one GetItem each", len(db.gets), len(db.reads), len(users))
+	if len(db.gets) != len(us) || len(db.reads) != len(us) {
+		return nil, nil, fmt.Errorf("bench: LoadUsers sent %d GetItem and %d BatchGetItem for %d single users and %d pairs, want one each", len(db.gets), len(db.reads), len(us), len(us))
 	}
-	return db.gets, nil
+	return db.gets, db.reads, nil
 }
 
 // apiChainOp returns the API request of operation name on pair i.
