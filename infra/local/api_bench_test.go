@@ -54,57 +54,76 @@ const benchUserItem = `{"pk":{"S":"USER#u1"},"sk":{"S":"USER"},"gsi1pk":{"S":"AC
 
 const benchClaimItem = `{"pk":{"S":"EMAIL#admin@acme.test"},"sk":{"S":"EMAIL"},"accountId":{"S":"a1"},"userId":{"S":"admin1"},"role":{"S":"admin"}}`
 
-// BenchmarkAPIModify sends PATCH /v1/users/{id}/license through the local
-// HTTP API over loopback with keep-alive, as make bench does, with DynamoDB
-// answered at once (cannedDynamoDB): the CPU time and allocations that the
-// project adds to DynamoDB's own time per request.
-func BenchmarkAPIModify(b *testing.B) {
-	endpoint := cannedDynamoDB(b, map[string]string{
-		"GetItem":            `{"Item":` + benchUserItem + `}`,
-		"BatchGetItem":       `{"Responses":{"bench":[` + benchClaimItem + `,` + benchUserItem + `]},"UnprocessedKeys":{}}`,
-		"TransactWriteItems": `{}`,
-	})
-	cfg := app.Config{TableName: "bench", Region: "us-east-1", DynamoDBEndpoint: endpoint, Metrics: true}
-	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
-	a := app.NewWithClient(cfg, db)
-	a.API.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	a.Metrics.W = io.Discard
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, _ := keys(b)
-	srv, err := newServer(tpl, apiHandlers(a), newAuthorizer(key), log.New(io.Discard, "", 0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := httptest.NewServer(srv)
-	defer api.Close()
-	token, err := issueToken(key, "admin@acme.test", time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	client := api.Client()
-	body := []byte(`{"tier":"advanced"}`)
-	send := func() {
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPatch, api.URL+"/v1/users/u1/license", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d: %s", resp.StatusCode, out)
-		}
-	}
-	send() // the admin is remembered from here on, as in a warm function
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		send()
+// benchTargetItem is the user a benchmarked transfer gives the license
+// to: benchUserItem without one.
+const benchTargetItem = `{"pk":{"S":"USER#u2"},"sk":{"S":"USER"},"gsi1pk":{"S":"ACCT#a1#USERS"},"gsi1sk":{"S":"u2"},` +
+	`"id":{"S":"u2"},"accountId":{"S":"a1"},"email":{"S":"grace@acme.test"},"firstName":{"S":"Grace"},"lastName":{"S":"Hopper"},` +
+	`"language":{"S":"en"},"role":{"S":"user"},"status":{"S":"active"},"portal2fa":{"BOOL":false},"protectedReplies":{"S":"none"},` +
+	`"createdAt":{"S":"2026-11-01T10:00:00.000000000Z"},"updatedAt":{"S":"2026-11-01T10:00:00.000000000Z"},` +
+	`"version":{"N":"3"},"logGen":{"N":"0"}}`
+
+// BenchmarkAPI sends license changes through the local HTTP API over
+// loopback with keep-alive, as make bench does, with DynamoDB answered at
+// once (cannedDynamoDB): the CPU time and allocations that the project
+// adds to DynamoDB's own time per request. Modify reads one user with a
+// GetItem, transfer two with a BatchGetItem; both then commit one
+// TransactWriteItems.
+func BenchmarkAPI(b *testing.B) {
+	for _, bc := range []struct {
+		name, method, path, body string
+	}{
+		{"modify", http.MethodPatch, "/v1/users/u1/license", `{"tier":"advanced"}`},
+		{"transfer", http.MethodPost, "/v1/users/u1/license/transfer", `{"toUserId":"u2"}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			endpoint := cannedDynamoDB(b, map[string]string{
+				"GetItem":            `{"Item":` + benchUserItem + `}`,
+				"BatchGetItem":       `{"Responses":{"bench":[` + benchClaimItem + `,` + benchUserItem + `,` + benchTargetItem + `]},"UnprocessedKeys":{}}`,
+				"TransactWriteItems": `{}`,
+			})
+			cfg := app.Config{TableName: "bench", Region: "us-east-1", DynamoDBEndpoint: endpoint, Metrics: true}
+			db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
+				Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+			a := app.NewWithClient(cfg, db)
+			a.API.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+			a.Metrics.W = io.Discard
+			tpl, err := template.Parse(licenseadmin.Template)
+			if err != nil {
+				b.Fatal(err)
+			}
+			key, _ := keys(b)
+			srv, err := newServer(tpl, apiHandlers(a), newAuthorizer(key), log.New(io.Discard, "", 0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			api := httptest.NewServer(srv)
+			defer api.Close()
+			token, err := issueToken(key, "admin@acme.test", time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			client := api.Client()
+			body := []byte(bc.body)
+			send := func() {
+				req, _ := http.NewRequestWithContext(context.Background(), bc.method, api.URL+bc.path, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d: %s", resp.StatusCode, out)
+				}
+			}
+			send() // the admin is remembered from here on, as in a warm function
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				send()
+			}
+		})
 	}
 }
