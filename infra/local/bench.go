@@ -61,7 +61,7 @@ func fullBenchConfig() benchConfig {
 		blockOps1: 25, blockOps16: 160,
 		batchRows: 3_000, queryOps: 200,
 		raceUsers: 200, racePool: 50,
-		longRun: 16 * time.Second, longSlice: 4 * time.Second,
+		longRun: 12 * time.Second, longSlice: 3 * time.Second,
 		logEntries: 100_000, logSamples: 20, statsUsers: 1000,
 		importRows:  100_000,
 		rssRows:     []int{100_000},
@@ -187,13 +187,12 @@ func (b *bench) main(ctx context.Context) error {
 	fmt.Fprintf(b.out, "machine: %s, %d cores, %d MB, %s, Go %s, Java: %s\n", machine.CPU, machine.Cores, machine.MemoryMB, machine.OS, machine.Go, machine.Java)
 	fmt.Fprintf(b.out, "commit:  %s\n", commit)
 
-	var builds *benchBuilds
+	// The functions are built while the stack is set up: nothing is
+	// measured before the builds are done.
+	var pending *pendingBuilds
 	if b.wants("sizes") || b.wants("startup") || b.wants("import") {
-		var err error
-		if builds, err = b.buildFunctions(ctx); err != nil {
-			return err
-		}
-		defer builds.remove()
+		pending = b.startBuilds(ctx)
+		defer pending.remove()
 	}
 	stack, err := startBenchStack(ctx, b.root, b.out)
 	if err != nil {
@@ -210,6 +209,17 @@ func (b *bench) main(ctx context.Context) error {
 	if b.wants("logs") || b.wants("stats") {
 		if logs, err = b.prepareLogs(ctx); err != nil {
 			return fmt.Errorf("log entries: %w", err)
+		}
+	}
+	var builds *benchBuilds
+	if pending != nil {
+		if builds, err = pending.wait(); err != nil {
+			return err
+		}
+		if b.wants("sizes") {
+			if err := builds.sizeFigures(); err != nil {
+				return err
+			}
 		}
 	}
 	if b.cfg.cpuProfile != "" {
