@@ -28,7 +28,7 @@ const clockLeeway = 5 * time.Second
 //
 // A token whose signature it verified is remembered (verified), so that
 // the next request with the same token skips the RSA verification, a
-// quarter of the gateway's CPU per request (BenchmarkAPIModify); its
+// quarter of the gateway's CPU per request (BenchmarkAPI); its
 // claims are validated again on every request, so that it expires on time.
 type authorizer struct {
 	key       *rsa.PublicKey
