@@ -456,10 +456,8 @@ func (s *benchStack) userItems(ctx context.Context, acct *benchAccount, prefix s
 }
 
 // importChunkRows is how many rows of one domain without licenses the
-// import puts in a chunk: a transaction of at most store.MaxImportItems
-// holds the import record, the admin's check, the chunk's audit record and
-// the domain's check, then two items (claim, user) per row.
-const importChunkRows = (store.MaxImportItems - 4) / 2
+// import puts in a chunk.
+var importChunkRows = importer.PlainChunkRows()
 
 // importItems returns the items that an import of n new users of acct
 // puts (user items, email claims, and the audit record of each chunk),

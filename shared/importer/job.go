@@ -279,6 +279,13 @@ const (
 	failedItems  = 1
 )
 
+// PlainChunkRows is how many rows a chunk holds when every row creates a
+// user without a license, all of one approved domain: the fixed items,
+// the domain's check, then a claim and a user per row. The benchmark
+// writes its BatchWriteItem floor in chunks of this size, so that the
+// floor follows the import's shape.
+func PlainChunkRows() int { return (maxItems - fixedItems - 1) / rowItems }
+
 // readChunk reads the rows of the next chunk: as many as fit in one
 // transaction (ChunkRows at most), the row that does not fit kept for the
 // next one. It returns io.EOF or a *csvimport.FileError with the rows read
