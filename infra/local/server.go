@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -64,7 +65,33 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Apigw-Requestid", reqID)
 	status, target := s.serve(w, r, reqID, start)
 	ms := float64(s.now().Sub(start).Microseconds()) / 1000
-	s.log.Printf("%s %s %d %s %.1fms %s", r.Method, r.URL.RequestURI(), status, target, ms, reqID)
+	s.log.Printf("%s %s %d %s %.1fms %s", r.Method, loggedURI(r.URL), status, target, ms, reqID)
+}
+
+// secretParams are the query parameters whose values are credentials: the
+// activation link's token activates an account, so the request log shows
+// that it was there, not what it was.
+var secretParams = []string{"token"}
+
+// loggedURI is u's path and query as the request log shows them, secret
+// query values replaced by "REDACTED".
+func loggedURI(u *url.URL) string {
+	q := u.Query()
+	redacted := false
+	for _, name := range secretParams {
+		if vs, ok := q[name]; ok {
+			for i := range vs {
+				vs[i] = "REDACTED"
+			}
+			redacted = true
+		}
+	}
+	if !redacted {
+		return u.RequestURI()
+	}
+	c := *u
+	c.RawQuery = q.Encode()
+	return c.RequestURI()
 }
 
 // serve answers r and returns the status and what answered (a function's

@@ -149,3 +149,36 @@ func TestNewServerMissingHandlers(t *testing.T) {
 		t.Errorf("got %v, want an error naming AdminFunction, MeFunction and handlers.go", err)
 	}
 }
+
+// TestRequestLogHidesTokens ensures the local request log never shows an
+// activation token: it is a credential, and the log is shared freely.
+func TestRequestLogHidesTokens(t *testing.T) {
+	tpl := mustParseTemplate(t, "testdata/template.yaml")
+	handlers := map[string]apigw.Handler{}
+	for _, fn := range tpl.Functions {
+		handlers[fn.LogicalID] = (&recorder{}).handle
+	}
+	key, _ := keys(t)
+	var logged strings.Builder
+	srv, err := newServer(tpl, handlers, newAuthorizer(key), log.New(&logged, "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	for _, tc := range []struct{ query, want string }{
+		{"token=s3cr3t-Value&lang=fr", "/activate?lang=fr&token=REDACTED"},
+		{"token=a&token=b", "/activate?token=REDACTED&token=REDACTED"},
+		{"lang=fr", "/activate?lang=fr"},
+	} {
+		logged.Reset()
+		do(t, newRequest(t, http.MethodGet, ts.URL+"/activate?"+tc.query, nil, ""))
+		line := logged.String()
+		if !strings.Contains(line, "GET "+tc.want+" ") {
+			t.Errorf("?%s logged %q, want the URI %s", tc.query, line, tc.want)
+		}
+		if strings.Contains(line, "s3cr3t") || strings.Contains(line, "token=a") || strings.Contains(line, "token=b") {
+			t.Errorf("?%s: the log shows the token: %q", tc.query, line)
+		}
+	}
+}
