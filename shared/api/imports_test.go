@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -306,6 +307,64 @@ func TestImportEndToEnd(t *testing.T) {
 	}
 	if !hasAction(audits, store.ActionImportCreate) {
 		t.Errorf("no %s audit record", store.ActionImportCreate)
+	}
+	f.Invariants(t)
+}
+
+// TestImportConfirmsLicenses ensures an import emails each user it gave a
+// license to, once, in the user's language, as assigning one does (SPEC):
+// the chunk's audit record, read from the table's stream, queues the
+// confirmations. A user created without a license (none left of its tier,
+// or none asked) gets none, and the stream record handled twice queues
+// nothing new.
+func TestImportConfirmsLicenses(t *testing.T) {
+	f := newImportFixture(t)
+	mail := f.WithEmail(t)
+	mail.Drain(t)
+	// The emulator's mailbox is shared by the package's tests: addresses
+	// of this run only.
+	tag := fmt.Sprintf("conf%d", time.Now().UnixNano())
+	addr := func(name, domain string) string { return tag + "-" + name + "@" + domain }
+	imp := f.importCSV(t, "email,first_name,last_name,language,license\n"+
+		addr("ann", "acme.test")+",Ann,A,en,eco\n"+
+		addr("bea", "gmail.com")+",Béa,B,fr,pro\n"+
+		addr("cy", "acme.test")+",Cy,C,en,\n"+
+		addr("di", "acme.test")+",Di,D,en,pro\n", false)
+	wantCounts(t, imp, licadmin.ImportDone, 4, 4, 0, 1)
+
+	recs := mail.Next(t)
+	for range 2 {
+		resp, err := f.App.Stream.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+		if err != nil || len(resp.BatchItemFailures) > 0 {
+			t.Fatalf("handle the import's stream records: %+v %v", resp, err)
+		}
+	}
+	mail.Drain(t)
+	for _, want := range []struct{ name, domain, subject, greeting string }{
+		{"ann", "acme.test", "Your Eco license is ready", "Hello Ann"},
+		{"bea", "gmail.com", "Une licence Pro vous est attribuée", "Bonjour Béa"},
+	} {
+		got := mail.To(t, addr(want.name, want.domain))
+		if len(got) != 1 || got[0].Subject != want.subject || !strings.Contains(got[0].Body.Text, want.greeting) {
+			t.Errorf("%s got %d emails %+v, want one %q", want.name, len(got), got, want.subject)
+		}
+	}
+	for _, name := range []string{"cy", "di"} {
+		if got := mail.To(t, addr(name, "acme.test")); len(got) != 0 {
+			t.Errorf("%s, created without a license, got %d emails", name, len(got))
+		}
+	}
+	n := 0
+	for _, it := range f.Scan(t) {
+		if o := store.OutboxFromImage(it); o != nil && o.Kind == licadmin.EmailLicenseAssigned && strings.HasPrefix(o.Email, tag) {
+			n++
+			if o.Status != store.OutboxSent {
+				t.Errorf("confirmation to %s is %s, want sent", o.Email, o.Status)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d license confirmations queued for the import's two licenses", n)
 	}
 	f.Invariants(t)
 }

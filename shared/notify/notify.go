@@ -34,6 +34,7 @@ type Store interface {
 	ReleaseOutbox(ctx context.Context, id, claim, reason string, attempts int64) error
 	PutOutboxOnce(ctx context.Context, o *store.Outbox) (bool, error)
 	AccountAdmins(ctx context.Context, accountID string) ([]*licadmin.User, error)
+	LoadUsers(ctx context.Context, ids ...string) ([]*licadmin.User, error)
 }
 
 // Links mints activation links.
@@ -219,6 +220,62 @@ func (s *Service) PoolChanged(ctx context.Context, eventID, accountID string, be
 		}
 	}
 	return nil
+}
+
+// maxLoad is how many users LicensesImported reads at once (BatchGetItem
+// takes at most 100 keys).
+const maxLoad = 100
+
+// LicensesImported is called with an import chunk's audit record
+// (store.ActionUsersImport; any other record is ignored). It queues the
+// license confirmation of each user the chunk created with a license, as
+// assigning one does (SPEC: assigning emails the new holder). The chunk's
+// transaction names them in its audit record instead of writing an email
+// per row, which keeps an import at two items per row; the outbox id is
+// derived from the import and the user, so that a redelivered record
+// queues nothing new. A user deleted since, moved to another account or
+// left without a license gets nothing; the email names the tier the user
+// holds when it is queued.
+func (s *Service) LicensesImported(ctx context.Context, a *store.Audit) error {
+	if a == nil || a.Action != store.ActionUsersImport {
+		return nil
+	}
+	var ids []string
+	for _, sub := range a.Subjects {
+		if sub["tier"] != "" && sub["userId"] != "" {
+			ids = append(ids, sub["userId"])
+		}
+	}
+	now := s.Now.Read()
+	for start := 0; start < len(ids); start += maxLoad {
+		users, err := s.Store.LoadUsers(ctx, ids[start:min(len(ids), start+maxLoad)]...)
+		if err != nil {
+			return fmt.Errorf("confirm the licenses of import %s: %w", a.Target, err)
+		}
+		for _, u := range users {
+			if u == nil || u.AccountID != a.AccountID || u.License == nil {
+				continue
+			}
+			o := store.RecipientOutbox(licadmin.EmailLicenseAssigned, u, now)
+			o.ID = importedID(a.Target, u.ID)
+			created, err := s.Store.PutOutboxOnce(ctx, o)
+			if err != nil {
+				return err
+			}
+			if created {
+				s.logger().InfoContext(ctx, "imported license confirmation queued", "accountId", a.AccountID, "importId", a.Target,
+					"userId", u.ID, "tier", string(u.License.Tier), "outboxId", o.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// importedID is the outbox id of the license confirmation of a user that
+// an import created.
+func importedID(importID, userID string) string {
+	sum := sha256.Sum256([]byte(importID + "\x00" + userID))
+	return "import-" + hex.EncodeToString(sum[:16])
 }
 
 // alertID is the outbox id of the alert of one crossing to one admin.

@@ -43,7 +43,7 @@ func (s *Store) RequestActivationEmail(ctx context.Context, c *licadmin.Caller, 
 			wait := time.UnixMilli(getN(old, "activationSentAt")).Add(ActivationEmailInterval).Sub(now)
 			return licadmin.Errorf(licadmin.ERATELIMITED, "an activation email was sent to this user less than 60 seconds ago; retry in %d seconds", max(1, int(wait.Seconds()+0.999)))
 		})
-	s.putOutbox(t, recipientOutbox(licadmin.EmailActivation, u, now))
+	s.putOutbox(t, RecipientOutbox(licadmin.EmailActivation, u, now))
 	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: u.AccountID, Actor: c.Email, Action: ActionActivationEmail, Target: u.ID, At: now})
 	return s.commit(ctx, t, p, ActivationQueued{UserID: u.ID, Status: "queued"}, now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -84,7 +85,7 @@ func (s *Store) AuditLog(ctx context.Context, accountID string, limit int32) ([]
 	e := newExpr()
 	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 &s.Table,
-		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(str(accountPK(accountID))), e.n(attrSK), e.v(str("AUDIT#")))),
+		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(str(accountPK(accountID))), e.n(attrSK), e.v(str(skAuditPrefix)))),
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: e.values,
 		ScanIndexForward:          aws.Bool(false),
@@ -96,24 +97,39 @@ func (s *Store) AuditLog(ctx context.Context, accountID string, limit int32) ([]
 	}
 	var recs []Audit
 	for _, it := range out.Items {
-		a := Audit{
-			AccountID: accountID,
-			Actor:     getS(it, "actor"),
-			Action:    getS(it, "action"),
-			Target:    getS(it, "target"),
-			At:        getTime(it, "at"),
-			SourceIP:  getS(it, "sourceIp"),
-			RequestID: getS(it, "requestId"),
-		}
-		a.Details = strMapValue(it["details"])
-		if l, ok := it["subjects"].(*types.AttributeValueMemberL); ok {
-			for _, v := range l.Value {
-				a.Subjects = append(a.Subjects, strMapValue(v))
-			}
-		}
-		recs = append(recs, a)
+		recs = append(recs, *decodeAudit(accountID, it))
 	}
 	return recs, nil
+}
+
+func decodeAudit(accountID string, it Item) *Audit {
+	a := &Audit{
+		AccountID: accountID,
+		Actor:     getS(it, "actor"),
+		Action:    getS(it, "action"),
+		Target:    getS(it, "target"),
+		At:        getTime(it, "at"),
+		SourceIP:  getS(it, "sourceIp"),
+		RequestID: getS(it, "requestId"),
+	}
+	a.Details = strMapValue(it["details"])
+	if l, ok := it["subjects"].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			a.Subjects = append(a.Subjects, strMapValue(v))
+		}
+	}
+	return a
+}
+
+// AuditFromImage decodes an audit record from a stream image; it returns
+// nil for any other item. Stream consumers react to some records: an
+// import chunk's (ActionUsersImport) queues the confirmation emails of the
+// licenses it gave.
+func AuditFromImage(it Item) *Audit {
+	if it == nil || ItemKind(it) != KindAudit {
+		return nil
+	}
+	return decodeAudit(strings.TrimPrefix(getS(it, attrPK), accountPK("")), it)
 }
 
 // callerCheck appends a condition that the caller is still an admin of its

@@ -99,8 +99,11 @@ func accountDomainKey(accountID, domain string) key {
 	return mkKey(accountPK(accountID), skAccountDomainPrefix+domain)
 }
 
+// skAuditPrefix starts the sort key of an account's audit records.
+const skAuditPrefix = "AUDIT#"
+
 func auditKey(accountID, at, id string) key {
-	return mkKey(accountPK(accountID), "AUDIT#"+at+"#"+id)
+	return mkKey(accountPK(accountID), skAuditPrefix+at+"#"+id)
 }
 
 func userPK(userID string) string { return "USER#" + userID }
@@ -129,6 +132,7 @@ const (
 	KindPool   = "pool"
 	KindUser   = "user"
 	KindPurge  = "purge"
+	KindAudit  = "audit"
 )
 
 // ItemKind tells what an item is from its keys (a stream record's Keys),
@@ -144,6 +148,8 @@ func ItemKind(k Item) string {
 		return KindUser
 	case strings.HasPrefix(pk, purgePKPrefix):
 		return KindPurge
+	case strings.HasPrefix(sk, skAuditPrefix) && strings.HasPrefix(pk, accountPK("")):
+		return KindAudit
 	}
 	return KindOther
 }

@@ -95,7 +95,7 @@ func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	ue := newExpr()
 	cond := userCond(ue, u) + fmt.Sprintf(" AND attribute_not_exists(%s)", ue.n("tier"))
 	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
-	s.putOutbox(t, recipientOutbox(licadmin.EmailLicenseAssigned, n, now))
+	s.putOutbox(t, RecipientOutbox(licadmin.EmailLicenseAssigned, n, now))
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseAssign, Target: u.ID,
 		Details: map[string]string{"tier": string(tier)}, At: now})
 	if err := s.commit(ctx, t, p, n, now); err != nil {
@@ -190,7 +190,7 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 	te := newExpr()
 	tcond := userCond(te, to) + fmt.Sprintf(" AND attribute_not_exists(%s)", te.n("tier"))
 	t.update(s.Table, userKey(to.ID), userLicenseUpdate(te, nt), tcond, te, userChanged(to))
-	s.putOutbox(t, recipientOutbox(licadmin.EmailLicenseAssigned, nt, now))
+	s.putOutbox(t, RecipientOutbox(licadmin.EmailLicenseAssigned, nt, now))
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseTransfer, Target: to.ID,
 		Details: map[string]string{"tier": string(tier), "from": from.ID, "fromLogGeneration": strconv.FormatInt(nf.LogGeneration, 10)}, At: now})
 	if err := s.commit(ctx, t, p, nt, now); err != nil {

@@ -116,8 +116,10 @@ func (s *Store) putOutbox(t *txn, o *Outbox) {
 	t.put(s.Table, outboxItem(o), "", nil, nil)
 }
 
-// recipientOutbox describes an email of kind to user u about a change at now.
-func recipientOutbox(kind licadmin.EmailKind, u *licadmin.User, now time.Time) *Outbox {
+// RecipientOutbox describes an email of kind to user u about a change at
+// now; the change's transaction, or a stream consumer reacting to it,
+// puts it.
+func RecipientOutbox(kind licadmin.EmailKind, u *licadmin.User, now time.Time) *Outbox {
 	o := &Outbox{Kind: kind, AccountID: u.AccountID, UserID: u.ID, Email: u.Email, FirstName: u.FirstName, Language: u.Language, CreatedAt: now}
 	if u.License != nil {
 		o.Tier = u.License.Tier
