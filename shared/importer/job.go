@@ -266,13 +266,13 @@ func (j *job) reader(body io.Reader) (*csvimport.Reader, error) {
 	return csvimport.Resume(body, h, csvimport.Position{Offset: cp.Offset, Line: cp.Line}), nil
 }
 
-// Item costs of a chunk's transaction (see package store): the import
-// record, the admin check and the chunk's audit record; per row that
-// creates a user its claim and user, plus a report row when it asks for a
-// license that may be missing; a report row per failed row; the pool
-// update when a row asks for a license, and one check per domain.
+// Item costs of a chunk's transaction (at most licadmin.MaxChunkItems; see
+// package store): the import record, the admin check and the chunk's audit
+// record; per row that creates a user its claim and user, plus a report
+// row when it asks for a license that may be missing; a report row per
+// failed row; the pool update when a row asks for a license, and one check
+// per domain.
 const (
-	maxItems     = 100 // what one TransactWriteItems allows
 	fixedItems   = 3
 	rowItems     = 2
 	licenseItems = 1
@@ -284,14 +284,14 @@ const (
 // the domain's check, then a claim and a user per row. The benchmark
 // writes its BatchWriteItem floor in chunks of this size, so that the
 // floor follows the import's shape.
-func PlainChunkRows() int { return (maxItems - fixedItems - 1) / rowItems }
+func PlainChunkRows() int { return (licadmin.MaxChunkItems - fixedItems - 1) / rowItems }
 
 // readChunk reads the rows of the next chunk: as many as fit in one
 // transaction (ChunkRows at most), the row that does not fit kept for the
 // next one. It returns io.EOF or a *csvimport.FileError with the rows read
 // before.
 func (j *job) readChunk(rd *csvimport.Reader) ([]*csvimport.Row, error) {
-	budget := maxItems - fixedItems
+	budget := licadmin.MaxChunkItems - fixedItems
 	var rows []*csvimport.Row
 	tiers, domains := map[string]bool{}, map[string]bool{}
 	for {

@@ -153,6 +153,11 @@ type ImportFailure struct {
 	Created bool
 }
 
+// MaxChunkItems is the most items one import chunk's transaction may
+// hold, DynamoDB's limit for TransactWriteItems: the importer fills chunks
+// up to it and the store refuses a chunk over it.
+const MaxChunkItems = 100
+
 // ImportChunk is one transaction's worth of rows of an import.
 type ImportChunk struct {
 	// Import is the import as claimed: its lease owner and checkpoint are

@@ -18,7 +18,7 @@ import (
 // Bulk imports. An import record (ACCT#<accountId>, IMPORT#<importId>)
 // holds the job: its status, the uploaded object it reads, its counters,
 // its checkpoint and its lease. Rows are written in chunks, each one
-// TransactWriteItems of at most MaxImportItems items:
+// TransactWriteItems of at most licadmin.MaxChunkItems items:
 //
 //   - the import record: checkpoint and counters, on the condition that the
 //     writer still holds the lease and the checkpoint is the one it read,
@@ -39,9 +39,6 @@ import (
 // from CancellationReasons) removes what caused it (a taken email, an
 // unapproved domain) into the report, or lowers the licenses asked of a
 // tier to what the pool has, and the rest is written again.
-
-// MaxImportItems is the most items one TransactWriteItems may hold.
-const MaxImportItems = 100
 
 // ActionImportCreate is the audit action of POST /v1/imports; the users an
 // import creates are audited a chunk at a time (ActionUsersImport).
@@ -309,8 +306,8 @@ func (s *Store) CommitImportChunk(ctx context.Context, ch *licadmin.ImportChunk)
 		for _, f := range all {
 			s.putReportRow(t, imp, f)
 		}
-		if len(t.items) > MaxImportItems {
-			return nil, fmt.Errorf("import %s: a chunk of %d items exceeds the %d a transaction allows", imp.ID, len(t.items), MaxImportItems)
+		if len(t.items) > licadmin.MaxChunkItems {
+			return nil, fmt.Errorf("import %s: a chunk of %d items exceeds the %d a transaction allows", imp.ID, len(t.items), licadmin.MaxChunkItems)
 		}
 		err := s.transact(ctx, t)
 		if err == nil {
