@@ -54,24 +54,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 echo "== build the local stack"
 go build -o "$work/local" ./infra/local
 mapfile -t operations < <(go run ./infra/apispec/served)
 
-api_port="$(free_port)"
-ddb_port="$(free_port)"
+# Every part listens on a port the system picks when it binds (0), and the
+# addresses are read from the banner: a port chosen here and bound later
+# can be taken in between by the other parts' own connections.
 export TABLE_NAME="fuzz-$$-$RANDOM"
-export API_ADDR="127.0.0.1:$api_port"
-export DYNAMODB_PORT="$ddb_port"
+export API_ADDR="127.0.0.1:0"
+export DYNAMODB_PORT=0
 export SES_PORT=0
 export S3_PORT=0
-api="http://$API_ADDR"
+export SQS_PORT=0
 
-echo "== start the local stack (table $TABLE_NAME, API $api)"
+echo "== start the local stack (table $TABLE_NAME)"
 "$work/local" run >"$work/stack.log" 2>&1 &
 stack_pid=$!
 for _ in $(seq 600); do
@@ -80,8 +77,16 @@ for _ in $(seq 600); do
 	sleep 0.2
 done
 grep -q '^Ctrl-C stops everything' "$work/stack.log" || { echo "fuzz-api: the local stack did not start in 120 s" >&2; exit 1; }
+banner() { sed -n "s|^$1: *\(http://[^ ]*\).*|\1|p" "$work/stack.log" | head -n 1; }
+api="$(banner API)"
 # The operator commands talk to this stack's DynamoDB and table.
-export DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
+DYNAMODB_ENDPOINT="$(banner DynamoDB)"
+export DYNAMODB_ENDPOINT
+if [[ -z "$api" || -z "$DYNAMODB_ENDPOINT" ]]; then
+	echo "fuzz-api: the stack's banner names no API or DynamoDB address" >&2
+	exit 1
+fi
+echo "== the local stack: API $api, DynamoDB $DYNAMODB_ENDPOINT"
 
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
