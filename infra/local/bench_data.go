@@ -14,7 +14,7 @@ import (
 // the page of users through the API next to it.
 func (b *bench) batchQueryFigures(ctx context.Context) error {
 	b.figs.define(figureDef{ID: "floor.batch.rows", Title: "BatchWriteItem stream of user rows", Unit: "rows/s",
-		Meaning: "floor: the items an import writes, as the store's CommitImportChunk puts them (per row the user item and email claim, per chunk of 48 rows one audit record), put with BatchWriteItem, 25 items per call, one call at a time: rows (users) per second"})
+		Meaning: fmt.Sprintf("floor: the items an import writes, as the store's CommitImportChunk puts them (per row the user item and email claim, per chunk of %d rows one audit record), put with BatchWriteItem, 25 items per call, one call at a time: rows (users) per second", importChunkRows)})
 	b.figs.define(figureDef{ID: "floor.query.p50", Title: "Query of a page of users", Unit: "ms",
 		Meaning: "floor: the store's Query of one page of 50 users (GSI1, the exact input ListUsers sends) sent directly with the SDK, sequentially: p50 latency"})
 	b.figs.define(figureDef{ID: "api.list.c1.p50", Title: "GET /v1/users?limit=50 p50", Unit: "ms",

@@ -456,9 +456,10 @@ func (s *Store) checkDomains(t *txn, accountID string, rows []licadmin.ImportRow
 	}
 }
 
-// putImportedUser appends row i's email claim, user and audit record. The
-// claim records the import, so that a later row with the same email is
-// told apart (duplicate_in_file) from a user that existed (email_taken).
+// putImportedUser appends row i's email claim and user; the chunk's audit
+// record names them all (auditImported). The claim records the import, so
+// that a later row with the same email is told apart (duplicate_in_file)
+// from a user that existed (email_taken).
 func (s *Store) putImportedUser(t *txn, ch *licadmin.ImportChunk, i int, u *licadmin.User, refused *[]chunkFailure) {
 	imp := ch.Import
 	claim := emailKey(u.Email)
