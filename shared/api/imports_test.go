@@ -258,7 +258,7 @@ func TestImportEndToEnd(t *testing.T) {
 		t.Fatalf("upload %+v", up)
 	}
 	imp := f.status(t, f.admin, up.ImportID)
-	if imp.Status != licadmin.ImportPending || imp.ReportURL != nil || imp.DryRun {
+	if imp.Status != licadmin.ImportPending || imp.ReportURL != nil || imp.DryRun || imp.BytesRead != nil || imp.BytesTotal != nil {
 		t.Fatalf("before upload: %+v", imp)
 	}
 	put(t, up, "email,first_name,last_name,language,license\n"+
@@ -622,7 +622,7 @@ func TestImportContinuation(t *testing.T) {
 	}
 	deliver(ev)
 	invocations := 1
-	var last int64
+	var last, lastBytes int64
 	for round := 0; ; round++ {
 		next := f.S3.Continuations()
 		if len(next) == 0 {
@@ -632,7 +632,12 @@ func TestImportContinuation(t *testing.T) {
 		if imp.Status != licadmin.ImportRunning || imp.Rows < last || imp.Rows > rows {
 			t.Fatalf("between invocations: %+v (rows before %d)", imp, last)
 		}
-		last = imp.Rows
+		// The bytes read advance with the rows, within the file.
+		if imp.BytesRead == nil || imp.BytesTotal == nil || *imp.BytesTotal != int64(len(body)) ||
+			*imp.BytesRead < lastBytes || *imp.BytesRead > *imp.BytesTotal || (imp.Rows > 0) != (*imp.BytesRead > 0) {
+			t.Fatalf("between invocations: bytesRead %v bytesTotal %v (before %d, file %d bytes, rows %d)", imp.BytesRead, imp.BytesTotal, lastBytes, len(body), imp.Rows)
+		}
+		last, lastBytes = imp.Rows, *imp.BytesRead
 		for i, c := range next {
 			payload, _ := json.Marshal(c)
 			if round == 2 && i == 0 {
@@ -654,6 +659,9 @@ func TestImportContinuation(t *testing.T) {
 	}
 	imp := f.status(t, f.admin, up.ImportID)
 	wantCounts(t, imp, licadmin.ImportDone, rows, rows, 0, 1)
+	if lastBytes == 0 || imp.BytesRead == nil || imp.BytesTotal == nil || *imp.BytesRead != int64(len(body)) || *imp.BytesTotal != int64(len(body)) {
+		t.Fatalf("done: bytesRead %v bytesTotal %v, want both %d (progress seen while running: %d)", imp.BytesRead, imp.BytesTotal, len(body), lastBytes)
+	}
 	if invocations < rows/4 {
 		t.Fatalf("%d invocations for %d rows in chunks of 4: the budget was not enforced", invocations, rows)
 	}

@@ -266,6 +266,7 @@ func (s *Service) Get(ctx context.Context, r licadmin.Request, importID string) 
 	if err != nil {
 		return nil, err
 	}
+	imp.Progress()
 	if (imp.Status == licadmin.ImportDone || imp.Status == licadmin.ImportFailed) && s.Files != nil {
 		url, err := s.Files.PresignDownload(ctx, imp.ReportKey, fmt.Sprintf("import-%s-report.csv", imp.ID), ReportContentType, ReportURLTTL)
 		if err != nil {
