@@ -92,7 +92,7 @@ func BenchmarkAPI(b *testing.B) {
 				b.Fatal(err)
 			}
 			key, _ := keys(b)
-			srv, err := newServer(tpl, apiHandlers(a), newAuthorizer(key), log.New(io.Discard, "", 0))
+			srv, err := newServer(tpl, apiHandlers(sameApp(a)), newAuthorizer(key), log.New(io.Discard, "", 0))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -117,7 +117,7 @@ func (bb *benchBuilds) sizeFigures() error {
 		id := "size." + slug(fn)
 		b.figs.define(figureDef{ID: id, Title: fn + " binary size", Unit: "MB", Family: "size.<function>",
 			Meaning: fmt.Sprintf("functions/<function> built for Lambda (GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build %s): file size in MB (10^6 bytes)", strings.Join(quoteArgs(lambdaBuildFlags), " ")),
-			Target:  "<= 12", Check: atMost(12)})
+			Target:  "<= 16", Check: atMost(16)})
 		st, err := os.Stat(filepath.Join(bb.dir, "lambda", fn))
 		if err != nil {
 			return err

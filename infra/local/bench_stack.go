@@ -147,7 +147,7 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 	if s.app.Metrics != nil {
 		s.app.Metrics.W = io.Discard
 	}
-	srv, err := newServer(tpl, apiHandlers(s.app), newAuthorizer(key), log.New(io.Discard, "", 0))
+	srv, err := newServer(tpl, apiHandlers(sameApp(s.app)), newAuthorizer(key), log.New(io.Discard, "", 0))
 	if err != nil {
 		return nil, err
 	}

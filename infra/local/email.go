@@ -11,6 +11,7 @@ import (
 
 	"licenseadmin/infra/seslocal"
 	"licenseadmin/infra/streamlocal"
+	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
 )
 
@@ -51,24 +52,65 @@ func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*ses
 	return srv, nil
 }
 
-// startStream reads the table's stream in the background and hands its
-// records to the stream function's handler, until ctx ends; wait returns
-// once it stopped.
-func startStream(ctx context.Context, e *env, a *app.App, db *dynamodb.Client) (wait func()) {
-	p := &streamlocal.Poller{
-		DynamoDB: db,
-		Streams:  streamlocal.NewStreamsClient(db),
-		Table:    a.Config.TableName,
-		Handler:  a.Stream.Handle,
-		Logger:   slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "stream"),
+// streamHandlers is the registry of the table's stream: the Lambda handler
+// of every template function that has DynamoDB events, keyed by its
+// logical id and built exactly as that function's main builds it
+// (app.MustLoad is load). `run` refuses to start when one is missing.
+func streamHandlers(load loader) map[string]streamlocal.Handler {
+	return map[string]streamlocal.Handler{
+		"ProcessTableStreamFunction": load(app.WithStream).Stream.Handle,
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "stream: %v\n", err)
+}
+
+// streamPollers returns one poller per DynamoDB event of tpl, each as the
+// event's source mapping reads the stream: its function's handler and
+// Timeout, the event's FilterCriteria, BatchSize, MaximumRetryAttempts
+// and BisectBatchOnFunctionError, and its on-failure destination, a queue
+// of the local SQS (sendTo).
+func streamPollers(tpl *template.Template, handlers map[string]streamlocal.Handler, db *dynamodb.Client, table string,
+	sendTo func(queue string, body []byte) error, logger *slog.Logger) ([]*streamlocal.Poller, error) {
+	sources, err := tpl.StreamSources()
+	if err != nil {
+		return nil, err
+	}
+	var out []*streamlocal.Poller
+	for _, src := range sources {
+		h, ok := handlers[src.Function]
+		if !ok {
+			return nil, fmt.Errorf("no handler for the template's stream function %s: add it to streamHandlers in infra/local/email.go", src.Function)
 		}
-	}()
+		filter, err := streamlocal.ParseFilter(src.Filters)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", src.Function, err)
+		}
+		fn, _ := tpl.Function(src.Function)
+		p := &streamlocal.Poller{
+			DynamoDB: db, Streams: streamlocal.NewStreamsClient(db), Table: table,
+			Function: src.Function, Handler: h, Filter: filter, BatchSize: int32(src.BatchSize),
+			Retries: src.MaximumRetryAttempts, Bisect: src.BisectBatchOnFunctionError, Timeout: fn.Timeout,
+			Logger: logger.With("function", src.Function),
+		}
+		if src.OnFailure != "" {
+			queue := src.OnFailure
+			p.OnFailure = func(_ context.Context, record []byte) error { return sendTo(queue, record) }
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// startStream runs pollers in the background until ctx ends; wait returns
+// once they stopped.
+func startStream(ctx context.Context, e *env, pollers []*streamlocal.Poller) (wait func()) {
+	var wg sync.WaitGroup
+	for _, p := range pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(ctx); err != nil {
+				fmt.Fprintf(e.stderr, "stream: %v\n", err)
+			}
+		}()
+	}
 	return wg.Wait
 }

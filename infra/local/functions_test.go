@@ -2,20 +2,32 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"go/ast"
 	"go/parser"
 	"go/printer"
 	"go/token"
+	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin"
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/localsqs"
+	"licenseadmin/infra/streamlocal"
 	"licenseadmin/infra/template"
+	"licenseadmin/shared/app"
 )
 
 // TestFunctionsMatchTemplate ensures the template, the Makefile, the
@@ -161,13 +173,10 @@ func source(fset *token.FileSet, n ast.Node) string {
 	return b.String()
 }
 
-// mustLoadCall matches the App a main builds, with or without features.
-var mustLoadCall = regexp.MustCompile(`app\.MustLoad\([^()]*\)`)
-
 // asRegistered rewrites a main's handler expression the way the local
-// registries write it: the App built by app.MustLoad(...) is their `a`
-// (the local stack wires every feature).
-func asRegistered(start string) string { return mustLoadCall.ReplaceAllString(start, "a") }
+// registries write it: app.MustLoad is their load, which builds the
+// function's App with the same features.
+func asRegistered(start string) string { return strings.ReplaceAll(start, "app.MustLoad(", "load(") }
 
 // project returns what the registry tests compare: the repository root, the
 // parsed template, and the Makefile's LogicalId → functions/ directory.
@@ -204,5 +213,127 @@ func checkRegistry(t *testing.T, root string, dirs map[string]string, file, what
 	}
 	for id := range registry {
 		t.Errorf("%s serves %s, which has no %s event in template.yaml", file, id, what)
+	}
+}
+
+// TestStreamHandlersMatchTemplate ensures every template function on the
+// table's stream is served by the local stream with the very handler
+// expression its main starts.
+func TestStreamHandlersMatchTemplate(t *testing.T) {
+	root, tpl, dirs := project(t)
+	sources, err := tpl.StreamSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range sources {
+		ids = append(ids, s.Function)
+	}
+	checkRegistry(t, root, dirs, "infra/local/email.go", "DynamoDB stream", ids)
+}
+
+// TestEachFunctionLoadsItsOwnApp ensures the registries build one App per
+// function, through load, rather than share one that holds every feature:
+// so a function gets only what its main asks for.
+func TestEachFunctionLoadsItsOwnApp(t *testing.T) {
+	cfg := app.Config{TableName: "t", Region: "us-east-1", DynamoDBEndpoint: "http://127.0.0.1:1"}
+	seen := map[*app.App]bool{}
+	calls := 0
+	load := func(features ...app.Feature) *app.App {
+		a, err := app.Load(context.Background(), cfg, features)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		seen[a] = true
+		return a
+	}
+	n := len(apiHandlers(load)) + len(queueHandlers(load)) + len(s3Handlers(load)) + len(streamHandlers(load))
+	if calls != n || len(seen) != n {
+		t.Fatalf("%d handlers from %d loads of %d Apps, want one App per handler", n, calls, len(seen))
+	}
+	if a := load(); a.Imports.Files != nil || a.Notify != nil || a.Exports.Queue != nil {
+		t.Fatal("an App loaded without features has files, email or the export queue")
+	}
+}
+
+// TestLocalQueuesFollowTemplate ensures the local SQS serves every queue
+// of the template, each consumed one with its event's BatchSize and
+// batch item failures, its queue's VisibilityTimeout and redrive policy,
+// and its function's Timeout as the invocation's deadline.
+func TestLocalQueuesFollowTemplate(t *testing.T) {
+	_, tpl, _ := project(t)
+	sources, err := tpl.QueueSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nop := func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+		return events.SQSEventResponse{}, nil
+	}
+	queues, err := localQueueSet(tpl, sources, map[string]localsqs.Handler{"IngestUsageFunction": nop, "ExportLogsFunction": nop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]localsqs.Queue{}
+	for _, q := range queues {
+		byName[q.Name] = q
+	}
+	if !slices.Equal(slices.Sorted(maps.Keys(byName)), tpl.Queues()) {
+		t.Fatalf("local queues %v, want the template's %v", slices.Sorted(maps.Keys(byName)), tpl.Queues())
+	}
+	usage, export := byName["UsageQueue"], byName["ExportQueue"]
+	if usage.Handler == nil || usage.BatchSize != 25 || usage.Visibility != 180*time.Second || usage.MaxReceiveCount != 5 ||
+		usage.DeadLetter != "UsageDeadLetterQueue" || usage.Timeout != 30*time.Second || !usage.ReportBatchItemFailures {
+		t.Errorf("UsageQueue %+v", usage)
+	}
+	if export.Handler == nil || export.BatchSize != 1 || export.Visibility != 1800*time.Second || export.DeadLetter != "ExportDeadLetterQueue" ||
+		export.Timeout != 300*time.Second {
+		t.Errorf("ExportQueue %+v", export)
+	}
+	for _, name := range []string{"UsageDeadLetterQueue", "ExportDeadLetterQueue", "StreamFailureQueue", "ImportFailureQueue"} {
+		if q, ok := byName[name]; !ok || q.Handler != nil {
+			t.Errorf("%s: %+v, want a queue that keeps its messages", name, q)
+		}
+	}
+	if _, err := localQueueSet(tpl, sources, nil); err == nil {
+		t.Error("queues built without their functions' handlers")
+	}
+}
+
+// TestStreamPollersFollowTemplate ensures the table's stream is read for
+// each DynamoDB event of the template with the event's FilterCriteria,
+// BatchSize, MaximumRetryAttempts and BisectBatchOnFunctionError, its
+// function's Timeout, and its on-failure queue.
+func TestStreamPollersFollowTemplate(t *testing.T) {
+	_, tpl, _ := project(t)
+	nop := func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		return events.DynamoDBEventResponse{}, nil
+	}
+	var sent []string
+	db := dynamodb.New(dynamodb.Options{Region: "us-east-1"})
+	pollers, err := streamPollers(tpl, map[string]streamlocal.Handler{"ProcessTableStreamFunction": nop}, db, "t",
+		func(queue string, _ []byte) error { sent = append(sent, queue); return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pollers) != 1 {
+		t.Fatalf("%d pollers, want one per DynamoDB event", len(pollers))
+	}
+	p := pollers[0]
+	if p.Function != "ProcessTableStreamFunction" || p.BatchSize != 10 || p.Retries != 10 || !p.Bisect || p.Timeout != time.Minute || p.Filter == nil || p.OnFailure == nil {
+		t.Fatalf("poller %+v", p)
+	}
+	if err := p.OnFailure(context.Background(), []byte("{}")); err != nil || !slices.Equal(sent, []string{"StreamFailureQueue"}) {
+		t.Fatalf("on-failure destination: %v, sent to %v", err, sent)
+	}
+	outbox := events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{Keys: map[string]events.DynamoDBAttributeValue{
+		"pk": events.NewStringAttribute("OUTBOX#1"), "sk": events.NewStringAttribute("OUTBOX")}}}
+	logEntry := events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{Keys: map[string]events.DynamoDBAttributeValue{
+		"pk": events.NewStringAttribute("LOG#u1#0"), "sk": events.NewStringAttribute("2026")}}}
+	if !p.Filter.Match(outbox) || p.Filter.Match(logEntry) {
+		t.Fatal("the poller's filter is not the template's")
+	}
+	if _, err := streamPollers(tpl, nil, db, "t", nil, slog.Default()); err == nil {
+		t.Error("pollers built without their functions' handlers")
 	}
 }

@@ -16,26 +16,28 @@ import (
 )
 
 // Local queues: `run` serves a minimal SQS (infra/localsqs) on SQS_PORT
-// (default 9324) with the template's queues, each delivering to the
-// handler of the function its SQS event names, in batches of the event's
-// BatchSize, with the queue's redrive policy. `usage` sends to it with the
-// real SQS client, as the messaging service sends to UsageQueue in AWS.
+// (default 9324) with every queue of the template. A queue that a
+// function's SQS event names delivers to that function's handler as the
+// event source mapping does: in batches of the event's BatchSize, each
+// invocation bounded by the function's Timeout, a failed message visible
+// again after the queue's VisibilityTimeout, and moved to the dead-letter
+// queue after the redrive policy's maxReceiveCount. The other queues
+// (dead-letter queues, on-failure destinations) keep their messages for
+// ReceiveMessage: `aws sqs receive-message --endpoint-url` reads them.
+// `usage` sends to it with the real SQS client, as the messaging service
+// sends to UsageQueue in AWS.
 
 // defaultSQSPort is where the local SQS listens (SQS_PORT overrides it).
 const defaultSQSPort = 9324
 
-// localVisibility is how long a failed message waits before it is
-// delivered again locally (AWS waits for the queue's visibility timeout).
-const localVisibility = time.Second
-
 // queueHandlers is the registry of the local queues: the Lambda handler of
 // every template function that has SQS events, keyed by its logical id and
-// built exactly as that function's main builds it. `run` refuses to start
-// when one is missing.
-func queueHandlers(a *app.App) map[string]localsqs.Handler {
+// built exactly as that function's main builds it (app.MustLoad is load).
+// `run` refuses to start when one is missing.
+func queueHandlers(load loader) map[string]localsqs.Handler {
 	return map[string]localsqs.Handler{
-		"IngestUsageFunction": a.Usage.HandleSQS,
-		"ExportLogsFunction":  a.Exports.HandleSQS,
+		"IngestUsageFunction": load().Usage.HandleSQS,
+		"ExportLogsFunction":  load(app.WithExports).Exports.HandleSQS,
 	}
 }
 
@@ -44,6 +46,8 @@ type localQueues struct {
 	ln       net.Listener
 	endpoint string
 	sources  []template.QueueSource
+	tpl      *template.Template
+	sqs      *localsqs.Server
 	srv      *http.Server
 	stopped  sync.WaitGroup
 	cancel   context.CancelFunc
@@ -64,7 +68,7 @@ func listenQueues(e *env, tpl *template.Template, cfg *app.Config) (*localQueues
 	if err != nil {
 		return nil, fmt.Errorf("local SQS: listen on port %d (set SQS_PORT to use another; 0 picks a free one): %w", p, err)
 	}
-	q := &localQueues{ln: ln, endpoint: "http://" + ln.Addr().String(), sources: sources}
+	q := &localQueues{ln: ln, endpoint: "http://" + ln.Addr().String(), sources: sources, tpl: tpl}
 	cfg.Queues.SQSEndpoint = q.endpoint
 	cfg.Queues.ExportQueueURL = q.url("ExportQueue")
 	return q, nil
@@ -75,31 +79,17 @@ func (q *localQueues) url(logicalID string) string {
 	return q.endpoint + "/" + localAccountID + "/" + logicalID
 }
 
-// serve builds the queues with a's handlers and serves them until stop.
-func (q *localQueues) serve(ctx context.Context, a *app.App, logger *slog.Logger) error {
-	handlers := queueHandlers(a)
-	var queues []localsqs.Queue
-	dead := map[string]bool{}
-	for _, s := range q.sources {
-		h, ok := handlers[s.Function]
-		if !ok {
-			q.ln.Close()
-			return fmt.Errorf("no handler for the template's queue function %s: add it to queueHandlers in infra/local/queues.go", s.Function)
-		}
-		queues = append(queues, localsqs.Queue{
-			Name: s.Queue, Handler: h, BatchSize: s.BatchSize, ReportBatchItemFailures: s.ReportBatchItemFailures,
-			MaxReceiveCount: s.MaxReceiveCount, DeadLetter: s.DeadLetterQueue, Visibility: localVisibility,
-		})
-		if s.DeadLetterQueue != "" {
-			dead[s.DeadLetterQueue] = true
-		}
+// serve builds the template's queues, those consumed by a function with
+// its handler from load, and serves them until stop.
+func (q *localQueues) serve(ctx context.Context, load loader, logger *slog.Logger) error {
+	queues, err := localQueueSet(q.tpl, q.sources, queueHandlers(load))
+	if err != nil {
+		q.ln.Close()
+		return err
 	}
-	for name := range dead {
-		queues = append(queues, localsqs.Queue{Name: name})
-	}
-	sqs := localsqs.New(localRegion, localAccountID, logger, queues...)
+	q.sqs = localsqs.New(localRegion, localAccountID, logger, queues...)
 	ctx, q.cancel = context.WithCancel(ctx)
-	q.srv = &http.Server{Handler: sqs, ReadHeaderTimeout: 10 * time.Second}
+	q.srv = &http.Server{Handler: q.sqs, ReadHeaderTimeout: 10 * time.Second}
 	q.stopped.Add(2)
 	go func() {
 		defer q.stopped.Done()
@@ -109,9 +99,45 @@ func (q *localQueues) serve(ctx context.Context, a *app.App, logger *slog.Logger
 	}()
 	go func() {
 		defer q.stopped.Done()
-		sqs.Run(ctx)
+		q.sqs.Run(ctx)
 	}()
 	return nil
+}
+
+// localQueueSet is every queue of tpl as the local SQS serves it: those
+// that sources name delivering to their function's handler with the
+// event's and the queue's settings, the others only stored.
+func localQueueSet(tpl *template.Template, sources []template.QueueSource, handlers map[string]localsqs.Handler) ([]localsqs.Queue, error) {
+	consumed := map[string]localsqs.Queue{}
+	for _, s := range sources {
+		h, ok := handlers[s.Function]
+		if !ok {
+			return nil, fmt.Errorf("no handler for the template's queue function %s: add it to queueHandlers in infra/local/queues.go", s.Function)
+		}
+		fn, _ := tpl.Function(s.Function)
+		consumed[s.Queue] = localsqs.Queue{
+			Name: s.Queue, Handler: h, BatchSize: s.BatchSize, ReportBatchItemFailures: s.ReportBatchItemFailures,
+			MaxReceiveCount: s.MaxReceiveCount, DeadLetter: s.DeadLetterQueue,
+			Visibility: time.Duration(s.VisibilityTimeout) * time.Second, Timeout: fn.Timeout,
+		}
+	}
+	var out []localsqs.Queue
+	for _, name := range tpl.Queues() {
+		if c, ok := consumed[name]; ok {
+			out = append(out, c)
+		} else {
+			// ReceiveMessage hides what it returns for SQS's default 30 s.
+			out = append(out, localsqs.Queue{Name: name, Visibility: 30 * time.Second})
+		}
+	}
+	return out, nil
+}
+
+// send puts body on the queue name; the stream's on-failure destination
+// uses it.
+func (q *localQueues) send(name string, body []byte) error {
+	_, err := q.sqs.Send(name, string(body), nil, 0)
+	return err
 }
 
 // stop stops serving and delivering; it is safe before serve.

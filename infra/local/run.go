@@ -114,27 +114,42 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		cfg.Email.PublicBaseURL = "http://" + ln.Addr().String()
 	}
 
-	a, err := app.New(ctx, cfg)
-	if err != nil {
+	// Each function gets an App of its own with the features its main
+	// names, as its own process has in AWS. The configuration is the same
+	// for all, so the first App tells whether they can be built.
+	apiLogger := slog.New(slog.NewJSONHandler(e.stdout, &slog.HandlerOptions{Level: max(slog.LevelWarn, cfg.LogLevel)}))
+	if _, err := app.Load(ctx, cfg, nil); err != nil {
 		ln.Close()
 		return err
 	}
+	load := func(features ...app.Feature) *app.App {
+		a, err := app.Load(ctx, cfg, features)
+		if err != nil {
+			panic(err) // app.Load succeeded above with the same configuration
+		}
+		// The server logs one line per request; the functions' own JSON
+		// request logs add only what matters locally: warnings and errors.
+		a.API.Logger = apiLogger
+		files.localInvoke(a)
+		return a
+	}
+	if err := queues.serve(ctx, load, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "sqs")); err != nil {
+		return err
+	}
+	pollers, err := streamPollers(tpl, streamHandlers(load), client, cfg.TableName, queues.send, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "stream"))
+	if err != nil {
+		return err
+	}
 	streamCtx, stopStream := context.WithCancel(ctx)
-	streamDone := startStream(streamCtx, e, a, client)
+	streamDone := startStream(streamCtx, e, pollers)
 	defer func() {
 		stopStream()
 		streamDone()
 	}()
-	if err := queues.serve(ctx, a, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "sqs")); err != nil {
+	if err := files.serve(tpl, load, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "s3")); err != nil {
 		return err
 	}
-	if err := files.serve(a, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "s3")); err != nil {
-		return err
-	}
-	// The server logs one line per request; the functions' own JSON request
-	// logs add only what matters locally: warnings and errors.
-	a.API.Logger = slog.New(slog.NewJSONHandler(e.stdout, &slog.HandlerOptions{Level: max(slog.LevelWarn, cfg.LogLevel)}))
-	srv, err := newServer(tpl, apiHandlers(a), newAuthorizer(key), log.New(e.stdout, "api: ", log.Ltime))
+	srv, err := newServer(tpl, apiHandlers(load), newAuthorizer(key), log.New(e.stdout, "api: ", log.Ltime))
 	if err != nil {
 		return err
 	}

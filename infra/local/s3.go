@@ -34,10 +34,6 @@ const (
 	defaultBucket = "license-admin-files"
 )
 
-// invokeTimeout is the local invocations' deadline: the import function's
-// Timeout in template.yaml.
-const invokeTimeout = 15 * time.Minute
-
 // retryDelays are the waits before the retries of a failed asynchronous
 // invocation (Lambda waits about 1 and 2 minutes).
 var retryDelays = []time.Duration{time.Second, 2 * time.Second}
@@ -51,6 +47,11 @@ type localS3 struct {
 	bucket  string
 	sources []template.S3Source
 	log     *slog.Logger
+
+	// importHandler runs the import function's continuations; timeouts
+	// are the functions' Timeout, each invocation's deadline.
+	importHandler lambda.Handler
+	timeouts      map[string]time.Duration
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -82,12 +83,16 @@ func startS3(e *env, tpl *template.Template, cfg *app.Config) (*localS3, error) 
 	return s, nil
 }
 
-// serve routes the template's S3 events to a's handlers, and the import
-// function's continuations to itself.
-func (s *localS3) serve(a *app.App, logger *slog.Logger) error {
+// serve routes the template's S3 events to the handlers load builds, and
+// the import function's continuations to itself.
+func (s *localS3) serve(tpl *template.Template, load loader, logger *slog.Logger) error {
 	s.log = logger
 	s.srv.Log = func(format string, args ...any) { logger.Debug(fmt.Sprintf(format, args...)) }
-	handlers := s3Handlers(a)
+	s.timeouts = map[string]time.Duration{}
+	for _, fn := range tpl.Functions {
+		s.timeouts[fn.LogicalID] = fn.Timeout
+	}
+	handlers := s3Handlers(load)
 	for _, src := range s.sources {
 		h, ok := handlers[src.Function]
 		if !ok {
@@ -98,17 +103,29 @@ func (s *localS3) serve(a *app.App, logger *slog.Logger) error {
 			Deliver: func(payload []byte) { s.invoke(fn, lh, payload) }})
 	}
 	if h, ok := handlers[importFunction]; ok {
-		lh := lambda.NewHandler(h)
-		a.Imports.Invoker = importer.InvokeFunc(func(_ context.Context, ev importer.Event) error {
-			payload, err := json.Marshal(ev)
-			if err != nil {
-				return err
-			}
-			go s.invoke(importFunction, lh, payload)
-			return nil
-		})
+		s.importHandler = lambda.NewHandler(h)
 	}
 	return nil
+}
+
+// localInvoke makes the import continuations of a, the App of a function,
+// run here, as an asynchronous Invoke of the import function does in AWS;
+// an App whose main did not ask for the files feature has none.
+func (s *localS3) localInvoke(a *app.App) {
+	if a.Imports.Invoker == nil {
+		return
+	}
+	a.Imports.Invoker = importer.InvokeFunc(func(_ context.Context, ev importer.Event) error {
+		if s.importHandler == nil {
+			return fmt.Errorf("no local handler for %s", importFunction)
+		}
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		go s.invoke(importFunction, s.importHandler, payload)
+		return nil
+	})
 }
 
 // invoke runs an asynchronous invocation as Lambda does: a fresh context
@@ -139,7 +156,7 @@ func (s *localS3) invoke(function string, h lambda.Handler, payload []byte) {
 }
 
 func (s *localS3) invokeOnce(function string, h lambda.Handler, payload []byte) (err error) {
-	ctx, cancel := context.WithTimeout(s.ctx, invokeTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.timeouts[function])
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       newUUID(),

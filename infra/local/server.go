@@ -23,8 +23,9 @@ import (
 // without reaching a function.
 const maxBodyBytes = 10 << 20
 
-// integrationTimeout is API Gateway's limit on a Lambda integration; the
-// handler's context carries it as the function's deadline.
+// integrationTimeout is API Gateway's limit on a Lambda integration: a
+// function's handler gets the shorter of it and the function's Timeout as
+// its deadline, as in AWS.
 const integrationTimeout = 30 * time.Second
 
 // server is the local API: it routes requests from the template's HttpApi
@@ -35,9 +36,11 @@ const integrationTimeout = 30 * time.Second
 type server struct {
 	router   *router
 	handlers map[string]apigw.Handler
-	auth     *authorizer
-	log      *log.Logger
-	now      func() time.Time
+	// deadlines are the functions' min(Timeout, integrationTimeout).
+	deadlines map[string]time.Duration
+	auth      *authorizer
+	log       *log.Logger
+	now       func() time.Time
 }
 
 // newServer builds the local API for tpl. It returns an error naming every
@@ -48,15 +51,17 @@ func newServer(tpl *template.Template, handlers map[string]apigw.Handler, auth *
 		return nil, err
 	}
 	var missing []string
+	deadlines := map[string]time.Duration{}
 	for _, fn := range tpl.Functions {
 		if len(fn.Routes) > 0 && handlers[fn.LogicalID] == nil {
 			missing = append(missing, fn.LogicalID)
 		}
+		deadlines[fn.LogicalID] = min(fn.Timeout, integrationTimeout)
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no handler for the template's API functions %s: add them to apiHandlers in infra/local/handlers.go", strings.Join(missing, ", "))
 	}
-	return &server{router: rt, handlers: handlers, auth: auth, log: logger, now: time.Now}, nil
+	return &server{router: rt, handlers: handlers, deadlines: deadlines, auth: auth, log: logger, now: time.Now}, nil
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -134,10 +139,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, reqID string, now
 }
 
 // invoke calls a function's handler as the Lambda runtime would: with a
-// Lambda context and a deadline, outliving a client that hangs up, and a
-// panic turned into an invocation error.
+// Lambda context and the function's deadline, outliving a client that
+// hangs up, and a panic turned into an invocation error.
 func (s *server) invoke(ctx context.Context, function string, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), integrationTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.deadlines[function])
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       newUUID(),
@@ -148,7 +153,12 @@ func (s *server) invoke(ctx context.Context, function string, ev events.APIGatew
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
-	return s.handlers[function](ctx, ev)
+	resp, err = s.handlers[function](ctx, ev)
+	if err == nil && ctx.Err() != nil {
+		// Lambda ends a function at its timeout: the answer never comes.
+		err = fmt.Errorf("function timed out after %s", s.deadlines[function])
+	}
+	return resp, err
 }
 
 // localRegion is the region in local ARNs.

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -180,5 +181,50 @@ func TestRequestLogHidesTokens(t *testing.T) {
 		if strings.Contains(line, "s3cr3t") || strings.Contains(line, "token=a") || strings.Contains(line, "token=b") {
 			t.Errorf("?%s: the log shows the token: %q", tc.query, line)
 		}
+	}
+}
+
+// TestFunctionDeadline ensures each handler gets the shorter of its
+// function's Timeout and API Gateway's 30 s as its context's deadline, and
+// that a handler still running at its deadline answers the gateway's 500,
+// as a function that Lambda ends at its timeout does.
+func TestFunctionDeadline(t *testing.T) {
+	var left time.Duration
+	deadline := func(ctx context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		if dl, ok := ctx.Deadline(); ok {
+			left = time.Until(dl)
+		}
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+	}
+	resp, _ := serveOne(t, deadline, nil)
+	if resp.StatusCode != 200 || left <= 0 || left > time.Second {
+		t.Errorf("ActivateFunction (Timeout 1): %d, deadline in %s, want 200 within 1 s", resp.StatusCode, left)
+	}
+	slow := func(ctx context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		<-ctx.Done()
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200}, nil
+	}
+	resp, body := serveOne(t, slow, nil)
+	if resp.StatusCode != http.StatusInternalServerError || body != `{"message":"Internal Server Error"}` {
+		t.Errorf("a handler past its timeout: %d %s, want the gateway's 500", resp.StatusCode, body)
+	}
+
+	tpl := mustParseTemplate(t, "testdata/template.yaml")
+	if fn, _ := tpl.Function("GetUserFunction"); fn.Timeout != 40*time.Second {
+		t.Fatalf("GetUserFunction's Timeout %s, want the Globals' 40 s", fn.Timeout)
+	}
+	srv, err := newServer(tpl, map[string]apigw.Handler{"GetUserFunction": deadline}, nil, log.New(io.Discard, "", 0))
+	if err == nil {
+		t.Fatal("a server without every handler was built")
+	}
+	handlers := map[string]apigw.Handler{}
+	for _, fn := range tpl.Functions {
+		handlers[fn.LogicalID] = deadline
+	}
+	if srv, err = newServer(tpl, handlers, nil, log.New(io.Discard, "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.deadlines["GetUserFunction"]; got != integrationTimeout {
+		t.Errorf("GetUserFunction (Timeout 40) gets %s, want API Gateway's %s", got, integrationTimeout)
 	}
 }

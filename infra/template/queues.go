@@ -91,15 +91,4 @@ func (t *Template) QueueSources() ([]QueueSource, error) {
 }
 
 // arnOf returns X of {"Fn::GetAtt": [X, "Arn"]}, or "".
-func arnOf(v any) string {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		return ""
-	}
-	parts, ok := m["Fn::GetAtt"].([]any)
-	if !ok || len(parts) != 2 || parts[1] != "Arn" {
-		return ""
-	}
-	s, _ := parts[0].(string)
-	return s
-}
+func arnOf(v any) string { return getAttOf(v, "Arn") }

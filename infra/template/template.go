@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -15,6 +16,9 @@ const (
 	typeHTTPAPI  = "AWS::Serverless::HttpApi"
 	typeTable    = "AWS::DynamoDB::Table"
 )
+
+// defaultTimeout is Lambda's timeout of a function that sets none.
+const defaultTimeout = 3 * time.Second
 
 // TableLogicalID is the logical id of the application's table in the
 // template; TableInput reads it (or the template's only table).
@@ -42,6 +46,9 @@ type Function struct {
 	BuildMethod string
 	// Routes are the function's HttpApi events, sorted by path then method.
 	Routes []Route
+	// Timeout is the function's Timeout (or the Globals one; 3 s, Lambda's
+	// default, when neither is set): the deadline of each invocation.
+	Timeout time.Duration
 	// Policies is the function's Policies property as a list, with
 	// intrinsic functions in their long form ({"Fn::GetAtt": [...]}), so
 	// that tests can check which actions and resources each function gets.
@@ -84,6 +91,7 @@ type document struct {
 	Globals struct {
 		Function struct {
 			CodeURI any `yaml:"CodeUri"`
+			Timeout int `yaml:"Timeout"`
 		} `yaml:"Function"`
 		HTTPAPI struct {
 			Auth apiAuth `yaml:"Auth"`
@@ -98,6 +106,7 @@ type apiAuth struct {
 
 type functionProps struct {
 	CodeURI  any              `yaml:"CodeUri"`
+	Timeout  int              `yaml:"Timeout"`
 	Policies any              `yaml:"Policies"`
 	Events   map[string]event `yaml:"Events"`
 }
@@ -173,6 +182,12 @@ func (t *Template) function(id string, r resource, doc *document) (Function, err
 		codeURI = doc.Globals.Function.CodeURI
 	}
 	fn.CodeURI, _ = codeURI.(string)
+	fn.Timeout = defaultTimeout
+	if p.Timeout > 0 {
+		fn.Timeout = time.Duration(p.Timeout) * time.Second
+	} else if doc.Globals.Function.Timeout > 0 {
+		fn.Timeout = time.Duration(doc.Globals.Function.Timeout) * time.Second
+	}
 	fn.BuildMethod, _ = r.Metadata["BuildMethod"].(string)
 	for _, name := range sortedKeys(p.Events) {
 		ev := p.Events[name]
