@@ -3,7 +3,7 @@
 #   make build      compile every Lambda for this machine into bin/ (quick check)
 #   make test       every test; starts and stops DynamoDB Local and the rest itself
 #   make test-browser  the activation page in headless Chromium (part of make test)
-#   make run        the whole system locally (see SPEC.md, "Local development")
+#   make run        the whole system locally (see SPEC.md, "Local development"); PERSIST=1 keeps its data in .local/
 #   make lint       gofmt, go vet, staticcheck
 #   make validate   sam validate --lint and cfn-lint on template.yaml
 #   make sam-build  sam build (uses the build-<LogicalId> targets below)
@@ -102,8 +102,11 @@ test: tools
 test-browser: $(NODE_STAMP)
 	node --test infra/browser/activation.test.mjs
 
+# PERSIST=1 keeps DynamoDB Local's tables and the S3 store's objects under
+# .local/ across restarts; by default they live in memory and go with run.
+PERSIST ?=
 run: $(NODE_STAMP)
-	go run ./infra/local run
+	PERSIST=$(PERSIST) go run ./infra/local run
 
 # The performance harness (docs/performance.md): first the Go benchmarks
 # (the CPU and allocations the project adds to DynamoDB's time per request),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"licenseadmin"
@@ -58,7 +59,11 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ddb, err := dynamolocal.Start(ctx, dynamolocal.Options{Port: ddbPort, Dir: root})
+	data, err := dataDirs(e, root)
+	if err != nil {
+		return err
+	}
+	ddb, err := dynamolocal.Start(ctx, dynamolocal.Options{Port: ddbPort, Dir: root, DataDir: data.dynamoDB})
 	if err != nil {
 		return err
 	}
@@ -91,7 +96,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer queues.stop()
-	files, err := startS3(e, tpl, &cfg)
+	files, err := startS3(e, tpl, &cfg, data.s3)
 	if err != nil {
 		return err
 	}
@@ -165,6 +170,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "OpenAPI:   http://%s%s\n", ln.Addr(), openAPIPath)
 	fmt.Fprintf(e.stdout, "SQS:       %s (usage events: go run ./infra/local usage --email EMAIL --type sent)\n", queues.endpoint)
 	fmt.Fprintf(e.stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ starts the import)\n", files.srv.URL, files.bucket)
+	fmt.Fprintf(e.stdout, "Data:      %s\n", data)
 	fmt.Fprintf(e.stdout, "Token:     go run ./infra/local token you@example.com\n")
 	fmt.Fprintf(e.stdout, "Ctrl-C stops everything.\n")
 
@@ -183,6 +189,35 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("stop HTTP API: %w", err)
 	}
 	return nil
+}
+
+// persistDir is where `run` keeps its data with PERSIST=1, under the
+// repository root.
+const persistDir = ".local"
+
+// localData says where `run` keeps the table and the files: in memory
+// (both "") unless PERSIST=1, then in directories under .local/.
+type localData struct{ dynamoDB, s3 string }
+
+// dataDirs reads PERSIST: "1" keeps DynamoDB Local's database and the S3
+// store's objects under root's .local/ across restarts; unset (or "0")
+// keeps them in memory.
+func dataDirs(e *env, root string) (localData, error) {
+	switch v := e.getenv("PERSIST"); v {
+	case "", "0":
+		return localData{}, nil
+	case "1":
+		return localData{dynamoDB: filepath.Join(root, persistDir, "dynamodb"), s3: filepath.Join(root, persistDir, "s3")}, nil
+	default:
+		return localData{}, fmt.Errorf("PERSIST %q: want 1 (keep the data under %s/) or 0 (in memory, the default)", v, persistDir)
+	}
+}
+
+func (d localData) String() string {
+	if d.dynamoDB == "" {
+		return "in memory, gone when run stops (PERSIST=1 keeps it under " + persistDir + "/)"
+	}
+	return "kept across restarts in " + d.dynamoDB + " and " + d.s3 + " (PERSIST=1; delete them to start afresh)"
 }
 
 // appConfig returns the functions' configuration for the local stack: the

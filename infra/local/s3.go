@@ -58,10 +58,11 @@ type localS3 struct {
 	inflight sync.WaitGroup
 }
 
-// startS3 reads the template's S3 events, starts the local S3 and points
-// cfg's bucket settings at it; serve delivers its events once the App
-// exists.
-func startS3(e *env, tpl *template.Template, cfg *app.Config) (*localS3, error) {
+// startS3 reads the template's S3 events, starts the local S3 (in memory,
+// or with its objects under dir when dir is not "") and points cfg's
+// bucket settings at it; serve delivers its events once the functions
+// exist.
+func startS3(e *env, tpl *template.Template, cfg *app.Config, dir string) (*localS3, error) {
 	sources, err := tpl.S3Sources()
 	if err != nil {
 		return nil, err
@@ -73,7 +74,13 @@ func startS3(e *env, tpl *template.Template, cfg *app.Config) (*localS3, error) 
 	if cfg.S3.Bucket == "" {
 		cfg.S3.Bucket = defaultBucket
 	}
-	srv, err := s3local.Start(fmt.Sprintf("127.0.0.1:%d", p), cfg.S3.Bucket)
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	var srv *s3local.Server
+	if dir == "" {
+		srv, err = s3local.Start(addr, cfg.S3.Bucket)
+	} else {
+		srv, err = s3local.StartDir(addr, dir, cfg.S3.Bucket)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("local S3 (set S3_PORT to use another port; 0 picks a free one): %w", err)
 	}
