@@ -216,20 +216,19 @@ func checkRegistry(t *testing.T, root string, dirs map[string]string, file, what
 	}
 }
 
-// TestStreamHandlersMatchTemplate ensures every template function on the
-// table's stream is served by the local stream with the very handler
-// expression its main starts.
-func TestStreamHandlersMatchTemplate(t *testing.T) {
+// TestEventRegistriesMatchTemplate ensures every template function fed by
+// a queue, the bucket or the table's stream is served locally with the
+// very handler expression its main starts, and that each registry names no
+// other function.
+func TestEventRegistriesMatchTemplate(t *testing.T) {
 	root, tpl, dirs := project(t)
-	sources, err := tpl.StreamSources()
-	if err != nil {
-		t.Fatal(err)
+	for _, r := range []struct{ event, file string }{
+		{"SQS", "infra/local/queues.go"},
+		{"S3", "infra/local/s3handlers.go"},
+		{"DynamoDB", "infra/local/email.go"},
+	} {
+		checkRegistry(t, root, dirs, r.file, r.event, tpl.FunctionsWithEvents(r.event))
 	}
-	var ids []string
-	for _, s := range sources {
-		ids = append(ids, s.Function)
-	}
-	checkRegistry(t, root, dirs, "infra/local/email.go", "DynamoDB stream", ids)
 }
 
 // TestEachFunctionLoadsItsOwnApp ensures the registries build one App per

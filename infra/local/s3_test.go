@@ -18,22 +18,6 @@ import (
 	"licenseadmin/infra/seslocal"
 )
 
-// TestS3HandlersMatchTemplate ensures every function with S3 events is
-// served by the local S3 with the very handler expression its main uses,
-// and nothing else is.
-func TestS3HandlersMatchTemplate(t *testing.T) {
-	root, tpl, dirs := project(t)
-	sources, err := tpl.S3Sources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, s := range sources {
-		ids = append(ids, s.Function)
-	}
-	checkRegistry(t, root, dirs, "infra/local/s3handlers.go", "S3", ids)
-}
-
 // TestRunImport ensures the bulk import walk-through of docs/imports.md works on the
 // stack `run` starts: the template downloads; POST /v1/imports gives a
 // presigned URL of the local S3; a plain HTTP PUT of a CSV to it (curl -T)

@@ -16,22 +16,6 @@ import (
 	"licenseadmin/infra/seslocal"
 )
 
-// TestQueueHandlersMatchTemplate ensures every template function fed by a
-// queue is served by the local queues with the very handler expression its
-// main starts, and that the registry names no other function.
-func TestQueueHandlersMatchTemplate(t *testing.T) {
-	root, tpl, dirs := project(t)
-	sources, err := tpl.QueueSources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, s := range sources {
-		ids = append(ids, s.Function)
-	}
-	checkRegistry(t, root, dirs, "infra/local/queues.go", "queue", ids)
-}
-
 // TestUsageCommand ensures `usage` puts an event on the local usage queue
 // of `run` with the real SQS client, that the local queue delivers it to
 // the ingest function, and that the user then reads it in its log; and

@@ -8,7 +8,6 @@ package streamlocal
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -233,7 +232,7 @@ func (p *Poller) giveUp(ctx context.Context, shardID string, batch []events.Dyna
 	}
 	first, last := batch[0], batch[len(batch)-1]
 	rec := FailureRecord{Version: "1.0", Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
-	rec.RequestContext.RequestID = newUUID()
+	rec.RequestContext.RequestID = rand.Text()
 	rec.RequestContext.FunctionARN = "arn:aws:lambda:" + p.region + ":" + localAccountID + ":function:" + p.Function
 	rec.RequestContext.Condition = "RetryAttemptsExhausted"
 	rec.RequestContext.ApproximateInvokeCount = invocations
@@ -285,15 +284,6 @@ type BatchInfo struct {
 
 // localAccountID is the account id in local ARNs.
 const localAccountID = "123456789012"
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b[:])
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
-}
 
 func (p *Poller) call(ctx context.Context, batch []events.DynamoDBEventRecord) (resp events.DynamoDBEventResponse, err error) {
 	if p.Timeout > 0 {

@@ -3,8 +3,6 @@ package template
 import (
 	"fmt"
 	"sort"
-
-	"gopkg.in/yaml.v3"
 )
 
 const typeQueue = "AWS::SQS::Queue"
@@ -51,11 +49,7 @@ type queueProps struct {
 // serve.
 func (t *Template) QueueSources() ([]QueueSource, error) {
 	var out []QueueSource
-	err := t.eachEvent("SQS", func(id, name string, props *yaml.Node) error {
-		var e sqsEvent
-		if err := decodeOptional(props, &e); err != nil {
-			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
-		}
+	err := eachEvent(t, "SQS", func(id, name string, e *sqsEvent) error {
 		src := QueueSource{Function: id, Queue: arnOf(e.Queue), BatchSize: e.BatchSize, VisibilityTimeout: 30}
 		if src.BatchSize == 0 {
 			src.BatchSize = 10

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 const typeBucket = "AWS::S3::Bucket"
@@ -45,11 +43,7 @@ type s3Event struct {
 // than prefix and suffix.
 func (t *Template) S3Sources() ([]S3Source, error) {
 	var out []S3Source
-	err := t.eachEvent("S3", func(id, name string, props *yaml.Node) error {
-		var e s3Event
-		if err := decodeOptional(props, &e); err != nil {
-			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
-		}
+	err := eachEvent(t, "S3", func(id, name string, e *s3Event) error {
 		src := S3Source{Function: id, Bucket: refName(e.Bucket)}
 		if b, ok := t.resources[src.Bucket]; !ok || b.Type != typeBucket {
 			return fmt.Errorf("template: function %s event %s: Bucket must be !Ref <bucket> of a bucket of the template", id, name)

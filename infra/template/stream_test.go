@@ -49,24 +49,10 @@ func TestRealTemplateStream(t *testing.T) {
 // in AWS nor locally (the local stack applies the same filter). Each case
 // is a record as the filter sees it.
 func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sources, err := tpl.StreamSources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var filter *streamlocal.Filter
-	for _, src := range sources {
-		if src.Function == "ProcessTableStreamFunction" {
-			if filter, err = streamlocal.ParseFilter(src.Filters); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if filter == nil {
-		t.Fatal("ProcessTableStreamFunction has no filter patterns")
+	_, src := streamSource(t, "ProcessTableStreamFunction")
+	filter, err := streamlocal.ParseFilter(src.Filters)
+	if err != nil || filter == nil {
+		t.Fatalf("ProcessTableStreamFunction's filter patterns %v: %v", src.Filters, err)
 	}
 	s := func(v string) map[string]any { return map[string]any{"S": v} }
 	record := func(event, pk, sk string, newImage map[string]any) map[string]any {
@@ -104,26 +90,10 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 // TestRealTemplateStreamSource reads the stream function's event source
 // mapping as the local stack applies it.
 func TestRealTemplateStreamSource(t *testing.T) {
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sources, err := tpl.StreamSources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var src *template.StreamSource
-	for i := range sources {
-		if sources[i].Function == "ProcessTableStreamFunction" {
-			src = &sources[i]
-		}
-	}
-	if src == nil {
-		t.Fatalf("no stream source for ProcessTableStreamFunction in %+v", sources)
-	}
+	tpl, src := streamSource(t, "ProcessTableStreamFunction")
 	if src.Table != template.TableLogicalID || src.BatchSize != 10 || src.MaximumRetryAttempts != 10 || !src.BisectBatchOnFunctionError ||
 		!src.ReportBatchItemFailures || src.OnFailure != "StreamFailureQueue" || len(src.Filters) != 5 || src.StartingPosition != "TRIM_HORIZON" {
-		t.Fatalf("stream source %+v", *src)
+		t.Fatalf("stream source %+v", src)
 	}
 	fn, _ := tpl.Function("ProcessTableStreamFunction")
 	api, _ := tpl.Function("GetUserFunction")
@@ -133,4 +103,25 @@ func TestRealTemplateStreamSource(t *testing.T) {
 	if q := tpl.Queues(); !slices.Contains(q, "StreamFailureQueue") || !slices.Contains(q, "UsageDeadLetterQueue") {
 		t.Fatalf("queues %v", q)
 	}
+}
+
+// streamSource returns the project's template and the DynamoDB event of
+// function fn.
+func streamSource(t *testing.T, fn string) (*template.Template, template.StreamSource) {
+	t.Helper()
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources, err := tpl.StreamSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range sources {
+		if src.Function == fn {
+			return tpl, src
+		}
+	}
+	t.Fatalf("no stream source for %s in %+v", fn, sources)
+	return nil, template.StreamSource{}
 }

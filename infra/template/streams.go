@@ -3,8 +3,6 @@ package template
 import (
 	"fmt"
 	"sort"
-
-	"gopkg.in/yaml.v3"
 )
 
 // StreamSource is a DynamoDB event of a function: an event source mapping
@@ -61,11 +59,7 @@ type streamEvent struct {
 // not a queue of the template, which the local stack could not serve.
 func (t *Template) StreamSources() ([]StreamSource, error) {
 	var out []StreamSource
-	err := t.eachEvent("DynamoDB", func(id, name string, props *yaml.Node) error {
-		var e streamEvent
-		if err := decodeOptional(props, &e); err != nil {
-			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
-		}
+	err := eachEvent(t, "DynamoDB", func(id, name string, e *streamEvent) error {
 		src := StreamSource{Function: id, Table: getAttOf(e.Stream, "StreamArn"), StartingPosition: e.StartingPosition,
 			BatchSize: e.BatchSize, MaximumRetryAttempts: -1, BisectBatchOnFunctionError: e.BisectBatchOnFunctionError}
 		if r, ok := t.resources[src.Table]; !ok || r.Type != typeTable {

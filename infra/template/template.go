@@ -282,8 +282,9 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // eachEvent calls fn, in function then event name order, with the
-// properties of every event of type typ; fn's errors stop the walk.
-func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.Node) error) error {
+// properties of every event of type typ decoded into an E; a property that
+// does not decode, and fn's errors, stop the walk.
+func eachEvent[E any](t *Template, typ string, fn func(id, name string, e *E) error) error {
 	for _, id := range sortedKeys(t.resources) {
 		r := t.resources[id]
 		if r.Type != typeFunction {
@@ -298,10 +299,27 @@ func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.No
 			if ev.Type != typ {
 				continue
 			}
-			if err := fn(id, name, &ev.Properties); err != nil {
+			var e E
+			if err := decodeOptional(&ev.Properties, &e); err != nil {
+				return fmt.Errorf("template: function %s event %s: %w", id, name, err)
+			}
+			if err := fn(id, name, &e); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// FunctionsWithEvents returns the logical ids of the functions that have
+// an event of type typ (SQS, S3, DynamoDB...), sorted.
+func (t *Template) FunctionsWithEvents(typ string) []string {
+	var out []string
+	_ = eachEvent(t, typ, func(id, _ string, _ *struct{}) error {
+		if len(out) == 0 || out[len(out)-1] != id {
+			out = append(out, id)
+		}
+		return nil
+	})
+	return out
 }
