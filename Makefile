@@ -116,7 +116,7 @@ run: $(NODE_STAMP)
 GO_BENCHTIME = $(if $(filter 1,$(BENCH_QUICK)),200x,1000x)
 .PHONY: bench
 bench: $(NODE_STAMP)
-	go test -run '^$$' -bench . -benchmem -benchtime $(GO_BENCHTIME) -count $(if $(filter 1,$(BENCH_QUICK)),1,3) ./infra/local
+	go test -run '^$$' -bench . -benchmem -benchtime $(GO_BENCHTIME) -count $(if $(filter 1,$(BENCH_QUICK)),1,3) ./infra/bench
 	go run ./infra/local bench
 
 # Go sources, skipping what the go tool skips (., _ and testdata directories)

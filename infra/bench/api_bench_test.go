@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	licenseadmin "licenseadmin"
+	"licenseadmin/infra/stack"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
 )
@@ -91,14 +92,17 @@ func BenchmarkAPI(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			key, _ := keys(b)
-			srv, err := newServer(tpl, apiHandlers(sameApp(a)), newAuthorizer(key), log.New(io.Discard, "", 0))
+			key, err := stack.LoadOrCreateKey(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := stack.NewAPI(tpl, a, key, log.New(io.Discard, "", 0))
 			if err != nil {
 				b.Fatal(err)
 			}
 			api := httptest.NewServer(srv)
 			defer api.Close()
-			token, err := issueToken(key, "admin@acme.test", time.Now())
+			token, err := stack.IssueToken(key, "admin@acme.test", time.Now())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"licenseadmin/infra/cli"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/shared/licadmin"
 )
@@ -117,20 +118,20 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.out, "  [%6.1fs] %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// benchCmd is `go run ./infra/local bench` (make bench).
-func benchCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "bench")
-	quick := fs.Bool("quick", e.getenv("BENCH_QUICK") == "1", "one short run (BENCH_QUICK=1): checks that the harness works; numbers are not judged")
+// Cmd is `go run ./infra/local bench` (make bench).
+func Cmd(ctx context.Context, e *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(e, "bench")
+	quick := fs.Bool("quick", e.Getenv("BENCH_QUICK") == "1", "one short run (BENCH_QUICK=1): checks that the harness works; numbers are not judged")
 	runs := fs.Int("runs", 0, "repeat the measurements this many times (default 3, quick 1)")
 	out := fs.String("out", "bench/results.json", "where to write the figures as JSON, relative to the repository root")
 	only := fs.String("only", "", "measure only these parts, comma-separated: "+strings.Join(benchSteps, ","))
-	large := fs.Bool("large", e.getenv("BENCH_LARGE") == "1", "also import 1,000,000 rows for the import's peak memory (BENCH_LARGE=1; adds about half an hour)")
+	large := fs.Bool("large", e.Getenv("BENCH_LARGE") == "1", "also import 1,000,000 rows for the import's peak memory (BENCH_LARGE=1; adds about half an hour)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurements (the API's handlers run in this process) to this file")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{"bench takes no arguments"}
+		return cli.UsageError{Msg: "bench takes no arguments"}
 	}
 	cfg := fullBenchConfig()
 	if *quick {
@@ -138,11 +139,11 @@ func benchCmd(ctx context.Context, e *env, args []string) error {
 	}
 	if *runs > 0 {
 		if *runs > 10 {
-			return usageError{"--runs is at most 10"}
+			return cli.UsageError{Msg: "--runs is at most 10"}
 		}
 		cfg.runs = *runs
 	}
-	root, err := dynamolocal.ModuleRoot(e.dir)
+	root, err := dynamolocal.ModuleRoot(e.Dir)
 	if err != nil {
 		return err
 	}
@@ -156,7 +157,7 @@ func benchCmd(ctx context.Context, e *env, args []string) error {
 	if *only != "" {
 		for _, step := range strings.Split(*only, ",") {
 			if !slices.Contains(benchSteps, step) {
-				return usageError{fmt.Sprintf("--only: unknown part %q (use %s)", step, strings.Join(benchSteps, ","))}
+				return cli.UsageError{Msg: fmt.Sprintf("--only: unknown part %q (use %s)", step, strings.Join(benchSteps, ","))}
 			}
 			cfg.only = append(cfg.only, step)
 		}
@@ -164,7 +165,7 @@ func benchCmd(ctx context.Context, e *env, args []string) error {
 	if !filepath.IsAbs(cfg.out) {
 		cfg.out = filepath.Join(root, cfg.out)
 	}
-	b := &bench{cfg: cfg, root: root, out: e.stdout, figs: newFigureSet(cfg.runs), start: time.Now()}
+	b := &bench{cfg: cfg, root: root, out: e.Stdout, figs: newFigureSet(cfg.runs), start: time.Now()}
 	return b.main(ctx)
 }
 

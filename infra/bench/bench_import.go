@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"licenseadmin/infra/stack"
 	"licenseadmin/infra/tail"
 	"licenseadmin/shared/licadmin"
 )
@@ -455,7 +456,7 @@ func (rt *fakeRuntime) next(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Lambda-Runtime-Aws-Request-Id", id)
 	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(rt.deadline).UnixMilli(), 10))
-	h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:"+localRegion+":"+localAccountID+":function:"+importFunctionName)
+	h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:"+stack.LocalRegion+":"+stack.LocalAccountID+":function:"+importFunctionName)
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(ev)
 }

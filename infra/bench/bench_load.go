@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"licenseadmin/infra/stack"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 )
@@ -113,7 +114,7 @@ func (b *bench) assignTxs(ctx context.Context, acct *benchAccount, users []*lica
 // benchRequest gives ctx the request metadata the API gives a request, so
 // that captured audit records are the size of real ones.
 func benchRequest(ctx context.Context, acct *benchAccount) context.Context {
-	return licadmin.WithRequest(ctx, licadmin.Request{Email: acct.admin.Email, RequestID: newRequestID(), SourceIP: "127.0.0.1"})
+	return licadmin.WithRequest(ctx, licadmin.Request{Email: acct.admin.Email, RequestID: stack.NewRequestID(), SourceIP: "127.0.0.1"})
 }
 
 // sendRaw sends captured transactions directly with the SDK, workers at

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -22,8 +22,10 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"licenseadmin"
+	"licenseadmin/infra/cli"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/s3local"
+	"licenseadmin/infra/stack"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/importer"
@@ -47,7 +49,7 @@ type benchStack struct {
 	raw     *dynamodb.Client
 	baseURL string
 	client  *http.Client
-	key     *signingKey
+	key     *stack.SigningKey
 	httpSrv *http.Server
 	served  chan error
 	// s3 is the files bucket's store; uploads receives the S3 events of
@@ -66,7 +68,7 @@ const (
 
 // startBenchStack starts the stack; stop ends it.
 func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*benchStack, error) {
-	key, err := loadOrCreateKey(root)
+	key, err := stack.LoadOrCreateKey(root)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +115,7 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 	// table and DynamoDB, and metrics on as in AWS (their lines are
 	// encoded, then discarded below). The user's environment is not read:
 	// the benchmark measures this configuration only.
-	cfg, err := appConfig(&env{dir: root, getenv: func(name string) string {
+	cfg, err := stack.AppConfig(&cli.Env{Dir: root, Getenv: func(name string) string {
 		switch name {
 		case "TABLE_NAME":
 			return s.table
@@ -147,7 +149,7 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 	if s.app.Metrics != nil {
 		s.app.Metrics.W = io.Discard
 	}
-	srv, err := newServer(tpl, apiHandlers(sameApp(s.app)), newAuthorizer(key), log.New(io.Discard, "", 0))
+	srv, err := stack.NewAPI(tpl, s.app, key, log.New(io.Discard, "", 0))
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +179,7 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 func (s *benchStack) stop() error {
 	var errs []error
 	if s.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), stack.ShutdownTimeout)
 		defer cancel()
 		if err := s.httpSrv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
@@ -312,7 +314,7 @@ func (s *benchStack) newAccount(ctx context.Context, name string, licenses map[l
 			return nil, fmt.Errorf("add %s licenses: %w", tier, err)
 		}
 	}
-	tok, err := issueToken(s.key, email, time.Now())
+	tok, err := stack.IssueToken(s.key, email, time.Now())
 	if err != nil {
 		return nil, err
 	}

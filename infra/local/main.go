@@ -22,6 +22,10 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"licenseadmin/infra/bench"
+	"licenseadmin/infra/cli"
+	"licenseadmin/infra/stack"
 )
 
 func main() {
@@ -39,17 +43,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
-	os.Exit(dispatch(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, dir: dir}))
+	os.Exit(dispatch(ctx, os.Args[1:], &cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Dir: dir}))
 }
 
-// env is what a command may use of the outside world, passed in so that
-// tests can run commands in-process.
-type env struct {
-	stdout, stderr io.Writer
-	getenv         func(string) string
-	// dir is where the repository root (go.mod) is searched from.
-	dir string
-}
+// env is what a command may use of the outside world (infra/command).
+type env = cli.Env
 
 // command is one subcommand. Its name may have several words ("account
 // create"): the longest name that prefixes the arguments wins.
@@ -57,56 +55,50 @@ type command struct {
 	name    string
 	args    string
 	summary string
-	run     func(ctx context.Context, e *env, args []string) error
+	run     func(ctx context.Context, e *cli.Env, args []string) error
 }
 
 // commands lists the subcommands; add new ones here.
 func commands() []command {
 	return []command{
-		{name: "run", summary: "run DynamoDB Local, the SES emulator, the stream function and the HTTP API in the foreground until Ctrl-C", run: runCmd},
+		{name: "run", summary: "run DynamoDB Local, the SES emulator, the stream function and the HTTP API in the foreground until Ctrl-C", run: stack.Run},
 		{name: "token", args: "EMAIL", summary: `print {"token"}: a bearer token the local API accepts for EMAIL (1 h)`, run: tokenCmd},
 		{name: "account create", args: "--name NAME --admin EMAIL", summary: `create an account and its first admin; print {"accountId","adminUserId"}`, run: accountCreateCmd},
 		{name: "licenses add", args: "--account ID --tier TIER --quantity N --order ORDER_ID", summary: "add purchased licenses (once per order id); print the pool", run: licensesAddCmd},
 		{name: "domains approve", args: "--account ID --domain DOMAIN", summary: "approve an email domain for an account without DNS proof; print the domain", run: domainsApproveCmd},
 		{name: "usage", args: "--email EMAIL --type sent|opened|downloaded|signed [--ip IP]", summary: `put one usage event on the local usage queue; print {"messageId","queueUrl","event"}`, run: usageCmd},
-		{name: "bench", args: "[--quick] [--runs N] [--out FILE]", summary: "measure the system against the DynamoDB floor (make bench; BENCH_QUICK=1 for a short check)", run: benchCmd},
+		{name: "bench", args: "[--quick] [--runs N] [--out FILE]", summary: "measure the system against the DynamoDB floor (make bench; BENCH_QUICK=1 for a short check)", run: bench.Cmd},
 	}
 }
 
-// usageError is a mistake on the command line: the usage is printed and the
-// exit status is 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 // dispatch runs the command that args name and returns the exit status.
-func dispatch(ctx context.Context, args []string, e *env) int {
+func dispatch(ctx context.Context, args []string, e *cli.Env) int {
 	cmds := commands()
 	cmd, rest, ok := lookup(cmds, args)
 	if !ok {
 		if len(args) > 0 && args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
-			fmt.Fprintf(e.stderr, "local: unknown command %q\n\n", strings.Join(args, " "))
-			usage(e.stderr, cmds)
+			fmt.Fprintf(e.Stderr, "local: unknown command %q\n\n", strings.Join(args, " "))
+			usage(e.Stderr, cmds)
 			return 2
 		}
-		usage(e.stderr, cmds)
+		usage(e.Stderr, cmds)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
 	err := cmd.run(ctx, e, rest)
-	var uerr usageError
+	var uerr cli.UsageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &uerr):
-		fmt.Fprintf(e.stderr, "local %s: %v\nusage: go run ./infra/local %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		fmt.Fprintf(e.Stderr, "local %s: %v\nusage: go run ./infra/local %s %s\n", cmd.name, err, cmd.name, cmd.args)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "local %s: %v\n", cmd.name, err)
+		fmt.Fprintf(e.Stderr, "local %s: %v\n", cmd.name, err)
 		return 1
 	}
 }
@@ -138,23 +130,4 @@ func usage(w io.Writer, cmds []command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-28s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
-}
-
-// newFlagSet returns a flag set for a command that reports errors instead
-// of exiting, so that dispatch decides the exit status.
-func newFlagSet(e *env, name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
-}
-
-// parseFlags parses args with fs, turning a flag error into a usageError.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	return nil
 }

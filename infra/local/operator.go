@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"licenseadmin/infra/cli"
+	"licenseadmin/infra/stack"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
@@ -18,48 +20,48 @@ import (
 // CreateAccount, AddLicenses and ApproveDomain functions run in AWS, against
 // the table of the stack that `make run` started.
 
-func accountCreateCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "account create")
+func accountCreateCmd(ctx context.Context, e *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(e, "account create")
 	name := fs.String("name", "", "the account's name")
 	admin := fs.String("admin", "", "the first admin's email; its domain is approved for the account")
 	lang := fs.String("language", "en", "the admin's language: fr or en")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *name == "" || *admin == "" || fs.NArg() > 0 {
-		return usageError{"--name and --admin are required"}
+		return cli.UsageError{Msg: "--name and --admin are required"}
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.CreateAccount(ctx, operator.CreateAccountInput{Name: *name, AdminEmail: *admin, Language: *lang})
 	})
 }
 
-func licensesAddCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "licenses add")
+func licensesAddCmd(ctx context.Context, e *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(e, "licenses add")
 	account := fs.String("account", "", "the account id")
 	tier := fs.String("tier", "", "eco, advanced or pro")
 	quantity := fs.Int64("quantity", 0, "how many licenses to add")
 	order := fs.String("order", "", "the billing order id; the same id twice adds once")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *account == "" || *tier == "" || *quantity == 0 || *order == "" || fs.NArg() > 0 {
-		return usageError{"--account, --tier, --quantity and --order are required"}
+		return cli.UsageError{Msg: "--account, --tier, --quantity and --order are required"}
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.AddLicenses(ctx, operator.AddLicensesInput{AccountID: *account, Tier: *tier, Quantity: *quantity, OrderID: *order})
 	})
 }
 
-func domainsApproveCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "domains approve")
+func domainsApproveCmd(ctx context.Context, e *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(e, "domains approve")
 	account := fs.String("account", "", "the account id")
 	domain := fs.String("domain", "", "the email domain to approve, such as example.com")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *account == "" || *domain == "" || fs.NArg() > 0 {
-		return usageError{"--account and --domain are required"}
+		return cli.UsageError{Msg: "--account and --domain are required"}
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.ApproveDomain(ctx, operator.ApproveDomainInput{AccountID: *account, Domain: *domain})
@@ -68,7 +70,7 @@ func domainsApproveCmd(ctx context.Context, e *env, args []string) error {
 
 // withOperator builds the App for the local stack, runs op, and prints its
 // result as one JSON object.
-func withOperator(ctx context.Context, e *env, op func(context.Context, *operator.Service) (any, error)) error {
+func withOperator(ctx context.Context, e *cli.Env, op func(context.Context, *operator.Service) (any, error)) error {
 	ctx, cancel, a, err := localApp(ctx, e)
 	if err != nil {
 		return err
@@ -78,13 +80,13 @@ func withOperator(ctx context.Context, e *env, op func(context.Context, *operato
 	if err != nil {
 		return explain(err, a.Config)
 	}
-	return json.NewEncoder(e.stdout).Encode(out)
+	return json.NewEncoder(e.Stdout).Encode(out)
 }
 
 // localApp builds the App of the stack that `make run` started, for a
 // command of the operator tool; the returned context bounds the command.
-func localApp(ctx context.Context, e *env) (context.Context, context.CancelFunc, *app.App, error) {
-	cfg, err := appConfig(e)
+func localApp(ctx context.Context, e *cli.Env) (context.Context, context.CancelFunc, *app.App, error) {
+	cfg, err := stack.AppConfig(e)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -6,16 +6,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
-	"licenseadmin/infra/dynamolocal"
-	"licenseadmin/infra/seslocal"
+	"licenseadmin/infra/cli"
+	"licenseadmin/infra/stack"
+	"licenseadmin/shared/apitest"
 )
 
 // TestRunImport ensures the bulk import walk-through of docs/imports.md works on the
@@ -24,45 +21,13 @@ import (
 // starts the import function as S3's notification would; GET shows it done
 // with its counters; the report downloads from its presigned URL.
 func TestRunImport(t *testing.T) {
-	client, _ := dynamolocal.NewTable(t)
-	table := "run-import-" + randomHex(4)
-	t.Cleanup(func() {
-		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
-	endpoint := aws.ToString(client.Options().BaseEndpoint)
-	t.Setenv("DYNAMODB_ENDPOINT", endpoint)
-	root, _, _, _ := newRoot(t)
-	t.Setenv("SES_ENDPOINT", seslocal.Shared(t).Endpoint)
-	vars := map[string]string{"API_ADDR": "127.0.0.1:0", "TABLE_NAME": table, "S3_PORT": "0", "SQS_PORT": "0", "DYNAMODB_ENDPOINT": endpoint}
-	var stdout, stderr syncBuffer
-	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }, dir: root}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	exited := make(chan int, 1)
-	go func() { exited <- dispatch(ctx, []string{"run"}, e) }()
-
-	var api, s3 string
-	for deadline := time.Now().Add(time.Minute); api == "" || s3 == ""; {
-		out := stdout.String()
-		if m := regexp.MustCompile(`API:\s+(http://\S+)`).FindStringSubmatch(out); m != nil {
-			api = m[1]
-		}
-		if m := regexp.MustCompile(`S3:\s+(http://\S+) \(bucket license-admin-files`).FindStringSubmatch(out); m != nil {
-			s3 = m[1]
-		}
-		select {
-		case code := <-exited:
-			t.Fatalf("run exited with %d: %s%s", code, out, stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not print its API and S3 addresses: %s", out)
-		}
-	}
+	st := apitest.StartStack(t, stack.Run, nil)
+	api, s3, e, stderr := st.API, st.S3, st.Env, st.Stderr
+	ctx := context.Background()
 	command := func(args ...string) map[string]any {
 		t.Helper()
-		var out syncBuffer
-		if code := dispatch(ctx, args, &env{stdout: &out, stderr: &stderr, getenv: e.getenv, dir: root}); code != 0 {
+		var out apitest.SyncBuffer
+		if code := dispatch(ctx, args, &cli.Env{Stdout: &out, Stderr: stderr, Getenv: e.Getenv, Dir: e.Dir}); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
 		}
 		var m map[string]any
@@ -75,13 +40,13 @@ func TestRunImport(t *testing.T) {
 	command("licenses", "add", "--account", acct, "--tier", "eco", "--quantity", "1", "--order", "o-1")
 	tok := command("token", "admin@acme.test")["token"].(string)
 
-	resp, body := do(t, newRequest(t, http.MethodGet, api+"/v1/imports/template", nil, tok))
+	resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/imports/template", nil, tok))
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("template: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	req := newRequest(t, http.MethodPost, api+"/v1/imports", strings.NewReader(`{"dryRun":false}`), tok)
+	req := apitest.HTTPRequest(t, http.MethodPost, api+"/v1/imports", strings.NewReader(`{"dryRun":false}`), tok)
 	req.Header.Set("Content-Type", "application/json")
-	resp, body = do(t, req)
+	resp, body = apitest.HTTPDo(t, req)
 	var up struct {
 		ImportID  string `json:"importId"`
 		UploadURL string `json:"uploadUrl"`
@@ -92,9 +57,9 @@ func TestRunImport(t *testing.T) {
 
 	csvFile := strings.TrimSpace(string(mustTemplate(t, api, tok))) + "\n" +
 		"ada@acme.test,Ada,Lovelace,en,eco\nbob@acme.test,Bob,Ross,fr,eco\nnot-an-email,X,Y,en,\n"
-	put := newRequest(t, http.MethodPut, up.UploadURL, strings.NewReader(csvFile), "")
+	put := apitest.HTTPRequest(t, http.MethodPut, up.UploadURL, strings.NewReader(csvFile), "")
 	put.Header.Set("Content-Type", "text/csv")
-	if resp, body := do(t, put); resp.StatusCode != http.StatusOK {
+	if resp, body := apitest.HTTPDo(t, put); resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT upload URL: %d %s", resp.StatusCode, body)
 	}
 
@@ -106,7 +71,7 @@ func TestRunImport(t *testing.T) {
 		ReportURL *string `json:"reportUrl"`
 	}
 	for deadline := time.Now().Add(time.Minute); status.Status != "done"; {
-		resp, body := do(t, newRequest(t, http.MethodGet, api+"/v1/imports/"+up.ImportID, nil, tok))
+		resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/imports/"+up.ImportID, nil, tok))
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET import: %d %s", resp.StatusCode, body)
 		}
@@ -134,14 +99,8 @@ func TestRunImport(t *testing.T) {
 	if !strings.Contains(stderr.String(), "ImportUsersFunction") {
 		t.Errorf("no log line of the import function's invocation:\n%s", stderr.String())
 	}
-	cancel()
-	select {
-	case code := <-exited:
-		if code != 0 {
-			t.Errorf("run exited with %d: %s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not stop on cancel")
+	if err := st.Stop(t); err != nil {
+		t.Errorf("run ended with %v: %s", err, stderr.String())
 	}
 	if _, err := http.Get(s3 + "/"); err == nil {
 		t.Error("the local S3 still answers after run stopped")
@@ -150,7 +109,7 @@ func TestRunImport(t *testing.T) {
 
 func mustTemplate(t *testing.T, api, tok string) []byte {
 	t.Helper()
-	resp, body := do(t, newRequest(t, http.MethodGet, api+"/v1/imports/template", nil, tok))
+	resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/imports/template", nil, tok))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("template: %d", resp.StatusCode)
 	}

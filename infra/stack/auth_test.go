@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"net/http"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"licenseadmin/shared/apitest"
 )
 
 // timeNow is the clock of the auth tests (the authorizer uses time.Now).
@@ -54,12 +56,12 @@ func TestAuthRejections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := newRequest(t, http.MethodGet, api.URL+"/v1/users/me", nil, "")
+			req := apitest.HTTPRequest(t, http.MethodGet, api.URL+"/v1/users/me", nil, "")
 			if tt.authHeader != "" {
 				req.Header.Set("Authorization", tt.authHeader)
 			}
 			before := len(api.funcs["MeFunction"].events)
-			resp, body := do(t, req)
+			resp, body := apitest.HTTPDo(t, req)
 			if resp.StatusCode != http.StatusUnauthorized || body != `{"message":"Unauthorized"}` {
 				t.Errorf("got %d %s, want 401 {\"message\":\"Unauthorized\"}", resp.StatusCode, body)
 			}
@@ -112,17 +114,17 @@ func TestAuthAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := newRequest(t, http.MethodGet, api.URL+tt.path, nil, "")
+			req := apitest.HTTPRequest(t, http.MethodGet, api.URL+tt.path, nil, "")
 			if tt.authHeader != "" {
 				req.Header.Set("Authorization", tt.authHeader)
 			}
-			if resp, body := do(t, req); resp.StatusCode != http.StatusOK {
+			if resp, body := apitest.HTTPDo(t, req); resp.StatusCode != http.StatusOK {
 				t.Errorf("got %d %s (%s), want 200", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
 			}
 		})
 	}
 	t.Run("public route gets no authorizer context", func(t *testing.T) {
-		do(t, newRequest(t, http.MethodGet, api.URL+"/activate", nil, mustToken(t, key, validClaims(now))))
+		apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api.URL+"/activate", nil, mustToken(t, key, validClaims(now))))
 		if ev := api.funcs["ActivateFunction"].last(t); ev.RequestContext.Authorizer != nil {
 			t.Errorf("authorizer = %+v, want nil", ev.RequestContext.Authorizer)
 		}
@@ -136,7 +138,7 @@ func TestAuthScopes(t *testing.T) {
 	key, _ := keys(t)
 	c := validClaims(timeNow())
 	c["scope"] = "read write"
-	resp, body := do(t, newRequest(t, http.MethodGet, api.URL+"/admin", nil, mustToken(t, key, c)))
+	resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api.URL+"/admin", nil, mustToken(t, key, c)))
 	if resp.StatusCode != http.StatusForbidden || body != `{"message":"Forbidden"}` {
 		t.Errorf("got %d %s, want 403 Forbidden", resp.StatusCode, body)
 	}
@@ -157,7 +159,7 @@ func TestFormatClaims(t *testing.T) {
 	c["ratio"] = 0.5
 	c["address"] = map[string]any{"country": "FR"}
 	c["scope"] = "openid email"
-	do(t, newRequest(t, http.MethodGet, api.URL+"/v1/users/me", nil, mustToken(t, key, c)))
+	apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api.URL+"/v1/users/me", nil, mustToken(t, key, c)))
 	jwtCtx := api.funcs["MeFunction"].last(t).RequestContext.Authorizer.JWT
 	want := map[string]string{
 		"email":          "ann@example.com",

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"crypto/rsa"
@@ -55,7 +55,7 @@ const (
 	maxRememberedToken = 8 << 10
 )
 
-func newAuthorizer(key *signingKey) *authorizer {
+func newAuthorizer(key *SigningKey) *authorizer {
 	return &authorizer{
 		key:       &key.private.PublicKey,
 		kid:       key.kid,

@@ -1,14 +1,14 @@
-package main
+package stack
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"licenseadmin/infra/cli"
 	"licenseadmin/infra/seslocal"
 	"licenseadmin/infra/streamlocal"
 	"licenseadmin/infra/template"
@@ -24,23 +24,10 @@ import (
 // defaultSender is the From address of local mail (SENDER_EMAIL overrides it).
 const defaultSender = "no-reply@license-admin.local"
 
-// port returns the port the environment variable name sets, or def.
-func port(e *env, name string, def int) (int, error) {
-	v := e.getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	p, err := strconv.Atoi(v)
-	if err != nil || p < 0 || p > 65535 {
-		return 0, fmt.Errorf("%s %q: want a port number (0 picks a free one)", name, v)
-	}
-	return p, nil
-}
-
 // startEmail starts the SES emulator on SES_PORT (default 8005) unless
 // SES_ENDPOINT names a running one, and points cfg's SES client at it.
-func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*seslocal.Server, error) {
-	p, err := port(e, "SES_PORT", seslocal.DefaultPort)
+func startEmail(ctx context.Context, e *cli.Env, root string, cfg *app.Config) (*seslocal.Server, error) {
+	p, err := cli.Port(e, "SES_PORT", seslocal.DefaultPort)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +64,7 @@ func streamPollers(tpl *template.Template, handlers map[string]streamlocal.Handl
 	for _, src := range sources {
 		h, ok := handlers[src.Function]
 		if !ok {
-			return nil, fmt.Errorf("no handler for the template's stream function %s: add it to streamHandlers in infra/local/email.go", src.Function)
+			return nil, fmt.Errorf("no handler for the template's stream function %s: add it to streamHandlers in infra/stack/email.go", src.Function)
 		}
 		filter, err := streamlocal.ParseFilter(src.Filters)
 		if err != nil {
@@ -101,14 +88,14 @@ func streamPollers(tpl *template.Template, handlers map[string]streamlocal.Handl
 
 // startStream runs pollers in the background until ctx ends; wait returns
 // once they stopped.
-func startStream(ctx context.Context, e *env, pollers []*streamlocal.Poller) (wait func()) {
+func startStream(ctx context.Context, e *cli.Env, pollers []*streamlocal.Poller) (wait func()) {
 	var wg sync.WaitGroup
 	for _, p := range pollers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := p.Run(ctx); err != nil {
-				fmt.Fprintf(e.stderr, "stream: %v\n", err)
+				fmt.Fprintf(e.Stderr, "stream: %v\n", err)
 			}
 		}()
 	}

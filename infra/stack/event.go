@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"crypto/rand"
@@ -17,7 +17,7 @@ import (
 
 // Values the local API puts where API Gateway puts its account and API ids.
 const (
-	localAccountID = "123456789012"
+	LocalAccountID = "123456789012"
 	localAPIID     = "local"
 )
 
@@ -42,7 +42,7 @@ func buildEvent(r *http.Request, body []byte, rt *apiRoute, params map[string]st
 		PathParameters: params,
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			RouteKey:     rt.Key(),
-			AccountID:    localAccountID,
+			AccountID:    LocalAccountID,
 			Stage:        "$default",
 			RequestID:    requestID,
 			APIID:        localAPIID,
@@ -160,9 +160,9 @@ func hostname(hostport string) string {
 	return hostport
 }
 
-// newRequestID returns an id shaped like API Gateway's (base64 of 10
+// NewRequestID returns an id shaped like API Gateway's (base64 of 10
 // random bytes, as in "Mc7UVioPPHcEKPA=").
-func newRequestID() string {
+func NewRequestID() string {
 	b := make([]byte, 10)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return base64.StdEncoding.EncodeToString(b)

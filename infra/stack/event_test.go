@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"licenseadmin/shared/apitest"
 )
 
 // TestEventShape ensures the function receives the event API Gateway
@@ -23,13 +25,13 @@ func TestEventShape(t *testing.T) {
 	key, _ := keys(t)
 	claims := validClaims(time.Now())
 	claims["iat"], claims["exp"] = int64(1700000000), int64(4102444800)
-	req := newRequest(t, http.MethodPost, api.URL+"/v1/users/u%201/license?b=2&a=1&a=x%20y", strings.NewReader(`{"tier":"pro"}`), mustToken(t, key, claims))
+	req := apitest.HTTPRequest(t, http.MethodPost, api.URL+"/v1/users/u%201/license?b=2&a=1&a=x%20y", strings.NewReader(`{"tier":"pro"}`), mustToken(t, key, claims))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "test-agent")
 	req.Header.Add("X-Custom", "v1")
 	req.Header.Add("X-Custom", "v2")
 	req.Header.Set("Cookie", "c1=v1; c2=v2")
-	resp, _ := do(t, req)
+	resp, _ := apitest.HTTPDo(t, req)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -144,11 +146,11 @@ func TestEventBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.contentType, func(t *testing.T) {
-			req := newRequest(t, http.MethodPost, api.URL+"/v1/activations", bytes.NewReader(tt.body), "")
+			req := apitest.HTTPRequest(t, http.MethodPost, api.URL+"/v1/activations", bytes.NewReader(tt.body), "")
 			if tt.contentType != "" {
 				req.Header.Set("Content-Type", tt.contentType)
 			}
-			do(t, req)
+			apitest.HTTPDo(t, req)
 			ev := api.funcs["ActivateFunction"].last(t)
 			if ev.Body != tt.wantBody || ev.IsBase64Encoded != tt.wantBase64 {
 				t.Errorf("body %q base64 %v, want %q %v", ev.Body, ev.IsBase64Encoded, tt.wantBody, tt.wantBase64)
@@ -161,7 +163,7 @@ func TestEventBody(t *testing.T) {
 // absent from the event, not empty.
 func TestEventNoQueryNoCookies(t *testing.T) {
 	api := newTestAPI(t)
-	do(t, newRequest(t, http.MethodGet, api.URL+"/activate", nil, ""))
+	apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api.URL+"/activate", nil, ""))
 	got := asJSON(t, api.funcs["ActivateFunction"].last(t))
 	for _, k := range []string{"queryStringParameters", "cookies", "pathParameters", "body"} {
 		if v, ok := got[k]; ok {

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"bytes"
@@ -63,7 +63,7 @@ func TestFunctionsMatchTemplate(t *testing.T) {
 		}
 		want := asRegistered(start)
 		if got, ok := registry[f.LogicalID]; !ok {
-			t.Errorf("%s: HTTP function missing from infra/local/handlers.go", f.LogicalID)
+			t.Errorf("%s: HTTP function missing from infra/stack/handlers.go", f.LogicalID)
 		} else if got != want {
 			t.Errorf("%s: local registry serves %s, but main.go starts %s", f.LogicalID, got, start)
 		}
@@ -223,9 +223,9 @@ func checkRegistry(t *testing.T, root string, dirs map[string]string, file, what
 func TestEventRegistriesMatchTemplate(t *testing.T) {
 	root, tpl, dirs := project(t)
 	for _, r := range []struct{ event, file string }{
-		{"SQS", "infra/local/queues.go"},
-		{"S3", "infra/local/s3handlers.go"},
-		{"DynamoDB", "infra/local/email.go"},
+		{"SQS", "infra/stack/queues.go"},
+		{"S3", "infra/stack/s3handlers.go"},
+		{"DynamoDB", "infra/stack/email.go"},
 	} {
 		checkRegistry(t, root, dirs, r.file, r.event, tpl.FunctionsWithEvents(r.event))
 	}

@@ -1,6 +1,10 @@
-package main
+package stack
 
 import (
+	"log"
+	"net/http"
+
+	"licenseadmin/infra/template"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
@@ -55,4 +59,11 @@ func apiHandlers(load loader) map[string]apigw.Handler {
 		"CreateImportFunction":        api.CreateImport(load(app.WithFiles)),
 		"GetImportFunction":           api.GetImport(load(app.WithFiles)),
 	}
+}
+
+// NewAPI is the local API over tpl with every handler built on a, one App
+// with every feature, and tokens checked against key: the benchmark
+// measures the handlers behind it, and checks no function's wiring.
+func NewAPI(tpl *template.Template, a *app.App, key *SigningKey, logger *log.Logger) (http.Handler, error) {
+	return newServer(tpl, apiHandlers(sameApp(a)), newAuthorizer(key), logger)
 }

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -23,22 +22,22 @@ import (
 
 var testKeys struct {
 	once       sync.Once
-	key, other *signingKey
+	key, other *SigningKey
 	err        error
 }
 
 // keys returns the signing key of the tests and a second, unrelated key
 // (generated once per test binary: RSA generation is slow).
-func keys(tb testing.TB) (key, other *signingKey) {
+func keys(tb testing.TB) (key, other *SigningKey) {
 	tb.Helper()
 	testKeys.once.Do(func() {
-		gen := func() *signingKey {
+		gen := func() *SigningKey {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)
 			if err != nil {
 				testKeys.err = err
 				return nil
 			}
-			return &signingKey{private: k, kid: thumbprint(&k.PublicKey)}
+			return &SigningKey{private: k, kid: thumbprint(&k.PublicKey)}
 		}
 		testKeys.key, testKeys.other = gen(), gen()
 	})
@@ -120,7 +119,7 @@ func newTestAPI(tb testing.TB) *testAPI {
 }
 
 // mustToken returns a token signed by key with the given claims.
-func mustToken(tb testing.TB, key *signingKey, claims jwt.MapClaims) string {
+func mustToken(tb testing.TB, key *SigningKey, claims jwt.MapClaims) string {
 	tb.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = key.kid
@@ -141,33 +140,6 @@ func validClaims(now time.Time) jwt.MapClaims {
 		"iat":   now.Unix(),
 		"exp":   now.Add(time.Hour).Unix(),
 	}
-}
-
-// do sends a request and returns the response and its body.
-func do(tb testing.TB, req *http.Request) (*http.Response, string) {
-	tb.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-func newRequest(tb testing.TB, method, url string, body io.Reader, token string) *http.Request {
-	tb.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return req
 }
 
 // asJSON round-trips v through JSON into generic values, for comparisons

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"crypto/rand"
@@ -6,13 +6,19 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // The local stack's token issuer and audience. The local API's authorizer
@@ -27,17 +33,17 @@ const (
 // /.local/ is gitignored.
 const keyPath = ".local/jwt-signing-key.pem"
 
-// signingKey is the local stack's RSA key and its key id (the RFC 7638
+// SigningKey is the local stack's RSA key and its key id (the RFC 7638
 // thumbprint of the public key), which tokens carry in their kid header.
-type signingKey struct {
+type SigningKey struct {
 	private *rsa.PrivateKey
 	kid     string
 }
 
-// loadOrCreateKey reads the signing key under root, creating it (RSA 2048,
+// LoadOrCreateKey reads the signing key under root, creating it (RSA 2048,
 // mode 0600) on first use. Two processes creating it at once agree on one
 // key: the file is written aside and linked into place only if absent.
-func loadOrCreateKey(root string) (*signingKey, error) {
+func LoadOrCreateKey(root string) (*SigningKey, error) {
 	path := filepath.Join(root, keyPath)
 	if k, err := readKey(path); err == nil || !errors.Is(err, os.ErrNotExist) {
 		return k, err
@@ -75,7 +81,7 @@ func loadOrCreateKey(root string) (*signingKey, error) {
 	return readKey(path)
 }
 
-func readKey(path string) (*signingKey, error) {
+func readKey(path string) (*SigningKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
@@ -102,7 +108,7 @@ func readKey(path string) (*signingKey, error) {
 	default:
 		return nil, fmt.Errorf("read signing key %s: unexpected PEM type %q", path, block.Type)
 	}
-	return &signingKey{private: priv, kid: thumbprint(&priv.PublicKey)}, nil
+	return &SigningKey{private: priv, kid: thumbprint(&priv.PublicKey)}, nil
 }
 
 // thumbprint returns the RFC 7638 JWK thumbprint of an RSA public key.
@@ -115,4 +121,42 @@ func thumbprint(pub *rsa.PublicKey) string {
 	}{b64(big.NewInt(int64(pub.E)).Bytes()), "RSA", b64(pub.N.Bytes())})
 	sum := sha256.Sum256(jwk)
 	return b64(sum[:])
+}
+
+// tokenTTL is how long a local token is valid.
+const tokenTTL = time.Hour
+
+// IssueToken returns an RS256 JWT for email, shaped like the portal's:
+// email, sub, iss, aud, iat and exp (now + tokenTTL).
+func IssueToken(key *SigningKey, email string, now time.Time) (string, error) {
+	email = strings.ToLower(email)
+	sum := sha256.Sum256([]byte(email))
+	claims := jwt.MapClaims{
+		"email": email,
+		"sub":   "local|" + hex.EncodeToString(sum[:8]),
+		"iss":   Issuer,
+		"aud":   Audience,
+		"iat":   now.Unix(),
+		"exp":   now.Add(tokenTTL).Unix(),
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = key.kid
+	s, err := tok.SignedString(key.private)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return s, nil
+}
+
+// KID is the key's id, the kid of the tokens it signs.
+func (k *SigningKey) KID() string { return k.kid }
+
+// Verify returns the claims of a bearer token as the local API's
+// authorizer reads them, or why it refuses the token.
+func (k *SigningKey) Verify(token string) (map[string]string, error) {
+	jwt, aerr := newAuthorizer(k).authorize(http.Header{"Authorization": {"Bearer " + token}}, nil)
+	if aerr != nil {
+		return nil, fmt.Errorf("the local authorizer refuses the token: %s", aerr.message())
+	}
+	return jwt.Claims, nil
 }

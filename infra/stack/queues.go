@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"licenseadmin/infra/cli"
 	"licenseadmin/infra/localsqs"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
@@ -27,8 +28,8 @@ import (
 // `usage` sends to it with the real SQS client, as the messaging service
 // sends to UsageQueue in AWS.
 
-// defaultSQSPort is where the local SQS listens (SQS_PORT overrides it).
-const defaultSQSPort = 9324
+// DefaultSQSPort is where the local SQS listens (SQS_PORT overrides it).
+const DefaultSQSPort = 9324
 
 // queueHandlers is the registry of the local queues: the Lambda handler of
 // every template function that has SQS events, keyed by its logical id and
@@ -55,12 +56,12 @@ type localQueues struct {
 
 // listenQueues reads the template's queues, listens for the local SQS and
 // points cfg's queue settings at it; serve starts it once the App exists.
-func listenQueues(e *env, tpl *template.Template, cfg *app.Config) (*localQueues, error) {
+func listenQueues(e *cli.Env, tpl *template.Template, cfg *app.Config) (*localQueues, error) {
 	sources, err := tpl.QueueSources()
 	if err != nil {
 		return nil, err
 	}
-	p, err := port(e, "SQS_PORT", defaultSQSPort)
+	p, err := cli.Port(e, "SQS_PORT", DefaultSQSPort)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func listenQueues(e *env, tpl *template.Template, cfg *app.Config) (*localQueues
 
 // url returns the local URL of the queue with the template's logical id.
 func (q *localQueues) url(logicalID string) string {
-	return q.endpoint + "/" + localAccountID + "/" + logicalID
+	return q.endpoint + "/" + LocalAccountID + "/" + logicalID
 }
 
 // serve builds the template's queues, those consumed by a function with
@@ -87,7 +88,7 @@ func (q *localQueues) serve(ctx context.Context, load loader, logger *slog.Logge
 		q.ln.Close()
 		return err
 	}
-	q.sqs = localsqs.New(localRegion, localAccountID, logger, queues...)
+	q.sqs = localsqs.New(LocalRegion, LocalAccountID, logger, queues...)
 	ctx, q.cancel = context.WithCancel(ctx)
 	q.srv = &http.Server{Handler: q.sqs, ReadHeaderTimeout: 10 * time.Second}
 	q.stopped.Add(2)
@@ -112,7 +113,7 @@ func localQueueSet(tpl *template.Template, sources []template.QueueSource, handl
 	for _, s := range sources {
 		h, ok := handlers[s.Function]
 		if !ok {
-			return nil, fmt.Errorf("no handler for the template's queue function %s: add it to queueHandlers in infra/local/queues.go", s.Function)
+			return nil, fmt.Errorf("no handler for the template's queue function %s: add it to queueHandlers in infra/stack/queues.go", s.Function)
 		}
 		fn, _ := tpl.Function(s.Function)
 		consumed[s.Queue] = localsqs.Queue{
@@ -147,7 +148,7 @@ func (q *localQueues) stop() {
 		return
 	}
 	q.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	_ = q.srv.Shutdown(ctx)
 	q.stopped.Wait()

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"net/http"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"licenseadmin/infra/template"
+	"licenseadmin/shared/apitest"
 )
 
 // TestRouterMatch ensures requests reach the route API Gateway would pick:
@@ -120,7 +121,7 @@ func TestRoutingOverHTTP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			resp, body := do(t, newRequest(t, tt.method, api.URL+tt.path, nil, tok))
+			resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, tt.method, api.URL+tt.path, nil, tok))
 			if resp.StatusCode != 200 || !strings.Contains(body, tt.function) {
 				t.Fatalf("got %d %s, want 200 from %s", resp.StatusCode, body, tt.function)
 			}
@@ -131,7 +132,7 @@ func TestRoutingOverHTTP(t *testing.T) {
 		})
 	}
 	t.Run("no route", func(t *testing.T) {
-		resp, body := do(t, newRequest(t, http.MethodGet, api.URL+"/nowhere", nil, tok))
+		resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api.URL+"/nowhere", nil, tok))
 		if resp.StatusCode != http.StatusNotFound || body != `{"message":"Not Found"}` {
 			t.Errorf("got %d %s, want 404 {\"message\":\"Not Found\"}", resp.StatusCode, body)
 		}

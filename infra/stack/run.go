@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"licenseadmin"
+	"licenseadmin/infra/cli"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
@@ -24,25 +25,25 @@ const (
 	dynamoDBPort   = 8000             // DYNAMODB_ENDPOINT replaces DynamoDB Local
 )
 
-// shutdownTimeout bounds how long in-flight requests may finish on Ctrl-C.
-const shutdownTimeout = 5 * time.Second
+// ShutdownTimeout bounds how long in-flight requests may finish on Ctrl-C.
+const ShutdownTimeout = 5 * time.Second
 
-// runCmd runs the local system in the foreground until ctx ends (Ctrl-C):
+// Run runs the local system in the foreground until ctx ends (Ctrl-C):
 // DynamoDB Local with the template's table, the SES emulator, the table's
 // stream handed to the stream function (outbox emails), and the HTTP API.
-func runCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "run")
-	if err := parseFlags(fs, args); err != nil {
+func Run(ctx context.Context, e *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(e, "run")
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError{"run takes no arguments"}
+		return cli.UsageError{Msg: "run takes no arguments"}
 	}
-	root, err := dynamolocal.ModuleRoot(e.dir)
+	root, err := dynamolocal.ModuleRoot(e.Dir)
 	if err != nil {
 		return err
 	}
-	key, err := loadOrCreateKey(root)
+	key, err := LoadOrCreateKey(root)
 	if err != nil {
 		return err
 	}
@@ -50,12 +51,12 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := appConfig(e)
+	cfg, err := AppConfig(e)
 	if err != nil {
 		return err
 	}
 
-	ddbPort, err := port(e, "DYNAMODB_PORT", dynamoDBPort)
+	ddbPort, err := cli.Port(e, "DYNAMODB_PORT", dynamoDBPort)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	}
 	defer func() {
 		if err := ddb.Stop(); err != nil {
-			fmt.Fprintln(e.stderr, err)
+			fmt.Fprintln(e.Stderr, err)
 		}
 	}()
 	cfg.DynamoDBEndpoint = ddb.Endpoint
@@ -87,7 +88,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	}
 	defer func() {
 		if err := mail.Stop(); err != nil {
-			fmt.Fprintln(e.stderr, err)
+			fmt.Fprintln(e.Stderr, err)
 		}
 	}()
 
@@ -102,11 +103,11 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	}
 	defer func() {
 		if err := files.stop(); err != nil {
-			fmt.Fprintln(e.stderr, err)
+			fmt.Fprintln(e.Stderr, err)
 		}
 	}()
 
-	addr := e.getenv("API_ADDR")
+	addr := e.Getenv("API_ADDR")
 	if addr == "" {
 		addr = defaultAPIAddr
 	}
@@ -122,7 +123,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	// Each function gets an App of its own with the features its main
 	// names, as its own process has in AWS. The configuration is the same
 	// for all, so the first App tells whether they can be built.
-	apiLogger := slog.New(slog.NewJSONHandler(e.stdout, &slog.HandlerOptions{Level: max(slog.LevelWarn, cfg.LogLevel)}))
+	apiLogger := slog.New(slog.NewJSONHandler(e.Stdout, &slog.HandlerOptions{Level: max(slog.LevelWarn, cfg.LogLevel)}))
 	if _, err := app.Load(ctx, cfg, nil); err != nil {
 		ln.Close()
 		return err
@@ -138,10 +139,10 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		files.localInvoke(a)
 		return a
 	}
-	if err := queues.serve(ctx, load, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "sqs")); err != nil {
+	if err := queues.serve(ctx, load, slog.New(slog.NewTextHandler(e.Stderr, nil)).With("component", "sqs")); err != nil {
 		return err
 	}
-	pollers, err := streamPollers(tpl, streamHandlers(load), client, cfg.TableName, queues.send, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "stream"))
+	pollers, err := streamPollers(tpl, streamHandlers(load), client, cfg.TableName, queues.send, slog.New(slog.NewTextHandler(e.Stderr, nil)).With("component", "stream"))
 	if err != nil {
 		return err
 	}
@@ -151,10 +152,10 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		stopStream()
 		streamDone()
 	}()
-	if err := files.serve(tpl, load, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "s3")); err != nil {
+	if err := files.serve(tpl, load, slog.New(slog.NewTextHandler(e.Stderr, nil)).With("component", "s3")); err != nil {
 		return err
 	}
-	srv, err := newServer(tpl, apiHandlers(load), newAuthorizer(key), log.New(e.stdout, "api: ", log.Ltime))
+	srv, err := newServer(tpl, apiHandlers(load), newAuthorizer(key), log.New(e.Stdout, "api: ", log.Ltime))
 	if err != nil {
 		return err
 	}
@@ -163,16 +164,16 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if created {
 		state = "created from template.yaml"
 	}
-	fmt.Fprintf(e.stdout, "DynamoDB:  %s\n", ddb.Endpoint)
-	fmt.Fprintf(e.stdout, "Table:     %s (%s)\n", cfg.TableName, state)
-	fmt.Fprintf(e.stdout, "API:       http://%s\n", ln.Addr())
-	fmt.Fprintf(e.stdout, "Email:     %s (inbox; sent mail as JSON at %s/store)\n", mail.Endpoint, mail.Endpoint)
-	fmt.Fprintf(e.stdout, "OpenAPI:   http://%s%s\n", ln.Addr(), openAPIPath)
-	fmt.Fprintf(e.stdout, "SQS:       %s (usage events: go run ./infra/local usage --email EMAIL --type sent)\n", queues.endpoint)
-	fmt.Fprintf(e.stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ starts the import)\n", files.srv.URL, files.bucket)
-	fmt.Fprintf(e.stdout, "Data:      %s\n", data)
-	fmt.Fprintf(e.stdout, "Token:     go run ./infra/local token you@example.com\n")
-	fmt.Fprintf(e.stdout, "Ctrl-C stops everything.\n")
+	fmt.Fprintf(e.Stdout, "DynamoDB:  %s\n", ddb.Endpoint)
+	fmt.Fprintf(e.Stdout, "Table:     %s (%s)\n", cfg.TableName, state)
+	fmt.Fprintf(e.Stdout, "API:       http://%s\n", ln.Addr())
+	fmt.Fprintf(e.Stdout, "Email:     %s (inbox; sent mail as JSON at %s/store)\n", mail.Endpoint, mail.Endpoint)
+	fmt.Fprintf(e.Stdout, "OpenAPI:   http://%s%s\n", ln.Addr(), openAPIPath)
+	fmt.Fprintf(e.Stdout, "SQS:       %s (usage events: go run ./infra/local usage --email EMAIL --type sent)\n", queues.endpoint)
+	fmt.Fprintf(e.Stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ starts the import)\n", files.srv.URL, files.bucket)
+	fmt.Fprintf(e.Stdout, "Data:      %s\n", data)
+	fmt.Fprintf(e.Stdout, "Token:     go run ./infra/local token you@example.com\n")
+	fmt.Fprintf(e.Stdout, "Ctrl-C stops everything.\n")
 
 	httpSrv := &http.Server{Handler: withOpenAPI(srv), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -182,8 +183,8 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("serve HTTP API: %w", err)
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(e.stdout, "stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	fmt.Fprintln(e.Stdout, "stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("stop HTTP API: %w", err)
@@ -202,8 +203,8 @@ type localData struct{ dynamoDB, s3 string }
 // dataDirs reads PERSIST: "1" keeps DynamoDB Local's database and the S3
 // store's objects under root's .local/ across restarts; unset (or "0")
 // keeps them in memory.
-func dataDirs(e *env, root string) (localData, error) {
-	switch v := e.getenv("PERSIST"); v {
+func dataDirs(e *cli.Env, root string) (localData, error) {
+	switch v := e.Getenv("PERSIST"); v {
 	case "", "0":
 		return localData{}, nil
 	case "1":
@@ -220,12 +221,12 @@ func (d localData) String() string {
 	return "kept across restarts in " + d.dynamoDB + " and " + d.s3 + " (PERSIST=1; delete them to start afresh)"
 }
 
-// appConfig returns the functions' configuration for the local stack: the
+// AppConfig returns the functions' configuration for the local stack: the
 // variables the functions read in AWS, with local defaults for the table,
 // the region and DynamoDB Local's address.
-func appConfig(e *env) (app.Config, error) {
+func AppConfig(e *cli.Env) (app.Config, error) {
 	return app.ConfigFrom(func(name string) string {
-		if v := e.getenv(name); v != "" {
+		if v := e.Getenv(name); v != "" {
 			return v
 		}
 		switch name {

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"licenseadmin/infra/cli"
 	"licenseadmin/infra/s3local"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
@@ -62,12 +63,12 @@ type localS3 struct {
 // or with its objects under dir when dir is not "") and points cfg's
 // bucket settings at it; serve delivers its events once the functions
 // exist.
-func startS3(e *env, tpl *template.Template, cfg *app.Config, dir string) (*localS3, error) {
+func startS3(e *cli.Env, tpl *template.Template, cfg *app.Config, dir string) (*localS3, error) {
 	sources, err := tpl.S3Sources()
 	if err != nil {
 		return nil, err
 	}
-	p, err := port(e, "S3_PORT", defaultS3Port)
+	p, err := cli.Port(e, "S3_PORT", defaultS3Port)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func (s *localS3) serve(tpl *template.Template, load loader, logger *slog.Logger
 	for _, src := range s.sources {
 		h, ok := handlers[src.Function]
 		if !ok {
-			return fmt.Errorf("no handler for the template's S3 function %s: add it to s3Handlers in infra/local/s3handlers.go", src.Function)
+			return fmt.Errorf("no handler for the template's S3 function %s: add it to s3Handlers in infra/stack/s3handlers.go", src.Function)
 		}
 		fn, lh := src.Function, lambda.NewHandler(h)
 		s.srv.Notify(s3local.Notification{Bucket: s.bucket, Prefix: src.Prefix, Suffix: src.Suffix, Events: src.Events,
@@ -167,7 +168,7 @@ func (s *localS3) invokeOnce(function string, h lambda.Handler, payload []byte) 
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       newUUID(),
-		InvokedFunctionArn: "arn:aws:lambda:" + localRegion + ":" + localAccountID + ":function:" + function,
+		InvokedFunctionArn: "arn:aws:lambda:" + LocalRegion + ":" + LocalAccountID + ":function:" + function,
 	})
 	defer func() {
 		if p := recover(); p != nil {
@@ -206,7 +207,7 @@ func (s *localS3) stop() error {
 	go func() { s.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(shutdownTimeout):
+	case <-time.After(ShutdownTimeout):
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -59,14 +59,14 @@ func newServer(tpl *template.Template, handlers map[string]apigw.Handler, auth *
 		deadlines[fn.LogicalID] = min(fn.Timeout, integrationTimeout)
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("no handler for the template's API functions %s: add them to apiHandlers in infra/local/handlers.go", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("no handler for the template's API functions %s: add them to apiHandlers in infra/stack/handlers.go", strings.Join(missing, ", "))
 	}
 	return &server{router: rt, handlers: handlers, deadlines: deadlines, auth: auth, log: logger, now: time.Now}, nil
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	reqID := newRequestID()
+	reqID := NewRequestID()
 	w.Header().Set("Apigw-Requestid", reqID)
 	status, target := s.serve(w, r, reqID, start)
 	ms := float64(s.now().Sub(start).Microseconds()) / 1000
@@ -146,7 +146,7 @@ func (s *server) invoke(ctx context.Context, function string, ev events.APIGatew
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       newUUID(),
-		InvokedFunctionArn: "arn:aws:lambda:" + localRegion + ":" + localAccountID + ":function:" + function,
+		InvokedFunctionArn: "arn:aws:lambda:" + LocalRegion + ":" + LocalAccountID + ":function:" + function,
 	})
 	defer func() {
 		if p := recover(); p != nil {
@@ -161,8 +161,8 @@ func (s *server) invoke(ctx context.Context, function string, ev events.APIGatew
 	return resp, err
 }
 
-// localRegion is the region in local ARNs.
-const localRegion = "us-east-1"
+// LocalRegion is the region in local ARNs.
+const LocalRegion = "us-east-1"
 
 // writeResponse writes a payload 2.0 response: status, headers, multi-value
 // headers, cookies as Set-Cookie, and the body (decoded when base64). It

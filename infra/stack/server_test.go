@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/apitest"
 )
 
 // serveOne runs the local API over the test template with h answering
@@ -36,7 +37,7 @@ func serveOne(t *testing.T, h apigw.Handler, body io.Reader) (*http.Response, st
 	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	return do(t, newRequest(t, http.MethodPost, ts.URL+"/v1/activations", body, ""))
+	return apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodPost, ts.URL+"/v1/activations", body, ""))
 }
 
 func respond(resp events.APIGatewayV2HTTPResponse, err error) apigw.Handler {
@@ -173,7 +174,7 @@ func TestRequestLogHidesTokens(t *testing.T) {
 		{"lang=fr", "/activate?lang=fr"},
 	} {
 		logged.Reset()
-		do(t, newRequest(t, http.MethodGet, ts.URL+"/activate?"+tc.query, nil, ""))
+		apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, ts.URL+"/activate?"+tc.query, nil, ""))
 		line := logged.String()
 		if !strings.Contains(line, "GET "+tc.want+" ") {
 			t.Errorf("?%s logged %q, want the URI %s", tc.query, line, tc.want)
