@@ -38,7 +38,7 @@ import (
 // expression its main uses, so `make run` runs what AWS runs.
 func TestFunctionsMatchTemplate(t *testing.T) {
 	root, tpl, dirs := project(t)
-	registry := registryExprs(t, filepath.Join(root, "infra", "local", "handlers.go"))
+	registry := registryExprs(t, filepath.Join(root, "infra", "stack", "handlers.go"))
 
 	inTemplate := map[string]bool{}
 	for _, f := range tpl.Functions {
