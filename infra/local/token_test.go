@@ -13,22 +13,16 @@ import (
 
 	"licenseadmin/infra/cli"
 	"licenseadmin/infra/stack"
+	"licenseadmin/shared/apitest"
 )
 
 // newRoot returns a fresh repository root (a directory with a go.mod) and
 // an env whose commands run there.
 func newRoot(t *testing.T) (string, *cli.Env, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sub := filepath.Join(root, "infra", "local")
-	if err := os.MkdirAll(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sub := apitest.NewRoot(t)
 	var stdout, stderr bytes.Buffer
-	return root, &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: sub}, &stdout, &stderr
+	return filepath.Dir(filepath.Dir(sub)), &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: sub}, &stdout, &stderr
 }
 
 // TestTokenCommand ensures `token EMAIL` prints one JSON object whose token

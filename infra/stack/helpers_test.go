@@ -8,7 +8,6 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -49,11 +48,7 @@ func keys(tb testing.TB) (key, other *SigningKey) {
 
 func mustParseTemplate(tb testing.TB, path string) *template.Template {
 	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tpl, err := template.Parse(b)
+	tpl, err := template.ParseFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}

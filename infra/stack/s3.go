@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"licenseadmin/infra/cli"
 	"licenseadmin/infra/s3local"
@@ -164,17 +163,9 @@ func (s *localS3) invoke(function string, h lambda.Handler, payload []byte) {
 }
 
 func (s *localS3) invokeOnce(function string, h lambda.Handler, payload []byte) (err error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeouts[function])
+	ctx, cancel := lambdaContext(s.ctx, function, s.timeouts[function])
 	defer cancel()
-	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
-		AwsRequestID:       newUUID(),
-		InvokedFunctionArn: "arn:aws:lambda:" + LocalRegion + ":" + LocalAccountID + ":function:" + function,
-	})
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v", p)
-		}
-	}()
+	defer recoverPanic(&err)
 	_, err = h.Invoke(ctx, payload)
 	return err
 }

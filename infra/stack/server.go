@@ -142,23 +142,34 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, reqID string, now
 // Lambda context and the function's deadline, outliving a client that
 // hangs up, and a panic turned into an invocation error.
 func (s *server) invoke(ctx context.Context, function string, ev events.APIGatewayV2HTTPRequest) (resp events.APIGatewayV2HTTPResponse, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.deadlines[function])
+	ctx, cancel := lambdaContext(context.WithoutCancel(ctx), function, s.deadlines[function])
 	defer cancel()
-	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
-		AwsRequestID:       newUUID(),
-		InvokedFunctionArn: "arn:aws:lambda:" + LocalRegion + ":" + LocalAccountID + ":function:" + function,
-	})
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panicked: %v", p)
-		}
-	}()
+	defer recoverPanic(&err)
 	resp, err = s.handlers[function](ctx, ev)
 	if err == nil && ctx.Err() != nil {
 		// Lambda ends a function at its timeout: the answer never comes.
 		err = fmt.Errorf("function timed out after %s", s.deadlines[function])
 	}
 	return resp, err
+}
+
+// lambdaContext is the context of one invocation of function, as the
+// Lambda runtime gives it: a request id, the function's ARN, and its
+// timeout as the deadline.
+func lambdaContext(parent context.Context, function string, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
+		AwsRequestID:       newUUID(),
+		InvokedFunctionArn: "arn:aws:lambda:" + LocalRegion + ":" + LocalAccountID + ":function:" + function,
+	}), cancel
+}
+
+// recoverPanic turns a handler's panic into its invocation's error, as
+// the Lambda runtime reports it; defer it.
+func recoverPanic(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("handler panicked: %v", p)
+	}
 }
 
 // LocalRegion is the region in local ARNs.

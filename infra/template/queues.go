@@ -48,8 +48,7 @@ type queueProps struct {
 // of the template (!GetAtt Queue.Arn), which the local stack could not
 // serve.
 func (t *Template) QueueSources() ([]QueueSource, error) {
-	var out []QueueSource
-	err := eachEvent(t, "SQS", func(id, name string, e *sqsEvent) error {
+	out, err := sources(t, "SQS", func(id, name string, e *sqsEvent) (QueueSource, error) {
 		src := QueueSource{Function: id, Queue: arnOf(e.Queue), BatchSize: e.BatchSize, VisibilityTimeout: 30}
 		if src.BatchSize == 0 {
 			src.BatchSize = 10
@@ -59,11 +58,11 @@ func (t *Template) QueueSources() ([]QueueSource, error) {
 		}
 		q, ok := t.resources[src.Queue]
 		if !ok || q.Type != typeQueue {
-			return fmt.Errorf("template: function %s event %s: Queue must be !GetAtt <queue>.Arn of a queue of the template", id, name)
+			return QueueSource{}, fmt.Errorf("template: function %s event %s: Queue must be !GetAtt <queue>.Arn of a queue of the template", id, name)
 		}
 		var qp queueProps
 		if err := decodeOptional(&q.Properties, &qp); err != nil {
-			return fmt.Errorf("template: queue %s: %w", src.Queue, err)
+			return QueueSource{}, fmt.Errorf("template: queue %s: %w", src.Queue, err)
 		}
 		if qp.VisibilityTimeout > 0 {
 			src.VisibilityTimeout = qp.VisibilityTimeout
@@ -71,11 +70,10 @@ func (t *Template) QueueSources() ([]QueueSource, error) {
 		if qp.RedrivePolicy != nil {
 			src.DeadLetterQueue, src.MaxReceiveCount = arnOf(qp.RedrivePolicy.DeadLetterTargetArn), qp.RedrivePolicy.MaxReceiveCount
 			if dl, ok := t.resources[src.DeadLetterQueue]; !ok || dl.Type != typeQueue {
-				return fmt.Errorf("template: queue %s: deadLetterTargetArn must be !GetAtt <queue>.Arn of a queue of the template", src.Queue)
+				return QueueSource{}, fmt.Errorf("template: queue %s: deadLetterTargetArn must be !GetAtt <queue>.Arn of a queue of the template", src.Queue)
 			}
 		}
-		out = append(out, src)
-		return nil
+		return src, nil
 	})
 	if err != nil {
 		return nil, err

@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"licenseadmin"
 	"licenseadmin/infra/streamlocal"
 	"licenseadmin/infra/template"
 )
@@ -19,10 +18,7 @@ import (
 // after), so that DynamoDB Local's table has it too; and that only the
 // stream function may send email.
 func TestRealTemplateStream(t *testing.T) {
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl := realTemplate(t)
 	in, err := tpl.TableInput("x")
 	if err != nil {
 		t.Fatal(err)
@@ -109,10 +105,7 @@ func TestRealTemplateStreamSource(t *testing.T) {
 // function fn.
 func streamSource(t *testing.T, fn string) (*template.Template, template.StreamSource) {
 	t.Helper()
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl := realTemplate(t)
 	sources, err := tpl.StreamSources()
 	if err != nil {
 		t.Fatal(err)

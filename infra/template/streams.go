@@ -2,7 +2,6 @@ package template
 
 import (
 	"fmt"
-	"sort"
 )
 
 // StreamSource is a DynamoDB event of a function: an event source mapping
@@ -58,12 +57,11 @@ type streamEvent struct {
 // stream of a table of the template, or whose on-failure destination is
 // not a queue of the template, which the local stack could not serve.
 func (t *Template) StreamSources() ([]StreamSource, error) {
-	var out []StreamSource
-	err := eachEvent(t, "DynamoDB", func(id, name string, e *streamEvent) error {
+	return sources(t, "DynamoDB", func(id, name string, e *streamEvent) (StreamSource, error) {
 		src := StreamSource{Function: id, Table: getAttOf(e.Stream, "StreamArn"), StartingPosition: e.StartingPosition,
 			BatchSize: e.BatchSize, MaximumRetryAttempts: -1, BisectBatchOnFunctionError: e.BisectBatchOnFunctionError}
 		if r, ok := t.resources[src.Table]; !ok || r.Type != typeTable {
-			return fmt.Errorf("template: function %s event %s: Stream must be !GetAtt <table>.StreamArn of a table of the template", id, name)
+			return StreamSource{}, fmt.Errorf("template: function %s event %s: Stream must be !GetAtt <table>.StreamArn of a table of the template", id, name)
 		}
 		if src.BatchSize == 0 {
 			src.BatchSize = 100
@@ -77,20 +75,14 @@ func (t *Template) StreamSources() ([]StreamSource, error) {
 		if d := e.DestinationConfig.OnFailure; d.Destination != nil {
 			src.OnFailure = arnOf(d.Destination)
 			if q, ok := t.resources[src.OnFailure]; !ok || q.Type != typeQueue || (d.Type != "" && d.Type != "SQS") {
-				return fmt.Errorf("template: function %s event %s: the on-failure destination must be !GetAtt <queue>.Arn of a queue of the template", id, name)
+				return StreamSource{}, fmt.Errorf("template: function %s event %s: the on-failure destination must be !GetAtt <queue>.Arn of a queue of the template", id, name)
 			}
 		}
 		for _, f := range e.FilterCriteria.Filters {
 			src.Filters = append(src.Filters, f.Pattern)
 		}
-		out = append(out, src)
-		return nil
+		return src, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Function < out[j].Function })
-	return out, nil
 }
 
 // Queues returns the logical ids of the template's queues, sorted: the

@@ -3,6 +3,7 @@ package template
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -161,6 +162,19 @@ func Parse(b []byte) (*Template, error) {
 	return t, nil
 }
 
+// ParseFile reads and parses the SAM template at path.
+func ParseFile(path string) (*Template, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
 // Function returns the function named id, and false when there is none.
 func (t *Template) Function(id string) (Function, bool) {
 	for _, f := range t.Functions {
@@ -309,6 +323,23 @@ func eachEvent[E any](t *Template, typ string, fn func(id, name string, e *E) er
 		}
 	}
 	return nil
+}
+
+// sources returns what fn makes of each event of type typ, in function
+// then event name order; fn's errors stop the walk.
+func sources[E, S any](t *Template, typ string, fn func(id, name string, e *E) (S, error)) ([]S, error) {
+	var out []S
+	err := eachEvent(t, typ, func(id, name string, e *E) error {
+		src, err := fn(id, name, e)
+		if err == nil {
+			out = append(out, src)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // FunctionsWithEvents returns the logical ids of the functions that have

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -43,30 +42,13 @@ type importFixture struct {
 	admin, acct, other    string
 	template, create, get apigw.Handler
 	// logs holds the import function's log lines.
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *apitest.SyncBuffer
 }
 
 func newImportFixture(t *testing.T, optFns ...func(*apitest.Env)) *importFixture {
 	t.Helper()
 	env := apitest.New(t)
-	f := &importFixture{Env: env, admin: "admin@acme.test", other: "boss@globex.test", logs: &syncBuffer{}}
+	f := &importFixture{Env: env, admin: "admin@acme.test", other: "boss@globex.test", logs: &apitest.SyncBuffer{}}
 	f.acct, _ = env.MustAccount(t, "Acme", f.admin)
 	env.MustAccount(t, "Globex", f.other)
 	env.MustLicenses(t, f.acct, licadmin.Eco, 3)
@@ -276,7 +258,7 @@ func TestImportEndToEnd(t *testing.T) {
 	wantPool(t, *pool, licadmin.Eco, 3, 2)
 	wantPool(t, *pool, licadmin.Pro, 1, 1)
 	users := f.usersByEmail(t)
-	audits := auditLog(t, f.Env, f.acct)
+	audits := f.Env.AuditLog(t, f.acct)
 	// One record for the chunk, naming each user it created.
 	var chunks []store.Audit
 	for _, a := range audits {
@@ -689,7 +671,7 @@ func (f *importFixture) wantImportAudited(t *testing.T, importID string, chunkRo
 	users := f.usersByEmail(t)
 	audited := map[string]int{}
 	records := 0
-	for _, a := range auditLog(t, f.Env, f.acct) {
+	for _, a := range f.Env.AuditLog(t, f.acct) {
 		if a.Action != store.ActionUsersImport {
 			continue
 		}
@@ -888,7 +870,7 @@ func TestImportAccess(t *testing.T) {
 	first.Want(t, http.StatusCreated)
 	wantReplay(t, first, apitest.Do(t, f.create, req))
 	n := 0
-	for _, a := range auditLog(t, f.Env, f.acct) {
+	for _, a := range f.Env.AuditLog(t, f.acct) {
 		if a.Action == store.ActionImportCreate {
 			n++
 		}
@@ -921,7 +903,7 @@ func TestImportFaults(t *testing.T) {
 		return apitest.NoFault
 	})
 	env := apitest.New(t, opt)
-	f := &importFixture{Env: env, admin: "admin@acme.test", logs: &syncBuffer{}}
+	f := &importFixture{Env: env, admin: "admin@acme.test", logs: &apitest.SyncBuffer{}}
 	f.acct, _ = env.MustAccount(t, "Acme", f.admin)
 	env.MustLicenses(t, f.acct, licadmin.Eco, 5)
 	env.App.Imports.Logger = slog.New(slog.NewJSONHandler(f.logs, nil))
