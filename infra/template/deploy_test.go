@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"licenseadmin"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
 )
@@ -329,4 +330,44 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// TestAPICORS ensures browsers on the portal's origins can call the API:
+// the HTTP API allows the headers the API reads and exposes the ones it
+// sets, and takes its origins from a parameter that does not default to
+// any origin ("*").
+func TestAPICORS(t *testing.T) {
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tpl.CORS
+	if c == nil {
+		t.Fatal("the HTTP API has no CorsConfiguration: browsers get no answer to their preflights")
+	}
+	same := func(got, want []string) bool {
+		g := append([]string(nil), got...)
+		sort.Strings(g)
+		sort.Strings(want)
+		return strings.EqualFold(strings.Join(g, ","), strings.Join(want, ","))
+	}
+	if want := []string{"Authorization", "Content-Type", "Idempotency-Key", "If-Match"}; !same(c.AllowHeaders, want) {
+		t.Errorf("AllowHeaders %v, want %v", c.AllowHeaders, want)
+	}
+	if want := []string{"ETag", "Idempotent-Replayed", "Location"}; !same(c.ExposeHeaders, want) {
+		t.Errorf("ExposeHeaders %v, want %v", c.ExposeHeaders, want)
+	}
+	if c.OriginsParameter == "" {
+		t.Errorf("AllowOrigins %v: take them from a parameter (the portal's origins differ per deployment)", c.AllowOrigins)
+	}
+	for _, o := range c.AllowOrigins {
+		if o == "*" {
+			t.Errorf("AllowOrigins defaults to *: any page could call the API with a token it holds")
+		}
+	}
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		if !strings.Contains(","+strings.Join(c.AllowMethods, ",")+",", ","+m+",") {
+			t.Errorf("AllowMethods %v lacks %s", c.AllowMethods, m)
+		}
+	}
 }
