@@ -363,7 +363,7 @@ func TestAlarms(t *testing.T) {
 			}
 		}
 		if a.Properties["AlarmDescription"] == nil {
-			t.Errorf("alarm %s has no AlarmDescription: say what it means and what to do (README, Operating it)", a.LogicalID)
+			t.Errorf("alarm %s has no AlarmDescription: say what it means and what to do (docs/operations.md, alarms)", a.LogicalID)
 		}
 		if len(alarmMetrics(a)) == 0 {
 			t.Errorf("alarm %s watches no metric", a.LogicalID)
