@@ -2,8 +2,10 @@ package template_test
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,7 +48,7 @@ func TestEventFilterQuota(t *testing.T) {
 func TestRetainedResourcesRetainExceptOnCreate(t *testing.T) {
 	d := realDocument(t)
 	kept := 0
-	for _, id := range sortedIDs(d) {
+	for _, id := range slices.Sorted(maps.Keys(d.Resources)) {
 		r := d.Resources[id]
 		switch r.DeletionPolicy {
 		case "Retain":
@@ -197,15 +199,6 @@ func number(v any) float64 {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
-func sortedIDs(d *template.Document) []string {
-	ids := make([]string, 0, len(d.Resources))
-	for id := range d.Resources {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
 // parameterCandidates are, per parameter that reaches the code through a
 // function's environment, the values around the edges of what its
 // AllowedPattern admits: each one the pattern admits must be accepted by
@@ -253,7 +246,7 @@ func TestParameterPatternsAdmitOnlyAcceptedValues(t *testing.T) {
 	if len(envOf) == 0 {
 		t.Fatal("no parameter reaches a function's environment")
 	}
-	for _, param := range sortedKeys(envOf) {
+	for _, param := range slices.Sorted(maps.Keys(envOf)) {
 		env := envOf[param]
 		p, _ := d.Parameters[param].(map[string]any)
 		var candidates []string
@@ -321,15 +314,6 @@ func parameterEnv(d *template.Document) map[string]string {
 		add(template.Path(fn.Properties, "Environment.Variables"))
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // TestAPICORS ensures browsers on the portal's origins can call the API:
