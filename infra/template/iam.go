@@ -235,7 +235,7 @@ func (d *Document) ref(name string, dep Deployment) (string, error) {
 	}
 	r, ok := d.Resources[name]
 	if !ok {
-		return "", fmt.Errorf("Ref %s names nothing", name)
+		return "", fmt.Errorf("ref %s names nothing", name)
 	}
 	for _, prop := range []string{"BucketName", "QueueName", "FunctionName", "TableName", "TopicName"} {
 		if v, ok := r.Properties[prop]; ok {
