@@ -162,6 +162,8 @@ sam-build: $(VENV_STAMP)
 
 deploy: $(VENV_STAMP)
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (an environment of samconfig.toml), not '$(ENV)'" >&2; exit 1 ;; esac
+	@if awk '/^\[$(ENV)\.deploy\.parameters\]/{f=1;next} /^\[/{f=0} f' samconfig.toml | grep -q 'example\.'; then \
+		echo "samconfig.toml [$(ENV).deploy.parameters] still has example values (example.com): set your own (docs/operations.md, Deploy checklist)" >&2; exit 1; fi
 	$(SAM) build
 	$(SAM) deploy --config-env $(ENV)
 
