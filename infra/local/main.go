@@ -1,5 +1,7 @@
 // Command local runs License Admin on this machine without AWS or Docker,
-// and holds the operator tools that talk to it:
+// and holds the operator tools that talk to it. Run it with no arguments
+// for every command and its required flags; build it once for repeated use
+// (go build -o bin/licadmin ./infra/local):
 //
 //	go run ./infra/local run                  # DynamoDB Local + the HTTP API
 //	go run ./infra/local token you@example.com
@@ -43,10 +45,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
-	os.Exit(dispatch(ctx, os.Args[1:], &cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Dir: dir}))
+	os.Exit(dispatch(ctx, os.Args[1:], &env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Dir: dir, Prog: progName(os.Args[0])}))
 }
 
-// env is what a command may use of the outside world (infra/command).
+// progName is how the usage names this command: as it was run when built
+// (bin/licadmin), or "go run ./infra/local" when go run built it in a
+// temporary directory.
+func progName(arg0 string) string {
+	if arg0 == "" || strings.Contains(arg0, "go-build") {
+		return cli.DefaultProg
+	}
+	return arg0
+}
+
+// env is what a command may use of the outside world (infra/cli).
 type env = cli.Env
 
 // command is one subcommand. Its name may have several words ("account
@@ -76,12 +88,24 @@ func dispatch(ctx context.Context, args []string, e *cli.Env) int {
 	cmds := commands()
 	cmd, rest, ok := lookup(cmds, args)
 	if !ok {
-		if len(args) > 0 && args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
+		if len(args) > 0 && !isHelp(args[0]) {
+			if group := subcommands(cmds, args[0]); len(group) > 0 {
+				// "account" alone, or with an unknown subcommand: list what
+				// it has.
+				if len(args) > 1 && !isHelp(args[1]) {
+					fmt.Fprintf(e.Stderr, "local: unknown command %q\n\n", strings.Join(args, " "))
+				}
+				usage(e.Stderr, e.ProgName(), args[0]+" SUBCOMMAND", "subcommands of "+args[0]+":", group)
+				if len(args) > 1 && isHelp(args[1]) {
+					return 0
+				}
+				return 2
+			}
 			fmt.Fprintf(e.Stderr, "local: unknown command %q\n\n", strings.Join(args, " "))
-			usage(e.Stderr, cmds)
+			usage(e.Stderr, e.ProgName(), "COMMAND [FLAGS]", "commands:", cmds)
 			return 2
 		}
-		usage(e.Stderr, cmds)
+		usage(e.Stderr, e.ProgName(), "COMMAND [FLAGS]", "commands:", cmds)
 		if len(args) == 0 {
 			return 2
 		}
@@ -95,7 +119,7 @@ func dispatch(ctx context.Context, args []string, e *cli.Env) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &uerr):
-		fmt.Fprintf(e.Stderr, "local %s: %v\nusage: go run ./infra/local %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		fmt.Fprintf(e.Stderr, "local %s: %v\nusage: %s %s\n", cmd.name, err, e.ProgName(), strings.TrimSpace(cmd.name+" "+cmd.args))
 		return 2
 	default:
 		fmt.Fprintf(e.Stderr, "local %s: %v\n", cmd.name, err)
@@ -124,10 +148,29 @@ func equal(a, b []string) bool {
 	return len(a) == len(b)
 }
 
-func usage(w io.Writer, cmds []command) {
-	fmt.Fprintln(w, "usage: go run ./infra/local COMMAND [ARGS]")
-	fmt.Fprintln(w, "\ncommands:")
+// isHelp reports whether arg asks for the usage.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help"
+}
+
+// subcommands returns the commands whose name starts with the word group
+// ("account" for "account create").
+func subcommands(cmds []command, group string) []command {
+	var out []command
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-28s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
 	}
+	return out
+}
+
+// usage prints the synopsis and, for each command, its line with the
+// flags it requires, then what it does.
+func usage(w io.Writer, prog, synopsis, title string, cmds []command) {
+	fmt.Fprintf(w, "usage: %s %s\n\n%s\n", prog, synopsis, title)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprintf(w, "\n%s COMMAND -h describes a command's flags, optional ones included.\n", prog)
 }

@@ -18,8 +18,11 @@ func tokenCmd(_ context.Context, e *cli.Env, args []string) error {
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return cli.UsageError{Msg: "want exactly one EMAIL argument"}
+	switch {
+	case fs.NArg() == 0:
+		return cli.UsageError{Msg: "missing EMAIL, the address to sign a token for"}
+	case fs.NArg() > 1:
+		return cli.UsageError{Msg: fmt.Sprintf("unexpected argument %q: token takes one EMAIL", fs.Arg(1))}
 	}
 	email := strings.ToLower(strings.TrimSpace(fs.Arg(0)))
 	if local, domain, ok := strings.Cut(email, "@"); !ok || local == "" || domain == "" || strings.ContainsAny(email, " \t<>") {

@@ -38,8 +38,8 @@ func usageCmd(ctx context.Context, e *cli.Env, args []string) error {
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if *email == "" || *typ == "" || fs.NArg() > 0 {
-		return cli.UsageError{Msg: "--email and --type are required"}
+	if err := cli.RequireFlags(fs, "email", "type"); err != nil {
+		return err
 	}
 	if _, err := licadmin.ParseEventType("type", *typ); err != nil {
 		return cli.UsageError{Msg: "--type must be sent, opened, downloaded or signed"}

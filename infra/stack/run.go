@@ -159,6 +159,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	srv.allowOrigins(e.Getenv("ALLOWED_ORIGINS"))
 
 	state := "existing"
 	if created {
