@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"licenseadmin/infra/cli"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/seslocal"
 )
@@ -57,7 +56,7 @@ func TestDispatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
+			e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
 			if code := dispatch(context.Background(), tt.args, e); code != tt.wantCode {
 				t.Errorf("exit %d, want %d", code, tt.wantCode)
 			}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"licenseadmin/infra/cli"
 	"licenseadmin/infra/stack"
 	"licenseadmin/shared/apitest"
 )
@@ -27,7 +26,7 @@ func TestRunImport(t *testing.T) {
 	command := func(args ...string) map[string]any {
 		t.Helper()
 		var out apitest.SyncBuffer
-		if code := dispatch(ctx, args, &cli.Env{Stdout: &out, Stderr: stderr, Getenv: e.Getenv, Dir: e.Dir}); code != 0 {
+		if code := dispatch(ctx, args, &env{Stdout: &out, Stderr: stderr, Getenv: e.Getenv, Dir: e.Dir}); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
 		}
 		var m map[string]any

@@ -11,18 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"licenseadmin/infra/cli"
 	"licenseadmin/infra/stack"
 	"licenseadmin/shared/apitest"
 )
 
 // newRoot returns a fresh repository root (a directory with a go.mod) and
 // an env whose commands run there.
-func newRoot(t *testing.T) (string, *cli.Env, *bytes.Buffer, *bytes.Buffer) {
+func newRoot(t *testing.T) (string, *env, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	sub := apitest.NewRoot(t)
 	var stdout, stderr bytes.Buffer
-	return filepath.Dir(filepath.Dir(sub)), &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: sub}, &stdout, &stderr
+	return filepath.Dir(filepath.Dir(sub)), &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: sub}, &stdout, &stderr
 }
 
 // TestTokenCommand ensures `token EMAIL` prints one JSON object whose token

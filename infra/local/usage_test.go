@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"licenseadmin/infra/cli"
 	"licenseadmin/infra/stack"
 	"licenseadmin/shared/apitest"
 )
@@ -33,7 +32,7 @@ func TestUsageCommand(t *testing.T) {
 
 	command := func(args ...string) (int, string, string) {
 		var out, errOut apitest.SyncBuffer
-		code := dispatch(ctx, args, &cli.Env{Stdout: &out, Stderr: &errOut, Getenv: e.Getenv, Dir: e.Dir})
+		code := dispatch(ctx, args, &env{Stdout: &out, Stderr: &errOut, Getenv: e.Getenv, Dir: e.Dir})
 		return code, out.String(), errOut.String()
 	}
 	if code, _, errOut := command("account", "create", "--name", "Acme", "--admin", "admin@acme.test"); code != 0 {

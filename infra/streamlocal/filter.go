@@ -3,7 +3,8 @@ package streamlocal
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -133,12 +134,7 @@ func (f *Filter) MatchJSON(ev map[string]any) bool {
 
 // matchObject reports whether every field of pattern matches ev.
 func matchObject(pattern map[string]any, ev map[string]any) bool {
-	keys := make([]string, 0, len(pattern))
-	for k := range pattern {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(pattern)) {
 		v, present := ev[k]
 		switch p := pattern[k].(type) {
 		case map[string]any:
