@@ -169,7 +169,7 @@ func TestActivationFlow(t *testing.T) {
 			t.Fatalf("the table holds the token (%q)", leak)
 		}
 	}
-	if !strings.Contains(before, "pk=TOKEN#"+hex.EncodeToString(sum[:])+";") {
+	if !strings.Contains(before, "pk=S:TOKEN#"+hex.EncodeToString(sum[:])+";") {
 		t.Fatal("no token item keyed by the token's SHA-256")
 	}
 
