@@ -28,6 +28,7 @@ import (
 	"licenseadmin/shared/importer"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/license"
+	"licenseadmin/shared/localauth"
 	"licenseadmin/shared/logs"
 	"licenseadmin/shared/metrics"
 	"licenseadmin/shared/notify"
@@ -70,6 +71,11 @@ type Config struct {
 	// DNSTimeout bounds one TXT lookup (DNS_TIMEOUT, a Go duration such as
 	// "3s"); dnstxt.DefaultTimeout when zero.
 	DNSTimeout time.Duration
+	// SAMLocalAuth verifies bearer tokens in the function itself, only when
+	// SAM CLI runs it (AWS_SAM_LOCAL=true) and the env file names the
+	// local stack's public key (LOCAL_JWT_PUBLIC_KEY): nil in AWS, where
+	// the API Gateway JWT authorizer does it (localauth.FromEnv).
+	SAMLocalAuth *localauth.Authorizer
 }
 
 // ConfigFromEnv reads Config from the process environment.
@@ -94,6 +100,11 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("LOG_LEVEL %q: use DEBUG, INFO, WARN or ERROR", v)
 		}
 	}
+	auth, err := localauth.FromEnv(getenv)
+	if err != nil {
+		return c, err
+	}
+	c.SAMLocalAuth = auth
 	if v := getenv("PUBLIC_EMAIL_DOMAINS"); v != "" {
 		c.WebmailDomains = strings.Split(v, ",")
 	}
@@ -245,7 +256,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 		Logger:   logger,
 		DynamoDB: db,
 		Store:    st,
-		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now},
+		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now, SAMLocal: cfg.SAMLocalAuth},
 		Cursors:  &apigw.Cursors{Keys: st},
 		Licenses: &license.Service{Store: st, Now: now, Callers: callercache.New(callercache.DefaultTTL, callercache.DefaultMax)},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
