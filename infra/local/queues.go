@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -60,7 +61,7 @@ func listenQueues(e *env, tpl *template.Template, cfg *app.Config) (*localQueues
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost(e), strconv.Itoa(p)))
 	if err != nil {
 		return nil, fmt.Errorf("local SQS: listen on port %d (set SQS_PORT to use another; 0 picks a free one): %w", p, err)
 	}
