@@ -72,7 +72,7 @@ func samHosts(ctx context.Context, e *env) (host, containerHost string, err erro
 	if err != nil {
 		return "", "", fmt.Errorf("find the Docker bridge's gateway address (is dockerd running? or set LISTEN_HOST): %w", err)
 	}
-	h, bridge, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	h, bridge, _ := strings.Cut(strings.TrimRight(string(out), "\n"), " ")
 	if h == "" {
 		// Older daemons leave the gateway out of the network's IPAM
 		// configuration: it is the address of the bridge's interface.

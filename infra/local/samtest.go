@@ -257,7 +257,7 @@ func (t *samSuite) run() {
 		if err := t.invoke("ImportUsersFunction", "import-users.json"); err != nil {
 			return err
 		}
-		u, err := t.s.a.Store.FindUser(t.ctx, "", "katherine.johnson@acme.test")
+		u, err := t.s.a.Store.FindUser(t.ctx, "", sampleImportedUser)
 		if err != nil || u == nil || u.License == nil || u.License.Tier != licadmin.Eco {
 			return fmt.Errorf("the imported user: %+v (%v)", u, err)
 		}
@@ -283,8 +283,9 @@ func (t *samSuite) run() {
 		if err := t.call(http.MethodGet, "/v1/users/"+sampleUserID+"/logs?from=2026-11-01&to=2026-11-30", nil, true, http.StatusOK, &page); err != nil {
 			return err
 		}
-		if len(page.Items) != 1 || page.Items[0].MessageRef != "msg-7f3a9c" {
-			return fmt.Errorf("log entries %+v, want the event's", page.Items)
+		// The sample batch holds two events of one message: sent, opened.
+		if len(page.Items) != 2 || page.Items[0].MessageRef != "msg-7f3a9c" || page.Items[1].MessageRef != "msg-7f3a9c" {
+			return fmt.Errorf("log entries %+v, want the batch's two", page.Items)
 		}
 		return nil
 	})
@@ -306,7 +307,9 @@ func (t *samSuite) run() {
 // invoke runs sam local invoke of fn with a sample event and fails on an
 // error answer.
 func (t *samSuite) invoke(fn, event string) error {
-	cmd := t.sam.command(t.ctx, "local", "invoke", fn, "-e", filepath.Join("infra", "events", event),
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Minute)
+	defer cancel()
+	cmd := t.sam.command(ctx, "local", "invoke", fn, "-e", filepath.Join("infra", "events", event),
 		"--env-vars", filepath.Join(t.s.root, samInvokeEnvFile))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, t.sam.out

@@ -21,20 +21,23 @@ import (
 // waiting for its file (uploaded), a running export, an outbox email and an
 // activation link. Each sample event succeeds on its own against it.
 const (
-	sampleAccount     = "01JDQ3Z2Y4X6W8V0T2S4R6Q8PN"
-	sampleAdminID     = "01JDQ3Z3A0B1C2D3E4F5G6H7J8"
-	sampleAdmin       = "admin@acme.test"
-	sampleUserID      = "01JDQ5A3W7H2K9M4P6R8T0V1XB" // holds a pro license, pending activation
-	sampleUser        = "grace.hopper@acme.test"
-	sampleOtherID     = "01JDQ5C9F1G3H5J7K9M1N3P5QR" // no license
-	sampleOther       = "ada.lovelace@acme.test"
-	sampleDomain      = "acme.example" // requested, pending
-	sampleImportID    = "01JDQ6B4X8J3L0N5Q7S9U1W2YC"
-	sampleExportID    = "01JDQ6B4X8J3L0N5Q7S9U1W2YC"
-	sampleOutboxID    = "01JDQ5B0R4M7T2W9Y3C6E8G1HK"
-	sampleToken       = "q3Xb0u9mQf4yJcT2p8LrV1sWzN6kHgE5aD7oYiB-_xA"
-	sampleLicenses    = 10 // purchased of each tier
-	sampleImportedCSV = "email,first_name,last_name,language,license\nkatherine.johnson@acme.test,Katherine,Johnson,en,eco\n"
+	sampleAccount  = "01JDQ3Z2Y4X6W8V0T2S4R6Q8PN"
+	sampleAdminID  = "01JDQ3Z3A0B1C2D3E4F5G6H7J8"
+	sampleAdmin    = "admin@acme.test"
+	sampleUserID   = "01JDQ5A3W7H2K9M4P6R8T0V1XB" // holds a pro license, pending activation
+	sampleUser     = "grace.hopper@acme.test"
+	sampleOtherID  = "01JDQ5C9F1G3H5J7K9M1N3P5QR" // no license
+	sampleOther    = "ada.lovelace@acme.test"
+	sampleDomain   = "acme.example" // requested, pending
+	sampleImportID = "01JDQ6B4X8J3L0N5Q7S9U1W2YC"
+	sampleExportID = "01JDQ6B4X8J3L0N5Q7S9U1W2YC"
+	sampleOutboxID = "01JDQ5B0R4M7T2W9Y3C6E8G1HK"
+	sampleToken    = "q3Xb0u9mQf4yJcT2p8LrV1sWzN6kHgE5aD7oYiB-_xA"
+	sampleLicenses = 10 // purchased of each tier
+	// sampleImportedCSV is the import's file; infra/events/import-users.json
+	// names its size and ETag (MD5), which the importer checks.
+	sampleImportedCSV  = "email,first_name,last_name,language,license\nkatherine.johnson@acme.test,Katherine,Johnson,en,eco\n"
+	sampleImportedUser = "katherine.johnson@acme.test"
 )
 
 // seedCmd creates the sample world in the stack whose services the

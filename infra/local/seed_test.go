@@ -89,6 +89,11 @@ func TestSeededSampleEvents(t *testing.T) {
 				}
 				return
 			}
+			if name == "import-users" {
+				if u, err := a.Store.FindUser(context.Background(), "", sampleImportedUser); err != nil || u == nil {
+					t.Fatalf("the import's user %s: %+v (%v)", sampleImportedUser, u, err)
+				}
+			}
 			var batch struct {
 				BatchItemFailures []any `json:"batchItemFailures"`
 			}

@@ -5,7 +5,11 @@
 #   1. Debian's docker.io, qemu-user-static and busybox-static, installed
 #      with apt-get when missing;
 #   2. dockerd (vfs storage driver) started in the background unless a
-#      daemon already answers;
+#      daemon already answers; without the userland proxy, so that a
+#      published port refuses connections until the container listens
+#      (SAM CLI waits for the port to accept, then sends the event once:
+#      behind the proxy, the port accepts while the runtime emulator is
+#      still starting under QEMU, and the first request fails with 502);
 #   3. the arm64 binfmt entry registered (the functions are arm64; QEMU runs
 #      them on an x86_64 machine), with the F flag so it works in containers;
 #   4. a stand-in for the provided.al2023 base image, built locally from a
@@ -37,8 +41,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if ! docker info >/dev/null 2>&1; then
-  say "starting dockerd (vfs storage driver), log in $DOCKER_LOG"
-  nohup dockerd --storage-driver=vfs >"$DOCKER_LOG" 2>&1 &
+  say "starting dockerd (vfs storage driver, no userland proxy), log in $DOCKER_LOG"
+  nohup dockerd --storage-driver=vfs --userland-proxy=false >"$DOCKER_LOG" 2>&1 &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
