@@ -103,8 +103,8 @@ func interfaceIPv4(name string) string {
 	return ""
 }
 
-// startSAMStack starts the services on free ports, creates the table and
-// writes both env files.
+// startSAMStack starts the services on free ports, creates the table with
+// the sample world in it, and writes both env files.
 func startSAMStack(ctx context.Context, e *env, apiAddr string) (_ *samStack, err error) {
 	root, err := dynamolocal.ModuleRoot(e.dir)
 	if err != nil {
@@ -167,6 +167,9 @@ func startSAMStack(ctx context.Context, e *env, apiAddr string) (_ *samStack, er
 	s.a.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := s.queues.serve(ctx, s.a, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "sqs")); err != nil {
 		return nil, err
+	}
+	if err := seedSamples(ctx, s.a, time.Now().UTC()); err != nil {
+		return nil, fmt.Errorf("seed the sample world: %w", err)
 	}
 	pub, err := localauth.PublicKeyPEM(&s.key.private.PublicKey)
 	if err != nil {
@@ -342,9 +345,6 @@ func samLocalCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.stop(e)
-	if err := seedSamples(ctx, s.a, time.Now().UTC()); err != nil {
-		return fmt.Errorf("seed the sample world: %w", err)
-	}
 	sam := newSAMCLI(e, s.root, *image)
 	api, err := sam.startAPI(ctx, *port)
 	if err != nil {

@@ -43,9 +43,6 @@ func samTestCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.stop(e)
-	if err := seedSamples(ctx, s.a, time.Now().UTC()); err != nil {
-		return fmt.Errorf("seed the sample world: %w", err)
-	}
 	logPath := filepath.Join(s.root, ".local", "sam-test.log")
 	samLog, err := os.Create(logPath)
 	if err != nil {

@@ -318,20 +318,8 @@ func TestTransactionLimits(t *testing.T) {
 // a transaction (call its commit or transact), read from the source.
 func transactingMethods(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "store", "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, file := range sourceFiles(t, filepath.Join("..", "store", "*.go")) {
 		for _, d := range file.Decls {
 			fn, ok := d.(*ast.FuncDecl)
 			if !ok || fn.Recv == nil || !fn.Name.IsExported() || fn.Body == nil {
@@ -355,4 +343,26 @@ func transactingMethods(t *testing.T) []string {
 		t.Fatal("found no store method that sends a transaction")
 	}
 	return out
+}
+
+// sourceFiles parses the Go files that pattern matches, tests left out.
+func sourceFiles(t *testing.T, pattern string) []*ast.File {
+	t.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*ast.File
+	fset := token.NewFileSet()
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		files = append(files, file)
+	}
+	return files
 }
