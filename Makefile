@@ -57,6 +57,7 @@ FUNCTIONS := \
 	ListUserLogsFunction:list-user-logs \
 	ListMyLogsFunction:list-my-logs \
 	ExportUserLogsFunction:export-user-logs \
+	ExportMyLogsFunction:export-my-logs \
 	GetExportFunction:get-export \
 	ExportLogsFunction:export-logs \
 	GetStatsFunction:get-stats \

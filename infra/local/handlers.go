@@ -34,6 +34,7 @@ func apiHandlers(a *app.App) map[string]apigw.Handler {
 		"ListUserLogsFunction":        api.ListUserLogs(a),
 		"ListMyLogsFunction":          api.ListMyLogs(a),
 		"ExportUserLogsFunction":      api.ExportUserLogs(a),
+		"ExportMyLogsFunction":        api.ExportMyLogs(a),
 		"GetExportFunction":           api.GetExport(a),
 		"GetStatsFunction":            api.GetStats(a),
 		"GetUserStatsFunction":        api.GetUserStats(a),

@@ -64,6 +64,7 @@ var specHandlers = map[string]func(*app.App) apigw.Handler{
 	"ListUserLogs":        api.ListUserLogs,
 	"ListMyLogs":          api.ListMyLogs,
 	"ExportUserLogs":      api.ExportUserLogs,
+	"ExportMyLogs":        api.ExportMyLogs,
 	"GetExport":           api.GetExport,
 	"GetStats":            api.GetStats,
 	"GetUserStats":        api.GetUserStats,
@@ -376,6 +377,11 @@ var specCases = []specCase{
 		return apitest.Request{Email: s.admin, Params: map[string]string{"exportId": s.exportID}}
 	}, status: 200},
 	{op: "GetExport", name: "unknown", req: adminReq(map[string]string{"exportId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
+	{op: "ExportMyLogs", name: "a plain user's own", req: with(adminReq(nil, map[string]string{"from": "2026-01-01"}), as(func(s *specState) string { return s.plain })), status: 202},
+	{op: "ExportMyLogs", name: "bad range", req: with(adminReq(nil, map[string]string{"from": "soon"}), as(func(s *specState) string { return s.plain })), status: 400, code: licadmin.EINVALID},
+	{op: "GetExport", name: "not the asker's", req: with(func(s *specState) apitest.Request {
+		return apitest.Request{Params: map[string]string{"exportId": s.exportID}}
+	}, as(func(s *specState) string { return s.plain })), status: 404, code: licadmin.ENOTFOUND},
 	{op: "GetStats", name: "this month", req: adminReq(nil, nil), status: 200},
 	{op: "GetStats", name: "as CSV", req: with(adminReq(nil, nil), query("format", "csv", "from", "2026-01", "to", "2026-03")), status: 200},
 	{op: "GetStats", name: "bad month", req: with(adminReq(nil, nil), query("from", "2026-13")), status: 400, code: licadmin.EINVALID, badRequest: true},

@@ -258,6 +258,21 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("own journal export", func(t *testing.T) {
+		// B's own export is of B's caller: the job names B's account and
+		// user only, and A's admin cannot read it.
+		covered["ExportMyLogs"] = true
+		r := do(api.ExportMyLogs(f.App), apitest.Request{Route: "POST /v1/me/logs/export", Email: b})
+		r.Want(t, http.StatusAccepted)
+		var x struct{ ExportID string }
+		r.Decode(t, &x)
+		exp, err := f.App.Store.GetExport(t.Context(), x.ExportID)
+		if err != nil || exp == nil || exp.AccountID != bAcct || exp.UserID != callerOf(t, f, b).UserID {
+			t.Fatalf("B's own export %+v (%v), want B's account and user", exp, err)
+		}
+		do(getExport, apitest.Request{Route: "GET /v1/exports/{exportId}", Params: map[string]string{"exportId": x.ExportID}, Email: f.admin}).
+			WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+	})
 	t.Run("imports", func(t *testing.T) {
 		covered["CreateImport"], covered["GetImportTemplate"] = true, true
 		// B's import is B's: its upload key names B's account only.
