@@ -65,6 +65,7 @@ FUNCTIONS := \
 	GetImportTemplateFunction:get-import-template \
 	CreateImportFunction:create-import \
 	GetImportFunction:get-import \
+	ListImportsFunction:list-imports \
 	ImportUsersFunction:import-users
 
 LAMBDA_TARGETS := $(foreach f,$(FUNCTIONS),build-$(firstword $(subst :, ,$(f))))

@@ -41,5 +41,6 @@ func apiHandlers(a *app.App) map[string]apigw.Handler {
 		"GetImportTemplateFunction":   api.GetImportTemplate(a),
 		"CreateImportFunction":        api.CreateImport(a),
 		"GetImportFunction":           api.GetImport(a),
+		"ListImportsFunction":         api.ListImports(a),
 	}
 }

@@ -61,6 +61,7 @@ var specHandlers = map[string]func(*app.App) apigw.Handler{
 	"GetImportTemplate":   api.GetImportTemplate,
 	"CreateImport":        api.CreateImport,
 	"GetImport":           api.GetImport,
+	"ListImports":         api.ListImports,
 	"ListUserLogs":        api.ListUserLogs,
 	"ListMyLogs":          api.ListMyLogs,
 	"ExportUserLogs":      api.ExportUserLogs,
@@ -359,6 +360,10 @@ var specCases = []specCase{
 		return apitest.Request{Email: s.admin, Params: map[string]string{"importId": s.importID}}
 	}, status: 200},
 	{op: "GetImport", name: "unknown", req: adminReq(map[string]string{"importId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
+	{op: "ListImports", name: "newest first", req: with(adminReq(nil, nil), query("limit", "1")), status: 200},
+	{op: "ListImports", name: "bad limit", req: with(adminReq(nil, nil), query("limit", "201")), status: 400, code: licadmin.EINVALID, badRequest: true},
+	{op: "ListImports", name: "bad cursor", req: with(adminReq(nil, nil), query("cursor", "forged")), status: 400, code: licadmin.EINVALID},
+	{op: "ListImports", name: "a plain user", req: with(adminReq(nil, nil), as(func(s *specState) string { return s.plain })), status: 403, code: licadmin.EFORBIDDEN},
 
 	// Logs, exports and statistics.
 	{op: "ListUserLogs", name: "page", req: with(onUser("u1", nil), query("from", "2026-01-01", "type", "sent", "limit", "10")), status: 200},

@@ -282,6 +282,13 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatalf("B's import does not upload under B's account: %s", r.Body)
 		}
 		do(importTemplate, apitest.Request{Route: "GET /v1/imports/template", Email: b}).Want(t, http.StatusOK)
+		// B's list holds B's import only, never A's.
+		covered["ListImports"] = true
+		r = do(api.ListImports(f.App), apitest.Request{Route: "GET /v1/imports", Email: b})
+		r.Want(t, http.StatusOK)
+		if strings.Contains(r.Body, aImport.ImportID) || strings.Count(r.Body, `"importId"`) != 1 {
+			t.Fatalf("B's imports show A's, or not B's one: %s", r.Body)
+		}
 	})
 	t.Run("activation", func(t *testing.T) {
 		// Public routes: a token is a secret of one user, not an id that

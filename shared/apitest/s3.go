@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"licenseadmin/infra/s3local"
 	"licenseadmin/shared/importer"
@@ -19,7 +21,8 @@ import (
 const ImportBucket = "license-admin-test"
 
 // S3 is a test's S3: an s3local store on loopback holding ImportBucket.
-// The events of files uploaded under imports/ and the continuations the
+// The events of files uploaded under imports/ or dropped under drop/ (as
+// template.yaml's notifications filter them) and the continuations the
 // import function asks for are queued, not run: a test delivers them when
 // and as often as it wants (Deliver, RunImports), as Lambda would.
 type S3 struct {
@@ -41,6 +44,7 @@ func (e *Env) useS3(tb testing.TB) {
 	tb.Cleanup(func() { _ = srv.Close() })
 	e.S3 = &S3{Server: srv, Bucket: ImportBucket}
 	srv.Notify(s3local.Notification{Bucket: ImportBucket, Prefix: importer.ImportPrefix, Suffix: ".csv", Deliver: e.S3.uploaded})
+	srv.Notify(s3local.Notification{Bucket: ImportBucket, Prefix: importer.DropPrefix, Deliver: e.S3.uploaded})
 	e.App.Config.S3.Bucket, e.App.Config.S3.Endpoint = ImportBucket, srv.URL
 	e.App.UseImportFiles(srv.Client(), importer.InvokeFunc(e.S3.continued))
 }
@@ -56,6 +60,17 @@ func (s *S3) continued(_ context.Context, ev importer.Event) error {
 	defer s.mu.Unlock()
 	s.next = append(s.next, ev)
 	return nil
+}
+
+// Drop puts body at key in the bucket as an integration with write access
+// does (no API call first), and returns the object's ETag.
+func (s *S3) Drop(tb testing.TB, key, body string) string {
+	tb.Helper()
+	out, err := s.Client().PutObject(context.Background(), &awss3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: strings.NewReader(body)})
+	if err != nil {
+		tb.Fatalf("drop %s: %v", key, err)
+	}
+	return strings.Trim(*out.ETag, `"`)
 }
 
 // Uploads waits until n upload events have arrived (S3 sends them
