@@ -47,6 +47,9 @@ FUNCTIONS := \
 	DeleteDomainFunction:delete-domain \
 	ApproveDomainFunction:approve-domain \
 	SendActivationEmailFunction:send-activation-email \
+	SendActivationEmailsFunction:send-activation-emails \
+	GetActivationEmailsFunction:get-activation-emails \
+	SendRemindersFunction:send-reminders \
 	ActivationPageFunction:activation-page \
 	ActivateFunction:activate \
 	SetAlertThresholdFunction:set-alert-threshold \

@@ -39,36 +39,38 @@ import (
 
 // specHandlers maps each operationId of openapi.yaml to its handler.
 var specHandlers = map[string]func(*app.App) apigw.Handler{
-	"GetLicensePool":      api.GetLicensePool,
-	"AssignLicense":       api.AssignLicense,
-	"ModifyLicense":       api.ModifyLicense,
-	"RemoveLicense":       api.RemoveLicense,
-	"TransferLicense":     api.TransferLicense,
-	"DeletePoolLicenses":  api.DeletePoolLicenses,
-	"SetAlertThreshold":   api.SetAlertThreshold,
-	"CreateUser":          api.CreateUser,
-	"ListUsers":           api.ListUsers,
-	"GetUser":             api.GetUser,
-	"UpdateUser":          api.UpdateUser,
-	"DeleteUser":          api.DeleteUser,
-	"SendActivationEmail": api.SendActivationEmail,
-	"CreateDomain":        api.CreateDomain,
-	"ListDomains":         api.ListDomains,
-	"VerifyDomain":        api.VerifyDomain,
-	"DeleteDomain":        api.DeleteDomain,
-	"ActivationPage":      api.ActivationPage,
-	"Activate":            api.Activate,
-	"GetImportTemplate":   api.GetImportTemplate,
-	"CreateImport":        api.CreateImport,
-	"GetImport":           api.GetImport,
-	"ListImports":         api.ListImports,
-	"ListUserLogs":        api.ListUserLogs,
-	"ListMyLogs":          api.ListMyLogs,
-	"ExportUserLogs":      api.ExportUserLogs,
-	"ExportMyLogs":        api.ExportMyLogs,
-	"GetExport":           api.GetExport,
-	"GetStats":            api.GetStats,
-	"GetUserStats":        api.GetUserStats,
+	"GetLicensePool":       api.GetLicensePool,
+	"AssignLicense":        api.AssignLicense,
+	"ModifyLicense":        api.ModifyLicense,
+	"RemoveLicense":        api.RemoveLicense,
+	"TransferLicense":      api.TransferLicense,
+	"DeletePoolLicenses":   api.DeletePoolLicenses,
+	"SetAlertThreshold":    api.SetAlertThreshold,
+	"CreateUser":           api.CreateUser,
+	"ListUsers":            api.ListUsers,
+	"GetUser":              api.GetUser,
+	"UpdateUser":           api.UpdateUser,
+	"DeleteUser":           api.DeleteUser,
+	"SendActivationEmail":  api.SendActivationEmail,
+	"SendActivationEmails": api.SendActivationEmails,
+	"GetActivationEmails":  api.GetActivationEmails,
+	"CreateDomain":         api.CreateDomain,
+	"ListDomains":          api.ListDomains,
+	"VerifyDomain":         api.VerifyDomain,
+	"DeleteDomain":         api.DeleteDomain,
+	"ActivationPage":       api.ActivationPage,
+	"Activate":             api.Activate,
+	"GetImportTemplate":    api.GetImportTemplate,
+	"CreateImport":         api.CreateImport,
+	"GetImport":            api.GetImport,
+	"ListImports":          api.ListImports,
+	"ListUserLogs":         api.ListUserLogs,
+	"ListMyLogs":           api.ListMyLogs,
+	"ExportUserLogs":       api.ExportUserLogs,
+	"ExportMyLogs":         api.ExportMyLogs,
+	"GetExport":            api.GetExport,
+	"GetStats":             api.GetStats,
+	"GetUserStats":         api.GetUserStats,
 }
 
 // genericCodes are problem codes that many operations document for the
@@ -96,21 +98,22 @@ var uncoveredCodes = map[string]string{
 // specState is the world the cases run in: one account with its admin, a
 // plain user and a few users, and another account.
 type specState struct {
-	t        *testing.T
-	env      *apitest.Env
-	faults   *atomic.Int32 // the apitest.Fault injected into every DynamoDB call
-	dns      *dnsServer
-	admin    string
-	plain    string
-	stranger string // a valid token whose email belongs to no user
-	acct     string
-	adminID  string
-	other    string // the other account's admin
-	foreign  string // a user id of the other account
-	u        map[string]string
-	importID string
-	exportID string
-	txt      map[string]string // domain -> TXT record value to publish
+	t          *testing.T
+	env        *apitest.Env
+	faults     *atomic.Int32 // the apitest.Fault injected into every DynamoDB call
+	dns        *dnsServer
+	admin      string
+	plain      string
+	stranger   string // a valid token whose email belongs to no user
+	acct       string
+	adminID    string
+	other      string // the other account's admin
+	foreign    string // a user id of the other account
+	u          map[string]string
+	importID   string
+	exportID   string
+	reminderID string
+	txt        map[string]string // domain -> TXT record value to publish
 }
 
 // specCase is one request and the answer it must get.
@@ -346,6 +349,22 @@ var specCases = []specCase{
 	{op: "Activate", name: "no token", req: func(*specState) apitest.Request {
 		return apitest.Request{Body: map[string]string{}}
 	}, status: 400, code: licadmin.EINVALID, badRequest: true},
+
+	// Bulk reminders.
+	{op: "SendActivationEmails", name: "a list", req: func(s *specState) apitest.Request {
+		return apitest.Request{Email: s.admin, Body: map[string]any{"userIds": []string{s.u["u1"], unknownID}}}
+	}, status: 202, then: func(s *specState, r *apitest.Response) {
+		var rem struct{ ReminderID string }
+		r.Decode(s.t, &rem)
+		s.reminderID = rem.ReminderID
+	}},
+	{op: "SendActivationEmails", name: "all pending", req: adminReq(nil, map[string]bool{"allPending": true}), status: 202},
+	{op: "SendActivationEmails", name: "neither", req: adminReq(nil, map[string]any{}), status: 400, code: licadmin.EINVALID},
+	{op: "SendActivationEmails", name: "a plain user", req: with(adminReq(nil, map[string]bool{"allPending": true}), as(func(s *specState) string { return s.plain })), status: 403, code: licadmin.EFORBIDDEN},
+	{op: "GetActivationEmails", name: "done", req: func(s *specState) apitest.Request {
+		return apitest.Request{Email: s.admin, Params: map[string]string{"reminderId": s.reminderID}}
+	}, status: 200},
+	{op: "GetActivationEmails", name: "unknown", req: adminReq(map[string]string{"reminderId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
 
 	// Imports.
 	{op: "GetImportTemplate", name: "template", req: adminReq(nil, nil), status: 200},

@@ -258,6 +258,35 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("bulk reminders", func(t *testing.T) {
+		// B lists A's users: skipped as unknown ids, nothing queued; B's
+		// reminder of every pending user reaches B's users only.
+		covered["SendActivationEmails"], covered["GetActivationEmails"] = true, true
+		send, get := api.SendActivationEmails(f.App), api.GetActivationEmails(f.App)
+		r := do(send, apitest.Request{Route: "POST /v1/activation-emails", Email: b, Body: map[string]any{"userIds": []string{aHeld, aFree}}})
+		r.Want(t, http.StatusAccepted)
+		var rem licadmin.Reminder
+		r.Decode(t, &rem)
+		if rem.Queued != 0 || rem.Skipped != 2 {
+			t.Fatalf("B's reminder of A's users: %+v, want both skipped", rem)
+		}
+		// A's reminder ids are unknown to B (TestRemindList compares them
+		// with unknown ids); B reads its own.
+		do(get, apitest.Request{Route: "GET /v1/activation-emails/{reminderId}", Email: b, Params: map[string]string{"reminderId": rem.ID}}).Want(t, http.StatusOK)
+		q := &apitest.ExportQueue{}
+		f.App.Reminders.Queue = q
+		do(send, apitest.Request{Route: "POST /v1/activation-emails", Email: b, Body: map[string]bool{"allPending": true}}).Want(t, http.StatusAccepted)
+		for _, j := range q.Take() {
+			if _, err := f.App.Reminders.HandleSQS(t.Context(), apitest.SQSEvent(j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, it := range f.Scan(t) {
+			if o := store.OutboxFromImage(it); o != nil && o.Kind == licadmin.EmailActivation && o.AccountID == f.acct {
+				t.Fatalf("B's reminders queued an email to A's user %s", o.UserID)
+			}
+		}
+	})
 	t.Run("own journal export", func(t *testing.T) {
 		// B's own export is of B's caller: the job names B's account and
 		// user only, and A's admin cannot read it.
