@@ -51,7 +51,7 @@ func (f *reminderFixture) runJobs(t *testing.T) int {
 	n := 0
 	for f.q.Len() > 0 {
 		for _, j := range f.q.Take() {
-			resp, err := f.App.Reminders.HandleSQS(context.Background(), apitest.SQSEvent(j))
+			resp, err := f.App.Reminders.HandleSQS(apitest.AsFunction(context.Background(), "SendRemindersFunction"), apitest.SQSEvent(j))
 			if err != nil || len(resp.BatchItemFailures) != 0 {
 				t.Fatalf("reminder job failed: %+v %v", resp, err)
 			}

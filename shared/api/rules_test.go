@@ -277,7 +277,7 @@ func TestTenantIsolation(t *testing.T) {
 		f.App.Reminders.Queue = q
 		do(send, apitest.Request{Route: "POST /v1/activation-emails", Email: b, Body: map[string]bool{"allPending": true}}).Want(t, http.StatusAccepted)
 		for _, j := range q.Take() {
-			if _, err := f.App.Reminders.HandleSQS(t.Context(), apitest.SQSEvent(j)); err != nil {
+			if _, err := f.App.Reminders.HandleSQS(apitest.AsFunction(t.Context(), "SendRemindersFunction"), apitest.SQSEvent(j)); err != nil {
 				t.Fatal(err)
 			}
 		}
