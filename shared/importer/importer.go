@@ -190,12 +190,13 @@ func ParseKey(key string) (accountID, importID string, ok bool) {
 	return accountID, importID, true
 }
 
-// MaxDropNameLength bounds the name of a dropped file (without .csv).
+// MaxDropNameLength bounds the name of a dropped file, in bytes (without
+// .csv).
 const MaxDropNameLength = 200
 
 // ParseDropKey returns the account and file name of an object key of the
 // form drop/{accountId}/{name}.csv, where name is 1 to MaxDropNameLength
-// characters of valid UTF-8 without a slash or a control character, and
+// bytes of valid UTF-8 without a slash or a control character, and
 // csv may be in any case. ok is false for any other key; csv is false for
 // a key of that form whose name does not end in .csv.
 func ParseDropKey(key string) (accountID, name string, csv, ok bool) {
