@@ -295,20 +295,11 @@ func (x *Reminders) page() int {
 
 // deadline is when an invocation stops taking new pages.
 func (x *Reminders) deadline(ctx context.Context) time.Time {
-	end := x.Now.Read().Add(100 * 365 * 24 * time.Hour)
-	if d, ok := ctx.Deadline(); ok {
-		margin := x.Margin
-		if margin == 0 {
-			margin = DefaultReminderMargin
-		}
-		end = d.Add(-margin)
+	margin := x.Margin
+	if margin == 0 {
+		margin = DefaultReminderMargin
 	}
-	if x.MaxRunTime > 0 {
-		if budget := x.Now.Read().Add(x.MaxRunTime); budget.Before(end) {
-			end = budget
-		}
-	}
-	return end
+	return licadmin.WorkDeadline(ctx, x.Now.Read(), margin, x.MaxRunTime)
 }
 
 func (x *Reminders) logger() *slog.Logger {

@@ -666,20 +666,11 @@ func fileError(e *csvimport.FileError) *licadmin.ImportError {
 
 // deadline is when an invocation stops taking new chunks.
 func (s *Service) deadline(ctx context.Context) time.Time {
-	end := time.Now().Add(100 * 365 * 24 * time.Hour)
-	if d, ok := ctx.Deadline(); ok {
-		margin := s.DeadlineMargin
-		if margin == 0 {
-			margin = DefaultDeadlineMargin
-		}
-		end = d.Add(-margin)
+	margin := s.DeadlineMargin
+	if margin == 0 {
+		margin = DefaultDeadlineMargin
 	}
-	if s.MaxRunTime > 0 {
-		if budget := s.Now.Read().Add(s.MaxRunTime); budget.Before(end) {
-			end = budget
-		}
-	}
-	return end
+	return licadmin.WorkDeadline(ctx, s.Now.Read(), margin, s.MaxRunTime)
 }
 
 func (s *Service) lease() time.Duration {
