@@ -52,6 +52,9 @@ FUNCTIONS := \
 	DeleteDomainFunction:delete-domain \
 	ApproveDomainFunction:approve-domain \
 	SendActivationEmailFunction:send-activation-email \
+	SendActivationEmailsFunction:send-activation-emails \
+	GetActivationEmailsFunction:get-activation-emails \
+	SendRemindersFunction:send-reminders \
 	ActivationPageFunction:activation-page \
 	ActivateFunction:activate \
 	SetAlertThresholdFunction:set-alert-threshold \
@@ -62,6 +65,7 @@ FUNCTIONS := \
 	ListUserLogsFunction:list-user-logs \
 	ListMyLogsFunction:list-my-logs \
 	ExportUserLogsFunction:export-user-logs \
+	ExportMyLogsFunction:export-my-logs \
 	GetExportFunction:get-export \
 	ExportLogsFunction:export-logs \
 	GetStatsFunction:get-stats \
@@ -69,6 +73,7 @@ FUNCTIONS := \
 	GetImportTemplateFunction:get-import-template \
 	CreateImportFunction:create-import \
 	GetImportFunction:get-import \
+	ListImportsFunction:list-imports \
 	ImportUsersFunction:import-users
 
 LAMBDA_TARGETS := $(foreach f,$(FUNCTIONS),build-$(firstword $(subst :, ,$(f))))

@@ -35,8 +35,9 @@ const localVisibility = time.Second
 // when one is missing.
 func queueHandlers(a *app.App) map[string]localsqs.Handler {
 	return map[string]localsqs.Handler{
-		"IngestUsageFunction": a.Usage.HandleSQS,
-		"ExportLogsFunction":  a.Exports.HandleSQS,
+		"IngestUsageFunction":   a.Usage.HandleSQS,
+		"ExportLogsFunction":    a.Exports.HandleSQS,
+		"SendRemindersFunction": a.Reminders.HandleSQS,
 	}
 }
 
@@ -68,6 +69,7 @@ func listenQueues(e *env, tpl *template.Template, cfg *app.Config) (*localQueues
 	q := &localQueues{ln: ln, endpoint: "http://" + ln.Addr().String(), sources: sources}
 	cfg.Queues.SQSEndpoint = q.endpoint
 	cfg.Queues.ExportQueueURL = q.url("ExportQueue")
+	cfg.Queues.ReminderQueueURL = q.url("ReminderQueue")
 	return q, nil
 }
 

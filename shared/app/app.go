@@ -141,9 +141,12 @@ type App struct {
 	// Activation, Notify and Stream: activation links, the outbox's email
 	// delivery, and the table stream's dispatcher (shared/app/email.go).
 	Activation *activation.Service
-	Notify     *notify.Service
-	Stream     *stream.Dispatcher
-	Domains    *domains.Service
+	// Reminders sends activation emails in bulk (POST
+	// /v1/activation-emails); its queue comes from WithReminders.
+	Reminders *activation.Reminders
+	Notify    *notify.Service
+	Stream    *stream.Dispatcher
+	Domains   *domains.Service
 	// Usage ingestion, logs, exports, statistics and the log purge
 	// (shared/app/usage.go).
 	Usage   *usage.Ingester
@@ -158,8 +161,10 @@ type App struct {
 	// (shared/app/imports.go).
 	Imports *importer.Service
 
-	// now is the services' clock, for the features added after them.
-	now licadmin.Clock
+	// now and newID are the services' clock and ids, for the features
+	// added after them.
+	now   licadmin.Clock
+	newID licadmin.IDSource
 }
 
 // New builds the dependencies for cfg: every service, with the table
@@ -176,6 +181,7 @@ func New(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (*A
 	a.UseSES(newSESClient(awsCfg, cfg.Email))
 	useAWSImportFiles(a, awsCfg)
 	useAWSExports(a, awsCfg)
+	useAWSReminders(a, awsCfg)
 	meterEmail(a)
 	return a, nil
 }
@@ -252,6 +258,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 	st := &store.Store{DB: db, Table: cfg.TableName, NewID: newID}
 	a := &App{
 		now:      now,
+		newID:    newID,
 		Config:   cfg,
 		Logger:   logger,
 		DynamoDB: db,
