@@ -3,16 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
-	"strings"
-	"time"
 
 	"licenseadmin/infra/cli"
 	"licenseadmin/infra/stack"
-	"licenseadmin/shared/app"
-	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
 )
 
@@ -71,50 +64,14 @@ func domainsApproveCmd(ctx context.Context, e *cli.Env, args []string) error {
 // withOperator builds the App for the local stack, runs op, and prints its
 // result as one JSON object.
 func withOperator(ctx context.Context, e *cli.Env, op func(context.Context, *operator.Service) (any, error)) error {
-	ctx, cancel, a, err := localApp(ctx, e)
+	ctx, cancel, a, err := stack.LocalApp(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer cancel()
 	out, err := op(ctx, a.Operator)
 	if err != nil {
-		return explain(err, a.Config)
+		return stack.Explain(err, a.Config)
 	}
 	return json.NewEncoder(e.Stdout).Encode(out)
-}
-
-// localApp builds the App of the stack that `make run` started, for a
-// command of the operator tool; the returned context bounds the command.
-func localApp(ctx context.Context, e *cli.Env) (context.Context, context.CancelFunc, *app.App, error) {
-	cfg, err := stack.AppConfig(e)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	a, err := app.New(ctx, cfg)
-	if err != nil {
-		cancel()
-		return nil, nil, nil, err
-	}
-	return ctx, cancel, a, nil
-}
-
-// explain turns an error into what to do about it.
-func explain(err error, cfg app.Config) error {
-	var ae *licadmin.Error
-	var ne net.Error
-	var oe *net.OpError
-	switch {
-	case errors.As(err, &ae):
-		msg := ae.Code + ": " + ae.Message
-		for _, f := range ae.Fields {
-			msg += fmt.Sprintf(" (%s: %s)", f.Field, f.Code)
-		}
-		return errors.New(msg)
-	case errors.As(err, &oe), errors.As(err, &ne):
-		return fmt.Errorf("cannot reach DynamoDB at %s: start the local stack with `make run` first (or set DYNAMODB_ENDPOINT): %w", cfg.DynamoDBEndpoint, err)
-	case strings.Contains(err.Error(), "ResourceNotFoundException"):
-		return fmt.Errorf("table %q does not exist at %s: start the local stack with `make run` (it creates the table), or set TABLE_NAME", cfg.TableName, cfg.DynamoDBEndpoint)
-	}
-	return err
 }

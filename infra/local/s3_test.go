@@ -18,7 +18,9 @@ import (
 // stack `run` starts: the template downloads; POST /v1/imports gives a
 // presigned URL of the local S3; a plain HTTP PUT of a CSV to it (curl -T)
 // starts the import function as S3's notification would; GET shows it done
-// with its counters; the report downloads from its presigned URL.
+// with its counters; the report downloads from its presigned URL; a CSV
+// PUT at drop/{accountId}/{name}.csv starts an import too, which GET
+// /v1/imports lists first, as a drop.
 func TestRunImport(t *testing.T) {
 	st := apitest.StartStack(t, stack.Run, nil)
 	api, s3, e, stderr := st.API, st.S3, st.Env, st.Stderr
@@ -97,6 +99,39 @@ func TestRunImport(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "ImportUsersFunction") {
 		t.Errorf("no log line of the import function's invocation:\n%s", stderr.String())
+	}
+
+	// A CSV dropped at drop/{accountId}/{name}.csv, no API call first, as
+	// docs/imports.md's drop walk-through does it: the local S3 fires the
+	// import function as the template's drop/ notification says.
+	drop := apitest.HTTPRequest(t, http.MethodPut, s3+"/license-admin-files/drop/"+acct+"/hr-export.csv",
+		strings.NewReader(strings.TrimSpace(string(mustTemplate(t, api, tok)))+"\ncy@acme.test,Cy,Young,en,\n"), "")
+	if resp, body := apitest.HTTPDo(t, drop); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT drop/: %d %s", resp.StatusCode, body)
+	}
+	var list struct {
+		Items []struct {
+			Source   string  `json:"source"`
+			FileName *string `json:"fileName"`
+			Status   string  `json:"status"`
+			Created  int     `json:"created"`
+		} `json:"items"`
+	}
+	for deadline := time.Now().Add(time.Minute); len(list.Items) == 0 || list.Items[0].Source != "drop" || list.Items[0].Status != "done"; {
+		resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/imports", nil, tok))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/imports: %d %s", resp.StatusCode, body)
+		}
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dropped import done after a minute: %s\n%s", body, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(list.Items) != 2 || list.Items[0].FileName == nil || *list.Items[0].FileName != "hr-export.csv" || list.Items[0].Created != 1 || list.Items[1].Source != "api" {
+		t.Fatalf("imports %+v, want the drop (1 user) then the upload", list.Items)
 	}
 	if err := st.Stop(t); err != nil {
 		t.Errorf("run ended with %v: %s", err, stderr.String())

@@ -62,7 +62,7 @@ func usageCmd(ctx context.Context, e *cli.Env, args []string) error {
 	if msg.Bytes == 0 && *typ == string(licadmin.EventSent) {
 		msg.Bytes = 48213
 	}
-	ctx, cancel, a, err := localApp(ctx, e)
+	ctx, cancel, a, err := stack.LocalApp(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func usageCmd(ctx context.Context, e *cli.Env, args []string) error {
 	if msg.AccountID == "" {
 		u, err := a.Store.FindUser(ctx, "", msg.Email)
 		if err != nil {
-			return explain(err, cfg)
+			return stack.Explain(err, cfg)
 		}
 		if u == nil {
 			return fmt.Errorf("no user has the email %s in the local table: add it first (or pass --account to send the event anyway)", msg.Email)

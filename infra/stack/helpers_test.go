@@ -17,6 +17,7 @@ import (
 
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/localauth"
 )
 
 var testKeys struct {
@@ -36,7 +37,7 @@ func keys(tb testing.TB) (key, other *SigningKey) {
 				testKeys.err = err
 				return nil
 			}
-			return &SigningKey{private: k, kid: thumbprint(&k.PublicKey)}
+			return &SigningKey{private: k, kid: localauth.Thumbprint(&k.PublicKey)}
 		}
 		testKeys.key, testKeys.other = gen(), gen()
 	})

@@ -5,13 +5,10 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,14 +16,15 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"licenseadmin/shared/localauth"
 )
 
-// The local stack's token issuer and audience. The local API's authorizer
-// accepts only tokens with exactly this iss and this aud, as the API
-// Gateway JWT authorizer does with the deployed ones.
+// The local stack's token issuer and audience (localauth holds them, for
+// the local API and for functions run by sam local).
 const (
-	Issuer   = "https://license-admin.local/"
-	Audience = "license-admin"
+	Issuer   = localauth.Issuer
+	Audience = localauth.Audience
 )
 
 // keyPath is where the local signing key lives, under the repository root;
@@ -108,19 +106,12 @@ func readKey(path string) (*SigningKey, error) {
 	default:
 		return nil, fmt.Errorf("read signing key %s: unexpected PEM type %q", path, block.Type)
 	}
-	return &SigningKey{private: priv, kid: thumbprint(&priv.PublicKey)}, nil
+	return &SigningKey{private: priv, kid: localauth.Thumbprint(&priv.PublicKey)}, nil
 }
 
-// thumbprint returns the RFC 7638 JWK thumbprint of an RSA public key.
-func thumbprint(pub *rsa.PublicKey) string {
-	b64 := base64.RawURLEncoding.EncodeToString
-	jwk, _ := json.Marshal(struct {
-		E   string `json:"e"`
-		Kty string `json:"kty"`
-		N   string `json:"n"`
-	}{b64(big.NewInt(int64(pub.E)).Bytes()), "RSA", b64(pub.N.Bytes())})
-	sum := sha256.Sum256(jwk)
-	return b64(sum[:])
+// newAuthorizer returns the local API's authorizer for tokens signed with key.
+func newAuthorizer(key *SigningKey) *localauth.Authorizer {
+	return localauth.New(&key.private.PublicKey)
 }
 
 // tokenTTL is how long a local token is valid.
@@ -139,13 +130,7 @@ func IssueToken(key *SigningKey, email string, now time.Time) (string, error) {
 		"iat":   now.Unix(),
 		"exp":   now.Add(tokenTTL).Unix(),
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = key.kid
-	s, err := tok.SignedString(key.private)
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	return s, nil
+	return localauth.Sign(key.private, claims)
 }
 
 // KID is the key's id, the kid of the tokens it signs.
@@ -154,9 +139,9 @@ func (k *SigningKey) KID() string { return k.kid }
 // Verify returns the claims of a bearer token as the local API's
 // authorizer reads them, or why it refuses the token.
 func (k *SigningKey) Verify(token string) (map[string]string, error) {
-	jwt, aerr := newAuthorizer(k).authorize(http.Header{"Authorization": {"Bearer " + token}}, nil)
+	jwt, aerr := newAuthorizer(k).Authorize(http.Header{"Authorization": {"Bearer " + token}}, nil)
 	if aerr != nil {
-		return nil, fmt.Errorf("the local authorizer refuses the token: %s", aerr.message())
+		return nil, fmt.Errorf("the local authorizer refuses the token: %s", aerr.Message())
 	}
 	return jwt.Claims, nil
 }

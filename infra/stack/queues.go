@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,8 +38,9 @@ const DefaultSQSPort = 9324
 // `run` refuses to start when one is missing.
 func queueHandlers(load loader) map[string]localsqs.Handler {
 	return map[string]localsqs.Handler{
-		"IngestUsageFunction": load().Usage.HandleSQS,
-		"ExportLogsFunction":  load(app.WithExports).Exports.HandleSQS,
+		"IngestUsageFunction":   load().Usage.HandleSQS,
+		"ExportLogsFunction":    load(app.WithExports).Exports.HandleSQS,
+		"SendRemindersFunction": load(app.WithReminders).Reminders.HandleSQS,
 	}
 }
 
@@ -65,13 +67,14 @@ func listenQueues(e *cli.Env, tpl *template.Template, cfg *app.Config) (*localQu
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost(e), strconv.Itoa(p)))
 	if err != nil {
 		return nil, fmt.Errorf("local SQS: listen on port %d (set SQS_PORT to use another; 0 picks a free one): %w", p, err)
 	}
 	q := &localQueues{ln: ln, endpoint: "http://" + ln.Addr().String(), sources: sources, tpl: tpl}
 	cfg.Queues.SQSEndpoint = q.endpoint
 	cfg.Queues.ExportQueueURL = q.url("ExportQueue")
+	cfg.Queues.ReminderQueueURL = q.url("ReminderQueue")
 	return q, nil
 }
 

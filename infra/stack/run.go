@@ -171,7 +171,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) error {
 	fmt.Fprintf(e.Stdout, "Email:     %s (inbox; sent mail as JSON at %s/store)\n", mail.Endpoint, mail.Endpoint)
 	fmt.Fprintf(e.Stdout, "OpenAPI:   http://%s%s\n", ln.Addr(), openAPIPath)
 	fmt.Fprintf(e.Stdout, "SQS:       %s (usage events: go run ./infra/local usage --email EMAIL --type sent)\n", queues.endpoint)
-	fmt.Fprintf(e.Stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ starts the import)\n", files.srv.URL, files.bucket)
+	fmt.Fprintf(e.Stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ or dropped at drop/{accountId}/{name}.csv starts an import)\n", files.srv.URL, files.bucket)
 	fmt.Fprintf(e.Stdout, "Data:      %s\n", data)
 	fmt.Fprintf(e.Stdout, "Token:     go run ./infra/local token you@example.com\n")
 	fmt.Fprintf(e.Stdout, "Ctrl-C stops everything.\n")

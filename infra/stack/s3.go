@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -74,7 +76,7 @@ func startS3(e *cli.Env, tpl *template.Template, cfg *app.Config, dir string) (*
 	if cfg.S3.Bucket == "" {
 		cfg.S3.Bucket = defaultBucket
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	addr := net.JoinHostPort(listenHost(e), strconv.Itoa(p))
 	var srv *s3local.Server
 	if dir == "" {
 		srv, err = s3local.Start(addr, cfg.S3.Bucket)
