@@ -269,7 +269,7 @@ func TestLocalQueuesFollowTemplate(t *testing.T) {
 	nop := func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 		return events.SQSEventResponse{}, nil
 	}
-	queues, err := localQueueSet(tpl, sources, map[string]localsqs.Handler{"IngestUsageFunction": nop, "ExportLogsFunction": nop})
+	queues, err := localQueueSet(tpl, sources, map[string]localsqs.Handler{"IngestUsageFunction": nop, "ExportLogsFunction": nop, "SendRemindersFunction": nop})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestLocalQueuesFollowTemplate(t *testing.T) {
 		export.Timeout != 300*time.Second {
 		t.Errorf("ExportQueue %+v", export)
 	}
-	for _, name := range []string{"UsageDeadLetterQueue", "ExportDeadLetterQueue", "StreamFailureQueue", "ImportFailureQueue"} {
+	for _, name := range []string{"UsageDeadLetterQueue", "ExportDeadLetterQueue", "StreamFailureQueue", "ImportFailureQueue", "ReminderDeadLetterQueue"} {
 		if q, ok := byName[name]; !ok || q.Handler != nil {
 			t.Errorf("%s: %+v, want a queue that keeps its messages", name, q)
 		}
