@@ -18,6 +18,7 @@ func apiHandlers(a *app.App) map[string]apigw.Handler {
 		"RemoveLicenseFunction":       api.RemoveLicense(a),
 		"TransferLicenseFunction":     api.TransferLicense(a),
 		"DeletePoolLicensesFunction":  api.DeletePoolLicenses(a),
+		"BulkLicensesFunction":        api.BulkLicenses(a),
 		"CreateUserFunction":          api.CreateUser(a),
 		"GetUserFunction":             api.GetUser(a),
 		"ListUsersFunction":           api.ListUsers(a),
