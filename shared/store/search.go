@@ -51,16 +51,17 @@ func searchKeys(u *licadmin.User) map[string]string {
 
 // maxSearchRounds bounds the rounds of Queries of one search page: a page
 // reads at most maxSearchRounds × len(searchAttrs) Queries of at most
-// searchQueryLimit items each, and ends early (a short page, with a
-// cursor) rather than read more.
+// limit+1 items each (100 with a filter), and ends early (a short page,
+// with a cursor) rather than read more.
 const maxSearchRounds = 3
 
 // searchQueryLimit is the Limit of one search Query for a page of limit
-// users: one more than the page, so that a full page usually needs a
-// single round; with a license or status filter at least 100, since some
-// of the items evaluated are dropped.
-func searchQueryLimit(limit int, f licadmin.UserFilter) int32 {
-	n := limit + 1
+// users of which found are found already: what the page lacks and one
+// more, so that a page drawn from one index needs a single round. With a
+// license or status filter, which drops some of the items evaluated, at
+// least 100.
+func searchQueryLimit(limit, found int, f licadmin.UserFilter) int32 {
+	n := limit - found + 1
 	if f.License != "" || f.Status != "" {
 		n = max(n, 100)
 	}
@@ -75,9 +76,13 @@ type searchStream struct {
 	// from is the position after the last item taken (nil: the start).
 	from Item
 	// next is where the next Query starts (its ExclusiveStartKey), and
-	// more whether items remain there.
+	// more whether items may remain there.
 	next Item
 	more bool
+	// read tells that the index was read for this page, and readTo the
+	// key up to which it was: every item of a smaller key was read.
+	read   bool
+	readTo string
 }
 
 // head returns the sort key of the first item read and not taken.
@@ -102,19 +107,30 @@ func (st *searchStream) position() Item {
 	return nil
 }
 
+// searchReadOrder is the order the indexes are read in a round: the first
+// name, the last name, then the email (indexes into searchAttrs). A name
+// is often the prefix typed, whole, so the smallest keys, which fill the
+// page, are most often there; the others are then read only up to the
+// last key the first one returned.
+var searchReadOrder = []int{1, 2, 0}
+
 // searchUsers returns up to limit users of the account whose email, first
 // name or last name has the search key prefix f.Search (and who pass f's
-// license and status filters), ordered by the matching key, each user once
-// (found by its email first, then its first name, then its last name), and
-// the position after them (nil at the end). Found by several fields, a
-// user is returned once, where its smallest matching key sorts.
+// license and status filters), ordered by the matching key, and the
+// position after them (nil at the end). Found by several fields, a user is
+// returned once, where its smallest matching key sorts.
 //
-// The three indexes are read by Queries sent at once and merged: a user is
-// taken only when no index can still hold a smaller key, which the last
-// key each Query evaluated tells even when the filter dropped the items.
-// When a page is not full after maxSearchRounds rounds, it ends early with
-// a position, so that every request reads a bounded number of items; a
-// page may then be short, even empty, and still have a next one.
+// The three indexes are read and merged: a user is taken only when no
+// index can still hold a smaller key, which the last key each Query
+// evaluated tells even when the filter dropped the items. A round reads
+// the first index of searchReadOrder that needs reading, then the others
+// at once, each only up to the smallest key that an index read so far
+// stopped at: the merge could not take more this page. So a page whose
+// users mostly come from one index reads about what the plain list reads,
+// in two round trips. When a page is not full after maxSearchRounds
+// rounds, it ends early with a position, so that every request reads a
+// bounded number of items; a page may then be short, even empty, and
+// still have a next one.
 func (s *Store) searchUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error) {
 	gsiPK := usersGSI1PK(accountID)
 	streams, err := decodeSearchPosition(after, gsiPK)
@@ -123,7 +139,7 @@ func (s *Store) searchUsers(ctx context.Context, accountID string, f licadmin.Us
 	}
 	var users []*licadmin.User
 	for round := 0; round < maxSearchRounds; round++ {
-		if err := s.readStreams(ctx, gsiPK, f, searchQueryLimit(limit, f), streams); err != nil {
+		if err := s.readRound(ctx, gsiPK, f, searchQueryLimit(limit, len(users), f), streams); err != nil {
 			return nil, nil, err
 		}
 		users = takeSearched(streams, f.Search, limit, users)
@@ -144,43 +160,111 @@ func needsRead(streams []*searchStream) bool {
 	return false
 }
 
-// readStreams sends, at once, the Query of each stream that has nothing
-// read left and more to read.
-func (s *Store) readStreams(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, streams []*searchStream) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(streams))
-	for i, st := range streams {
-		if len(st.buf) > 0 || !st.more {
-			continue
+// readRound reads each stream that has nothing read left and more to
+// read: the first in searchReadOrder alone, then the others at once, each
+// up to the bound the streams read so far set (searchBound).
+func (s *Store) readRound(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, streams []*searchStream) error {
+	var todo []*searchStream
+	for _, i := range searchReadOrder {
+		if st := streams[i]; len(st.buf) == 0 && st.more {
+			todo = append(todo, st)
 		}
-		wg.Go(func() {
-			e := newExpr()
-			in := &dynamodb.QueryInput{
-				TableName: &s.Table,
-				IndexName: aws.String(st.attr),
-				KeyConditionExpression: aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)",
-					e.n(attrGSI1PK), e.v(str(gsiPK)), e.n(st.attr), e.v(str(f.Search)))),
-				FilterExpression:  userFilter(e, f),
-				ExclusiveStartKey: st.next,
-				Limit:             aws.Int32(n),
-			}
-			in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.names, e.values
-			out, err := s.DB.Query(ctx, in)
-			if err != nil {
-				errs[i] = fmt.Errorf("search users by %s: %w", st.attr, err)
-				return
-			}
-			st.buf, st.next, st.more = out.Items, out.LastEvaluatedKey, out.LastEvaluatedKey != nil
-			if len(out.Items) == 0 {
-				st.from = st.next
-			}
-		})
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if err := s.readStream(ctx, gsiPK, f, n, todo[0], streams); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(todo))
+	bounds := make([]func(), len(todo))
+	for i, st := range todo[1:] {
+		bound, ok := searchBound(streams, st)
+		if ok && st.read && bound <= st.readTo {
+			continue // read far enough for this page already
+		}
+		bounds[i] = func() { errs[i] = s.readStreamTo(ctx, gsiPK, f, n, st, bound, ok) }
+	}
+	for _, read := range bounds {
+		if read != nil {
+			wg.Go(read)
+		}
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// searchBound returns the smallest key up to which another stream than st
+// was read and may hold more: the merge cannot take past it this page, so
+// st need not be read past it either; false when no stream sets a bound.
+func searchBound(streams []*searchStream, st *searchStream) (string, bool) {
+	bound, ok := "", false
+	for _, o := range streams {
+		if o != st && o.read && o.more && (!ok || o.readTo < bound) {
+			bound, ok = o.readTo, true
+		}
+	}
+	return bound, ok
+}
+
+// readStream reads st up to the bound the other streams set.
+func (s *Store) readStream(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, st *searchStream, streams []*searchStream) error {
+	bound, ok := searchBound(streams, st)
+	return s.readStreamTo(ctx, gsiPK, f, n, st, bound, ok)
+}
+
+// readStreamTo sends the Query of st: at most n items from st.next whose
+// key starts with the search, and when bounded, is at most bound (which
+// itself starts with the search, so that BETWEEN search AND bound holds
+// exactly those keys).
+func (s *Store) readStreamTo(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, st *searchStream, bound string, bounded bool) error {
+	if at := getS(st.next, st.attr); bounded && st.next != nil && at > bound {
+		// Read past bound on an earlier page already (and DynamoDB
+		// refuses a start key outside the key condition).
+		st.buf, st.read, st.readTo = nil, true, at
+		return nil
+	}
+	e := newExpr()
+	keyCond := fmt.Sprintf("%s = %s AND ", e.n(attrGSI1PK), e.v(str(gsiPK)))
+	if bounded {
+		keyCond += fmt.Sprintf("%s BETWEEN %s AND %s", e.n(st.attr), e.v(str(f.Search)), e.v(str(bound)))
+	} else {
+		keyCond += fmt.Sprintf("begins_with(%s, %s)", e.n(st.attr), e.v(str(f.Search)))
+	}
+	in := &dynamodb.QueryInput{
+		TableName:              &s.Table,
+		IndexName:              aws.String(st.attr),
+		KeyConditionExpression: &keyCond,
+		FilterExpression:       userFilter(e, f),
+		ExclusiveStartKey:      st.next,
+		Limit:                  aws.Int32(n),
+	}
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.names, e.values
+	out, err := s.DB.Query(ctx, in)
+	if err != nil {
+		return fmt.Errorf("search users by %s: %w", st.attr, err)
+	}
+	st.buf, st.read = out.Items, true
+	switch {
+	case out.LastEvaluatedKey != nil:
+		st.next, st.readTo = out.LastEvaluatedKey, getS(out.LastEvaluatedKey, st.attr)
+	case bounded:
+		// Everything up to bound is read; more may follow it.
+		if len(out.Items) > 0 {
+			st.next = searchKeyOf(out.Items[len(out.Items)-1], st.attr)
+		}
+		st.readTo = bound
+	default:
+		st.more = false
+	}
+	if len(out.Items) == 0 {
+		st.from = st.next
 	}
 	return nil
 }
@@ -206,8 +290,9 @@ func takeSearched(streams []*searchStream, prefix string, limit int, users []*li
 		}
 		m := streams[i].head()
 		for _, st := range streams {
-			// Nothing read, more to read: its next key may sort before m.
-			if len(st.buf) == 0 && st.more && (st.next == nil || getS(st.next, st.attr) < m) {
+			// Nothing read left, more to read: its next key may sort
+			// before m.
+			if len(st.buf) == 0 && st.more && (!st.read || st.readTo < m) {
 				return users
 			}
 		}
