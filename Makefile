@@ -3,7 +3,7 @@
 #   make build      compile every Lambda for this machine into bin/ (quick check)
 #   make test       every test; starts and stops DynamoDB Local and the rest itself
 #   make test-browser  the activation page in headless Chromium (part of make test)
-#   make run        the whole system locally (see SPEC.md, "Local development")
+#   make run        the whole system locally (docs/local.md)
 #   make lint       gofmt, go vet, staticcheck
 #   make validate   sam validate --lint and cfn-lint on template.yaml
 #   make sam-build  sam build (uses the build-<LogicalId> targets below)

@@ -358,7 +358,7 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("alarm %s does not notify AlarmTopicArn", a.LogicalID)
 		}
 		if a.Properties["AlarmDescription"] == nil {
-			t.Errorf("alarm %s has no AlarmDescription: say what it means and what to do (README, Operating it)", a.LogicalID)
+			t.Errorf("alarm %s has no AlarmDescription: say what it means and what to do (docs/operations.md, alarms)", a.LogicalID)
 		}
 		if len(alarmMetrics(a)) == 0 {
 			t.Errorf("alarm %s watches no metric", a.LogicalID)

@@ -328,7 +328,7 @@ func TestVerifyDomain(t *testing.T) {
 }
 
 // TestVerifyDomainConcurrent ensures a domain is approved for one account
-// at most (SPEC rule 5) when two accounts that both requested it, and both
+// at most (docs/api.md, rule 5) when two accounts that both requested it, and both
 // published their value, verify at the same time, both having read before
 // either writes: one answers 200, the other 409 domain_claimed, and the
 // claim is the winner's.

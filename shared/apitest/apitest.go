@@ -214,7 +214,7 @@ func (r *Response) WantProblem(tb testing.TB, status int, code string) apigw.Pro
 	return p
 }
 
-// Invariants checks SPEC rules 1–3 and 5 over the whole table: for every
+// Invariants checks rules 1–3 and 5 of docs/api.md over the whole table: for every
 // account and tier 0 <= assigned <= purchased, available = purchased -
 // assigned, assigned equals the number of users holding that tier; every
 // user has the email claim that points back at it with its role, and no

@@ -1,5 +1,5 @@
 // Package importer runs bulk imports of users from CSV files uploaded to S3
-// (SPEC "Bulk import"): POST /v1/imports hands out a presigned upload URL
+// (docs/imports.md): POST /v1/imports hands out a presigned upload URL
 // for imports/{accountId}/{importId}.csv, the bucket's ObjectCreated event
 // starts the import function, which streams the file row by row, writes
 // the users in chunked transactions with a checkpoint, continues in a

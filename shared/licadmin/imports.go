@@ -21,9 +21,9 @@ const (
 	ImportFailed ImportStatus = "failed"
 )
 
-// Import is a bulk import of users from a CSV file uploaded to S3 (SPEC
-// "Bulk import"): what GET /v1/imports/{importId} shows, and the job state
-// the import function keeps in the table.
+// Import is a bulk import of users from a CSV file uploaded to S3
+// (docs/imports.md): what GET /v1/imports/{importId} shows, and the job
+// state the import function keeps in the table.
 type Import struct {
 	ID     string       `json:"importId"`
 	Status ImportStatus `json:"status"`
