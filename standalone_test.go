@@ -17,11 +17,15 @@ import (
 // and the numbers of the issues that asked for a change. The expressions
 // are written so that they do not match their own source.
 var outside = []*regexp.Regexp{
-	regexp.MustCompile(`\.\./shared\b`),
 	regexp.MustCompile(`/wor[k]/`),
 	regexp.MustCompile(`\bSPEC\.md\b`),
 	regexp.MustCompile(`(?i)\bissues? ?#?[0-9]+\b`),
 }
+
+// sibling matches a relative path into a directory named shared: fine when
+// it leads to a file of the repository (a link from docs/ to shared/store),
+// outside when it leaves the repository (the sibling directory beside it).
+var sibling = regexp.MustCompile(`(?:\.\./)+shared\b[\w./-]*`)
 
 // TestStandsAlone ensures no tracked file refers to anything outside the
 // repository: a fresh clone must hold its whole contract (docs/api.md,
@@ -47,6 +51,11 @@ func TestStandsAlone(t *testing.T) {
 			for _, re := range outside {
 				if m := re.FindString(line); m != "" {
 					t.Errorf("%s:%d names %q, outside the repository: say it in the project's own words (docs/), or drop it", name, i+1, m)
+				}
+			}
+			for _, m := range sibling.FindAllString(line, -1) {
+				if !insideRepo(filepath.Join(filepath.Dir(name), strings.TrimRight(m, ".")), ".") {
+					t.Errorf("%s:%d names %q, which is not a file of the repository: say it in the project's own words (docs/), or drop it", name, i+1, m)
 				}
 			}
 		}
@@ -83,4 +92,15 @@ func trackedFiles(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// insideRepo reports whether path, relative to the repository root, stays
+// inside it and exists.
+func insideRepo(path, root string) bool {
+	rel, err := filepath.Rel(root, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false
+	}
+	_, err = os.Stat(path)
+	return err == nil
 }

@@ -642,7 +642,7 @@ func TestDomainIdempotency(t *testing.T) {
 func TestOperatorApproveDomain(t *testing.T) {
 	f := newXFixture(t)
 	handler := operator.ApproveDomainHandler(f.App.Operator)
-	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "lambda-approve-1"})
+	ctx := lambdacontext.NewContext(apitest.AsFunction(context.Background(), "ApproveDomainFunction"), &lambdacontext.LambdaContext{AwsRequestID: "lambda-approve-1"})
 
 	n, from := len(auditLog(t, f.Env, f.acct)), time.Now()
 	d, err := handler(ctx, operator.ApproveDomainInput{AccountID: f.acct, Domain: " Ops.Example. "})

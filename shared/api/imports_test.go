@@ -334,7 +334,7 @@ func TestImportConfirmsLicenses(t *testing.T) {
 
 	recs := mail.Next(t)
 	for range 2 {
-		resp, err := f.App.Stream.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+		resp, err := f.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), events.DynamoDBEvent{Records: recs})
 		if err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatalf("handle the import's stream records: %+v %v", resp, err)
 		}

@@ -77,7 +77,8 @@ type Files interface {
 	PresignUpload(ctx context.Context, key, contentType string, ttl time.Duration) (string, error)
 	PresignDownload(ctx context.Context, key, filename, contentType string, ttl time.Duration) (string, error)
 	// Open reads obj from offset on; it fails with
-	// licadmin.ErrImportFileChanged when the object is no longer obj.
+	// licadmin.ErrImportFileChanged when the object is no longer obj, and
+	// licadmin.ErrImportFileMissing when it is gone.
 	Open(ctx context.Context, obj licadmin.ImportObject, offset int64) (io.ReadCloser, error)
 	Write(ctx context.Context, key, contentType string, write func(io.Writer) error) error
 }
