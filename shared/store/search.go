@@ -16,8 +16,8 @@ import (
 // User search. Each user item carries the search key (licadmin.SearchKey)
 // of its email, first name and last name, and each key is the sort key of
 // its own global secondary index, partitioned by the account like GSI1. A
-// search is three Queries of begins_with on those keys, sent at once, whose
-// answers are merged in key order.
+// search is three Queries of begins_with on those keys, whose answers are
+// merged in key order (searchUsers).
 //
 // Why indexes on the user item rather than index items of our own written
 // in each change's transaction: DynamoDB keeps a GSI in step with every
@@ -51,8 +51,8 @@ func searchKeys(u *licadmin.User) map[string]string {
 
 // maxSearchRounds bounds the rounds of Queries of one search page: a page
 // reads at most maxSearchRounds × len(searchAttrs) Queries of at most
-// limit+1 items each (100 with a filter), and ends early (a short page,
-// with a cursor) rather than read more.
+// limit+1 items each (at least 100 with a filter, so at most 201), and
+// ends early (a short page, with a cursor) rather than read more.
 const maxSearchRounds = 3
 
 // searchQueryLimit is the Limit of one search Query for a page of limit
