@@ -78,7 +78,7 @@ func validBulk(in BulkChange) (licadmin.BulkAction, licadmin.Tier, error) {
 		fields = append(fields, licadmin.FieldError{Field: "tier", Code: "required"})
 	}
 	switch {
-	case in.IDs == nil || len(in.IDs) == 0:
+	case len(in.IDs) == 0:
 		fields = append(fields, licadmin.FieldError{Field: "userIds", Code: "required"})
 	case len(in.IDs) > licadmin.MaxBulkUsers:
 		fields = append(fields, licadmin.FieldError{Field: "userIds", Code: "too_many"})
