@@ -77,7 +77,7 @@ func TestBulkAssignModifyRemove(t *testing.T) {
 		}
 	}
 	wantPool(t, f.pool(t), licadmin.Eco, 4, 3)
-	recs := auditLog(t, f.Env, f.acct)
+	recs := f.Env.AuditLog(t, f.acct)
 	if recs[0].Action != store.ActionLicenseBulk || len(recs[0].Subjects) != 3 || recs[0].Details["tier"] != "eco" || recs[0].Actor != f.admin {
 		t.Fatalf("audit record %+v, want one license.bulk record naming 3 users", recs[0])
 	}
@@ -129,7 +129,7 @@ func TestBulkAllOrNothing(t *testing.T) {
 	d := f.user(t, "d@acme.test")
 	f.assign(f.admin, c, "pro").Want(t, http.StatusOK)
 	before := accountState(t, f.Env, f.acct)
-	audits := len(auditLog(t, f.Env, f.acct))
+	audits := len(f.Env.AuditLog(t, f.acct))
 
 	p := f.bulk(t, bulkBody("assign", "eco", a, b, d), nil).WantProblem(t, http.StatusConflict, licadmin.ENOLICENSE)
 	if !strings.Contains(p.Detail, "3 eco licenses are needed and 2 are available") {
@@ -160,7 +160,7 @@ func TestBulkAllOrNothing(t *testing.T) {
 	if after := accountState(t, f.Env, f.acct); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatal("a refused bulk change changed the account")
 	}
-	if n := len(auditLog(t, f.Env, f.acct)); n != audits {
+	if n := len(f.Env.AuditLog(t, f.acct)); n != audits {
 		t.Fatalf("%d audit records, want %d: a refused change wrote one", n, audits)
 	}
 	f.Invariants(t)
@@ -346,7 +346,7 @@ func raceBulk(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 	// Every bulk record names users whose license changed as it says:
 	// nothing half-applied would leave a record without its users, and
 	// the invariants above count every holder.
-	for _, rec := range auditLog(t, r.Env, r.acct) {
+	for _, rec := range r.Env.AuditLog(t, r.acct) {
 		if rec.Action == store.ActionLicenseBulk && len(rec.Subjects) < 2 {
 			t.Errorf("bulk audit record %+v names fewer users than any request sent", rec)
 		}
