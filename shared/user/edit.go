@@ -241,7 +241,7 @@ func (s *Service) Update(ctx context.Context, r licadmin.Request, userID string,
 				return licadmin.Errorf(licadmin.EEMAILTAKEN, "a user with the email %s already exists", n.Email)
 			}
 			if !s.Webmail.Has(ed.domain) {
-				domain = licadmin.EmailDomainKey(ed.domain)
+				domain = ed.domain
 			}
 		}
 		out, err = s.Store.UpdateUser(ctx, c, u, n, domain, ifMatch != nil, s.Now.Read())
