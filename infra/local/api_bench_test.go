@@ -98,7 +98,7 @@ func BenchmarkAPI(b *testing.B) {
 			}
 			api := httptest.NewServer(srv)
 			defer api.Close()
-			token, err := issueToken(key, "admin@acme.test", time.Now())
+			token, err := issueToken(key, "admin@acme.test", true, time.Now())
 			if err != nil {
 				b.Fatal(err)
 			}

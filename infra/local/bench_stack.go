@@ -312,7 +312,7 @@ func (s *benchStack) newAccount(ctx context.Context, name string, licenses map[l
 			return nil, fmt.Errorf("add %s licenses: %w", tier, err)
 		}
 	}
-	tok, err := issueToken(s.key, email, time.Now())
+	tok, err := issueToken(s.key, email, true, time.Now())
 	if err != nil {
 		return nil, err
 	}

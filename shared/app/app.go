@@ -70,6 +70,10 @@ type Config struct {
 	// DNSTimeout bounds one TXT lookup (DNS_TIMEOUT, a Go duration such as
 	// "3s"); dnstxt.DefaultTimeout when zero.
 	DNSTimeout time.Duration
+	// TrustUnverifiedEmail (TRUST_UNVERIFIED_EMAIL=true) accepts tokens
+	// without email_verified, for identity providers that verify every
+	// address and do not send the claim; false by default.
+	TrustUnverifiedEmail bool
 }
 
 // ConfigFromEnv reads Config from the process environment.
@@ -85,6 +89,13 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 		WebmailDomains:   licadmin.DefaultWebmailDomains,
 		DNSResolver:      getenv("DNS_RESOLVER"),
 		Metrics:          getenv("METRICS") != "off",
+	}
+	switch v := getenv("TRUST_UNVERIFIED_EMAIL"); v {
+	case "", "false":
+	case "true":
+		c.TrustUnverifiedEmail = true
+	default:
+		return c, fmt.Errorf("TRUST_UNVERIFIED_EMAIL %q: use true or false", v)
 	}
 	if c.TableName == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set: set it to the DynamoDB table's name")
@@ -245,7 +256,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 		Logger:   logger,
 		DynamoDB: db,
 		Store:    st,
-		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now},
+		API:      &apigw.Server{Logger: logger, Idempotency: st, Callers: st, Now: now, TrustUnverifiedEmail: cfg.TrustUnverifiedEmail},
 		Cursors:  &apigw.Cursors{Keys: st},
 		Licenses: &license.Service{Store: st, Now: now, Callers: callercache.New(callercache.DefaultTTL, callercache.DefaultMax)},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
