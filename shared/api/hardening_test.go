@@ -2,15 +2,20 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/idem"
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/logs"
 )
 
 // idemItems counts the idempotency records in the table.
@@ -113,4 +118,108 @@ func TestDeleteFromPoolChecksCallerFirst(t *testing.T) {
 		}
 	}
 	wantPool(t, f.pool(t), licadmin.Eco, 2, 0)
+}
+
+// exportFiles counts the export files of a user in the bucket.
+func exportFiles(t *testing.T, env *apitest.Env, accountID, userID string) int {
+	t.Helper()
+	out, err := env.App.Files.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{
+		Bucket: &env.App.Files.Bucket, Prefix: aws.String(logs.UserPrefix(accountID, userID))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Contents)
+}
+
+// TestExportGoneWithLogs ensures an export's file goes with the logs it
+// holds: after remove, transfer or user delete, the purge deletes the
+// former holder's export files, so a download URL handed out before is
+// refused; files of the new generation stay.
+func TestExportGoneWithLogs(t *testing.T) {
+	for _, op := range []string{"remove", "transfer", "delete user"} {
+		t.Run(op, func(t *testing.T) {
+			f := newUsageFixture(t)
+			mail := f.WithEmail(t) // runs the stream: emails and the purge
+			q := f.UseExports()
+			f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+			f.someEvents(t, f.adaEmail, 3)
+			id := f.startExport(t, f.ada, nil, nil)
+			if failed := f.RunExports(t, q); len(failed) != 0 {
+				t.Fatalf("export failed: %v", failed)
+			}
+			v := f.exportStatus(t, id)
+			if v.Status != "done" || v.URL == nil {
+				t.Fatalf("export %+v, want done", v)
+			}
+			download(t, *v.URL) // works before
+
+			switch op {
+			case "remove":
+				f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+			case "transfer":
+				f.transfer(f.admin, f.ada, f.bob).Want(t, http.StatusOK)
+			case "delete user":
+				f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
+			}
+			mail.Drain(t)
+
+			resp, err := http.Get(*v.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("the export URL still downloads the former holder's logs after %s", op)
+			}
+			if n := exportFiles(t, f.Env, f.acct, f.ada); n != 0 {
+				t.Fatalf("%d export files of the former holder left after %s", n, op)
+			}
+			if op == "delete user" {
+				return
+			}
+			// An export of the new generation is kept by the next purge
+			// of nothing else.
+			f.someEvents(t, f.adaEmail, 1)
+			f.startExport(t, f.ada, nil, nil)
+			f.RunExports(t, q)
+			mail.Drain(t)
+			if n := exportFiles(t, f.Env, f.acct, f.ada); n != 1 {
+				t.Fatalf("%d export files of the new generation, want 1", n)
+			}
+		})
+	}
+}
+
+// genChangingObjects is export storage whose Write runs change once the
+// file is written: the log generation goes while the export runs.
+type genChangingObjects struct {
+	logs.Objects
+	change func()
+}
+
+func (g *genChangingObjects) Write(ctx context.Context, key, contentType string, write func(io.Writer) error) error {
+	err := g.Objects.Write(ctx, key, contentType, write)
+	g.change()
+	return err
+}
+
+// TestExportRaceWithRemove ensures a file written while its generation
+// went (and after the purge looked for files) is deleted by the export
+// itself, which ends failed.
+func TestExportRaceWithRemove(t *testing.T) {
+	f := newUsageFixture(t)
+	q := f.UseExports()
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	f.someEvents(t, f.adaEmail, 2)
+	id := f.startExport(t, f.ada, nil, nil)
+	f.App.Exports.Objects = &genChangingObjects{Objects: f.App.Exports.Objects, change: func() {
+		f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+	}}
+	f.RunExports(t, q)
+	if v := f.exportStatus(t, id); v.Status != "failed" || v.URL != nil {
+		t.Fatalf("export %+v, want failed", v)
+	}
+	if n := exportFiles(t, f.Env, f.acct, f.ada); n != 0 {
+		t.Fatalf("%d export files left", n)
+	}
 }

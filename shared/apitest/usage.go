@@ -94,7 +94,7 @@ func (q *ExportQueue) Len() int {
 func (e *Env) UseExports() *ExportQueue {
 	q := &ExportQueue{}
 	e.App.Exports.Queue = q
-	e.App.Exports.Objects = e.App.Imports.Files
+	e.App.Exports.Objects = e.App.Files
 	e.App.Exports.Logger = quiet
 	return q
 }

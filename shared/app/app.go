@@ -32,6 +32,7 @@ import (
 	"licenseadmin/shared/metrics"
 	"licenseadmin/shared/notify"
 	"licenseadmin/shared/operator"
+	"licenseadmin/shared/s3files"
 	"licenseadmin/shared/stats"
 	"licenseadmin/shared/store"
 	"licenseadmin/shared/stream"
@@ -157,6 +158,9 @@ type App struct {
 	// Imports runs bulk imports of users from CSV files in S3
 	// (shared/app/imports.go).
 	Imports *importer.Service
+	// Files is the files bucket (imports, reports, exports); nil until
+	// UseImportFiles.
+	Files *s3files.Files
 
 	// now is the services' clock, for the features added after them.
 	now licadmin.Clock
