@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +224,64 @@ func TestExportRaceWithRemove(t *testing.T) {
 	if n := exportFiles(t, f.Env, f.acct, f.ada); n != 0 {
 		t.Fatalf("%d export files left", n)
 	}
+}
+
+// TestListsReadBounded ensures a filtered list reads a bounded number of
+// items per request: when its filter drops everything it reads, a page
+// stops early with what it found (nothing, here) and a cursor, and
+// following the cursors finds every match once.
+func TestListsReadBounded(t *testing.T) {
+	f := newUsageFixture(t)
+	f.App.Store.MaxItemsRead = 10
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	now := time.Now()
+	var msgs []any
+	var opened []string
+	for i := range 27 {
+		typ := licadmin.EventSent
+		if i >= 25 { // the two oldest
+			typ = licadmin.EventOpened
+		}
+		m := event(f.acct, f.adaEmail, typ, now.Add(-time.Duration(i+1)*time.Minute))
+		msgs = append(msgs, m)
+		if typ == licadmin.EventOpened {
+			opened = append(opened, m.MessageRef)
+		}
+	}
+	ingest(t, f.Env, msgs...)
+
+	t.Run("logs by type", func(t *testing.T) {
+		q := map[string]string{"type": "opened", "limit": "50"}
+		var got []string
+		pages := 0
+		for {
+			p := f.userLogs(t, f.admin, f.ada, q)
+			pages++
+			got = append(got, refs(p.Items)...)
+			if p.NextCursor == nil {
+				break
+			}
+			if pages > 10 {
+				t.Fatal("the cursor does not advance")
+			}
+			q["cursor"] = *p.NextCursor
+		}
+		if pages < 3 || !slices.Equal(got, opened) {
+			t.Fatalf("%d pages found %v, want %v over at least 3 pages of at most 10 items read", pages, got, opened)
+		}
+	})
+
+	t.Run("users by license", func(t *testing.T) {
+		for i := range 12 {
+			f.user(t, fmt.Sprintf("u%02d@acme.test", i))
+		}
+		first := f.listPage(t, f.admin, map[string]string{"license": "pro"})
+		if len(first.Items) != 0 || first.NextCursor == nil {
+			t.Fatalf("first page %d users, cursor %v; want none and a cursor", len(first.Items), first.NextCursor)
+		}
+		all := flatten(f.listAll(t, f.admin, map[string]string{"license": "eco"}))
+		if !slices.Equal(all, []string{f.ada}) {
+			t.Fatalf("eco users %v, want [%s]", all, f.ada)
+		}
+	})
 }
