@@ -22,11 +22,13 @@ import (
 // functions/ directories and the local registry describe the same set of
 // Lambdas: every template function has a build-<LogicalId> target and a
 // main.go that hands a handler to lambda.Start; every functions/ directory
-// is built; and every HTTP function is served locally with the very handler
-// expression its main uses, so `make run` runs what AWS runs.
+// is built; every HTTP function is served locally with the very handler
+// expression its main uses, so `make run` runs what AWS runs; and every
+// scheduled function runs on the local scheduler.
 func TestFunctionsMatchTemplate(t *testing.T) {
 	root, tpl, dirs := project(t)
 	registry := registryExprs(t, filepath.Join(root, "infra", "local", "handlers.go"))
+	scheduled := registryExprs(t, filepath.Join(root, "infra", "local", "schedule.go"))
 
 	inTemplate := map[string]bool{}
 	for _, f := range tpl.Functions {
@@ -42,6 +44,9 @@ func TestFunctionsMatchTemplate(t *testing.T) {
 		start := lambdaStartExpr(t, filepath.Join(root, "functions", dir, "main.go"))
 		if start == "" {
 			continue
+		}
+		if _, ok := scheduled[f.LogicalID]; ok != (len(f.Schedules) > 0) {
+			t.Errorf("%s: on a schedule %v, in infra/local's scheduledHandlers %v: want both or neither", f.LogicalID, len(f.Schedules) > 0, ok)
 		}
 		if len(f.Routes) == 0 {
 			if _, ok := registry[f.LogicalID]; ok {

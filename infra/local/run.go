@@ -125,6 +125,16 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		stopStream()
 		streamDone()
 	}()
+	schedCtx, stopSchedules := context.WithCancel(ctx)
+	schedulesDone, err := startSchedules(schedCtx, e, tpl, scheduledHandlers(a))
+	if err != nil {
+		stopSchedules()
+		return err
+	}
+	defer func() {
+		stopSchedules()
+		schedulesDone()
+	}()
 	if err := queues.serve(ctx, a, slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "sqs")); err != nil {
 		return err
 	}

@@ -33,6 +33,14 @@ func WithStream(a *App, awsCfg aws.Config) {
 	}
 }
 
+// WithOutboxSweeper is the outbox sweeper's function: the emails that the
+// stream left undelivered, re-driven through SES (Notify.Sweep).
+func WithOutboxSweeper(a *App, awsCfg aws.Config) {
+	wireDelivery(a)
+	a.UseSES(newSESClient(awsCfg, a.Config.Email))
+	meterEmail(a)
+}
+
 // WithFiles is the bucket of CSV files through S3, and the import's
 // continuation in a fresh invocation of the running function: imports.
 func WithFiles(a *App, awsCfg aws.Config) {

@@ -51,6 +51,7 @@ func meterEmail(a *App) {
 		return
 	}
 	a.Notify.Sender = meteredSender{next: a.Notify.Sender, m: a.Metrics}
+	a.Notify.Metrics = a.Metrics
 }
 
 // meteredSender records each send of next.

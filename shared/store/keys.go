@@ -28,7 +28,8 @@ import (
 //	domain claim         DOMAIN#<domain>           DOMAIN                      accountId, status: one domain, one account
 //	idempotency record   IDEM#<sha256(scope, key)> IDEM                        request hash and response, ttl 24 h
 //	setting              CONFIG                    <name>                      e.g. the cursor signing key
-//	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d
+//	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d;
+//	                                                                           gsi1pk=OUTBOX#DUE, gsi1sk=<due time>#<id> until sent or failed
 //	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
 //	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, ttl 30 d: a redelivered event counts once
 //	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
