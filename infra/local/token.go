@@ -36,8 +36,11 @@ func tokenCmd(_ context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	if arg == "" || fs.NArg() != 0 {
-		return usageError{"want exactly one EMAIL argument"}
+	switch {
+	case arg == "":
+		return usageError{"missing EMAIL, the address to sign a token for"}
+	case fs.NArg() > 0:
+		return usageError{fmt.Sprintf("unexpected argument %q: token takes one EMAIL", fs.Arg(0))}
 	}
 	email := licadmin.NormalizeEmail(arg)
 	if local, domain, ok := strings.Cut(email, "@"); !ok || local == "" || domain == "" || strings.ContainsAny(email, " \t<>") {
