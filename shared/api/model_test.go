@@ -425,4 +425,3 @@ func (r *modelRun) check(step int) {
 		}
 	}
 }
-
