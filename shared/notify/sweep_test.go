@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/notify"
 	"licenseadmin/shared/store"
@@ -74,7 +75,7 @@ func sweepWorld(t *testing.T, users int) (*world, *testClock, *sesOutage, []stri
 	}
 	clock.advance(time.Now().UTC().Sub(clock.read())) // the items' time
 	recs := w.mail.Next(t)
-	if _, err := w.App.Stream.Handle(context.Background(), event(recs)); err != nil {
+	if _, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs)); err != nil {
 		t.Fatal(err)
 	}
 	return w, clock, outage, emails
@@ -89,7 +90,7 @@ func sweepWorld(t *testing.T, users int) (*world, *testClock, *sesOutage, []stri
 func TestSweeperRedrivesAfterOutage(t *testing.T) {
 	const users = 3
 	w, clock, outage, emails := sweepWorld(t, users)
-	ctx := context.Background()
+	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
 	sweep := func() notify.SweepResult {
 		t.Helper()
 		res, err := w.App.Notify.Sweep(ctx)
@@ -151,7 +152,7 @@ func TestSweeperGivesUp(t *testing.T) {
 	g := &givenUp{}
 	w.App.Notify.Metrics = g
 	w.App.Notify.MaxAttempts = 3
-	ctx := context.Background()
+	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
 	for range 6 {
 		clock.advance(notify.MaxRetryDelay)
 		if _, err := w.App.Notify.Sweep(ctx); err != nil {
