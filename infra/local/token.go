@@ -13,6 +13,7 @@ import (
 
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/localauth"
 )
 
 // tokenTTL is how long a local token is valid.
@@ -80,11 +81,5 @@ func issueToken(key *signingKey, email string, verified bool, now time.Time) (st
 	if verified {
 		claims["email_verified"] = true
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = key.kid
-	s, err := tok.SignedString(key.private)
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	return s, nil
+	return localauth.Sign(key.private, claims)
 }

@@ -54,7 +54,7 @@ func TestTokenCommand(t *testing.T) {
 		}
 		kids = append(kids, key.kid)
 		h := http.Header{"Authorization": {"Bearer " + out["token"]}}
-		jwtCtx, aerr := newAuthorizer(key).authorize(h, nil)
+		jwtCtx, aerr := newAuthorizer(key).Authorize(h, nil)
 		if aerr != nil {
 			t.Fatalf("the local authorizer refuses the token: %v", aerr)
 		}
@@ -107,7 +107,7 @@ func TestTokenUnverified(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		jwtCtx, aerr := newAuthorizer(key).authorize(http.Header{"Authorization": {"Bearer " + out["token"]}}, nil)
+		jwtCtx, aerr := newAuthorizer(key).Authorize(http.Header{"Authorization": {"Bearer " + out["token"]}}, nil)
 		if aerr != nil {
 			t.Fatalf("%v: refused: %v", tt.args, aerr)
 		}
