@@ -36,9 +36,9 @@ func TestSeededSampleEvents(t *testing.T) {
 		"get-user-stats": 200, "get-user": 200, "list-domains": 200, "list-my-logs": 200, "list-user-logs": 200,
 		"list-users": 200, "modify-license": 200, "remove-license": 200, "send-activation-email": 202,
 		"set-alert-threshold": 200, "transfer-license": 200, "update-user": 200,
-		// No TXT record is published for the sample domain: the check runs
-		// and says so.
-		"verify-domain": 422,
+		// No name server answers the test's lookup: the check runs, the
+		// lookup fails, and the answer is the retryable 503.
+		"verify-domain": 503,
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".json")
