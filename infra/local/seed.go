@@ -32,12 +32,17 @@ const (
 	sampleImportID = "01JDQ6B4X8J3L0N5Q7S9U1W2YC"
 	sampleExportID = "01JDQ6B4X8J3L0N5Q7S9U1W2YC"
 	sampleOutboxID = "01JDQ5B0R4M7T2W9Y3C6E8G1HK"
+	sampleRemindID = "01JDQ7C5Y9K4M1P6R8T0V2X3ZD" // a running reminder of every pending user
 	sampleToken    = "q3Xb0u9mQf4yJcT2p8LrV1sWzN6kHgE5aD7oYiB-_xA"
 	sampleLicenses = 10 // purchased of each tier
 	// sampleImportedCSV is the import's file; infra/events/import-users.json
 	// names its size and ETag (MD5), which the importer checks.
 	sampleImportedCSV  = "email,first_name,last_name,language,license\nkatherine.johnson@acme.test,Katherine,Johnson,en,eco\n"
 	sampleImportedUser = "katherine.johnson@acme.test"
+	// sampleDropKey and sampleDroppedCSV are the file an integration drops;
+	// infra/events/import-users-drop.json names its key, size and ETag.
+	sampleDropKey    = "drop/" + sampleAccount + "/hr-export-2026-11.csv"
+	sampleDroppedCSV = "email,first_name,last_name,language,license\nalan.turing@acme.test,Alan,Turing,en,\n"
 )
 
 // seedCmd creates the sample world in the stack whose services the
@@ -62,6 +67,7 @@ func seedCmd(ctx context.Context, e *env, args []string) error {
 	return json.NewEncoder(e.stdout).Encode(map[string]string{
 		"accountId": sampleAccount, "admin": sampleAdmin, "userId": sampleUserID, "user": sampleUser,
 		"otherUserId": sampleOtherID, "importId": sampleImportID, "exportId": sampleExportID,
+		"reminderId": sampleRemindID,
 	})
 }
 
@@ -112,6 +118,17 @@ func seedSamples(ctx context.Context, a *app.App, now time.Time) error {
 	}
 	if err := putURL(ctx, url, importer.ContentType, sampleImportedCSV); err != nil {
 		return fmt.Errorf("seed import file: %w", err)
+	}
+	if url, err = a.Imports.Files.PresignUpload(ctx, sampleDropKey, importer.ContentType, time.Minute); err != nil {
+		return fmt.Errorf("seed dropped file: %w", err)
+	}
+	if err := putURL(ctx, url, importer.ContentType, sampleDroppedCSV); err != nil {
+		return fmt.Errorf("seed dropped file: %w", err)
+	}
+	r := &licadmin.Reminder{ID: sampleRemindID, AccountID: sampleAccount, Actor: sampleAdmin, Status: licadmin.ReminderRunning,
+		AllPending: true, CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateReminder(ctx, c, r, r, now); err != nil {
+		return fmt.Errorf("seed reminder: %w", err)
 	}
 	x := &licadmin.Export{ID: sampleExportID, AccountID: sampleAccount, UserID: sampleUserID, LogGeneration: grace.LogGeneration,
 		Range: licadmin.LogRange{From: now.AddDate(0, -1, 0), To: now}, Status: licadmin.ExportRunning,
