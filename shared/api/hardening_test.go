@@ -285,3 +285,18 @@ func TestListsReadBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestSelfRouteReplay ensures a route any user may call (its own journal's
+// export) replays a remembered answer to that user, who is no admin, and
+// to nobody who is no user.
+func TestSelfRouteReplay(t *testing.T) {
+	f := newUsageFixture(t)
+	f.UseExports()
+	h := api.ExportMyLogs(f.App)
+	req := apitest.Request{Route: "POST /v1/me/logs/export", Email: f.adaEmail, Headers: idemKey("mine-1")}
+	first := apitest.Do(t, h, req)
+	first.Want(t, http.StatusAccepted)
+	wantReplay(t, first, apitest.Do(t, h, req))
+	f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
+	apitest.Do(t, h, req).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+}
