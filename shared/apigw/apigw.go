@@ -214,7 +214,7 @@ func (s *Server) run(ctx context.Context, req *Request, op Operation) (events.AP
 //
 // A replay goes only to a caller who may still make the request
 // (authorizeReplay). What is remembered is bounded: nothing a retry could
-// answer differently (Forgotten), and on a public route no refusal at all,
+// answer differently (forgotten), and on a public route no refusal at all,
 // so that anonymous clients with fresh keys cannot write to the table.
 func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key string, op Operation) (events.APIGatewayV2HTTPResponse, bool, error) {
 	if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
@@ -276,7 +276,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 		return replay()
 	}
 	if err != nil {
-		if Forgotten(licadmin.ErrorCode(err)) {
+		if forgotten(licadmin.ErrorCode(err)) {
 			// Not remembered: the client should be able to retry.
 			return resp, false, err
 		}
@@ -310,7 +310,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 	return resp, false, nil
 }
 
-// Forgotten reports whether an error answer with code is left out of the
+// forgotten reports whether an error answer with code is left out of the
 // idempotency records, so that a retry with the same key is answered
 // afresh: answers that a retry may change without the client changing
 // anything — an internal error, a service or a DNS lookup that failed for
@@ -318,7 +318,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 // domain whose TXT record is not visible yet (DNS changes take time to
 // propagate). Every other answer, errors included, is replayed for
 // idem.TTL.
-func Forgotten(code string) bool {
+func forgotten(code string) bool {
 	switch code {
 	case licadmin.EINTERNAL, licadmin.EUNAVAILABLE, licadmin.ERATELIMITED, licadmin.EIDEMINPROGRESS, licadmin.EDOMAINUNVERIFIED:
 		return true
