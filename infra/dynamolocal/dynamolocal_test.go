@@ -92,6 +92,54 @@ func TestStartStop(t *testing.T) {
 	}
 }
 
+// TestDataDir ensures a database started in a data directory keeps its
+// tables and items when started again there, and that one in memory does
+// not.
+func TestDataDir(t *testing.T) {
+	t.Setenv("DYNAMODB_ENDPOINT", "")
+	ctx := context.Background()
+	dir := t.TempDir()
+	tables := func(opts dynamolocal.Options, create bool) []string {
+		t.Helper()
+		srv, err := dynamolocal.Start(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Stop()
+		client, err := dynamolocal.Client(ctx, srv.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if create {
+			if err := dynamolocal.CreateTable(ctx, client, "kept"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("kept"), Item: item("A#1", "META")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if create || len(out.TableNames) == 0 {
+			return out.TableNames
+		}
+		got, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("kept"), Key: item("A#1", "META"), ConsistentRead: aws.Bool(true)})
+		if err != nil || got.Item == nil {
+			t.Fatalf("the item did not survive the restart: %v", err)
+		}
+		return out.TableNames
+	}
+	tables(dynamolocal.Options{DataDir: dir}, true)
+	if got := tables(dynamolocal.Options{DataDir: dir}, false); len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("tables after a restart in %s: %v, want kept", dir, got)
+	}
+	if got := tables(dynamolocal.Options{}, false); len(got) != 0 {
+		t.Fatalf("a database in memory starts with tables %v", got)
+	}
+}
+
 // TestStartErrors ensures missing prerequisites and a taken port give a
 // message that says what to do, and that DYNAMODB_ENDPOINT starts nothing.
 func TestStartErrors(t *testing.T) {

@@ -13,10 +13,7 @@ import (
 // gsi1 index, the ttl attribute, makefile builds from the repository root,
 // and API routes that are absolute paths.
 func TestRealTemplate(t *testing.T) {
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl := realTemplate(t)
 	in, err := tpl.TableInput("x")
 	if err != nil {
 		t.Fatal(err)
@@ -48,4 +45,14 @@ func TestRealTemplate(t *testing.T) {
 			seen[r.Key()] = fn.LogicalID
 		}
 	}
+}
+
+// realTemplate returns the project's own template.yaml, parsed.
+func realTemplate(t *testing.T) *template.Template {
+	t.Helper()
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
 }

@@ -16,6 +16,7 @@ import (
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/idem"
+	"licenseadmin/shared/importer"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 )
@@ -250,6 +251,34 @@ func TestTransactionLimits(t *testing.T) {
 			return st.RecordUsage(ctx, &licadmin.UsageEvent{ID: long(128), AccountID: f.acct, UserID: u.ID, Type: licadmin.EventSent, At: now,
 				MessageRef: long(256), Recipients: recipients, Bytes: 1 << 40, IP: "2001:db8::1"}, u, now)
 		}, ""},
+		{"CreateReminder", "of every pending user, with a key", func(t *testing.T) error {
+			c := caller(t, "second@acme.test")
+			r := &licadmin.Reminder{ID: "r1", AccountID: f.acct, Actor: c.Email, Status: licadmin.ReminderRunning, AllPending: true,
+				CreatedAt: now, UpdatedAt: now}
+			return st.CreateReminder(keyed("remind"), c, r, r, now)
+		}, ""},
+		{"RemindUser", "the caller itself, twice for one reminder", func(t *testing.T) error {
+			ctx := bg
+			c := caller(t, "second@acme.test")
+			if _, err := st.RemindUser(ctx, c, user(t, c.UserID), "r1", now); err != nil {
+				return err
+			}
+			_, err := st.RemindUser(ctx, c, user(t, c.UserID), "r1", now)
+			return err
+		}, ""},
+		{"CreateDropImport", "the longest key, twice", func(t *testing.T) error {
+			ctx := bg
+			name := long(200) + ".csv"
+			imp := &licadmin.Import{ID: "drop1", AccountID: f.acct, Status: licadmin.ImportPending, Source: licadmin.ImportSourceDrop,
+				Actor: "AWS:" + long(128), Key: "drop/" + f.acct + "/" + name, FileName: &name, CreatedAt: now, UpdatedAt: now}
+			if err := st.CreateDropImport(ctx, imp, now); err != nil {
+				return err
+			}
+			if err := st.CreateDropImport(ctx, imp, now); !errors.Is(err, licadmin.ErrImportExists) {
+				return fmt.Errorf("the same drop again: %v, want ErrImportExists", err)
+			}
+			return nil
+		}, ""},
 		{"DeleteUser", "the caller itself", func(t *testing.T) error {
 			c := caller(t, "plain2@acme.test")
 			return st.DeleteUser(keyed("delete-self"), c, user(t, c.UserID), now)
@@ -288,6 +317,28 @@ func TestTransactionLimits(t *testing.T) {
 		}
 		return nil
 	}, ""}}, cases...)
+
+	// FinishImport, through the importer: a dropped file's end emails
+	// every admin of the account, and the account has more admins than
+	// one transaction holds.
+	cases = append(cases, txnCase{"FinishImport", "a drop's end with more admins than fit", func(t *testing.T) error {
+		// The fixture's admin changed its email and demoted itself above.
+		for i := range licadmin.MaxChunkItems + 5 {
+			apitest.Do(t, api.CreateUser(f.App), apitest.Request{Route: routeUsers, Email: "second@acme.test",
+				Body: newUser(fmt.Sprintf("admin%03d@acme.test", i), "admin")}).Want(t, http.StatusCreated)
+		}
+		key := "drop/" + f.acct + "/" + long(100) + ".csv"
+		eTag := f.S3.Drop(t, key, "email,first_name,last_name,language,license\ndropped@acme.test,Drop,Ped,en,\n")
+		f.RunImports(t, f.S3.Uploads(t, 1)...)
+		imp, err := st.GetImport(bg, f.acct, importer.DropImportID(f.acct, eTag))
+		if err != nil {
+			return err
+		}
+		if imp.Status != licadmin.ImportDone {
+			return fmt.Errorf("drop import ended %s (%+v)", imp.Status, imp.Error)
+		}
+		return nil
+	}, ""})
 
 	covered := map[string]bool{}
 	for _, tc := range cases {
