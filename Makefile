@@ -41,6 +41,7 @@ FUNCTIONS := \
 	RemoveLicenseFunction:remove-license \
 	TransferLicenseFunction:transfer-license \
 	DeletePoolLicensesFunction:delete-pool-licenses \
+	BulkLicensesFunction:bulk-licenses \
 	CreateUserFunction:create-user \
 	GetUserFunction:get-user \
 	ListUsersFunction:list-users \

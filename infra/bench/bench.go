@@ -170,7 +170,7 @@ func Cmd(ctx context.Context, e *cli.Env, args []string) error {
 }
 
 // benchSteps are the parts of the benchmark, in order; --only names some.
-var benchSteps = []string{"sizes", "data", "license", "race", "long", "logs", "stats", "import", "startup"}
+var benchSteps = []string{"sizes", "data", "search", "license", "race", "long", "logs", "stats", "import", "startup"}
 
 func (b *bench) wants(step string) bool {
 	return len(b.cfg.only) == 0 || slices.Contains(b.cfg.only, step)
@@ -212,6 +212,12 @@ func (b *bench) main(ctx context.Context) error {
 			return fmt.Errorf("log entries: %w", err)
 		}
 	}
+	var search *benchSearch
+	if b.wants("search") {
+		if search, err = b.prepareSearch(ctx); err != nil {
+			return fmt.Errorf("search users: %w", err)
+		}
+	}
 	var builds *benchBuilds
 	if pending != nil {
 		if builds, err = pending.wait(); err != nil {
@@ -237,6 +243,7 @@ func (b *bench) main(ctx context.Context) error {
 			fn   func(context.Context) error
 		}{
 			{"data", b.batchQueryFigures},
+			{"search", func(ctx context.Context) error { return search.figures(ctx) }},
 			{"license", b.licenseFigures},
 			{"race", b.raceFigures},
 			{"long", b.longRunFigures},

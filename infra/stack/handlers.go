@@ -36,6 +36,7 @@ func apiHandlers(load loader) map[string]apigw.Handler {
 		"RemoveLicenseFunction":        api.RemoveLicense(load()),
 		"TransferLicenseFunction":      api.TransferLicense(load()),
 		"DeletePoolLicensesFunction":   api.DeletePoolLicenses(load()),
+		"BulkLicensesFunction":         api.BulkLicenses(load()),
 		"CreateUserFunction":           api.CreateUser(load()),
 		"GetUserFunction":              api.GetUser(load()),
 		"ListUsersFunction":            api.ListUsers(load()),

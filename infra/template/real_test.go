@@ -21,8 +21,13 @@ func TestRealTemplate(t *testing.T) {
 	if len(in.KeySchema) != 2 || *in.KeySchema[0].AttributeName != "pk" || *in.KeySchema[1].AttributeName != "sk" {
 		t.Errorf("key schema = %+v, want pk HASH, sk RANGE", in.KeySchema)
 	}
-	if len(in.GlobalSecondaryIndexes) != 1 || *in.GlobalSecondaryIndexes[0].IndexName != "gsi1" {
-		t.Errorf("GSIs = %+v, want gsi1", in.GlobalSecondaryIndexes)
+	// The indexes the store queries: the list of users and the search.
+	var gsis []string
+	for _, g := range in.GlobalSecondaryIndexes {
+		gsis = append(gsis, *g.IndexName)
+	}
+	if want := []string{"gsi1", "searchEmail", "searchFirstName", "searchLastName"}; strings.Join(gsis, ",") != strings.Join(want, ",") {
+		t.Errorf("GSIs = %v, want %v", gsis, want)
 	}
 	if got := tpl.TTLAttribute(); got != "ttl" {
 		t.Errorf("TTLAttribute() = %q, want ttl", got)

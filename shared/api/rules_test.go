@@ -83,6 +83,7 @@ func TestTenantIsolation(t *testing.T) {
 	setAlert, activate, activationPage := api.SetAlertThreshold(f.App), api.Activate(f.App), api.ActivationPage(f.App)
 	userLogs, myLogs, exportLogs, getExport := api.ListUserLogs(f.App), api.ListMyLogs(f.App), api.ExportUserLogs(f.App), api.GetExport(f.App)
 	accountStats, userStats := api.GetStats(f.App), api.GetUserStats(f.App)
+	bulkLicenses := api.BulkLicenses(f.App)
 	// A has a log export (its job goes nowhere: only the export's record
 	// matters here).
 	f.App.Exports.Queue = discardQueue{}
@@ -129,6 +130,12 @@ func TestTenantIsolation(t *testing.T) {
 		}},
 		{"TransferLicense", "transfer between two users of A", aHeld, func(id string) *apitest.Response {
 			return f.h.transfer(userReq(routeTransfer, b, id, map[string]string{"toUserId": aFree}))
+		}},
+		{"BulkLicenses", "bulk assign to a user", aFree, func(id string) *apitest.Response {
+			return do(bulkLicenses, apitest.Request{Route: routeBulk, Email: b, Body: bulkBody("assign", "eco", id)})
+		}},
+		{"BulkLicenses", "bulk remove, with a user of B", aHeld, func(id string) *apitest.Response {
+			return do(bulkLicenses, apitest.Request{Route: routeBulk, Email: b, Body: bulkBody("remove", "", bHeld, id)})
 		}},
 		{"UpdateUser", "edit a user", aHeld, func(id string) *apitest.Response {
 			return do(updateUser, userReq("PATCH /v1/users/{userId}", b, id, map[string]string{"firstName": "Mallory"}))

@@ -175,6 +175,25 @@ func TestTransactionLimits(t *testing.T) {
 			_, err := st.RemoveLicense(ctx, c, user(t, c.UserID), now)
 			return err
 		}, ""},
+		{"BulkLicenses", "the caller itself and the most users, with a key", func(t *testing.T) error {
+			c := caller(t, "second@acme.test")
+			f.MustLicenses(t, f.acct, licadmin.Advanced, licadmin.MaxBulkUsers)
+			us := []*licadmin.User{user(t, c.UserID)}
+			all, _, err := st.ListUsers(bg, f.acct, licadmin.UserFilter{License: "none"}, 200, nil)
+			if err != nil {
+				return err
+			}
+			for _, u := range all {
+				if len(us) < licadmin.MaxBulkUsers && u.ID != c.UserID {
+					us = append(us, u)
+				}
+			}
+			if len(us) < licadmin.MaxBulkUsers {
+				return fmt.Errorf("only %d users without a license", len(us))
+			}
+			_, err = st.BulkLicenses(keyed("bulk-most"), c, licadmin.BulkAssign, licadmin.Advanced, us, now)
+			return err
+		}, ""},
 		{"DeleteFromPool", "with a key", func(t *testing.T) error {
 			ctx := bg
 			c := caller(t, "second@acme.test")
