@@ -60,6 +60,7 @@ FUNCTIONS := \
 	ActivateFunction:activate \
 	SetAlertThresholdFunction:set-alert-threshold \
 	ProcessTableStreamFunction:process-table-stream \
+	SweepOutboxFunction:sweep-outbox \
 	CreateAccountFunction:create-account \
 	AddLicensesFunction:add-licenses \
 	IngestUsageFunction:ingest-usage \

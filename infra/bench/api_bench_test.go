@@ -102,7 +102,7 @@ func BenchmarkAPI(b *testing.B) {
 			}
 			api := httptest.NewServer(srv)
 			defer api.Close()
-			token, err := stack.IssueToken(key, "admin@acme.test", time.Now())
+			token, err := stack.IssueToken(key, "admin@acme.test", true, time.Now())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -314,7 +314,7 @@ func (s *benchStack) newAccount(ctx context.Context, name string, licenses map[l
 			return nil, fmt.Errorf("add %s licenses: %w", tier, err)
 		}
 	}
-	tok, err := stack.IssueToken(s.key, email, time.Now())
+	tok, err := stack.IssueToken(s.key, email, true, time.Now())
 	if err != nil {
 		return nil, err
 	}

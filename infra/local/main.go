@@ -74,7 +74,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "run", summary: "run the local stack (DynamoDB Local, the SES emulator, the S3 store, the queues, the stream and the HTTP API) in the foreground until Ctrl-C", run: stack.Run},
-		{name: "token", args: "EMAIL", summary: `print {"token"}: a bearer token the local API accepts for EMAIL (1 h)`, run: tokenCmd},
+		{name: "token", args: "EMAIL", summary: `print {"token"}: a bearer token the local API accepts for EMAIL (1 h); --unverified leaves out email_verified`, run: tokenCmd},
 		{name: "account create", args: "--name NAME --admin EMAIL", summary: `create an account and its first admin; print {"accountId","adminUserId"}`, run: accountCreateCmd},
 		{name: "licenses add", args: "--account ID --tier TIER --quantity N --order ORDER_ID", summary: "add purchased licenses (once per order id); print the pool", run: licensesAddCmd},
 		{name: "domains approve", args: "--account ID --domain DOMAIN", summary: "approve an email domain for an account without DNS proof; print the domain", run: domainsApproveCmd},

@@ -73,6 +73,43 @@ func TestTokenCommand(t *testing.T) {
 	}
 }
 
+// TestTokenUnverified ensures tokens carry email_verified true, except
+// with --unverified (before or after EMAIL), which leaves the claim out as
+// an identity provider that did not verify the address does; a Unicode
+// domain is given in its canonical punycode form.
+func TestTokenUnverified(t *testing.T) {
+	for _, tt := range []struct {
+		args     []string
+		verified string
+		email    string
+	}{
+		{[]string{"token", "ann@example.com"}, "true", "ann@example.com"},
+		{[]string{"token", "ann@example.com", "--unverified"}, "", "ann@example.com"},
+		{[]string{"token", "--unverified", "Ann@Exämple.com"}, "", "ann@xn--exmple-cua.com"},
+		{[]string{"token", "ANN@EXÄMPLE.COM"}, "true", "ann@xn--exmple-cua.com"},
+	} {
+		root, e, stdout, stderr := newRoot(t)
+		if code := dispatch(context.Background(), tt.args, e); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tt.args, code, stderr)
+		}
+		var out map[string]string
+		if err := json.NewDecoder(stdout).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		key, err := stack.LoadOrCreateKey(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := key.Verify(out["token"])
+		if err != nil {
+			t.Fatalf("%v: refused: %v", tt.args, err)
+		}
+		if got := c["email_verified"]; got != tt.verified || c["email"] != tt.email {
+			t.Errorf("%v: claims %v, want email %s and email_verified %q", tt.args, c, tt.email, tt.verified)
+		}
+	}
+}
+
 // TestTokenCommandUsage ensures a missing or malformed email is a usage
 // error (exit 2) with a message, and nothing on stdout.
 func TestTokenCommandUsage(t *testing.T) {

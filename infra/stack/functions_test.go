@@ -39,6 +39,7 @@ import (
 func TestFunctionsMatchTemplate(t *testing.T) {
 	root, tpl, dirs := project(t)
 	registry := registryExprs(t, filepath.Join(root, "infra", "stack", "handlers.go"))
+	scheduled := registryExprs(t, filepath.Join(root, "infra", "stack", "schedule.go"))
 
 	inTemplate := map[string]bool{}
 	for _, f := range tpl.Functions {
@@ -54,6 +55,9 @@ func TestFunctionsMatchTemplate(t *testing.T) {
 		start := lambdaStartExpr(t, filepath.Join(root, "functions", dir, "main.go"))
 		if start == "" {
 			continue
+		}
+		if _, ok := scheduled[f.LogicalID]; ok != (len(f.Schedules) > 0) {
+			t.Errorf("%s: on a schedule %v, in infra/stack's scheduledHandlers %v: want both or neither", f.LogicalID, len(f.Schedules) > 0, ok)
 		}
 		if len(f.Routes) == 0 {
 			if _, ok := registry[f.LogicalID]; ok {

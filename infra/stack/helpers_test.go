@@ -129,12 +129,13 @@ func mustToken(tb testing.TB, key *SigningKey, claims jwt.MapClaims) string {
 // validClaims returns the claims of a token the local authorizer accepts.
 func validClaims(now time.Time) jwt.MapClaims {
 	return jwt.MapClaims{
-		"email": "ann@example.com",
-		"sub":   "local|ann",
-		"iss":   Issuer,
-		"aud":   Audience,
-		"iat":   now.Unix(),
-		"exp":   now.Add(time.Hour).Unix(),
+		"email":          "ann@example.com",
+		"email_verified": true,
+		"sub":            "local|ann",
+		"iss":            Issuer,
+		"aud":            Audience,
+		"iat":            now.Unix(),
+		"exp":            now.Add(time.Hour).Unix(),
 	}
 }
 

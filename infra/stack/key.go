@@ -12,11 +12,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/localauth"
 )
 
@@ -118,9 +118,10 @@ func newAuthorizer(key *SigningKey) *localauth.Authorizer {
 const tokenTTL = time.Hour
 
 // IssueToken returns an RS256 JWT for email, shaped like the portal's:
-// email, sub, iss, aud, iat and exp (now + tokenTTL).
-func IssueToken(key *SigningKey, email string, now time.Time) (string, error) {
-	email = strings.ToLower(email)
+// email (canonical), email_verified (when verified), sub, iss, aud, iat and
+// exp (now + tokenTTL).
+func IssueToken(key *SigningKey, email string, verified bool, now time.Time) (string, error) {
+	email = licadmin.NormalizeEmail(email)
 	sum := sha256.Sum256([]byte(email))
 	claims := jwt.MapClaims{
 		"email": email,
@@ -129,6 +130,9 @@ func IssueToken(key *SigningKey, email string, now time.Time) (string, error) {
 		"aud":   Audience,
 		"iat":   now.Unix(),
 		"exp":   now.Add(tokenTTL).Unix(),
+	}
+	if verified {
+		claims["email_verified"] = true
 	}
 	return localauth.Sign(key.private, claims)
 }

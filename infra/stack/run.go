@@ -152,6 +152,16 @@ func Run(ctx context.Context, e *cli.Env, args []string) error {
 		stopStream()
 		streamDone()
 	}()
+	schedCtx, stopSchedules := context.WithCancel(ctx)
+	schedulesDone, err := startSchedules(schedCtx, e, tpl, scheduledHandlers(load))
+	if err != nil {
+		stopSchedules()
+		return err
+	}
+	defer func() {
+		stopSchedules()
+		schedulesDone()
+	}()
 	if err := files.serve(tpl, load, slog.New(slog.NewTextHandler(e.Stderr, nil)).With("component", "s3")); err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func SamTestCmd(ctx context.Context, e *cli.Env, args []string) error {
 	defer func() { _ = api.Stop("sam local start-api", 20*time.Second) }()
 
 	t := &samSuite{e: e, base: "http://" + apiAddr, s: s, sam: sam, ctx: ctx}
-	t.token, err = IssueToken(s.key, sampleAdmin, time.Now())
+	t.token, err = IssueToken(s.key, sampleAdmin, true, time.Now())
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,7 @@ func seedSamples(ctx context.Context, a *app.App, now time.Time) error {
 	}
 	x := &licadmin.Export{ID: sampleExportID, AccountID: sampleAccount, UserID: sampleUserID, LogGeneration: grace.LogGeneration,
 		Range: licadmin.LogRange{From: now.AddDate(0, -1, 0), To: now}, Status: licadmin.ExportRunning,
-		Key: logs.ObjectKey(sampleAccount, sampleUserID, sampleExportID), CreatedBy: sampleAdmin, CreatedAt: now, UpdatedAt: now}
+		Key: logs.ObjectKey(sampleAccount, sampleUserID, grace.LogGeneration, sampleExportID), CreatedBy: sampleAdmin, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateExport(ctx, c, x, x, now); err != nil {
 		return fmt.Errorf("seed export: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,10 @@ type Function struct {
 	BuildMethod string
 	// Routes are the function's HttpApi events, sorted by path then method.
 	Routes []Route
+	// Schedules are the ScheduleExpression of the function's ScheduleV2
+	// (EventBridge Scheduler) and Schedule events, such as
+	// "rate(5 minutes)".
+	Schedules []string
 	// Timeout is the function's Timeout (or the Globals one; 3 s, Lambda's
 	// default, when neither is set): the deadline of each invocation.
 	Timeout time.Duration
@@ -89,6 +94,27 @@ type Route struct {
 	Public bool
 	// Scopes are the route's AuthorizationScopes; a token needs one of them.
 	Scopes []string
+}
+
+// Every returns how often a schedule expression "rate(N unit)" runs; it
+// fails for any other expression (cron, at), which the local stack does
+// not emulate.
+func Every(expr string) (time.Duration, error) {
+	inner, ok := strings.CutPrefix(expr, "rate(")
+	inner, ok2 := strings.CutSuffix(inner, ")")
+	fields := strings.Fields(inner)
+	if !ok || !ok2 || len(fields) != 2 {
+		return 0, fmt.Errorf("schedule %q: want rate(N minutes|hours|days)", expr)
+	}
+	n, err := strconv.Atoi(fields[0])
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("schedule %q: want a positive whole number", expr)
+	}
+	unit := map[string]time.Duration{"minute": time.Minute, "minutes": time.Minute, "hour": time.Hour, "hours": time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour}[fields[1]]
+	if unit == 0 {
+		return 0, fmt.Errorf("schedule %q: unknown unit %q", expr, fields[1])
+	}
+	return time.Duration(n) * unit, nil
 }
 
 // Key returns the route key that API Gateway puts in events: "METHOD /path",
@@ -238,6 +264,16 @@ func (t *Template) function(id string, r resource, doc *document) (Function, err
 	fn.BuildMethod, _ = r.Metadata["BuildMethod"].(string)
 	for _, name := range sortedKeys(p.Events) {
 		ev := p.Events[name]
+		if ev.Type == "ScheduleV2" || ev.Type == "Schedule" {
+			var sp struct {
+				ScheduleExpression string `yaml:"ScheduleExpression"`
+			}
+			if err := decodeOptional(&ev.Properties, &sp); err != nil || sp.ScheduleExpression == "" {
+				return Function{}, fmt.Errorf("event %s: a %s event needs a ScheduleExpression", name, ev.Type)
+			}
+			fn.Schedules = append(fn.Schedules, sp.ScheduleExpression)
+			continue
+		}
 		if ev.Type != "HttpApi" {
 			continue
 		}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 )
@@ -79,7 +81,7 @@ func (s *Service) Mint(ctx context.Context, o *store.Outbox) (*Link, error) {
 	}
 	now := s.Now.Read()
 	tok := &store.ActivationToken{
-		Hash: hash, UserID: o.UserID, AccountID: o.AccountID, Language: o.Language, OutboxID: o.ID,
+		Hash: hash, UserID: o.UserID, AccountID: o.AccountID, Email: o.Email, Language: o.Language, OutboxID: o.ID,
 		CreatedAt: now, ExpiresAt: now.Add(s.ttl()),
 	}
 	if err := s.Store.PutActivationToken(ctx, tok); err != nil {
@@ -88,23 +90,25 @@ func (s *Service) Mint(ctx context.Context, o *store.Outbox) (*Link, error) {
 	return &Link{URL: base + "/activate?token=" + raw, ExpiresAt: tok.ExpiresAt}, nil
 }
 
-// PageLanguages returns the languages the activation page for token is
-// shown in: the user's, or English and French when the token is unknown,
-// used or expired (the page then still offers the button, whose answer
-// tells). It changes nothing.
-func (s *Service) PageLanguages(ctx context.Context, token string) ([]string, error) {
-	hash, ok := ParseToken(token)
-	if !ok {
-		return licadmin.Languages, nil
+// PageLanguages returns the languages the activation page is shown in:
+// French or English when the browser's Accept-Language prefers one of
+// them, both otherwise. The page never depends on the token, nor reads
+// it: a valid, used, expired or made-up token gets the same page, so the
+// page tells nobody whether a link works (the button's POST answers that,
+// and consumes the token). It changes nothing.
+func PageLanguages(acceptLanguage string) []string {
+	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
+	if err == nil {
+		for _, t := range tags {
+			base, _ := t.Base()
+			for _, l := range licadmin.Languages {
+				if base.String() == l {
+					return []string{l}
+				}
+			}
+		}
 	}
-	tok, err := s.Store.GetActivationToken(ctx, hash, s.Now.Read())
-	if err != nil {
-		return nil, err
-	}
-	if tok == nil {
-		return licadmin.Languages, nil
-	}
-	return []string{licadmin.Language(tok.Language)}, nil
+	return licadmin.Languages
 }
 
 // Activate consumes token and makes its user active. It fails with

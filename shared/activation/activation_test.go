@@ -86,7 +86,17 @@ func (f *fixture) sendLink(t *testing.T, caller, userID string, headers map[stri
 
 func (f *fixture) page(t *testing.T, token string) *apitest.Response {
 	t.Helper()
-	return apitest.Do(t, api.ActivationPage(f.App), apitest.Request{Route: "GET /activate", Query: map[string]string{"token": token}})
+	return f.pageIn(t, token, "")
+}
+
+// pageIn loads the page for token with an Accept-Language header.
+func (f *fixture) pageIn(t *testing.T, token, acceptLanguage string) *apitest.Response {
+	t.Helper()
+	var h map[string]string
+	if acceptLanguage != "" {
+		h = map[string]string{"Accept-Language": acceptLanguage}
+	}
+	return apitest.Do(t, api.ActivationPage(f.App), apitest.Request{Route: "GET /activate", Query: map[string]string{"token": token}, Headers: h})
 }
 
 func (f *fixture) activate(t *testing.T, body any) *apitest.Response {
@@ -132,7 +142,7 @@ func (f *fixture) state(t *testing.T) string {
 // TestActivationFlow ensures the whole activation: 202; the email in the
 // user's language from the configured sender with a link built from the
 // public base URL; only the token's SHA-256 in the table; the page in the
-// user's language with its security headers, loading it changing nothing;
+// browser's language with its security headers, loading it changing nothing;
 // the POST activating the user once, with an audit record; the used link
 // answering 410 and its page offered in both languages.
 func TestActivationFlow(t *testing.T) {
@@ -175,7 +185,7 @@ func TestActivationFlow(t *testing.T) {
 
 	// The page changes nothing, however often it is loaded.
 	for range 3 {
-		p := f.page(t, token)
+		p := f.pageIn(t, token, "fr-CA,fr;q=0.9,en;q=0.5")
 		p.Want(t, http.StatusOK)
 		if !strings.Contains(p.Body, `<html lang="fr">`) || !strings.Contains(p.Body, "Activer mon compte") || strings.Contains(p.Body, "Activate my account") {
 			t.Fatalf("page:\n%s", p.Body)
@@ -369,6 +379,61 @@ func TestActivationInvalidTokens(t *testing.T) {
 			t.Fatalf("page for %q:\n%s", tok, p.Body)
 		}
 	}
+}
+
+// TestActivationPageSameForEveryToken ensures the page tells nobody
+// whether a link works: for a valid, a used, an expired and an unknown
+// token it is the same page but for the token it carries, in the
+// browser's language whatever the user's; only the POST answers. (A
+// malformed token, which its form alone gives away, is left out of the
+// page.)
+func TestActivationPageSameForEveryToken(t *testing.T) {
+	f := newFixture(t)
+	u, email := f.user(t, "ines", "fr")
+	v, vEmail := f.user(t, "jon", "en")
+	w, wEmail := f.user(t, "kai", "en")
+	valid, used, expired := f.link(t, u, email), f.link(t, v, vEmail), f.link(t, w, wEmail)
+	f.activate(t, map[string]string{"token": used}).Want(t, http.StatusOK)
+	unknown, _, _ := activation.NewToken()
+	for _, lang := range []string{"", "fr", "en-GB,en;q=0.8", "de"} {
+		var first string
+		for _, tok := range []string{valid, used, unknown, expired} {
+			if tok == expired {
+				f.advance(activation.DefaultTTL + time.Second)
+			}
+			p := f.pageIn(t, tok, lang)
+			p.Want(t, http.StatusOK)
+			body := strings.ReplaceAll(p.Body, tok, "TOKEN")
+			if first == "" {
+				first = body
+			} else if body != first {
+				t.Fatalf("Accept-Language %q: the page for %q differs from a valid token's:\n%s\n---\n%s", lang, tok, body, first)
+			}
+			if tok == expired {
+				f.advance(-activation.DefaultTTL - time.Second)
+			}
+		}
+	}
+	f.activate(t, map[string]string{"token": valid}).Want(t, http.StatusOK)
+}
+
+// TestEmailChangeRevokesLinks ensures a link sent before a user's email
+// changed no longer works (410, the user stays pending), while a link sent
+// to the new address does.
+func TestEmailChangeRevokesLinks(t *testing.T) {
+	f := newFixture(t)
+	u, email := f.user(t, "lea", "en")
+	old := f.link(t, u, email)
+	f.advance(time.Minute) // past the activation email's rate limit
+	apitest.Do(t, api.UpdateUser(f.App), apitest.Request{Route: "PATCH /v1/users/{userId}", Params: map[string]string{"userId": u},
+		Email: f.admin, Body: map[string]string{"email": "lea.new@" + f.domain}}).Want(t, http.StatusOK)
+	f.activate(t, map[string]string{"token": old}).WantProblem(t, http.StatusGone, licadmin.ETOKENINVALID)
+	if f.status(t, u) != licadmin.StatusPending {
+		t.Fatal("a link sent to the former address activated the user")
+	}
+	fresh := f.link(t, u, "lea.new@"+f.domain)
+	f.activate(t, map[string]string{"token": fresh}).Want(t, http.StatusOK)
+	f.Invariants(t)
 }
 
 // TestActivationPageIsSelfContained ensures the page loads nothing and

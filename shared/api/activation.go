@@ -32,15 +32,12 @@ func SendActivationEmail(a *app.App) apigw.Handler {
 }
 
 // ActivationPage serves GET /activate?token=… (public): the page whose
-// button activates the account. Loading it changes nothing.
+// button activates the account. Loading it changes nothing and reads
+// nothing: the page is the same for every token.
 func ActivationPage(a *app.App) apigw.Handler {
 	return a.API.Handle("ActivationPage", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
 		token := r.Query["token"]
-		langs, err := a.Activation.PageLanguages(ctx, token)
-		if err != nil {
-			return nil, err
-		}
-		page, err := activation.RenderPage(token, langs)
+		page, err := activation.RenderPage(token, activation.PageLanguages(r.Header("accept-language")))
 		if err != nil {
 			return nil, err
 		}

@@ -220,8 +220,10 @@ func TestCreateDomain(t *testing.T) {
 // DNS server on loopback: the TXT record value found (among other records,
 // or split in several strings) approves the domain (its global claim, then
 // users in it can be added); a name that does not exist, one without TXT
-// records, a wrong value, a failing server and a server that never answers
-// answer 422 domain_unverified and change nothing; an approved domain
+// records and a wrong value answer 422 domain_unverified; a failing server
+// and a server that never answers answer 503 service_unavailable (the
+// lookup failed; retry), never remembered under an Idempotency-Key, so the
+// same request verifies once DNS answers; none changes anything; an approved domain
 // answers as it is without asking DNS; unknown domains, invalid names and
 // other accounts' domains answer the same 404.
 func TestVerifyDomain(t *testing.T) {
@@ -289,7 +291,11 @@ func TestVerifyDomain(t *testing.T) {
 			d := f.request(t, f.admin, c.domain)
 			c.setup(*d.TXTRecord)
 			items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
-			f.verify(domainReq(routeVerifyDomain, f.admin, c.domain)).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINUNVERIFIED)
+			status, code := http.StatusUnprocessableEntity, licadmin.EDOMAINUNVERIFIED
+			if c.domain == "servfail.example" {
+				status, code = http.StatusServiceUnavailable, licadmin.EUNAVAILABLE
+			}
+			f.verify(domainReq(routeVerifyDomain, f.admin, c.domain)).WantProblem(t, status, code)
 			wantNothingWritten(t, f.Env, f.acct, items, audits)
 			f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: userBody("x@"+c.domain, "user")}).
 				WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINNOTAPPROVED)
@@ -302,16 +308,20 @@ func TestVerifyDomain(t *testing.T) {
 		useDNS(f.Env, silentDNS(t), 300*time.Millisecond)
 		defer useDNS(f.Env, f.dns.Addr, 2*time.Second)
 		start := time.Now()
-		p := f.verify(domainReq(routeVerifyDomain, f.admin, "timeout.example")).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINUNVERIFIED)
+		req := withHeaders(domainReq(routeVerifyDomain, f.admin, "timeout.example"), idemKey("verify-1"))
+		p := f.verify(req).WantProblem(t, http.StatusServiceUnavailable, licadmin.EUNAVAILABLE)
 		if took := time.Since(start); took > 3*time.Second {
 			t.Fatalf("the lookup took %v with a 300ms timeout", took)
 		}
 		if !strings.Contains(p.Detail, "timed out") {
 			t.Fatalf("detail %q does not say the lookup timed out", p.Detail)
 		}
-		// Once DNS answers, the same request verifies.
+		// Once DNS answers, the same request (same key) verifies: the
+		// failed lookup was not remembered.
 		useDNS(f.Env, f.dns.Addr, 2*time.Second)
-		domainOf(t, f.verify(domainReq(routeVerifyDomain, f.admin, "timeout.example")))
+		if d := domainOf(t, f.verify(req)); d.Status != licadmin.DomainApproved {
+			t.Fatalf("after DNS recovered: %+v", d)
+		}
 	})
 
 	t.Run("not found", func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apigw"
@@ -39,9 +41,9 @@ type handlers struct {
 	pool, assign, modify, remove, transfer, del, create, get, list func(apitest.Request) *apitest.Response
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, optFns ...func(*dynamodb.Options)) *fixture {
 	t.Helper()
-	env := apitest.New(t)
+	env := apitest.New(t, optFns...)
 	f := &fixture{Env: env, admin: "admin@acme.test", other: "boss@globex.test"}
 	f.acct, _ = env.MustAccount(t, "Acme", f.admin)
 	_, f.otherID = env.MustAccount(t, "Globex", f.other)

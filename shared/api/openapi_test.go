@@ -81,6 +81,7 @@ var specHandlers = map[string]func(*app.App) apigw.Handler{
 var genericCodes = map[string]bool{
 	licadmin.EUNAUTHORIZED:         true,
 	licadmin.EFORBIDDEN:            true,
+	licadmin.EEMAILUNVERIFIED:      true,
 	licadmin.EINVALID:              true,
 	licadmin.ENOTFOUND:             true,
 	licadmin.ETOOLARGE:             true,
@@ -213,6 +214,7 @@ var specCases = []specCase{
 	{op: "GetLicensePool", name: "no email claim", req: with(adminReq(nil, nil), as(func(*specState) string { return "" })), status: 401, code: licadmin.EUNAUTHORIZED},
 	{op: "GetLicensePool", name: "token of no user", req: with(adminReq(nil, nil), as(func(s *specState) string { return s.stranger })), status: 403, code: licadmin.EFORBIDDEN},
 	{op: "GetLicensePool", name: "not an admin", req: with(adminReq(nil, nil), as(func(s *specState) string { return s.plain })), status: 403, code: licadmin.EFORBIDDEN},
+	{op: "GetLicensePool", name: "email not verified", req: with(adminReq(nil, nil), func(_ *specState, r *apitest.Request) { r.Unverified = true }), status: 403, code: licadmin.EEMAILUNVERIFIED},
 	{op: "GetLicensePool", name: "DynamoDB fails", req: adminReq(nil, nil), fault: apitest.Fail, status: 500, code: licadmin.EINTERNAL},
 
 	// Users.

@@ -87,12 +87,13 @@ func ExportUserLogs(a *app.App) apigw.Handler {
 func ExportMyLogs(a *app.App) apigw.Handler {
 	return exportHandler(a, "ExportMyLogs", func(ctx context.Context, r *apigw.Request, in logs.ExportInput) (*logs.Accepted, error) {
 		return a.Exports.RequestMine(ctx, r.Request, in)
-	})
+	}, apigw.Self())
 }
 
 // exportHandler decodes an export request's optional body, starts the
-// export with start and answers 202 with the export's URL in Location.
-func exportHandler(a *app.App, name string, start func(context.Context, *apigw.Request, logs.ExportInput) (*logs.Accepted, error)) apigw.Handler {
+// export with start and answers 202 with the export's URL in Location;
+// opts add to the route's Idempotent.
+func exportHandler(a *app.App, name string, start func(context.Context, *apigw.Request, logs.ExportInput) (*logs.Accepted, error), opts ...apigw.Option) apigw.Handler {
 	return a.API.Handle(name, func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
 		var in logs.ExportInput
 		if len(bytes.TrimSpace(r.Body)) > 0 {
@@ -109,7 +110,7 @@ func exportHandler(a *app.App, name string, start func(context.Context, *apigw.R
 			return nil, err
 		}
 		return accepted(x), nil
-	}, apigw.Idempotent())
+	}, append(opts, apigw.Idempotent())...)
 }
 
 // GetExport serves GET /v1/exports/{exportId} (whoever asked for the

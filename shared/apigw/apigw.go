@@ -123,6 +123,15 @@ type Server struct {
 	// Metrics records every request's status and latency; nil records
 	// nothing.
 	Metrics RequestMetrics
+	// TrustUnverifiedEmail accepts a token's email claim without
+	// email_verified, for identity providers that verify every address
+	// but do not send the claim. Off, such a token answers 403
+	// email_unverified: an address nobody proved is nobody's identity.
+	TrustUnverifiedEmail bool
+	// Callers reads the caller's claim before a remembered answer is
+	// replayed, so that only a caller who may still make the request gets
+	// it (a demoted admin gets 403, not the answer it had as an admin).
+	Callers licadmin.CallerLoader
 	// SAMLocal verifies the bearer token of every request to a route that
 	// is not public, as the API Gateway JWT authorizer does, when SAM CLI
 	// runs the function (sam local does not emulate JWT authorizers). It
@@ -136,11 +145,18 @@ type Option func(*route)
 
 type route struct {
 	public     bool
+	self       bool
 	idempotent bool
 }
 
 // Public marks a route that needs no token (activation).
 func Public() Option { return func(r *route) { r.public = true } }
+
+// Self marks a route that any user of an account may call on its own data
+// (/v1/me/...); other routes with a token are for admins. Handle uses it
+// only to authorize a replayed answer; the operation checks the caller as
+// always.
+func Self() Option { return func(r *route) { r.self = true } }
 
 // Idempotent marks a mutating route that honours Idempotency-Key.
 func Idempotent() Option { return func(r *route) { r.idempotent = true } }
@@ -164,14 +180,14 @@ func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
 		req, err := newRequest(ev)
 		var resp events.APIGatewayV2HTTPResponse
 		replayed := false
-		if err == nil && !rt.public && req.Email == "" {
-			err = licadmin.Errorf(licadmin.EUNAUTHORIZED, "a bearer token with an email claim is required")
+		if err == nil && !rt.public {
+			err = s.identify(ev, req)
 		}
 		if err == nil {
 			ctx = licadmin.WithRequest(ctx, req.Request)
 			key := req.Header("idempotency-key")
 			if rt.idempotent && key != "" {
-				resp, replayed, err = s.idempotent(ctx, req, key, op)
+				resp, replayed, err = s.idempotent(ctx, rt, req, key, op)
 			} else {
 				resp, err = s.run(ctx, req, op)
 			}
@@ -195,7 +211,12 @@ func (s *Server) run(ctx context.Context, req *Request, op Operation) (events.AP
 // idempotent runs op at most once per (caller, key): a stored response is
 // replayed, a different body under the same key is refused, and the record
 // of a change is written by the store in the change's own transaction.
-func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Operation) (events.APIGatewayV2HTTPResponse, bool, error) {
+//
+// A replay goes only to a caller who may still make the request
+// (authorizeReplay). What is remembered is bounded: nothing a retry could
+// answer differently (forgotten), and on a public route no refusal at all,
+// so that anonymous clients with fresh keys cannot write to the table.
+func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key string, op Operation) (events.APIGatewayV2HTTPResponse, bool, error) {
 	if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
 		return events.APIGatewayV2HTTPResponse{}, false, licadmin.Invalid("Idempotency-Key", "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
@@ -215,6 +236,9 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 	}
 
 	replay := func() (events.APIGatewayV2HTTPResponse, bool, error) {
+		if err := s.authorizeReplay(ctx, rt, req); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, false, err
+		}
 		rec, err := s.Idempotency.GetIdempotency(ctx, scope, key)
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, false, err
@@ -252,13 +276,16 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		return replay()
 	}
 	if err != nil {
-		code := licadmin.ErrorCode(err)
-		if code == licadmin.EINTERNAL || code == licadmin.EUNAVAILABLE || code == licadmin.ERATELIMITED {
-			// Not remembered: the client should be able to retry (a rate
-			// limit passes with time).
+		if forgotten(licadmin.ErrorCode(err)) {
+			// Not remembered: the client should be able to retry.
 			return resp, false, err
 		}
 		resp = s.problem(err, req.RequestID)
+		if rt.public && resp.StatusCode < 500 {
+			// An anonymous refusal writes nothing; it is cheap to answer
+			// again.
+			return resp, false, nil
+		}
 	}
 	if !pending.Written {
 		// Errors and changes that wrote nothing (a no-op PATCH) are
@@ -281,6 +308,43 @@ func (s *Server) idempotent(ctx context.Context, req *Request, key string, op Op
 		}
 	}
 	return resp, false, nil
+}
+
+// forgotten reports whether an error answer with code is left out of the
+// idempotency records, so that a retry with the same key is answered
+// afresh: answers that a retry may change without the client changing
+// anything — an internal error, a service or a DNS lookup that failed for
+// now, a rate limit that passes with time, a request still in progress, a
+// domain whose TXT record is not visible yet (DNS changes take time to
+// propagate). Every other answer, errors included, is replayed for
+// idem.TTL.
+func forgotten(code string) bool {
+	switch code {
+	case licadmin.EINTERNAL, licadmin.EUNAVAILABLE, licadmin.ERATELIMITED, licadmin.EIDEMINPROGRESS, licadmin.EDOMAINUNVERIFIED:
+		return true
+	}
+	return false
+}
+
+// authorizeReplay checks, before a remembered answer is replayed, that the
+// caller may still make the request: an admin route needs an admin of an
+// account, a Self route any user of one, a public route nothing. The
+// operation would have checked the same had it run.
+func (s *Server) authorizeReplay(ctx context.Context, rt route, req *Request) error {
+	if rt.public {
+		return nil
+	}
+	if s.Callers == nil {
+		return errors.New("apigw: Server.Callers is not set; a replay cannot be authorized")
+	}
+	c, _, err := s.Callers.LoadCaller(ctx, req.Email)
+	if err != nil {
+		return err
+	}
+	if rt.self {
+		return licadmin.RequireCaller(c)
+	}
+	return licadmin.RequireAdmin(c)
 }
 
 // Render declares how an idempotent route answers the value its store
@@ -332,7 +396,6 @@ func newRequest(ev events.APIGatewayV2HTTPRequest) (*Request, error) {
 	}
 	req := &Request{
 		Request: licadmin.Request{
-			Email:     claimEmail(ev),
 			RequestID: ev.RequestContext.RequestID,
 			SourceIP:  ev.RequestContext.HTTP.SourceIP,
 		},
@@ -359,7 +422,7 @@ func newRequest(ev events.APIGatewayV2HTTPRequest) (*Request, error) {
 // samLocalAuthorize does under sam local what API Gateway's JWT authorizer
 // does before a function runs: it verifies the Authorization header and
 // puts the claims in the event, as the gateway hands them to the function,
-// which then reads the caller from them like in AWS (claimEmail). A token
+// which then reads the caller from them like in AWS (identify). A token
 // it refuses gets the gateway's answer: 401 {"message":"Unauthorized"}
 // with WWW-Authenticate. Whatever authorizer context the event carried is
 // replaced: nothing has verified it.
@@ -381,15 +444,37 @@ func (s *Server) samLocalAuthorize(ev events.APIGatewayV2HTTPRequest) (events.AP
 	return ev, nil
 }
 
-// claimEmail returns the verified token's email claim, lower-cased. API
-// Gateway's JWT authorizer has already checked signature, issuer, audience
-// and expiry; nothing in the body, path or headers can name the caller.
-func claimEmail(ev events.APIGatewayV2HTTPRequest) string {
+// identify sets req.Email from the verified token's claims, the one place
+// where a caller's identity is read: API Gateway's JWT authorizer (or the
+// local stack's, which does the same) has already checked signature,
+// issuer, audience and expiry, and nothing in the body, path or headers can
+// name the caller. The email counts only when the token says the provider
+// verified it (email_verified true, as a boolean or the string "true"),
+// unless the deployment trusts unverified addresses. It fails with
+// EUNAUTHORIZED without an email claim and EEMAILUNVERIFIED without proof.
+func (s *Server) identify(ev events.APIGatewayV2HTTPRequest, req *Request) error {
+	email, verified := identity(ev)
+	if email == "" {
+		return licadmin.Errorf(licadmin.EUNAUTHORIZED, "a bearer token with an email claim is required")
+	}
+	if !verified && !s.TrustUnverifiedEmail {
+		return licadmin.Errorf(licadmin.EEMAILUNVERIFIED, "the token's email address is not verified by its identity provider; verify it there and sign in again")
+	}
+	req.Email = email
+	return nil
+}
+
+// identity returns the canonical email claim of an event's verified token
+// and whether the token says the address was verified. API Gateway writes
+// every claim as a string (a boolean true as "true"), so both forms of
+// email_verified read the same.
+func identity(ev events.APIGatewayV2HTTPRequest) (email string, verified bool) {
 	a := ev.RequestContext.Authorizer
 	if a == nil || a.JWT == nil {
-		return ""
+		return "", false
 	}
-	return licadmin.NormalizeEmail(a.JWT.Claims["email"])
+	claims := a.JWT.Claims
+	return licadmin.NormalizeEmail(claims["email"]), strings.EqualFold(strings.TrimSpace(claims["email_verified"]), "true")
 }
 
 func (s *Server) now() time.Time {

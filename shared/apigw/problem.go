@@ -22,6 +22,7 @@ var statuses = map[string]int{
 	licadmin.EINVALID:              http.StatusBadRequest,
 	licadmin.EUNAUTHORIZED:         http.StatusUnauthorized,
 	licadmin.EFORBIDDEN:            http.StatusForbidden,
+	licadmin.EEMAILUNVERIFIED:      http.StatusForbidden,
 	licadmin.ENOTFOUND:             http.StatusNotFound,
 	licadmin.EMETHODNOTALLOWED:     http.StatusMethodNotAllowed,
 	licadmin.ELICENSEASSIGNED:      http.StatusConflict,

@@ -36,7 +36,7 @@ func TestSAMLocalIdentity(t *testing.T) {
 	}
 	now := time.Now()
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
-		c := jwt.MapClaims{"email": "Ann@Example.com", "email_verified": false, "sub": "local|ann", "iss": localauth.Issuer,
+		c := jwt.MapClaims{"email": "Ann@Example.com", "email_verified": true, "sub": "local|ann", "iss": localauth.Issuer,
 			"aud": localauth.Audience, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 		if edit != nil {
 			edit(c)
@@ -125,7 +125,7 @@ func TestSAMLocalIdentity(t *testing.T) {
 		t.Fatal(aerr)
 	}
 	seen := apigw.SAMLocalClaims(samLocal, event(valid, nil))
-	if len(seen) != len(want.Claims) || seen["email_verified"] != "false" || seen["email"] != "Ann@Example.com" {
+	if len(seen) != len(want.Claims) || seen["email_verified"] != "true" || seen["email"] != "Ann@Example.com" {
 		t.Fatalf("claims %v, want %v", seen, want.Claims)
 	}
 	for k, v := range want.Claims {

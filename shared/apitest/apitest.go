@@ -98,9 +98,12 @@ type Request struct {
 	Params map[string]string
 	Query  map[string]string
 	// Email is the verified token's email claim; empty means no token.
-	Email   string
-	Body    any
-	Headers map[string]string
+	Email string
+	// Unverified leaves email_verified out of the token's claims, as an
+	// identity provider that did not verify the address does.
+	Unverified bool
+	Body       any
+	Headers    map[string]string
 }
 
 // Event builds the API Gateway HTTP API (payload 2.0) event for r.
@@ -154,6 +157,10 @@ func (r Request) Event() events.APIGatewayV2HTTPRequest {
 			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{
 				Claims: map[string]string{"email": r.Email, "sub": "sub-" + r.Email},
 			},
+		}
+		if !r.Unverified {
+			// API Gateway writes a boolean claim as "true".
+			ev.RequestContext.Authorizer.JWT.Claims["email_verified"] = "true"
 		}
 	}
 	return ev

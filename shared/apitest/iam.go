@@ -311,6 +311,15 @@ func (c *iamCheck) s3(o *s3.Options) {
 			return [][2]string{{"s3:AbortMultipartUpload", c.objectARN(in.Bucket, in.Key)}}
 		case *s3.DeleteObjectInput:
 			return [][2]string{{"s3:DeleteObject", c.objectARN(in.Bucket, in.Key)}}
+		case *s3.DeleteObjectsInput:
+			// IAM authorizes DeleteObjects per object, as s3:DeleteObject.
+			var calls [][2]string
+			if in.Delete != nil {
+				for _, o := range in.Delete.Objects {
+					calls = append(calls, [2]string{"s3:DeleteObject", c.objectARN(in.Bucket, o.Key)})
+				}
+			}
+			return calls
 		case *s3.ListObjectsV2Input:
 			return [][2]string{{"s3:ListBucket", c.objectARN(in.Bucket, nil)}}
 		}

@@ -107,7 +107,7 @@ func (q *ExportQueue) Len() int {
 func (e *Env) UseExports() *ExportQueue {
 	q := &ExportQueue{iam: e.iam}
 	e.App.Exports.Queue = q
-	e.App.Exports.Objects = e.App.Imports.Files
+	e.App.Exports.Objects = e.App.Files
 	e.App.Exports.Logger = quiet
 	return q
 }

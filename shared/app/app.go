@@ -33,6 +33,7 @@ import (
 	"licenseadmin/shared/metrics"
 	"licenseadmin/shared/notify"
 	"licenseadmin/shared/operator"
+	"licenseadmin/shared/s3files"
 	"licenseadmin/shared/stats"
 	"licenseadmin/shared/store"
 	"licenseadmin/shared/stream"
@@ -71,6 +72,10 @@ type Config struct {
 	// DNSTimeout bounds one TXT lookup (DNS_TIMEOUT, a Go duration such as
 	// "3s"); dnstxt.DefaultTimeout when zero.
 	DNSTimeout time.Duration
+	// TrustUnverifiedEmail (TRUST_UNVERIFIED_EMAIL=true) accepts tokens
+	// without email_verified, for identity providers that verify every
+	// address and do not send the claim; false by default.
+	TrustUnverifiedEmail bool
 	// SAMLocalAuth verifies bearer tokens in the function itself, only when
 	// SAM CLI runs it (AWS_SAM_LOCAL=true) and the env file names the
 	// local stack's public key (LOCAL_JWT_PUBLIC_KEY): nil in AWS, where
@@ -91,6 +96,13 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 		WebmailDomains:   licadmin.DefaultWebmailDomains,
 		DNSResolver:      getenv("DNS_RESOLVER"),
 		Metrics:          getenv("METRICS") != "off",
+	}
+	switch v := getenv("TRUST_UNVERIFIED_EMAIL"); v {
+	case "", "false":
+	case "true":
+		c.TrustUnverifiedEmail = true
+	default:
+		return c, fmt.Errorf("TRUST_UNVERIFIED_EMAIL %q: use true or false", v)
 	}
 	if c.TableName == "" {
 		return c, fmt.Errorf("TABLE_NAME is not set: set it to the DynamoDB table's name")
@@ -160,6 +172,9 @@ type App struct {
 	// Imports runs bulk imports of users from CSV files in S3
 	// (shared/app/imports.go).
 	Imports *importer.Service
+	// Files is the files bucket (imports, reports, exports); nil until
+	// UseImportFiles.
+	Files *s3files.Files
 
 	// now and newID are the services' clock and ids, for the features
 	// added after them.
@@ -263,7 +278,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 		Logger:   logger,
 		DynamoDB: db,
 		Store:    st,
-		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now, SAMLocal: cfg.SAMLocalAuth},
+		API:      &apigw.Server{Logger: logger, Idempotency: st, Callers: st, Now: now, TrustUnverifiedEmail: cfg.TrustUnverifiedEmail, SAMLocal: cfg.SAMLocalAuth},
 		Cursors:  &apigw.Cursors{Keys: st},
 		Licenses: &license.Service{Store: st, Now: now, Callers: callercache.New(callercache.DefaultTTL, callercache.DefaultMax)},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},

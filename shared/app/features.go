@@ -8,6 +8,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"licenseadmin/shared/s3files"
 )
 
 // A Feature adds to an App a part that only some functions use: one that
@@ -19,9 +22,21 @@ import (
 type Feature func(a *App, awsCfg aws.Config)
 
 // WithStream is the table stream's function: the outbox's emails through
-// SES, low-pool alerts, the log purge and the pool level metrics.
+// SES, low-pool alerts, the log purge (with the export files it deletes
+// from the files bucket, BUCKET_NAME) and the pool level metrics.
 func WithStream(a *App, awsCfg aws.Config) {
 	wireStream(a)
+	a.UseSES(newSESClient(awsCfg, a.Config.Email))
+	meterEmail(a)
+	if a.Config.S3.Bucket != "" {
+		a.Purger.Objects = s3files.New(s3.NewFromConfig(awsCfg, s3files.Options(a.Config.S3.Endpoint)), a.Config.S3.Bucket)
+	}
+}
+
+// WithOutboxSweeper is the outbox sweeper's function: the emails that the
+// stream left undelivered, re-driven through SES (Notify.Sweep).
+func WithOutboxSweeper(a *App, awsCfg aws.Config) {
+	wireDelivery(a)
 	a.UseSES(newSESClient(awsCfg, a.Config.Email))
 	meterEmail(a)
 }

@@ -32,10 +32,13 @@ func wireImports(a *App, st *store.Store, now licadmin.Clock, newID licadmin.IDS
 // UseImportFiles gives the import service the bucket of Config.S3 through
 // client, and the invoker that continues an import in a fresh invocation.
 func (a *App) UseImportFiles(client *s3.Client, invoker importer.Invoker) {
-	a.Imports.Files = s3files.New(client, a.Config.S3.Bucket)
+	a.Files = s3files.New(client, a.Config.S3.Bucket)
+	a.Imports.Files = a.Files
 	a.Imports.Bucket = a.Config.S3.Bucket
 	a.Imports.Invoker = invoker
 	a.Imports.Logger = a.Logger
+	// Export files live in the same bucket; the log purge deletes them.
+	a.Purger.Objects = a.Files
 }
 
 // useAWSImportFiles wires imports in AWS: S3 (or S3_ENDPOINT's store) and

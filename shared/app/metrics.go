@@ -53,6 +53,7 @@ func meterEmail(a *App) {
 		return
 	}
 	a.Notify.Sender = meteredSender{next: a.Notify.Sender, m: a.Metrics}
+	a.Notify.Metrics = a.Metrics
 }
 
 // meteredSender records each send of next.

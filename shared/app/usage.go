@@ -95,8 +95,8 @@ func useAWSExports(a *App, awsCfg aws.Config) {
 	if url := a.Config.Queues.ExportQueueURL; url != "" {
 		a.Exports.Queue = sqsqueue.New(awsCfg, a.Config.Queues.SQSEndpoint, url)
 	}
-	if a.Config.S3.Bucket != "" && a.Imports.Files != nil {
-		a.Exports.Objects = a.Imports.Files
+	if a.Config.S3.Bucket != "" && a.Files != nil {
+		a.Exports.Objects = a.Files
 	}
 }
 
@@ -117,12 +117,12 @@ func (a *App) purgeOnUserChange(ctx context.Context, r stream.Record) error {
 		return nil
 	}
 	if r.EventName == stream.Remove {
-		return a.Purger.UserChanged(ctx, old.ID, old.LogGeneration, 0, true)
+		return a.Purger.UserChanged(ctx, old.AccountID, old.ID, old.LogGeneration, 0, true)
 	}
 	if cur == nil || cur.LogGeneration <= old.LogGeneration {
 		return nil
 	}
-	return a.Purger.UserChanged(ctx, old.ID, old.LogGeneration, cur.LogGeneration, false)
+	return a.Purger.UserChanged(ctx, old.AccountID, old.ID, old.LogGeneration, cur.LogGeneration, false)
 }
 
 // continuePurge goes on with a purge that an earlier call left unfinished.

@@ -129,8 +129,9 @@ func (s *Service) Request(ctx context.Context, r licadmin.Request, raw string) (
 // Verify looks up the TXT records of a pending domain of the caller's
 // account and approves it when one of them is the domain's TXT record
 // value. An approved domain answers as it is. It fails with ENOTFOUND,
-// EDOMAINUNVERIFIED (no such record, or the lookup failed or timed out) and
-// EDOMAINCLAIMED (another account had it approved first).
+// EDOMAINUNVERIFIED (DNS answered, without the record), EUNAVAILABLE (the
+// lookup failed or timed out: retry) and EDOMAINCLAIMED (another account
+// had it approved first).
 func (s *Service) Verify(ctx context.Context, r licadmin.Request, raw string) (*licadmin.Domain, error) {
 	name, err := s.pathDomain(raw)
 	if err != nil {
@@ -175,10 +176,13 @@ func (s *Service) Verify(ctx context.Context, r licadmin.Request, raw string) (*
 func (s *Service) lookup(ctx context.Context, name, want string) error {
 	records, err := s.TXT.LookupTXT(ctx, name)
 	if err != nil {
+		// The lookup itself failed: nothing is known of the record yet, so
+		// the answer is a retryable 503, never remembered under an
+		// Idempotency-Key, not a verdict on the domain.
 		if errors.Is(err, dnstxt.ErrTimeout) {
-			return licadmin.Errorf(licadmin.EDOMAINUNVERIFIED, "the DNS lookup of %s timed out; retry in a few minutes", name)
+			return licadmin.Errorf(licadmin.EUNAVAILABLE, "the DNS lookup of %s timed out; retry in a few minutes", name)
 		}
-		return licadmin.Errorf(licadmin.EDOMAINUNVERIFIED, "the DNS lookup of %s failed; retry in a few minutes", name)
+		return licadmin.Errorf(licadmin.EUNAVAILABLE, "the DNS lookup of %s failed; retry in a few minutes", name)
 	}
 	for _, rec := range records {
 		if strings.TrimSpace(rec) == want {

@@ -13,6 +13,7 @@ const (
 	EINVALID              = "validation_failed"
 	EUNAUTHORIZED         = "unauthorized"
 	EFORBIDDEN            = "forbidden"
+	EEMAILUNVERIFIED      = "email_unverified"
 	ETOOLARGE             = "payload_too_large"
 	EINTERNAL             = "internal"
 	EUNAVAILABLE          = "service_unavailable"

@@ -142,9 +142,23 @@ type Request struct {
 // token: operators act with IAM credentials.
 const OperatorActor = "operator"
 
-// NormalizeEmail lower-cases and trims an address; emails are compared in
-// this form everywhere (docs/api.md, rule 3).
-func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+// NormalizeEmail returns the one canonical form of an address, the form
+// in which emails are stored, claimed and compared everywhere (docs/api.md,
+// rule 3): trimmed, lower-cased, its domain in the ASCII (punycode) form that
+// ParseDomain gives, so that jane@exämple.com and jane@xn--exmple-cua.com
+// are one mailbox. A domain that does not parse is only lower-cased
+// (ParseEmail refuses it).
+func NormalizeEmail(s string) string {
+	e := strings.ToLower(strings.TrimSpace(s))
+	at := strings.LastIndexByte(e, '@')
+	if at < 0 {
+		return e
+	}
+	if d, err := ParseDomain(e[at+1:]); err == nil {
+		return e[:at+1] + d
+	}
+	return e
+}
 
 // Clock returns the current time; services take one so tests control time.
 type Clock func() time.Time

@@ -72,11 +72,12 @@ var DefaultWebmailDomains = []string{
 // Webmail is a set of public webmail domains.
 type Webmail map[string]bool
 
-// NewWebmail returns the set of the given domains, lower-cased.
+// NewWebmail returns the set of the given domains in their canonical form
+// (EmailDomainKey), the form ParseEmail gives an address's domain.
 func NewWebmail(domains []string) Webmail {
 	w := Webmail{}
 	for _, d := range domains {
-		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+		if d = EmailDomainKey(strings.ToLower(strings.TrimSpace(d))); d != "" {
 			w[d] = true
 		}
 	}
@@ -89,8 +90,10 @@ func (w Webmail) Has(domain string) bool { return w[domain] }
 // MaxEmailLength is the longest address accepted (RFC 5321's path limit).
 const MaxEmailLength = 254
 
-// ParseEmail validates a bare address (no display name) and returns it
-// normalised with its domain. field names the input in the error.
+// ParseEmail validates a bare address (no display name) and returns it in
+// its canonical form (NormalizeEmail) with its canonical domain, the form
+// approved domains and the webmail list are keyed by. The domain must be a
+// valid host name (ParseDomain). field names the input in the error.
 func ParseEmail(field, s string) (email, domain string, err error) {
 	email = NormalizeEmail(s)
 	bad := Invalid(field, "invalid_email", "a valid email address like name@example.com is required")
@@ -103,7 +106,7 @@ func ParseEmail(field, s string) (email, domain string, err error) {
 	}
 	at := strings.LastIndexByte(email, '@')
 	domain = email[at+1:]
-	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+	if d, err := ParseDomain(domain); err != nil || d != domain {
 		return "", "", bad
 	}
 	return email, domain, nil

@@ -49,6 +49,8 @@ type Objects interface {
 	// PresignDownload returns a URL that GETs key, as an attachment named
 	// filename of type contentType, for ttl.
 	PresignDownload(ctx context.Context, key, filename, contentType string, ttl time.Duration) (string, error)
+	// Delete deletes the object key (none is no error).
+	Delete(ctx context.Context, key string) error
 }
 
 // Exports applies the export rules and runs export jobs.
@@ -168,7 +170,7 @@ func (x *Exports) start(ctx context.Context, c *licadmin.Caller, u *licadmin.Use
 	id := x.NewID()
 	exp := &licadmin.Export{
 		ID: id, AccountID: c.AccountID, UserID: u.ID, LogGeneration: u.LogGeneration, Range: rg,
-		Status: licadmin.ExportRunning, Key: ObjectKey(c.AccountID, u.ID, id),
+		Status: licadmin.ExportRunning, Key: ObjectKey(c.AccountID, u.ID, u.LogGeneration, id),
 		CreatedBy: c.Email, CreatedByID: c.UserID, Own: own, CreatedAt: now,
 	}
 	out := &Accepted{ExportID: id}
@@ -187,10 +189,23 @@ func (x *Exports) start(ctx context.Context, c *licadmin.Caller, u *licadmin.Use
 	return out, nil
 }
 
-// ObjectKey is where the CSV of an export is stored: under exports/, the
-// account and the user, so that a user's files can be listed and removed.
-func ObjectKey(accountID, userID, exportID string) string {
-	return "exports/" + accountID + "/" + userID + "/" + exportID + ".csv"
+// ObjectKey is where the CSV of an export is stored: under the prefix of
+// the user's log generation it holds (GenerationPrefix), so that the purge
+// of a generation deletes its files with its entries.
+func ObjectKey(accountID, userID string, gen int64, exportID string) string {
+	return GenerationPrefix(accountID, userID, gen) + exportID + ".csv"
+}
+
+// UserPrefix starts the keys of every export file of a user: the purge of
+// a deleted user deletes them all.
+func UserPrefix(accountID, userID string) string {
+	return "exports/" + accountID + "/" + userID + "/"
+}
+
+// GenerationPrefix starts the keys of the export files of one log
+// generation of a user.
+func GenerationPrefix(accountID, userID string, gen int64) string {
+	return UserPrefix(accountID, userID) + strconv.FormatInt(gen, 10) + "/"
 }
 
 // Get returns an export to the user who asked for it: the user itself for
@@ -324,6 +339,19 @@ func (x *Exports) Run(ctx context.Context, exportID string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("write export %s: %w", exp.ID, err)
+	}
+	// The generation may have gone while the file was written, and its
+	// purge may have run before the file existed: look again, and delete
+	// the file of a gone generation here.
+	if u, err = x.Store.FindUser(ctx, exp.UserID, ""); err != nil {
+		return err
+	}
+	if u == nil || u.AccountID != exp.AccountID || u.LogGeneration != exp.LogGeneration {
+		if err := x.Objects.Delete(ctx, exp.Key); err != nil {
+			return err
+		}
+		_, err := x.Store.FinishExport(ctx, exp.ID, licadmin.ExportFailed, 0, "the user's logs were deleted since the export was requested", x.Now.Read())
+		return err
 	}
 	_, err = x.Store.FinishExport(ctx, exp.ID, licadmin.ExportDone, rows, "", x.Now.Read())
 	return err

@@ -18,9 +18,15 @@ type PurgeStore interface {
 	DeletePurge(ctx context.Context, j *store.PurgeJob) error
 }
 
+// PurgeObjects deletes export files (shared/s3files in S3).
+type PurgeObjects interface {
+	DeletePrefix(ctx context.Context, prefix string) (int, error)
+}
+
 // Purger deletes the log entries that no read can reach any more: those of
 // the generations that remove or transfer left behind, and every entry and
-// counter of a deleted user. It reacts to the table's stream (user items'
+// counter of a deleted user, with the export files of those generations
+// (so that a download URL handed out before stops working). It reacts to the table's stream (user items'
 // MODIFY and REMOVE records) and deletes at most Budget items per call, so
 // that a huge log never makes one invocation run out of time; a purge that
 // is not finished saves a marker item whose own stream record triggers the
@@ -31,7 +37,10 @@ type PurgeStore interface {
 // anywhere simply runs again. The entries' TTL remains the backstop.
 type Purger struct {
 	Store PurgeStore
-	Now   licadmin.Clock
+	// Objects deletes the export files; nil deletes none (a function
+	// without the bucket; the files' one-day lifecycle is the backstop).
+	Objects PurgeObjects
+	Now     licadmin.Clock
 	// Budget bounds the items one call deletes (DefaultPurgeBudget when 0).
 	Budget int
 	// Margin is the time a call leaves before its context's deadline
@@ -53,13 +62,14 @@ const DefaultPurgeMargin = 15 * time.Second
 // deadline: one Query page of the store.
 const purgeStep = 500
 
-// UserChanged starts the purge of what a change of user userID left
-// unreadable: when its log generation went from oldGen up to newGen, the
-// generations oldGen..newGen-1; when the user was deleted (newGen
-// ignored), generation oldGen and the user's monthly counters. Earlier
-// generations were purged after their own bumps.
-func (p *Purger) UserChanged(ctx context.Context, userID string, oldGen, newGen int64, deleted bool) error {
-	j := &store.PurgeJob{UserID: userID, FromGen: oldGen, ToGen: newGen - 1, Deleted: deleted}
+// UserChanged starts the purge of what a change of user userID of account
+// accountID left unreadable: when its log generation went from oldGen up
+// to newGen, the generations oldGen..newGen-1; when the user was deleted
+// (newGen ignored), generation oldGen, every export file of the user and
+// the user's monthly counters. Earlier generations were purged after their
+// own bumps.
+func (p *Purger) UserChanged(ctx context.Context, accountID, userID string, oldGen, newGen int64, deleted bool) error {
+	j := &store.PurgeJob{AccountID: accountID, UserID: userID, FromGen: oldGen, ToGen: newGen - 1, Deleted: deleted}
 	if deleted {
 		j.ToGen = oldGen
 	}
@@ -71,6 +81,12 @@ func (p *Purger) UserChanged(ctx context.Context, userID string, oldGen, newGen 
 // its stream record brings the job back. An error means the call may be
 // tried again.
 func (p *Purger) Run(ctx context.Context, j *store.PurgeJob) error {
+	if j.Round == 0 {
+		// The export files first: few, and the ones a URL may still name.
+		if err := p.deleteExports(ctx, j); err != nil {
+			return err
+		}
+	}
 	deleted, done, err := p.purge(ctx, j)
 	p.logger().InfoContext(ctx, "logs purged", "userId", j.UserID, "fromGen", j.FromGen, "toGen", j.ToGen,
 		"userDeleted", j.Deleted, "round", j.Round, "deleted", deleted, "done", done)
@@ -86,6 +102,31 @@ func (p *Purger) Run(ctx context.Context, j *store.PurgeJob) error {
 	next := *j
 	next.Round++
 	return p.Store.SavePurge(ctx, &next, p.Now.Read())
+}
+
+// deleteExports deletes the export files of j's generations (of every
+// generation, for a deleted user).
+func (p *Purger) deleteExports(ctx context.Context, j *store.PurgeJob) error {
+	if p.Objects == nil || j.AccountID == "" {
+		return nil
+	}
+	prefixes := []string{UserPrefix(j.AccountID, j.UserID)}
+	if !j.Deleted {
+		prefixes = prefixes[:0]
+		for gen := j.FromGen; gen <= j.ToGen; gen++ {
+			prefixes = append(prefixes, GenerationPrefix(j.AccountID, j.UserID, gen))
+		}
+	}
+	for _, prefix := range prefixes {
+		n, err := p.Objects.DeletePrefix(ctx, prefix)
+		if err != nil {
+			return fmt.Errorf("delete the export files of %s: %w", j.UserID, err)
+		}
+		if n > 0 {
+			p.logger().InfoContext(ctx, "export files deleted", "userId", j.UserID, "files", n)
+		}
+	}
+	return nil
 }
 
 // purge deletes up to the budget, generation by generation, then the

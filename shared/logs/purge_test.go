@@ -55,7 +55,7 @@ func TestPurgeStopsAtDeadline(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
 				defer cancel()
 			}
-			if err := p.UserChanged(ctx, "u1", 0, 1, false); err != nil {
+			if err := p.UserChanged(ctx, "a1", "u1", 0, 1, false); err != nil {
 				t.Fatal(err)
 			}
 			if st.left[0] != tc.wantLeft || (len(st.saved) > 0) != tc.wantMarker {

@@ -67,6 +67,9 @@ const (
 	EmailsSent     = "EmailsSent"
 	EmailsFailed   = "EmailsFailed"
 	EmailsRejected = "EmailsRejected"
+	// EmailsGivenUp counts outbox emails the sweeper marked failed after
+	// their last allowed attempt: emails nobody received.
+	EmailsGivenUp = "EmailsGivenUp"
 	// UsageEvents counts usage events ingested from the queue,
 	// UsageEventsDropped those refused for good (malformed, unknown user)
 	// and UsageEventsFailed those that could not be written for a while
@@ -235,6 +238,12 @@ func (e *Emitter) Email(kind string, err error, permanent bool) {
 		Value{EmailsFailed, Count, b2f(err != nil)},
 		Value{EmailsRejected, Count, b2f(err != nil && permanent)},
 	)
+}
+
+// EmailGivenUp records one email of kind that the outbox sweeper gave up
+// (EmailsGivenUp, per Kind and in total; an alarm watches the total).
+func (e *Emitter) EmailGivenUp(kind string) {
+	e.Emit([][]string{{"Kind"}, {}}, map[string]string{"Kind": kind}, nil, Value{EmailsGivenUp, Count, 1})
 }
 
 // Usage records a batch of usage events taken from the queue: how many

@@ -31,7 +31,8 @@ type Store interface {
 	ClaimOutbox(ctx context.Context, id, claim string, now, leaseUntil time.Time) (*store.Outbox, error)
 	MarkOutboxSent(ctx context.Context, id, claim, messageID string, attempts int64, now time.Time) error
 	MarkOutboxFailed(ctx context.Context, id, claim, reason string, attempts int64, now time.Time) error
-	ReleaseOutbox(ctx context.Context, id, claim, reason string, attempts int64) error
+	ReleaseOutbox(ctx context.Context, id, claim, reason string, attempts int64, retryAt time.Time) error
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]*store.Outbox, error)
 	PutOutboxOnce(ctx context.Context, o *store.Outbox) (bool, error)
 	AccountAdmins(ctx context.Context, accountID string) ([]*licadmin.User, error)
 	LoadUsers(ctx context.Context, ids ...string) ([]*licadmin.User, error)
@@ -73,6 +74,18 @@ type Service struct {
 	Lease time.Duration
 	// Sleep waits between sends; tests replace it.
 	Sleep func(context.Context, time.Duration) error
+	// MaxAttempts is how many sends an email gets, over all its
+	// deliveries, before the sweeper gives it up; DefaultMaxAttempts when
+	// zero. MaxAge bounds its life the same way; DefaultMaxAge when zero.
+	MaxAttempts int64
+	MaxAge      time.Duration
+	// Metrics counts the emails given up; nil counts nothing.
+	Metrics Metrics
+}
+
+// Metrics is told of each email the sweeper gives up.
+type Metrics interface {
+	EmailGivenUp(kind string)
 }
 
 // Deliver sends the email of outbox item o (as the stream saw it) unless it
@@ -180,10 +193,112 @@ func (s *Service) release(ctx context.Context, log *slog.Logger, item *store.Out
 	// Release even if ctx is ending: otherwise the item waits for its lease.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.Store.ReleaseOutbox(rctx, item.ID, claim, cause.Error(), attempts); err != nil {
+	if err := s.Store.ReleaseOutbox(rctx, item.ID, claim, cause.Error(), attempts, s.Now.Read().Add(RetryDelay(attempts, s.sendAttempts()))); err != nil {
 		log.ErrorContext(ctx, "outbox claim not released; it expires with its lease", "err", err.Error())
 	}
 	return fmt.Errorf("outbox %s: %w: %w", item.ID, ErrRetryLater, cause)
+}
+
+// Sweeper limits: an email is sent at most DefaultMaxAttempts times (five
+// deliveries of DefaultSendAttempts sends) over at most DefaultMaxAge;
+// past either, the sweeper marks it failed. Between deliveries it waits
+// RetryDelay: 1 min after the first, doubling, at most MaxRetryDelay.
+const (
+	DefaultMaxAttempts = 5 * DefaultSendAttempts
+	DefaultMaxAge      = 24 * time.Hour
+	MaxRetryDelay      = time.Hour
+	// SweepBatch is how many due items one sweep takes.
+	SweepBatch = 100
+)
+
+// RetryDelay is how long an email released after attempts sends (of
+// sendAttempts per delivery) waits before the sweeper delivers it again.
+func RetryDelay(attempts int64, sendAttempts int) time.Duration {
+	deliveries := max(1, attempts/int64(max(1, sendAttempts)))
+	return min(time.Minute<<min(deliveries-1, 10), MaxRetryDelay)
+}
+
+// SweepResult counts what one sweep did.
+type SweepResult struct {
+	Due, Delivered, Retrying, GivenUp, Busy int
+}
+
+// Sweep re-drives the outbox items the table's stream left undelivered
+// (its retries ran out while SES failed, or the function died holding a
+// claim): each due item is delivered again, up to SweepBatch per call,
+// the stream's own path (Deliver: claim, send, mark), so an item sent
+// meanwhile is skipped and none is sent twice. An item past MaxAttempts
+// sends or MaxAge is marked failed instead, logged as an error and
+// counted (Metrics), so that operators see it. The scheduled sweeper
+// function calls it every few minutes.
+func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
+	var res SweepResult
+	now := s.Now.Read()
+	due, err := s.Store.DueOutbox(ctx, now, SweepBatch)
+	if err != nil {
+		return res, err
+	}
+	res.Due = len(due)
+	for _, o := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		if o.Attempts >= s.maxAttempts() || now.Sub(o.CreatedAt) > s.maxAge() {
+			switch err := s.giveUp(ctx, o); {
+			case err == nil:
+				res.GivenUp++
+			case errors.Is(err, store.ErrOutboxBusy):
+				res.Busy++
+			case !errors.Is(err, store.ErrOutboxDone):
+				return res, err
+			}
+			continue
+		}
+		switch err := s.Deliver(ctx, o); {
+		case err == nil:
+			res.Delivered++
+		case errors.Is(err, store.ErrOutboxBusy):
+			res.Busy++
+		default:
+			res.Retrying++
+		}
+	}
+	s.logger().InfoContext(ctx, "outbox swept", "due", res.Due, "delivered", res.Delivered, "retrying", res.Retrying, "givenUp", res.GivenUp, "busy", res.Busy)
+	return res, nil
+}
+
+// giveUp marks o failed for good: it ran out of attempts or time.
+func (s *Service) giveUp(ctx context.Context, o *store.Outbox) error {
+	claim := newClaim()
+	now := s.Now.Read()
+	item, err := s.Store.ClaimOutbox(ctx, o.ID, claim, now, now.Add(s.lease()))
+	if err != nil {
+		return err
+	}
+	reason := fmt.Sprintf("given up after %d sends over %s; last error: %s", item.Attempts, now.Sub(item.CreatedAt).Round(time.Minute), item.LastError)
+	s.logger().ErrorContext(ctx, "email given up; marked failed", "outboxId", item.ID, "kind", string(item.Kind),
+		"accountId", item.AccountID, "userId", item.UserID, "attempts", item.Attempts, "lastError", item.LastError)
+	if err := s.Store.MarkOutboxFailed(ctx, item.ID, claim, reason, item.Attempts, now); err != nil {
+		return err
+	}
+	if s.Metrics != nil {
+		s.Metrics.EmailGivenUp(string(item.Kind))
+	}
+	return nil
+}
+
+func (s *Service) maxAttempts() int64 {
+	if s.MaxAttempts > 0 {
+		return s.MaxAttempts
+	}
+	return DefaultMaxAttempts
+}
+
+func (s *Service) maxAge() time.Duration {
+	if s.MaxAge > 0 {
+		return s.MaxAge
+	}
+	return DefaultMaxAge
 }
 
 // PoolChanged is called with a pool item as it was before and after a

@@ -121,6 +121,45 @@ func (f *Files) Open(ctx context.Context, obj licadmin.ImportObject, offset int6
 	return out.Body, nil
 }
 
+// Delete deletes the object key; a key that does not exist is no error.
+func (f *Files) Delete(ctx context.Context, key string) error {
+	if _, err := f.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.Bucket, Key: &key}); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// DeletePrefix deletes every object whose key starts with prefix, a page
+// of keys (at most 1,000) per DeleteObjects call, and returns how many it
+// deleted. An interrupted call can simply run again.
+func (f *Files) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	deleted := 0
+	pages := s3.NewListObjectsV2Paginator(f.Client, &s3.ListObjectsV2Input{Bucket: &f.Bucket, Prefix: &prefix})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return deleted, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if len(page.Contents) == 0 {
+			continue
+		}
+		ids := make([]types.ObjectIdentifier, len(page.Contents))
+		for i, o := range page.Contents {
+			ids[i] = types.ObjectIdentifier{Key: o.Key}
+		}
+		out, err := f.Client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &f.Bucket, Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
+		if err != nil {
+			return deleted, fmt.Errorf("delete under %s: %w", prefix, err)
+		}
+		if len(out.Errors) > 0 {
+			e := out.Errors[0]
+			return deleted, fmt.Errorf("delete %s: %s %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
+		}
+		deleted += len(ids)
+	}
+	return deleted, nil
+}
+
 // Write stores at key what write writes, with contentType. The content is
 // streamed: one PutObject when it fits in a part, else a multipart upload
 // holding one part in memory at a time (aborted on failure).

@@ -61,7 +61,12 @@ type ActivationToken struct {
 	Hash      []byte
 	UserID    string
 	AccountID string
-	Language  string
+	// Email is the address the link was sent to: the link works only while
+	// it is still the user's address, so an email change revokes the
+	// links sent before it. Empty (tokens minted before it was recorded)
+	// checks nothing.
+	Email    string
+	Language string
 	// OutboxID is the outbox item whose delivery minted the token.
 	OutboxID  string
 	CreatedAt time.Time
@@ -75,6 +80,9 @@ func (s *Store) PutActivationToken(ctx context.Context, tok *ActivationToken) er
 	it["userId"] = str(tok.UserID)
 	it["accountId"] = str(tok.AccountID)
 	it["language"] = str(tok.Language)
+	if tok.Email != "" {
+		it["email"] = str(tok.Email)
+	}
 	it["outboxId"] = str(tok.OutboxID)
 	it["createdAt"] = timestamp(tok.CreatedAt)
 	it["expiresAt"] = num(tok.ExpiresAt.Unix())
@@ -106,6 +114,7 @@ func (s *Store) GetActivationToken(ctx context.Context, hash []byte, now time.Ti
 		Hash:      hash,
 		UserID:    getS(it, "userId"),
 		AccountID: getS(it, "accountId"),
+		Email:     getS(it, "email"),
 		Language:  getS(it, "language"),
 		OutboxID:  getS(it, "outboxId"),
 		CreatedAt: getTime(it, "createdAt"),
@@ -119,11 +128,12 @@ func (s *Store) GetActivationToken(ctx context.Context, hash []byte, now time.Ti
 
 // ConsumeActivationToken uses tok once: in one transaction it deletes the
 // token item on condition that it still exists and has not expired at now,
-// sets its user's status to active, and writes the audit record (and the
-// idempotency record when the request has a key; its answer is Activated). Of any
-// number of concurrent calls with one token, one succeeds; the others, and
-// any call with a used or expired token or for a user that is gone, fail
-// with ETOKENINVALID.
+// sets its user's status to active on condition that the user's email is
+// still the one the link was sent to, and writes the audit record (and the
+// idempotency record when the request has a key; its answer is Activated).
+// Of any number of concurrent calls with one token, one succeeds; the
+// others, and any call with a used or expired token, for a user that is
+// gone or whose email changed since, fail with ETOKENINVALID.
 func (s *Store) ConsumeActivationToken(ctx context.Context, tok *ActivationToken, now time.Time) error {
 	invalid := func(Item) error { return errTokenInvalid() }
 	t, p := s.begin(ctx, now)
@@ -131,13 +141,17 @@ func (s *Store) ConsumeActivationToken(ctx context.Context, tok *ActivationToken
 	t.delete(s.Table, tokenKey(hex.EncodeToString(tok.Hash)),
 		fmt.Sprintf("attribute_exists(%s) AND %s > %s", e.n(attrPK), e.n("expiresAt"), e.v(num(now.Unix()))), e, invalid)
 	ue := newExpr()
+	userCond := fmt.Sprintf("%s = %s", ue.n("accountId"), ue.v(str(tok.AccountID)))
+	if tok.Email != "" {
+		userCond += fmt.Sprintf(" AND %s = %s", ue.n("email"), ue.v(str(tok.Email)))
+	}
 	t.update(s.Table, userKey(tok.UserID),
 		fmt.Sprintf("SET %s = %s, %s = %s, %s = %s ADD %s %s",
 			ue.n("status"), ue.v(str(string(licadmin.StatusActive))),
 			ue.n("updatedAt"), ue.v(timestamp(now)),
 			ue.n("activatedAt"), ue.v(timestamp(now)),
 			ue.n("version"), ue.v(num(1))),
-		fmt.Sprintf("%s = %s", ue.n("accountId"), ue.v(str(tok.AccountID))), ue, invalid)
+		userCond, ue, invalid)
 	user, err := s.getItem(ctx, userKey(tok.UserID))
 	if err != nil {
 		return fmt.Errorf("get user %s: %w", tok.UserID, err)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
@@ -25,9 +27,10 @@ import (
 //	                                                                           searchEmail/searchFirstName/searchLastName (below)
 //	email claim          EMAIL#<email>             EMAIL                       accountId, userId, role: one email, one user
 //	domain claim         DOMAIN#<domain>           DOMAIN                      accountId, status: one domain, one account
-//	idempotency record   IDEM#<email>#<key>        IDEM                        request hash and response, ttl 24 h
+//	idempotency record   IDEM#<sha256(scope, key)> IDEM                        request hash and response, ttl 24 h
 //	setting              CONFIG                    <name>                      e.g. the cursor signing key
-//	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d
+//	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d;
+//	                                                                           gsi1pk=OUTBOX#DUE, gsi1sk=<due time>#<id> until sent or failed
 //	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
 //	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, ttl 30 d: a redelivered event counts once
 //	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
@@ -133,7 +136,13 @@ func emailKey(email string) key { return mkKey("EMAIL#"+email, skEmail) }
 
 func domainKey(domain string) key { return mkKey("DOMAIN#"+domain, skDomain) }
 
-func idemKey(scope, k string) key { return mkKey("IDEM#"+scope+"#"+k, skIdem) }
+// idemKey keys an idempotency record by the SHA-256 of its scope and key,
+// the scope length-prefixed: both may hold any character ("#" included),
+// and no two (scope, key) pairs may share a record, whatever they hold.
+func idemKey(scope, k string) key {
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(scope)) + ":" + scope + k))
+	return mkKey("IDEM#"+hex.EncodeToString(sum[:]), skIdem)
+}
 
 func configKey(name string) key { return mkKey("CONFIG", name) }
 

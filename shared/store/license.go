@@ -225,6 +225,9 @@ func (s *Store) DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *li
 		}
 	}
 	t, p := s.begin(ctx, now)
+	// The caller's check first, as in every license change: a caller who
+	// lost its rights is answered forbidden, never what the pool holds.
+	s.callerCheck(t, c)
 	e := newExpr()
 	cond := fmt.Sprintf("%s >= %s", e.n(availableAttr(tier)), e.v(num(quantity)))
 	if p != nil {
@@ -240,7 +243,6 @@ func (s *Store) DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *li
 			}
 			return licadmin.ErrStale
 		})
-	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicensesDelete, Target: string(tier),
 		Details: map[string]string{"quantity": strconv.FormatInt(quantity, 10)}, At: now})
 	if err := s.commit(ctx, t, p, after, now); err != nil {

@@ -25,11 +25,43 @@ func logBounds(r licadmin.LogRange) (lo, hi string) {
 // last entry returned. It is opaque to callers.
 type LogPosition = string
 
+// MaxItemsRead bounds the items one list request reads from the table,
+// whatever its filters drop: a page of a filtered list (users by license or
+// status, log entries by type) that has read this many stops early, with
+// the entries found so far (perhaps none) and a position to continue from.
+// A request's cost is bounded; the client follows nextCursor.
+const MaxItemsRead = 1000
+
+// readBudget tracks the items a list request has read.
+type readBudget struct{ read, max int32 }
+
+// budget returns the read budget of one list request.
+func (s *Store) budget() *readBudget {
+	b := &readBudget{max: MaxItemsRead}
+	if s.MaxItemsRead > 0 {
+		b.max = int32(s.MaxItemsRead)
+	}
+	return b
+}
+
+// limit returns the Limit of the next Query: want, within what is left.
+func (b *readBudget) limit(want int) *int32 {
+	return aws.Int32(max(1, min(int32(want), b.max-b.read)))
+}
+
+// spent counts a Query's items and reports whether the budget is gone.
+func (b *readBudget) spent(out *dynamodb.QueryOutput) bool {
+	b.read += out.ScannedCount
+	return b.read >= b.max
+}
+
 // ListLogs returns up to limit entries of generation gen of a user's log
 // within r, newest first, starting after position after ("" for the first
-// page), and the position of the last entry returned, "" when there are no
-// more. Entries past their retention that TTL has not deleted yet are left
-// out. A position outside r answers EINVALID.
+// page), and the position to continue from, "" when there are no more. It
+// reads at most MaxItemsRead items: a type filter that drops many may
+// answer fewer than limit entries (none, even) with a position. Entries
+// past their retention that TTL has not deleted yet are left out. A
+// position outside r answers EINVALID.
 func (s *Store) ListLogs(ctx context.Context, userID string, gen int64, r licadmin.LogRange, limit int, after LogPosition, now time.Time) ([]licadmin.LogEntry, LogPosition, error) {
 	lo, hi := logBounds(r)
 	in := s.logQuery(userID, gen, lo, hi, r.Type, now)
@@ -41,6 +73,7 @@ func (s *Store) ListLogs(ctx context.Context, userID string, gen int64, r licadm
 	}
 	var entries []licadmin.LogEntry
 	var last string
+	budget := s.budget()
 	for {
 		// One extra item tells whether a next page exists; with a type
 		// filter, read in larger steps since some items are dropped.
@@ -48,7 +81,7 @@ func (s *Store) ListLogs(ctx context.Context, userID string, gen int64, r licadm
 		if r.Type != "" {
 			want = max(want, 100)
 		}
-		in.Limit = aws.Int32(int32(want))
+		in.Limit = budget.limit(want)
 		out, err := s.DB.Query(ctx, in)
 		if err != nil {
 			return nil, "", fmt.Errorf("query log of %s: %w", userID, err)
@@ -62,6 +95,10 @@ func (s *Store) ListLogs(ctx context.Context, userID string, gen int64, r licadm
 		}
 		if out.LastEvaluatedKey == nil {
 			return entries, "", nil
+		}
+		if budget.spent(out) {
+			// Continue after the last item read, returned or not.
+			return entries, getS(out.LastEvaluatedKey, attrSK), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}

@@ -28,6 +28,21 @@ const (
 	OutboxFailed  = "failed"
 )
 
+// An outbox item waiting for delivery (pending, or claimed by a delivery
+// that may have died) is also in a sparse part of GSI1 under outboxDuePK,
+// sorted by when it is due for the sweeper: OutboxSweepGrace after its
+// creation (the stream delivers it within seconds), then the retry time
+// that each failed delivery sets. Sent and failed items leave the index,
+// so the sweeper reads only what is left to do.
+const outboxDuePK = "OUTBOX#DUE"
+
+// OutboxSweepGrace is how long the sweeper leaves a new outbox item to the
+// stream's delivery.
+const OutboxSweepGrace = 5 * time.Minute
+
+// dueSK is the GSI1 sort key of an outbox item due at t.
+func dueSK(t time.Time, id string) string { return formatTime(t) + "#" + id }
+
 // OutboxRetention is how long an outbox item is kept (its ttl): long enough
 // to investigate a failure, short enough that the table does not grow.
 const OutboxRetention = 30 * 24 * time.Hour
@@ -90,6 +105,8 @@ func outboxItem(o *Outbox) Item {
 	it["status"] = str(OutboxPending)
 	it["attempts"] = num(0)
 	it["createdAt"] = timestamp(o.CreatedAt)
+	it[attrGSI1PK] = str(outboxDuePK)
+	it[attrGSI1SK] = str(dueSK(o.CreatedAt.Add(OutboxSweepGrace), o.ID))
 	it[attrTTL] = num(o.CreatedAt.Add(OutboxRetention).Unix())
 	return it
 }
@@ -229,7 +246,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, id, claim string, now, leaseUnt
 }
 
 // finishOutbox updates the item held under claim: set assigns attributes
-// (in addition to status), and the claim is dropped.
+// (in addition to status), and the claim is dropped; an item sent or
+// failed leaves the sweeper's index.
 func (s *Store) finishOutbox(ctx context.Context, id, claim, status string, set map[string]types.AttributeValue) error {
 	e := newExpr()
 	update := fmt.Sprintf("SET %s = %s", e.n("status"), e.v(str(status)))
@@ -237,6 +255,9 @@ func (s *Store) finishOutbox(ctx context.Context, id, claim, status string, set 
 		update += fmt.Sprintf(", %s = %s", e.n(name), e.v(v))
 	}
 	update += fmt.Sprintf(" REMOVE %s, %s", e.n("claim"), e.n("leaseUntil"))
+	if status != OutboxPending {
+		update += fmt.Sprintf(", %s, %s", e.n(attrGSI1PK), e.n(attrGSI1SK))
+	}
 	cond := fmt.Sprintf("%s = %s AND %s = %s", e.n("status"), e.v(str(OutboxSending)), e.n("claim"), e.v(str(claim)))
 	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.Table,
@@ -273,11 +294,38 @@ func (s *Store) MarkOutboxFailed(ctx context.Context, id, claim, reason string, 
 }
 
 // ReleaseOutbox gives the claim back after a failure worth retrying
-// (throttling, an outage): the item is pending again, with the error seen.
-func (s *Store) ReleaseOutbox(ctx context.Context, id, claim, reason string, attempts int64) error {
+// (throttling, an outage): the item is pending again, with the error seen,
+// and due for the sweeper at retryAt.
+func (s *Store) ReleaseOutbox(ctx context.Context, id, claim, reason string, attempts int64, retryAt time.Time) error {
 	return s.finishOutbox(ctx, id, claim, OutboxPending, map[string]types.AttributeValue{
-		"lastError": str(truncate(reason)), "attempts": num(attempts),
+		"lastError": str(truncate(reason)), "attempts": num(attempts), attrGSI1SK: str(dueSK(retryAt, id)),
 	})
+}
+
+// DueOutbox returns up to limit outbox items due for delivery at now, the
+// longest due first: pending (new ones once OutboxSweepGrace is over,
+// released ones at their retry time) or claimed by a delivery whose lease
+// may have run out.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]*Outbox, error) {
+	e := newExpr()
+	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		IndexName:                 aws.String(GSI1),
+		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s AND %s <= %s", e.n(attrGSI1PK), e.v(str(outboxDuePK)), e.n(attrGSI1SK), e.v(str(dueSK(now, "~"))))),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		Limit:                     aws.Int32(int32(limit)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query due outbox items: %w", err)
+	}
+	items := make([]*Outbox, 0, len(out.Items))
+	for _, it := range out.Items {
+		if o := OutboxFromImage(it); o != nil {
+			items = append(items, o)
+		}
+	}
+	return items, nil
 }
 
 func truncate(s string) string {

@@ -111,10 +111,12 @@ func (s *Store) batchDelete(ctx context.Context, keys []key) error {
 // next call, in whatever shard the marker lands, so a long purge never
 // holds up the records of the user's own partition.
 type PurgeJob struct {
-	UserID  string
-	FromGen int64
-	ToGen   int64
-	Deleted bool
+	// AccountID is the user's account, which keys its export files.
+	AccountID string
+	UserID    string
+	FromGen   int64
+	ToGen     int64
+	Deleted   bool
 	// Round counts the calls so far; each save changes it, which makes
 	// the stream deliver the marker again.
 	Round int64
@@ -136,6 +138,9 @@ func purgeKey(j *PurgeJob) key {
 func (s *Store) SavePurge(ctx context.Context, j *PurgeJob, now time.Time) error {
 	it := purgeKey(j)
 	it["userId"] = str(j.UserID)
+	if j.AccountID != "" {
+		it["accountId"] = str(j.AccountID)
+	}
 	it["fromGen"] = num(j.FromGen)
 	it["toGen"] = num(j.ToGen)
 	it["deleted"] = boolean(j.Deleted)
@@ -162,10 +167,11 @@ func PurgeFromImage(it Item) *PurgeJob {
 		return nil
 	}
 	return &PurgeJob{
-		UserID:  getS(it, "userId"),
-		FromGen: getN(it, "fromGen"),
-		ToGen:   getN(it, "toGen"),
-		Deleted: getBool(it, "deleted"),
-		Round:   getN(it, "round"),
+		AccountID: getS(it, "accountId"),
+		UserID:    getS(it, "userId"),
+		FromGen:   getN(it, "fromGen"),
+		ToGen:     getN(it, "toGen"),
+		Deleted:   getBool(it, "deleted"),
+		Round:     getN(it, "round"),
 	}
 }

@@ -47,6 +47,9 @@ type Store struct {
 	// Metrics is told of every transaction attempt cancelled by a conflict
 	// or throttling; nil records nothing.
 	Metrics TxnMetrics
+	// MaxItemsRead bounds the items one list request reads; zero means
+	// the package's MaxItemsRead (tests lower it).
+	MaxItemsRead int
 }
 
 // LoadCaller reads, in one consistent BatchGetItem, the email claim of the

@@ -85,7 +85,9 @@ func (s *Store) putNewUser(t *txn, u *licadmin.User) {
 
 // ListUsers returns up to limit users of an account in creation order,
 // starting after the position after (nil for the first page), and the
-// position after the last user returned, nil when there are no more.
+// position to continue from, nil when there are no more. It reads at most
+// MaxItemsRead items: filters that drop many may answer fewer than limit
+// users (none, even) with a position.
 // Positions are opaque to callers; one of another account is refused.
 // With f.Search, it returns the users found by that prefix instead, in the
 // order and pages searchUsers says.
@@ -110,6 +112,7 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 	}
 	var users []*licadmin.User
 	var last Item
+	budget := s.budget()
 	for {
 		// Without a filter one extra item tells whether a next page exists;
 		// with one, read in larger steps since some items are dropped.
@@ -117,7 +120,7 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 		if in.FilterExpression != nil {
 			want = max(want, 100)
 		}
-		in.Limit = aws.Int32(int32(want))
+		in.Limit = budget.limit(want)
 		out, err := s.DB.Query(ctx, in)
 		if err != nil {
 			return nil, nil, fmt.Errorf("query users of %s: %w", accountID, err)
@@ -132,6 +135,10 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 		}
 		if out.LastEvaluatedKey == nil {
 			return users, nil, nil
+		}
+		if budget.spent(out) {
+			// Continue after the last item read, returned or not.
+			return users, encodePosition(out.LastEvaluatedKey), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}

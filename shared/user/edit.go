@@ -236,7 +236,7 @@ func (s *Service) Update(ctx context.Context, r licadmin.Request, userID string,
 		var domain string
 		if n.Email != u.Email {
 			if !s.Webmail.Has(ed.domain) {
-				domain = licadmin.EmailDomainKey(ed.domain)
+				domain = ed.domain
 			}
 		}
 		out, err = s.Store.UpdateUser(ctx, c, u, n, domain, ifMatch != nil, s.Now.Read())

@@ -1,0 +1,302 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"licenseadmin/shared/api"
+	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/idem"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/logs"
+)
+
+// idemItems counts the idempotency records in the table.
+func idemItems(t *testing.T, env *apitest.Env) int {
+	t.Helper()
+	n := 0
+	for _, it := range env.Scan(t) {
+		if strings.HasPrefix(avString(it["pk"]), "IDEM#") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReplayAuthorized ensures a remembered answer goes only to a caller
+// who may still make the request: an admin who repeats a request after
+// being demoted, or deleted, is answered 403 as a fresh request would be,
+// never the answer it had as an admin; a reused key of a demoted admin is
+// 403 too, not idempotency_key_reused.
+func TestReplayAuthorized(t *testing.T) {
+	f := newXFixture(t)
+	boss := "boss@acme.test"
+	bossID := f.userAs(t, f.admin, boss, "admin")
+	u := f.user(t, "u@acme.test")
+
+	req := withHeaders(userReq(routeAssign, boss, u, map[string]string{"tier": "eco"}), idemKey("k1"))
+	first := f.h.assign(req)
+	first.Want(t, http.StatusOK)
+	wantReplay(t, first, f.h.assign(req))
+
+	f.patch(f.admin, bossID, map[string]string{"role": "user"}, nil).Want(t, http.StatusOK)
+	f.h.assign(req).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	other := withHeaders(userReq(routeAssign, boss, u, map[string]string{"tier": "pro"}), idemKey("k1"))
+	f.h.assign(other).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+
+	f.deleteUser(userReq(routeDeleteUser, f.admin, bossID, nil)).Want(t, http.StatusNoContent)
+	f.h.assign(req).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	wantPool(t, f.pool(t), licadmin.Eco, 2, 1)
+}
+
+// TestIdempotencyKeyScopes ensures records of (scope, key) pairs whose
+// plain join would be the same string ("a#b" + "c" and "a" + "b#c") are
+// distinct records.
+func TestIdempotencyKeyScopes(t *testing.T) {
+	env := apitest.New(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	a := &idem.Record{Scope: "a#b@acme.test", Key: "c", Hash: "h1", Status: 200, Body: []byte("1"), CreatedAt: now}
+	b := &idem.Record{Scope: "a", Key: "b@acme.test#c", Hash: "h2", Status: 200, Body: []byte("2"), CreatedAt: now}
+	for _, r := range []*idem.Record{a, b} {
+		if err := env.App.Store.PutIdempotency(ctx, r); err != nil {
+			t.Fatalf("put %s/%s: %v", r.Scope, r.Key, err)
+		}
+	}
+	for _, r := range []*idem.Record{a, b} {
+		got, err := env.App.Store.GetIdempotency(ctx, r.Scope, r.Key)
+		if err != nil || got == nil || got.Hash != r.Hash {
+			t.Fatalf("get %s/%s: %+v, %v; want hash %s", r.Scope, r.Key, got, err, r.Hash)
+		}
+	}
+}
+
+// TestPublicRefusalsNotRemembered ensures an anonymous client looping on
+// POST /v1/activations with fresh Idempotency-Keys writes nothing: a
+// refusal (410, 400) on a public route is never remembered.
+func TestPublicRefusalsNotRemembered(t *testing.T) {
+	env := apitest.New(t)
+	env.MustAccount(t, "Acme", "admin@acme.test")
+	before := len(env.Scan(t))
+	h := api.Activate(env.App)
+	for i, body := range []any{
+		map[string]string{"token": "bm90LWEtdG9rZW4"}, map[string]string{"token": strings.Repeat("A", 43)}, `{"token":`, map[string]string{},
+	} {
+		r := apitest.Do(t, h, apitest.Request{Route: "POST /v1/activations", Body: body,
+			Headers: map[string]string{"Idempotency-Key": "fresh-" + string(rune('a'+i))}})
+		if r.StatusCode != http.StatusGone && r.StatusCode != http.StatusBadRequest {
+			t.Fatalf("body %v: status %d, want 410 or 400", body, r.StatusCode)
+		}
+	}
+	if n := len(env.Scan(t)); n != before || idemItems(t, env) != 0 {
+		t.Fatalf("anonymous refusals wrote %d items", n-before)
+	}
+}
+
+// TestDeleteFromPoolChecksCallerFirst ensures the caller's check is the
+// first item of the delete-from-pool transaction: an admin demoted after
+// its request was planned is answered 403, not what the pool holds
+// (licenses_in_use), and nothing changes.
+func TestDeleteFromPoolChecksCallerFirst(t *testing.T) {
+	f := newXFixture(t)
+	boss := "boss@acme.test"
+	bossID := f.userAs(t, f.admin, boss, "admin")
+	stale := callerOf(t, f.fixture, boss)
+	pool := f.pool(t)
+	f.patch(f.admin, bossID, map[string]string{"role": "user"}, nil).Want(t, http.StatusOK)
+	for _, q := range []int64{1, 100} { // enough unassigned, and not
+		_, err := f.App.Store.DeleteFromPool(context.Background(), stale, &pool, licadmin.Eco, q, time.Now().UTC())
+		if code := licadmin.ErrorCode(err); code != licadmin.EFORBIDDEN {
+			t.Fatalf("quantity %d by a demoted admin: %v, want forbidden", q, err)
+		}
+	}
+	wantPool(t, f.pool(t), licadmin.Eco, 2, 0)
+}
+
+// exportFiles counts the export files of a user in the bucket.
+func exportFiles(t *testing.T, env *apitest.Env, accountID, userID string) int {
+	t.Helper()
+	out, err := env.App.Files.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{
+		Bucket: &env.App.Files.Bucket, Prefix: aws.String(logs.UserPrefix(accountID, userID))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Contents)
+}
+
+// TestExportGoneWithLogs ensures an export's file goes with the logs it
+// holds: after remove, transfer or user delete, the purge deletes the
+// former holder's export files, so a download URL handed out before is
+// refused; files of the new generation stay.
+func TestExportGoneWithLogs(t *testing.T) {
+	for _, op := range []string{"remove", "transfer", "delete user"} {
+		t.Run(op, func(t *testing.T) {
+			f := newUsageFixture(t)
+			mail := f.WithEmail(t) // runs the stream: emails and the purge
+			q := f.UseExports()
+			f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+			f.someEvents(t, f.adaEmail, 3)
+			id := f.startExport(t, f.ada, nil, nil)
+			if failed := f.RunExports(t, q); len(failed) != 0 {
+				t.Fatalf("export failed: %v", failed)
+			}
+			v := f.exportStatus(t, id)
+			if v.Status != "done" || v.URL == nil {
+				t.Fatalf("export %+v, want done", v)
+			}
+			download(t, *v.URL) // works before
+
+			switch op {
+			case "remove":
+				f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+			case "transfer":
+				f.transfer(f.admin, f.ada, f.bob).Want(t, http.StatusOK)
+			case "delete user":
+				f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
+			}
+			mail.Drain(t)
+
+			resp, err := http.Get(*v.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("the export URL still downloads the former holder's logs after %s", op)
+			}
+			if n := exportFiles(t, f.Env, f.acct, f.ada); n != 0 {
+				t.Fatalf("%d export files of the former holder left after %s", n, op)
+			}
+			if op == "delete user" {
+				return
+			}
+			// An export of the new generation is kept by the next purge
+			// of nothing else.
+			f.someEvents(t, f.adaEmail, 1)
+			f.startExport(t, f.ada, nil, nil)
+			f.RunExports(t, q)
+			mail.Drain(t)
+			if n := exportFiles(t, f.Env, f.acct, f.ada); n != 1 {
+				t.Fatalf("%d export files of the new generation, want 1", n)
+			}
+		})
+	}
+}
+
+// genChangingObjects is export storage whose Write runs change once the
+// file is written: the log generation goes while the export runs.
+type genChangingObjects struct {
+	logs.Objects
+	change func()
+}
+
+func (g *genChangingObjects) Write(ctx context.Context, key, contentType string, write func(io.Writer) error) error {
+	err := g.Objects.Write(ctx, key, contentType, write)
+	g.change()
+	return err
+}
+
+// TestExportRaceWithRemove ensures a file written while its generation
+// went (and after the purge looked for files) is deleted by the export
+// itself, which ends failed.
+func TestExportRaceWithRemove(t *testing.T) {
+	f := newUsageFixture(t)
+	q := f.UseExports()
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	f.someEvents(t, f.adaEmail, 2)
+	id := f.startExport(t, f.ada, nil, nil)
+	f.App.Exports.Objects = &genChangingObjects{Objects: f.App.Exports.Objects, change: func() {
+		f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+	}}
+	f.RunExports(t, q)
+	if v := f.exportStatus(t, id); v.Status != "failed" || v.URL != nil {
+		t.Fatalf("export %+v, want failed", v)
+	}
+	if n := exportFiles(t, f.Env, f.acct, f.ada); n != 0 {
+		t.Fatalf("%d export files left", n)
+	}
+}
+
+// TestListsReadBounded ensures a filtered list reads a bounded number of
+// items per request: when its filter drops everything it reads, a page
+// stops early with what it found (nothing, here) and a cursor, and
+// following the cursors finds every match once.
+func TestListsReadBounded(t *testing.T) {
+	f := newUsageFixture(t)
+	f.App.Store.MaxItemsRead = 10
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	now := time.Now()
+	var msgs []any
+	var opened []string
+	for i := range 27 {
+		typ := licadmin.EventSent
+		if i >= 25 { // the two oldest
+			typ = licadmin.EventOpened
+		}
+		m := event(f.acct, f.adaEmail, typ, now.Add(-time.Duration(i+1)*time.Minute))
+		msgs = append(msgs, m)
+		if typ == licadmin.EventOpened {
+			opened = append(opened, m.MessageRef)
+		}
+	}
+	ingest(t, f.Env, msgs...)
+
+	t.Run("logs by type", func(t *testing.T) {
+		q := map[string]string{"type": "opened", "limit": "50"}
+		var got []string
+		pages := 0
+		for {
+			p := f.userLogs(t, f.admin, f.ada, q)
+			pages++
+			got = append(got, refs(p.Items)...)
+			if p.NextCursor == nil {
+				break
+			}
+			if pages > 10 {
+				t.Fatal("the cursor does not advance")
+			}
+			q["cursor"] = *p.NextCursor
+		}
+		if pages < 3 || !slices.Equal(got, opened) {
+			t.Fatalf("%d pages found %v, want %v over at least 3 pages of at most 10 items read", pages, got, opened)
+		}
+	})
+
+	t.Run("users by license", func(t *testing.T) {
+		for i := range 12 {
+			f.user(t, fmt.Sprintf("u%02d@acme.test", i))
+		}
+		first := f.listPage(t, f.admin, map[string]string{"license": "pro"})
+		if len(first.Items) != 0 || first.NextCursor == nil {
+			t.Fatalf("first page %d users, cursor %v; want none and a cursor", len(first.Items), first.NextCursor)
+		}
+		all := flatten(f.listAll(t, f.admin, map[string]string{"license": "eco"}))
+		if !slices.Equal(all, []string{f.ada}) {
+			t.Fatalf("eco users %v, want [%s]", all, f.ada)
+		}
+	})
+}
+
+// TestSelfRouteReplay ensures a route any user may call (its own journal's
+// export) replays a remembered answer to that user, who is no admin, and
+// to nobody who is no user.
+func TestSelfRouteReplay(t *testing.T) {
+	f := newUsageFixture(t)
+	f.UseExports()
+	h := api.ExportMyLogs(f.App)
+	req := apitest.Request{Route: "POST /v1/me/logs/export", Email: f.adaEmail, Headers: idemKey("mine-1")}
+	first := apitest.Do(t, h, req)
+	first.Want(t, http.StatusAccepted)
+	wantReplay(t, first, apitest.Do(t, h, req))
+	f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
+	apitest.Do(t, h, req).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+}

@@ -1,0 +1,180 @@
+package notify_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/notify"
+	"licenseadmin/shared/store"
+)
+
+// testClock is a settable clock.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) read() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// givenUp counts the emails the sweeper gave up.
+type givenUp struct{ n atomic.Int64 }
+
+func (g *givenUp) EmailGivenUp(string) { g.n.Add(1) }
+
+// sesOutage is a fault that throttles every send while on.
+type sesOutage struct {
+	mu sync.Mutex
+	on bool
+}
+
+func (o *sesOutage) set(on bool) { o.mu.Lock(); o.on = on; o.mu.Unlock() }
+
+func (o *sesOutage) fault(int) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.on {
+		return throttled()
+	}
+	return nil
+}
+
+// sweepWorld is a world whose emails were queued while SES failed and
+// whose stream delivery gave up on them (each record handled once, as
+// when Lambda's retries ran out).
+func sweepWorld(t *testing.T, users int) (*world, *testClock, *sesOutage, []string) {
+	t.Helper()
+	outage := &sesOutage{on: true}
+	w := newWorld(t, outage.fault)
+	clock := &testClock{now: time.Now().UTC()}
+	w.App.Notify.Now = clock.read
+	w.App.Notify.SendAttempts = 1
+	w.MustLicenses(t, w.acct, licadmin.Eco, int64(users))
+	w.mail.Drain(t) // the account's own records
+	var emails []string
+	for i := range users {
+		u, email := w.user(t, fmt.Sprintf("u%d", i), "en", "user")
+		w.assign(t, u, "eco").Want(t, http.StatusOK)
+		emails = append(emails, email)
+	}
+	clock.advance(time.Now().UTC().Sub(clock.read())) // the items' time
+	recs := w.mail.Next(t)
+	if _, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs)); err != nil {
+		t.Fatal(err)
+	}
+	return w, clock, outage, emails
+}
+
+// TestSweeperRedrivesAfterOutage ensures no email is lost when SES fails
+// for longer than the stream's retries: the sweeper leaves new items to
+// the stream for a grace period, retries with growing waits while SES
+// still fails, and once it recovers sends every email exactly once; sent
+// items leave the sweeper's index, and a late stream redelivery sends
+// nothing again.
+func TestSweeperRedrivesAfterOutage(t *testing.T) {
+	const users = 3
+	w, clock, outage, emails := sweepWorld(t, users)
+	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
+	sweep := func() notify.SweepResult {
+		t.Helper()
+		res, err := w.App.Notify.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// Just queued or released by the stream: not due yet.
+	if res := sweep(); res.Due != 0 {
+		t.Fatalf("sweep right after the stream: %+v, want nothing due", res)
+	}
+	// Still failing: each due item (past the stream's grace, or its retry
+	// time) is tried and released again, later.
+	clock.advance(store.OutboxSweepGrace + time.Second)
+	if res := sweep(); res.Due != users || res.Retrying != users {
+		t.Fatalf("sweep during the outage: %+v, want %d retrying", res, users)
+	}
+	if res := sweep(); res.Due != 0 {
+		t.Fatalf("sweep right after a retry: %+v, want nothing due (backoff)", res)
+	}
+	for _, o := range w.outbox(t) {
+		if o.Status != store.OutboxPending || o.Attempts < 1 || o.LastError == "" {
+			t.Fatalf("outbox %+v during the outage, want pending with the error seen", o)
+		}
+	}
+	// SES recovers: the next due sweep sends each email once.
+	outage.set(false)
+	clock.advance(notify.MaxRetryDelay)
+	if res := sweep(); res.Delivered != users {
+		t.Fatalf("sweep after the outage: %+v, want %d delivered", res, users)
+	}
+	clock.advance(notify.MaxRetryDelay)
+	if res := sweep(); res.Due != 0 {
+		t.Fatalf("sweep after delivery: %+v, want nothing due", res)
+	}
+	sends := w.sends.n.Load()
+	w.mail.Drain(t) // the stream's own late redelivery, if any
+	if w.sends.n.Load() != sends {
+		t.Fatal("a sent email was sent again")
+	}
+	for _, email := range emails {
+		if got := w.mail.To(t, email); len(got) != 1 {
+			t.Fatalf("%s got %d emails, want exactly 1", email, len(got))
+		}
+	}
+	for _, o := range w.outbox(t) {
+		if o.Status != store.OutboxSent {
+			t.Fatalf("outbox %+v, want sent", o)
+		}
+	}
+}
+
+// TestSweeperGivesUp ensures an email that SES keeps refusing is marked
+// failed once it reached the attempt limit, counted for the alarm, and
+// never tried again.
+func TestSweeperGivesUp(t *testing.T) {
+	w, clock, _, emails := sweepWorld(t, 2)
+	g := &givenUp{}
+	w.App.Notify.Metrics = g
+	w.App.Notify.MaxAttempts = 3
+	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
+	for range 6 {
+		clock.advance(notify.MaxRetryDelay)
+		if _, err := w.App.Notify.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.n.Load() != 2 {
+		t.Fatalf("%d emails given up, want 2", g.n.Load())
+	}
+	for _, o := range w.outbox(t) {
+		if o.Status != store.OutboxFailed || o.Attempts != 3 || o.LastError == "" {
+			t.Fatalf("outbox %+v, want failed after 3 attempts with the reason", o)
+		}
+	}
+	sends := w.sends.n.Load()
+	clock.advance(notify.MaxRetryDelay)
+	if res, _ := w.App.Notify.Sweep(ctx); res.Due != 0 || w.sends.n.Load() != sends {
+		t.Fatalf("a given-up email was tried again: %+v", res)
+	}
+	for _, email := range emails {
+		if got := w.mail.To(t, email); len(got) != 0 {
+			t.Fatalf("%s got %d emails", email, len(got))
+		}
+	}
+}
