@@ -51,24 +51,38 @@ func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*ses
 	return srv, nil
 }
 
-// startStream reads the table's stream in the background and hands its
-// records to the stream function's handler, until ctx ends; wait returns
-// once it stopped.
-func startStream(ctx context.Context, e *env, a *app.App, db *dynamodb.Client) (wait func()) {
-	p := &streamlocal.Poller{
-		DynamoDB: db,
-		Streams:  streamlocal.NewStreamsClient(db),
-		Table:    a.Config.TableName,
-		Handler:  a.Stream.Handle,
-		Logger:   slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "stream"),
+// streamHandlers is the registry of the table stream's consumers: the
+// Lambda handler of every template function that has a DynamoDB stream
+// event, keyed by its logical id and built exactly as that function's main
+// builds it. Each reads the stream on its own, as each event source
+// mapping does in AWS.
+func streamHandlers(a *app.App) map[string]streamlocal.Handler {
+	return map[string]streamlocal.Handler{
+		"ProcessTableStreamFunction": a.Stream.Handle,
+		"CountUsageFunction":         a.UsageCounter.HandleStream,
 	}
+}
+
+// startStream reads the table's stream in the background, once per
+// function of streamHandlers, and hands its records to that function's
+// handler, until ctx ends; wait returns once every reader stopped.
+func startStream(ctx context.Context, e *env, a *app.App, db *dynamodb.Client) (wait func()) {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := p.Run(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "stream: %v\n", err)
+	for id, h := range streamHandlers(a) {
+		p := &streamlocal.Poller{
+			DynamoDB: db,
+			Streams:  streamlocal.NewStreamsClient(db),
+			Table:    a.Config.TableName,
+			Handler:  h,
+			Logger:   slog.New(slog.NewTextHandler(e.stderr, nil)).With("component", "stream", "function", id),
 		}
-	}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(ctx); err != nil {
+				fmt.Fprintf(e.stderr, "stream (%s): %v\n", id, err)
+			}
+		}()
+	}
 	return wg.Wait
 }

@@ -145,3 +145,15 @@ func TestUsageCommand(t *testing.T) {
 		t.Errorf("usage without a local queue: exit %d %q", code, errOut)
 	}
 }
+
+// TestStreamHandlersMatchTemplate ensures every function that the
+// template gives a DynamoDB stream event is fed by the local stream with
+// the very handler expression its main starts, and no other function.
+func TestStreamHandlersMatchTemplate(t *testing.T) {
+	root, tpl, dirs := project(t)
+	ids, err := tpl.StreamFunctions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRegistry(t, root, dirs, "infra/local/email.go", "stream", ids)
+}

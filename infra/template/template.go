@@ -290,3 +290,17 @@ func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.No
 	}
 	return nil
 }
+
+// StreamFunctions returns the logical ids of the functions that have a
+// DynamoDB stream event (an event source mapping on the table's stream),
+// sorted: the local stack reads the stream once for each.
+func (t *Template) StreamFunctions() ([]string, error) {
+	var out []string
+	err := t.eachEvent("DynamoDB", func(id, _ string, _ *yaml.Node) error {
+		if len(out) == 0 || out[len(out)-1] != id {
+			out = append(out, id)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/streamlocal"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/dnstxt"
@@ -36,6 +37,8 @@ type Env struct {
 	Table string
 	// S3 is the test's S3, with the import bucket (s3.go).
 	S3 *S3
+	// counts reads the table's stream for the usage counters (usage.go).
+	counts *streamlocal.Poller
 }
 
 // New returns an Env over a fresh DynamoDB Local table. optFns adjust the

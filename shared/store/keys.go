@@ -28,10 +28,11 @@ import (
 //	setting              CONFIG                    <name>                      e.g. the cursor signing key
 //	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d
 //	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
-//	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, ttl 30 d: a redelivered event counts once
+//	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, at, type, bytes, ttl 30 d: its INSERT is counted once
 //	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
 //	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD)
 //	log export           EXPORT#<exportId>         EXPORT                      accountId, userId, logGen, range, status, key, ttl 7 d
+//	counted run marker   COUNTED#<streamEventId>   COUNTED                     lastSequence, ttl 48 h: stream records counted once
 //	log purge marker     PURGE#<userId>            <fromGen>-<toGen>[-deleted] a purge that continues; round, ttl 7 d
 //	import               ACCT#<accountId>          IMPORT#<importId>           status, object, counters, checkpoint, lease; ttl 30 d
 //	import report row    IMPORT#<importId>         ROW#<line, 12 digits>       email, code, message: one per failed row; ttl 30 d
@@ -133,6 +134,9 @@ const (
 	KindUser   = "user"
 	KindPurge  = "purge"
 	KindAudit  = "audit"
+	// KindEventClaim is a usage event's claim, whose INSERT the monthly
+	// counters count.
+	KindEventClaim = "event"
 )
 
 // ItemKind tells what an item is from its keys (a stream record's Keys),
@@ -148,6 +152,8 @@ func ItemKind(k Item) string {
 		return KindUser
 	case strings.HasPrefix(pk, purgePKPrefix):
 		return KindPurge
+	case sk == skEvent && strings.HasPrefix(pk, eventPKPrefix):
+		return KindEventClaim
 	case strings.HasPrefix(sk, skAuditPrefix) && strings.HasPrefix(pk, accountPK("")):
 		return KindAudit
 	}
@@ -173,11 +179,17 @@ const (
 	skExport      = "EXPORT"
 	skStatsPrefix = "STATS#"
 	purgePKPrefix = "PURGE#"
+	eventPKPrefix = "EVENT#"
+	skCounted     = "COUNTED"
 )
 
 func eventKey(accountID, eventID string) key {
-	return mkKey("EVENT#"+accountID+"#"+eventID, skEvent)
+	return mkKey(eventPKPrefix+accountID+"#"+eventID, skEvent)
 }
+
+// countedRunKey keys the marker of a run of stream records added to the
+// monthly counters, by the run's first record's event id.
+func countedRunKey(firstEventID string) key { return mkKey("COUNTED#"+firstEventID, skCounted) }
 
 func logPK(userID string, gen int64) string {
 	return "LOG#" + userID + "#" + strconv.FormatInt(gen, 10)
