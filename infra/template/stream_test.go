@@ -48,32 +48,7 @@ func TestRealTemplateStream(t *testing.T) {
 // filter sees it; the matcher knows the subset of the pattern syntax the
 // template uses (exact strings and prefixes) and fails on anything else.
 func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
-	d := realDocument(t)
-	var patterns []map[string]any
-	for _, fn := range d.OfType(typeFunction) {
-		if fn.LogicalID != "ProcessTableStreamFunction" {
-			continue
-		}
-		for _, f := range template.List(template.Path(fn.Properties, "Events.TableStream.Properties.FilterCriteria.Filters")) {
-			src, _ := template.Path(f, "Pattern").(string)
-			var p map[string]any
-			if err := json.Unmarshal([]byte(src), &p); err != nil {
-				t.Fatalf("pattern %q: %v", src, err)
-			}
-			patterns = append(patterns, p)
-		}
-	}
-	if len(patterns) == 0 {
-		t.Fatal("ProcessTableStreamFunction has no filter patterns")
-	}
-	s := func(v string) map[string]any { return map[string]any{"S": v} }
-	record := func(event, pk, sk string, newImage map[string]any) map[string]any {
-		ddb := map[string]any{"Keys": map[string]any{"pk": s(pk), "sk": s(sk)}}
-		if newImage != nil {
-			ddb["NewImage"] = newImage
-		}
-		return map[string]any{"eventName": event, "dynamodb": ddb}
-	}
+	patterns := filterPatterns(t, "ProcessTableStreamFunction", "TableStream")
 	for _, tc := range []struct {
 		name   string
 		record map[string]any
@@ -85,25 +60,93 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 		{"user remove (log purge)", record("REMOVE", "USER#u1", "USER", nil), true},
 		{"purge marker insert", record("INSERT", "PURGE#u1", "0-1", nil), true},
 		{"import chunk audit insert (license confirmations)", record("INSERT", "ACCT#a1", "AUDIT#2026-11-23T10:00:00Z#01J",
-			map[string]any{"action": s("users.import")}), true},
+			map[string]any{"action": attrS("users.import")}), true},
 		{"other audit insert", record("INSERT", "ACCT#a1", "AUDIT#2026-11-23T10:00:00Z#01J",
-			map[string]any{"action": s("license.assign")}), false},
+			map[string]any{"action": attrS("license.assign")}), false},
 		{"user insert", record("INSERT", "USER#u1", "USER", nil), false},
 		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1", nil), false},
 		{"outbox modify (delivery state)", record("MODIFY", "OUTBOX#01J", "OUTBOX", nil), false},
+		{"usage event claim insert (counted by CountUsageFunction)", record("INSERT", "USAGE#u1", "EVENT#e1", nil), false},
+		{"monthly counters modify", record("MODIFY", "USER#u1", "STATS#2026-11", nil), false},
 	} {
-		got := false
-		for _, p := range patterns {
-			ok, err := filterMatches(p, tc.record)
-			if err != nil {
-				t.Fatalf("pattern %v: %v", p, err)
-			}
-			got = got || ok
-		}
-		if got != tc.want {
+		if got := admitted(t, patterns, tc.record); got != tc.want {
 			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestCountUsageFilter holds the counting function's FilterCriteria to
+// what it counts: the INSERT of a usage event claim, nothing else (a
+// claim rewritten by a redelivered event is a MODIFY and must not count;
+// the counters' own updates must not come back to it).
+func TestCountUsageFilter(t *testing.T) {
+	patterns := filterPatterns(t, "CountUsageFunction", "Claims")
+	for _, tc := range []struct {
+		name   string
+		record map[string]any
+		want   bool
+	}{
+		{"claim insert", record("INSERT", "USAGE#u1", "EVENT#e1", nil), true},
+		{"claim rewritten (redelivered event)", record("MODIFY", "USAGE#u1", "EVENT#e1", nil), false},
+		{"claim expired", record("REMOVE", "USAGE#u1", "EVENT#e1", nil), false},
+		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1", nil), false},
+		{"counters insert", record("INSERT", "USER#u1", "STATS#2026-11", nil), false},
+		{"counters modify", record("MODIFY", "USER#u1", "STATS#2026-11", nil), false},
+		{"user insert", record("INSERT", "USER#u1", "USER", nil), false},
+	} {
+		if got := admitted(t, patterns, tc.record); got != tc.want {
+			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// filterPatterns returns the filter patterns of a function's stream event.
+func filterPatterns(t *testing.T, function, event string) []map[string]any {
+	t.Helper()
+	d := realDocument(t)
+	var patterns []map[string]any
+	for _, fn := range d.OfType(typeFunction) {
+		if fn.LogicalID != function {
+			continue
+		}
+		for _, f := range template.List(template.Path(fn.Properties, "Events."+event+".Properties.FilterCriteria.Filters")) {
+			src, _ := template.Path(f, "Pattern").(string)
+			var p map[string]any
+			if err := json.Unmarshal([]byte(src), &p); err != nil {
+				t.Fatalf("pattern %q: %v", src, err)
+			}
+			patterns = append(patterns, p)
+		}
+	}
+	if len(patterns) == 0 {
+		t.Fatalf("%s has no filter patterns on its event %s", function, event)
+	}
+	return patterns
+}
+
+// record is a stream record as a filter sees it.
+func record(event, pk, sk string, newImage map[string]any) map[string]any {
+	ddb := map[string]any{"Keys": map[string]any{"pk": attrS(pk), "sk": attrS(sk)}}
+	if newImage != nil {
+		ddb["NewImage"] = newImage
+	}
+	return map[string]any{"eventName": event, "dynamodb": ddb}
+}
+
+func attrS(v string) map[string]any { return map[string]any{"S": v} }
+
+// admitted reports whether any of patterns matches record.
+func admitted(t *testing.T, patterns []map[string]any, record map[string]any) bool {
+	t.Helper()
+	got := false
+	for _, p := range patterns {
+		ok, err := filterMatches(p, record)
+		if err != nil {
+			t.Fatalf("pattern %v: %v", p, err)
+		}
+		got = got || ok
+	}
+	return got
 }
 
 // filterMatches reports whether event matches an event filter pattern:

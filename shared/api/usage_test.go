@@ -185,7 +185,7 @@ func TestIngestDrops(t *testing.T) {
 			}
 		})
 	}
-	for _, prefix := range []string{"LOG#", "EVENT#"} {
+	for _, prefix := range []string{"LOG#", "USAGE#"} {
 		if n := countItems(t, f.Env, prefix, ""); n != 0 {
 			t.Fatalf("%d %s items written, want none", n, prefix)
 		}
@@ -253,7 +253,7 @@ func TestIngestBatchMixed(t *testing.T) {
 	if got := refs(f.userLogs(t, f.admin, f.bob, nil).Items); !slices.Equal(sorted(got), sorted([]string{b1.MessageRef, b2.MessageRef})) {
 		t.Fatalf("bob's log %v, want b1 and b2 once each", got)
 	}
-	if n := countItems(t, f.Env, "EVENT#", ""); n != 4 {
+	if n := countItems(t, f.Env, "USAGE#", ""); n != 4 {
 		t.Fatalf("%d event claims, want 4", n)
 	}
 	adaWant := licadmin.Counters{Sent: 1, BytesSent: 1000, Opens: 1}
@@ -570,10 +570,10 @@ func TestIngestRecordsRetention(t *testing.T) {
 
 // TestCountUsageRedelivered ensures the monthly counters count each event
 // once however the stream delivers its records to the counting function:
-// a batch delivered twice; a batch whose second run failed, delivered
-// again from that run (as Lambda does with the reported failure) and then
-// whole (as after a timeout); and a run whose transaction committed but
-// whose answer was lost.
+// a batch whose second sum failed, delivered again from the failed record
+// (as Lambda does with the reported failure), then whole (as after a
+// timeout), from the middle, and overlapping what an earlier batch
+// counted; and a sum whose update was written but whose answer was lost.
 func TestCountUsageRedelivered(t *testing.T) {
 	f := newUsageFixture(t)
 	at := time.Now().Add(-time.Minute)
@@ -589,18 +589,21 @@ func TestCountUsageRedelivered(t *testing.T) {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
 	mail := f.WithEmail(t)
-	var claims []events.DynamoDBEventRecord
-	for _, r := range mail.Next(t) {
-		if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "EVENT#") {
-			claims = append(claims, r)
+	claimsOf := func(recs []events.DynamoDBEventRecord) []events.DynamoDBEventRecord {
+		var claims []events.DynamoDBEventRecord
+		for _, r := range recs {
+			if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "USAGE#") {
+				claims = append(claims, r)
+			}
 		}
+		return claims
 	}
+	claims := claimsOf(mail.Next(t))
 	if len(claims) != 5 {
 		t.Fatalf("%d claim INSERTs on the stream, want 5", len(claims))
 	}
 	counter := *f.App.UsageCounter
 	counter.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	counter.RunSize = 1 // a run per user's month: ada, bob, ada, bob, ada
 	deliver := func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
 		t.Helper()
 		resp, err := counter.HandleStream(context.Background(), events.DynamoDBEvent{Records: recs})
@@ -612,9 +615,16 @@ func TestCountUsageRedelivered(t *testing.T) {
 	ada := licadmin.Counters{Sent: 3, BytesSent: 3000}
 	bob := licadmin.Counters{Sent: 2, BytesSent: 2000}
 
-	// The second run's transaction fails once.
-	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n == 2 {
+	// A first batch of three records: ada's first two and bob's first.
+	if resp := deliver(claims[:3]); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	wantCounters(t, f, f.ada, licadmin.Counters{Sent: 2, BytesSent: 2000})
+	wantCounters(t, f, f.bob, licadmin.Counters{Sent: 1, BytesSent: 1000})
+
+	// The next batch overlaps it (all five records); bob's update fails.
+	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
+		if op == "UpdateItem" && n == 3 { // bob's sum, after ada's two tries
 			return apitest.Fail
 		}
 		return apitest.NoFault
@@ -623,20 +633,13 @@ func TestCountUsageRedelivered(t *testing.T) {
 	failed := deliver(claims)
 	want := []events.DynamoDBBatchItemFailure{{ItemIdentifier: claims[1].Change.SequenceNumber}}
 	if !slices.Equal(failed.BatchItemFailures, want) {
-		t.Fatalf("batch item failures %v, want the second record's sequence number", failed.BatchItemFailures)
-	}
-	wantCounters(t, f, f.ada, licadmin.Counters{Sent: 1, BytesSent: 1000})
-	wantCounters(t, f, f.bob, licadmin.Counters{})
-	if resp := deliver(claims[1:]); len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("redelivery from the failed run: failures %v", resp.BatchItemFailures)
+		t.Fatalf("batch item failures %v, want the first record of bob's sum (%s)", failed.BatchItemFailures, want[0].ItemIdentifier)
 	}
 	wantCounters(t, f, f.ada, ada)
-	wantCounters(t, f, f.bob, bob)
-	if got := calls.Get("TransactWriteItems"); got != 6 {
-		t.Fatalf("%d transactions, want 6 (one per run, the failed one twice)", got)
-	}
+	wantCounters(t, f, f.bob, licadmin.Counters{Sent: 1, BytesSent: 1000})
+	f.App.Store.DB = f.App.DynamoDB
 	for name, recs := range map[string][]events.DynamoDBEventRecord{
-		"the whole batch again": claims, "from the second run": claims[1:], "the last run alone": claims[4:],
+		"from the failed record": claims[1:], "the whole batch again": claims, "from the middle": claims[3:], "the last alone": claims[4:],
 	} {
 		if resp := deliver(recs); len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("%s: failures %v", name, resp.BatchItemFailures)
@@ -645,21 +648,16 @@ func TestCountUsageRedelivered(t *testing.T) {
 		wantCounters(t, f, f.bob, bob)
 	}
 
-	// A run committed whose answer was lost: the SDK's retry, and the
+	// An update written whose answer was lost: the SDK's retry, and the
 	// stream's redelivery, find it counted.
 	more := event(f.acct, f.adaEmail, licadmin.EventOpened, at)
 	b, _ := json.Marshal(more)
 	if resp, err := f.App.Usage.HandleSQS(context.Background(), apitest.SQSEvent(string(b))); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
-	var next []events.DynamoDBEventRecord
-	for _, r := range mail.Next(t) {
-		if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "EVENT#") {
-			next = append(next, r)
-		}
-	}
-	lost, _ := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n == 1 {
+	next := claimsOf(mail.Next(t))
+	lost, calls := apitest.Faults(func(op string, n int) apitest.Fault {
+		if op == "UpdateItem" && n == 1 {
 			return apitest.LostResponse
 		}
 		return apitest.NoFault
@@ -667,6 +665,9 @@ func TestCountUsageRedelivered(t *testing.T) {
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), lost)
 	deliver(next)
 	deliver(next)
+	if calls.Get("lost:UpdateItem") != 1 {
+		t.Fatal("the lost answer was not injected")
+	}
 	ada.Opens = 1
 	wantCounters(t, f, f.ada, ada)
 }

@@ -28,11 +28,10 @@ import (
 //	setting              CONFIG                    <name>                      e.g. the cursor signing key
 //	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d
 //	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
-//	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, at, type, bytes, ttl 30 d: its INSERT is counted once
+//	usage event claim    USAGE#<userId>            EVENT#<eventId>             accountId, userId, at, type, bytes, ttl 30 d: its INSERT is counted once
 //	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
-//	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD)
+//	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD), seq
 //	log export           EXPORT#<exportId>         EXPORT                      accountId, userId, logGen, range, status, key, ttl 7 d
-//	counted run marker   COUNTED#<streamEventId>   COUNTED                     lastSequence, ttl 48 h: stream records counted once
 //	log purge marker     PURGE#<userId>            <fromGen>-<toGen>[-deleted] a purge that continues; round, ttl 7 d
 //	import               ACCT#<accountId>          IMPORT#<importId>           status, object, counters, checkpoint, lease; ttl 30 d
 //	import report row    IMPORT#<importId>         ROW#<line, 12 digits>       email, code, message: one per failed row; ttl 30 d
@@ -152,7 +151,7 @@ func ItemKind(k Item) string {
 		return KindUser
 	case strings.HasPrefix(pk, purgePKPrefix):
 		return KindPurge
-	case sk == skEvent && strings.HasPrefix(pk, eventPKPrefix):
+	case strings.HasPrefix(pk, usagePKPrefix) && strings.HasPrefix(sk, skEventPrefix):
 		return KindEventClaim
 	case strings.HasPrefix(sk, skAuditPrefix) && strings.HasPrefix(pk, accountPK("")):
 		return KindAudit
@@ -175,21 +174,19 @@ func isUserPK(pk string) bool { return strings.HasPrefix(pk, "USER#") }
 
 // Usage, logs and exports (see the table above).
 const (
-	skEvent       = "EVENT"
 	skExport      = "EXPORT"
 	skStatsPrefix = "STATS#"
 	purgePKPrefix = "PURGE#"
-	eventPKPrefix = "EVENT#"
-	skCounted     = "COUNTED"
+	usagePKPrefix = "USAGE#"
+	skEventPrefix = "EVENT#"
 )
 
-func eventKey(accountID, eventID string) key {
-	return mkKey(eventPKPrefix+accountID+"#"+eventID, skEvent)
+// eventKey keys a usage event's claim in its user's usage partition: the
+// table's stream delivers one partition's records in order, which the
+// monthly counters rely on.
+func eventKey(userID, eventID string) key {
+	return mkKey(usagePKPrefix+userID, skEventPrefix+eventID)
 }
-
-// countedRunKey keys the marker of a run of stream records added to the
-// monthly counters, by the run's first record's event id.
-func countedRunKey(firstEventID string) key { return mkKey("COUNTED#"+firstEventID, skCounted) }
 
 func logPK(userID string, gen int64) string {
 	return "LOG#" + userID + "#" + strconv.FormatInt(gen, 10)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -145,7 +146,9 @@ type UsageWrite struct {
 }
 
 // RecordUsage writes usage events with BatchWriteItem, two items each and
-// no condition: the event's claim, keyed by account and event id, and its
+// no condition: the event's claim, keyed by user and event id in the
+// user's usage partition (a user's account never changes, so this is as
+// unique as account and event id), and its
 // log entry in the user's log generation as read, keyed by user,
 // generation, time and event id. A redelivered event rewrites the same two
 // items, so it is one entry and its claim is new (an INSERT on the table's
@@ -218,7 +221,7 @@ func itemID(it Item) string { return getS(it, attrPK) + "\x00" + getS(it, attrSK
 // The claim carries what the monthly counters need (user, time, type,
 // bytes), so that the stream consumer counts from it alone.
 func usageItems(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) (claim, entry Item) {
-	claim = eventKey(ev.AccountID, ev.ID)
+	claim = eventKey(u.ID, ev.ID)
 	claim["accountId"] = str(ev.AccountID)
 	claim["userId"] = str(u.ID)
 	claim["at"] = timestamp(ev.At)
@@ -270,103 +273,110 @@ func CountedEventFromImage(it Item) *CountedEvent {
 	}
 }
 
-// UsageCount is what a run of stream records adds to one user's counters
-// of one month.
+// UsageCount is what consecutive stream records of one user's claims add
+// to the user's counters of one month: FirstSequence and LastSequence are
+// the sequence numbers of the first and last of those records.
 type UsageCount struct {
-	UserID, AccountID, Month string
+	UserID, AccountID, Month    string
+	FirstSequence, LastSequence string
 	licadmin.Counters
 }
 
-// UsageCountRun is a run of consecutive records of one stream shard whose
-// counts are added at once: FirstEventID is the first record's event id
-// (globally unique), LastSequence the last record's sequence number.
-type UsageCountRun struct {
-	FirstEventID string
-	LastSequence string
-	Counts       []UsageCount
+// ErrCounted means some of a UsageCount's records were already added to
+// the counters: Through is the sequence number of the last record added.
+type ErrCounted struct{ Through string }
+
+func (e *ErrCounted) Error() string {
+	return "usage already counted through stream sequence number " + e.Through
 }
 
-// MaxUsageCountsPerRun is how many users' months one run may add to: a
-// transaction holds 100 items, one of which is the run's marker.
-const MaxUsageCountsPerRun = 99
-
-// CountedRunTTL bounds a run marker's life: longer than the table's
-// stream keeps a record (24 hours), so that any redelivery finds it.
-const CountedRunTTL = 48 * time.Hour
-
-// ErrRunCounted means a run of stream records was already added to the
-// counters; LastSequence is the last record that run covered.
-type ErrRunCounted struct{ LastSequence string }
-
-func (e *ErrRunCounted) Error() string {
-	return "these stream records were already counted, up to sequence number " + e.LastSequence
-}
-
-// AddUsageCounts adds a run's counts to the users' monthly counters in one
-// transaction with the run's marker, put on the condition that it does
-// not exist: a redelivered run (the stream function retried, a lost
-// answer) adds nothing and returns *ErrRunCounted with the sequence number
-// its first delivery counted up to.
-func (s *Store) AddUsageCounts(ctx context.Context, run UsageCountRun, now time.Time) error {
-	if len(run.Counts) > MaxUsageCountsPerRun {
-		return fmt.Errorf("add usage counts: %d users' months in one run, at most %d", len(run.Counts), MaxUsageCountsPerRun)
+// AddUsageCount adds c to its user's counters of its month, with one
+// UpdateItem on the condition that the counters hold no record at or
+// after c.FirstSequence: the counter item keeps the sequence number of
+// the last record it counted ("seq"). The table's stream delivers the
+// records of one partition in order, and a user's claims all live in the
+// user's usage partition, so a redelivered record is never after the
+// last one counted. When the condition fails it returns *ErrCounted with
+// that sequence number: the caller counts again only the records after
+// it, with after set to it (the update then requires exactly that
+// sequence number, so that nothing counts twice).
+func (s *Store) AddUsageCount(ctx context.Context, c UsageCount, after string) error {
+	monthStart, err := time.Parse(licadmin.MonthLayout, c.Month)
+	if err != nil {
+		return fmt.Errorf("add usage count: month %q: %w", c.Month, err)
 	}
-	t := &txn{}
-	marker := countedRunKey(run.FirstEventID)
-	marker["lastSequence"] = str(run.LastSequence)
-	marker[attrTTL] = num(now.Add(CountedRunTTL).Unix())
-	me := newExpr()
-	t.put(s.Table, marker, fmt.Sprintf("attribute_not_exists(%s)", me.n(attrPK)), me, func(old Item) error {
-		return &ErrRunCounted{LastSequence: getS(old, "lastSequence")}
+	e := newExpr()
+	add := ""
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{{"sent", c.Sent}, {"bytesSent", c.BytesSent}, {"opens", c.Opens}, {"downloads", c.Downloads}, {"signed", c.Signed}} {
+		if f.n != 0 {
+			add += ", " + e.n(f.name) + " " + e.v(num(f.n))
+		}
+	}
+	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s, %s = %s",
+		e.n("accountId"), e.v(str(c.AccountID)),
+		e.n("userId"), e.v(str(c.UserID)),
+		e.n("month"), e.v(str(c.Month)),
+		e.n(attrTTL), e.v(num(monthStart.AddDate(0, 1, 0).Add(licadmin.MaxRetention).Unix())),
+		e.n(attrSeq), e.v(str(padSequence(c.LastSequence))))
+	if add != "" {
+		update += " ADD " + add[2:]
+	}
+	var cond string
+	if after == "" {
+		cond = fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(attrSeq), e.n(attrSeq), e.v(str(padSequence(c.FirstSequence))))
+	} else {
+		cond = fmt.Sprintf("%s = %s", e.n(attrSeq), e.v(str(padSequence(after))))
+	}
+	_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &s.Table,
+		Key:                                 statsKey(c.UserID, c.Month),
+		UpdateExpression:                    &update,
+		ConditionExpression:                 &cond,
+		ExpressionAttributeNames:            e.namesOrNil(),
+		ExpressionAttributeValues:           e.valuesOrNil(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	for _, c := range run.Counts {
-		se := newExpr()
-		add := ""
-		for _, f := range []struct {
-			name string
-			n    int64
-		}{{"sent", c.Sent}, {"bytesSent", c.BytesSent}, {"opens", c.Opens}, {"downloads", c.Downloads}, {"signed", c.Signed}} {
-			if f.n == 0 {
-				continue
-			}
-			if add != "" {
-				add += ", "
-			}
-			add += se.n(f.name) + " " + se.v(num(f.n))
-		}
-		if add == "" {
-			continue
-		}
-		monthStart, err := time.Parse(licadmin.MonthLayout, c.Month)
-		if err != nil {
-			return fmt.Errorf("add usage counts: month %q: %w", c.Month, err)
-		}
-		update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s ADD %s",
-			se.n("accountId"), se.v(str(c.AccountID)),
-			se.n("userId"), se.v(str(c.UserID)),
-			se.n("month"), se.v(str(c.Month)),
-			se.n(attrTTL), se.v(num(monthStart.AddDate(0, 1, 0).Add(licadmin.MaxRetention).Unix())),
-			add)
-		t.update(s.Table, statsKey(c.UserID, c.Month), update, "", se, nil)
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		return &ErrCounted{Through: strings.TrimLeft(getS(failed.Item, attrSeq), "0")}
 	}
-	return s.transact(ctx, t)
+	if err != nil {
+		return fmt.Errorf("add usage count of %s %s: %w", c.UserID, c.Month, err)
+	}
+	return nil
+}
+
+// attrSeq is the counter item's last counted stream sequence number.
+const attrSeq = "seq"
+
+// padSequence writes a stream sequence number (decimal, up to 40 digits)
+// on 40 digits, so that DynamoDB's string order is their numeric order.
+func padSequence(seq string) string {
+	seq = strings.TrimLeft(seq, "0")
+	if len(seq) >= 40 {
+		return seq
+	}
+	return strings.Repeat("0", 40-len(seq)) + seq
 }
 
 // SequenceAfter reports whether stream sequence number a comes after b
-// (they are decimal numbers of up to 40 digits, beyond int64).
+// (decimal numbers of up to 40 digits, beyond int64).
 func SequenceAfter(a, b string) bool {
 	x, okx := new(big.Int).SetString(a, 10)
 	y, oky := new(big.Int).SetString(b, 10)
 	if !okx || !oky {
-		return a > b
+		return padSequence(a) > padSequence(b)
 	}
 	return x.Cmp(y) > 0
 }
 
-// IsRunCounted returns the run's marker error when err says the run was
-// already counted.
-func IsRunCounted(err error) (*ErrRunCounted, bool) {
-	var c *ErrRunCounted
+// IsCounted returns err's *ErrCounted when some records were already
+// counted.
+func IsCounted(err error) (*ErrCounted, bool) {
+	var c *ErrCounted
 	ok := errors.As(err, &c)
 	return c, ok
 }

@@ -3,7 +3,6 @@ package usage
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -14,7 +13,7 @@ import (
 
 // CounterStore is what the monthly counters need from storage.
 type CounterStore interface {
-	AddUsageCounts(ctx context.Context, run store.UsageCountRun, now time.Time) error
+	AddUsageCount(ctx context.Context, c store.UsageCount, after string) error
 }
 
 // Counter keeps the users' monthly usage counters: it is the handler of
@@ -23,83 +22,95 @@ type CounterStore interface {
 // claim is new only the first time its event is written, so counting
 // INSERTs counts each event once however often the queue delivered it.
 //
-// The records of a batch, all of one shard and in order, are added up per
-// user and month in runs of consecutive records (at most
-// store.MaxUsageCountsPerRun users' months each), and each run is added in
-// one transaction with a marker named by its first record's event id and
-// holding its last sequence number. A redelivered batch, whole or from the
-// run that failed, finds the markers of the runs already counted, skips
-// their records by sequence number, and counts the rest: the counters are
-// exact, a few seconds (the mapping's batching window) after the events.
+// The claims of a batch are added up per user and month, and each sum is
+// added with one UpdateItem that records the sequence number of the last
+// claim it counted and requires the counters to hold none at or after the
+// sum's first one. A user's claims live in one partition, whose records
+// the stream delivers in order, so a redelivered batch (whole, or from the
+// failed record on) finds what it counted before and adds only the
+// records after it: the counters are exact, a few seconds (the mapping's
+// batching window) after the events.
 type Counter struct {
 	Store  CounterStore
-	Now    licadmin.Clock
 	Logger *slog.Logger
-	// RunSize bounds the users' months of one run
-	// (store.MaxUsageCountsPerRun when 0 or above it).
-	RunSize int
 }
 
-// HandleStream is the count-usage function's handler. When a run cannot be
-// added it reports the run's first record as the batch's failure
-// (ReportBatchItemFailures), so that Lambda delivers the batch again from
-// there.
+// userMonth is a sum of one user's claims of one month in a batch, with
+// the records it adds up.
+type userMonth struct {
+	sum     store.UsageCount
+	records []*store.CountedEvent
+	seqs    []string
+}
+
+// HandleStream is the count-usage function's handler. When a sum cannot
+// be added it reports the earliest record of the sums that failed as the
+// batch's failure (ReportBatchItemFailures), so that Lambda delivers the
+// batch again from there; the sums already added skip those records.
 func (c *Counter) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	var resp events.DynamoDBEventResponse
-	recs := ev.Records
-	for i := 0; i < len(recs); {
-		run, next := c.nextRun(ctx, recs, i)
-		if len(run.Counts) == 0 {
-			i = next
-			continue
-		}
-		err := c.Store.AddUsageCounts(ctx, run, c.Now.Read())
-		if done, ok := store.IsRunCounted(err); ok {
-			// Counted by an earlier delivery: skip what it covered.
-			j := i + 1
-			for j < len(recs) && !store.SequenceAfter(recs[j].Change.SequenceNumber, done.LastSequence) {
-				j++
-			}
-			i = j
-			continue
-		}
-		if err != nil {
-			c.logger().ErrorContext(ctx, "usage counts not added; the stream delivers these records again",
-				"firstEventId", run.FirstEventID, "sequenceNumber", recs[i].Change.SequenceNumber, "err", err.Error())
-			resp.BatchItemFailures = []events.DynamoDBBatchItemFailure{{ItemIdentifier: recs[i].Change.SequenceNumber}}
-			return resp, nil
-		}
-		i = next
-	}
-	return resp, nil
-}
-
-// nextRun adds up the records from recs[i] on, until one would make the
-// run name one user's month too many, and returns the run and where the
-// next one starts.
-func (c *Counter) nextRun(ctx context.Context, recs []events.DynamoDBEventRecord, i int) (store.UsageCountRun, int) {
-	run := store.UsageCountRun{FirstEventID: recs[i].EventID}
-	at := map[[2]string]int{}
-	j := i
-	for ; j < len(recs); j++ {
-		ce := c.counted(ctx, &recs[j])
+	var order []*userMonth
+	sums := map[[2]string]*userMonth{}
+	first := map[*userMonth]int{} // index of its first record
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		ce := c.counted(ctx, r)
 		if ce == nil {
 			continue
 		}
 		k := [2]string{ce.UserID, ce.At.UTC().Format(licadmin.MonthLayout)}
-		n, ok := at[k]
-		if !ok {
-			if len(run.Counts) == c.runSize() {
-				break
-			}
-			n = len(run.Counts)
-			at[k] = n
-			run.Counts = append(run.Counts, store.UsageCount{UserID: ce.UserID, AccountID: ce.AccountID, Month: k[1]})
+		um := sums[k]
+		if um == nil {
+			um = &userMonth{sum: store.UsageCount{UserID: ce.UserID, AccountID: ce.AccountID, Month: k[1]}}
+			sums[k] = um
+			first[um] = i
+			order = append(order, um)
 		}
-		run.Counts[n].Count(ce.Type, ce.Bytes)
+		um.records = append(um.records, ce)
+		um.seqs = append(um.seqs, r.Change.SequenceNumber)
 	}
-	run.LastSequence = recs[j-1].Change.SequenceNumber
-	return run, j
+	failedAt := -1
+	for _, um := range order {
+		if err := c.add(ctx, um); err != nil {
+			c.logger().ErrorContext(ctx, "usage not counted; the stream delivers these records again",
+				"userId", um.sum.UserID, "month", um.sum.Month, "firstSequence", um.seqs[0], "err", err.Error())
+			if failedAt < 0 || first[um] < failedAt {
+				failedAt = first[um]
+			}
+		}
+	}
+	if failedAt >= 0 {
+		resp.BatchItemFailures = []events.DynamoDBBatchItemFailure{{ItemIdentifier: ev.Records[failedAt].Change.SequenceNumber}}
+	}
+	return resp, nil
+}
+
+// add adds um's records after after (all when after is "") to its user's
+// counters; when some were counted already it adds the rest.
+func (c *Counter) add(ctx context.Context, um *userMonth) error {
+	after := ""
+	for attempt := 0; ; attempt++ {
+		sum := um.sum
+		for i, ce := range um.records {
+			if after != "" && !store.SequenceAfter(um.seqs[i], after) {
+				continue
+			}
+			if sum.FirstSequence == "" {
+				sum.FirstSequence = um.seqs[i]
+			}
+			sum.LastSequence = um.seqs[i]
+			sum.Count(ce.Type, ce.Bytes)
+		}
+		if sum.FirstSequence == "" {
+			return nil // every record was counted by an earlier delivery
+		}
+		err := c.Store.AddUsageCount(ctx, sum, after)
+		done, ok := store.IsCounted(err)
+		if !ok || attempt > 0 {
+			return err
+		}
+		after = done.Through
+	}
 }
 
 // counted decodes a claim's INSERT; nil for any other record, which the
@@ -114,13 +125,6 @@ func (c *Counter) counted(ctx context.Context, r *events.DynamoDBEventRecord) *s
 		return nil
 	}
 	return store.CountedEventFromImage(img)
-}
-
-func (c *Counter) runSize() int {
-	if c.RunSize <= 0 || c.RunSize > store.MaxUsageCountsPerRun {
-		return store.MaxUsageCountsPerRun
-	}
-	return c.RunSize
 }
 
 func (c *Counter) logger() *slog.Logger {
