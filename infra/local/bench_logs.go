@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -72,11 +73,30 @@ func (b *bench) prepareLogs(ctx context.Context) (*benchLogs, error) {
 	l.heavyGen = l.heavy.LogGeneration
 
 	// One event per user through the store's ingestion, as the usage
-	// queue's function records it: counters and a log entry.
+	// queue's function records it (its claim), and its log entry and
+	// counters as the recording function writes them.
 	st := &store.Store{DB: b.stack.raw, Table: b.stack.table, NewID: func() string { return ulid.Make().String() }}
 	now := time.Now().UTC()
 	res := drive(ctx, 8, len(l.users), b.cfg.phaseLimit, func(ctx context.Context, _, i int) error {
-		return st.RecordUsage(ctx, usageEvent(l.acct, l.users[i], i, now.Add(-time.Duration(i)*time.Second)), l.users[i], now)
+		u := l.users[i]
+		ev := usageEvent(l.acct, u, i, now.Add(-time.Duration(i)*time.Second))
+		db, err := b.stack.captureAll(func(st *store.Store) error {
+			return errors.Join(st.RecordUsage(ctx, []store.UsageWrite{{Event: ev, User: u}}, now)...)
+		})
+		if err != nil {
+			return err
+		}
+		claims := batchPuts(db.batches, "USAGE#")
+		if err := batchWriteChunk(ctx, b.stack.raw, b.stack.table, claims); err != nil {
+			return err
+		}
+		if err := st.WriteLogEntries(ctx, logEntries(claims)); err != nil {
+			return err
+		}
+		var c licadmin.Counters
+		c.Count(ev.Type, ev.Bytes)
+		return st.AddUsageCount(ctx, store.UsageCount{UserID: u.ID, AccountID: l.acct.id, Month: ev.At.Format(licadmin.MonthLayout),
+			FirstSequence: "1", LastSequence: "1", Counters: c}, "")
 	})
 	if res.failed > 0 {
 		return nil, fmt.Errorf("record usage: %w", res.firstErr)
@@ -86,22 +106,22 @@ func (b *bench) prepareLogs(ctx context.Context) (*benchLogs, error) {
 	}
 
 	// The heavy user's entries: the log item of each event exactly as
-	// RecordUsage writes it, put with BatchWriteItem a chunk at a time.
+	// RecordUsage's claim carries it, put with BatchWriteItem a chunk at a
+	// time.
 	const chunk = 2000
 	for done := 0; done < b.cfg.logEntries; done += chunk {
 		n := min(chunk, b.cfg.logEntries-done)
-		txs, err := b.stack.capture(func(st *store.Store) error {
+		db, err := b.stack.captureAll(func(st *store.Store) error {
+			var writes []store.UsageWrite
 			for i := done; i < done+n; i++ {
-				if err := st.RecordUsage(ctx, usageEvent(l.acct, l.heavy, i, now.Add(-time.Duration(i)*time.Second)), l.heavy, now); err != nil {
-					return err
-				}
+				writes = append(writes, store.UsageWrite{Event: usageEvent(l.acct, l.heavy, i, now.Add(-time.Duration(i)*time.Second)), User: l.heavy})
 			}
-			return nil
+			return errors.Join(st.RecordUsage(ctx, writes, now)...)
 		})
 		if err != nil {
 			return nil, err
 		}
-		items := puts(txs, "LOG#")
+		items := logEntries(batchPuts(db.batches, "USAGE#"))
 		if len(items) != n {
 			return nil, fmt.Errorf("bench: RecordUsage put %d log items for %d events (pk LOG#...): update the benchmark to the log item's shape", len(items), n)
 		}
@@ -328,4 +348,16 @@ func nextCursor(body []byte) (string, error) {
 		return "", nil
 	}
 	return *p.NextCursor, nil
+}
+
+// logEntries returns the log entries that usage event claims carry, as
+// the recording function puts them.
+func logEntries(claims []map[string]types.AttributeValue) []map[string]types.AttributeValue {
+	var out []map[string]types.AttributeValue
+	for _, c := range claims {
+		if ce := store.CountedEventFromImage(c); ce != nil {
+			out = append(out, ce.Entry)
+		}
+	}
+	return out
 }

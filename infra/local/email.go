@@ -59,7 +59,7 @@ func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*ses
 func streamHandlers(a *app.App) map[string]streamlocal.Handler {
 	return map[string]streamlocal.Handler{
 		"ProcessTableStreamFunction": a.Stream.Handle,
-		"CountUsageFunction":         a.UsageCounter.HandleStream,
+		"RecordUsageFunction":        a.UsageRecorder.HandleStream,
 	}
 }
 

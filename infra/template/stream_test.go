@@ -66,7 +66,7 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 		{"user insert", record("INSERT", "USER#u1", "USER", nil), false},
 		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1", nil), false},
 		{"outbox modify (delivery state)", record("MODIFY", "OUTBOX#01J", "OUTBOX", nil), false},
-		{"usage event claim insert (counted by CountUsageFunction)", record("INSERT", "USAGE#u1", "EVENT#e1", nil), false},
+		{"usage event claim insert (counted by RecordUsageFunction)", record("INSERT", "USAGE#u1", "EVENT#e1", nil), false},
 		{"monthly counters modify", record("MODIFY", "USER#u1", "STATS#2026-11", nil), false},
 	} {
 		if got := admitted(t, patterns, tc.record); got != tc.want {
@@ -80,7 +80,7 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 // claim rewritten by a redelivered event is a MODIFY and must not count;
 // the counters' own updates must not come back to it).
 func TestCountUsageFilter(t *testing.T) {
-	patterns := filterPatterns(t, "CountUsageFunction", "Claims")
+	patterns := filterPatterns(t, "RecordUsageFunction", "Claims")
 	for _, tc := range []struct {
 		name   string
 		record map[string]any

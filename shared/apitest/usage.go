@@ -61,21 +61,21 @@ func (e *Env) Ingest(tb testing.TB, msgs ...any) events.SQSEventResponse {
 	if err != nil {
 		tb.Fatalf("ingest handler returned an error (the whole batch would be retried): %v", err)
 	}
-	e.CountUsage(tb)
+	e.DeliverUsageStream(tb)
 	return resp
 }
 
 // CountUsage delivers the table's stream records written since the last
-// call to the counting function's handler (App.UsageCounter), as its own
+// call to the counting function's handler (App.UsageRecorder), as its own
 // event source mapping does, until the stream is quiet: the monthly
 // counters then include every event ingested so far.
-func (e *Env) CountUsage(tb testing.TB) {
+func (e *Env) DeliverUsageStream(tb testing.TB) {
 	tb.Helper()
 	if e.counts == nil {
-		e.App.UsageCounter.Logger = quiet
+		e.App.UsageRecorder.Logger = quiet
 		e.counts = &streamlocal.Poller{
 			DynamoDB: e.DB, Streams: streamlocal.NewStreamsClient(e.DB), Table: e.Table,
-			Handler: e.App.UsageCounter.HandleStream, Logger: quiet,
+			Handler: e.App.UsageRecorder.HandleStream, Logger: quiet,
 			Retries: 1, Backoff: 10 * time.Millisecond,
 		}
 	}

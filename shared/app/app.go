@@ -136,13 +136,13 @@ type App struct {
 	// Usage ingestion, logs, exports, statistics and the log purge
 	// (shared/app/usage.go).
 	Usage *usage.Ingester
-	// UsageCounter adds ingested events to the monthly counters, from
-	// the table's stream (the count-usage function).
-	UsageCounter *usage.Counter
-	Logs         *logs.Service
-	Exports      *logs.Exports
-	Stats        *stats.Service
-	Purger       *logs.Purger
+	// UsageRecorder adds ingested events to the monthly counters, from
+	// the table's stream (the record-usage function).
+	UsageRecorder *usage.Recorder
+	Logs          *logs.Service
+	Exports       *logs.Exports
+	Stats         *stats.Service
+	Purger        *logs.Purger
 	// Metrics writes CloudWatch EMF metrics to stdout; nil when
 	// Config.Metrics is off (shared/app/metrics.go).
 	Metrics *metrics.Emitter

@@ -145,41 +145,35 @@ type UsageWrite struct {
 	User  *licadmin.User
 }
 
-// RecordUsage writes usage events with BatchWriteItem, two items each and
-// no condition: the event's claim, keyed by user and event id in the
-// user's usage partition (a user's account never changes, so this is as
-// unique as account and event id), and its
-// log entry in the user's log generation as read, keyed by user,
-// generation, time and event id. A redelivered event rewrites the same two
-// items, so it is one entry and its claim is new (an INSERT on the table's
-// stream) only the first time: the monthly counters count claims' INSERTs
-// (usage.Counter), not writes. An entry written into a generation that a
-// remove or transfer ended meanwhile is in a partition no read reaches
-// (reads use the user's current generation, which only grows); the purge
-// or its TTL deletes it.
+// RecordUsage writes usage events' claims with BatchWriteItem, one item
+// per event and no condition: the claim is keyed by user and event id in
+// the user's usage partition (a user's account never changes, so this is
+// as unique as account and event id) and carries the event's log entry,
+// in the user's log generation as read. A redelivered event rewrites its
+// claim, which is new (an INSERT on the table's stream) only the first
+// time: the stream's consumer (usage.Recorder) puts the entry and adds
+// the event to the monthly counters from that INSERT alone, so an event
+// is one entry and counts once however often it is written. An entry of
+// a generation that a remove or transfer ended meanwhile lands in a
+// partition no read reaches (reads use the user's current generation,
+// which only grows); the purge or its TTL deletes it.
 //
 // The writes must not name one event twice (BatchWriteItem refuses a
 // request with duplicate keys): the caller removes duplicates. It returns,
-// per write, nil or why its items could not all be written (they are
-// retried with backoff while DynamoDB leaves them unprocessed).
+// per write, nil or why its claim could not be written (it is retried with
+// backoff while DynamoDB leaves it unprocessed).
 func (s *Store) RecordUsage(ctx context.Context, writes []UsageWrite, now time.Time) []error {
 	errs := make([]error, len(writes))
-	reqs := make([]types.WriteRequest, 0, 2*len(writes))
-	owner := map[string]int{} // item key -> write
+	reqs := make([]types.WriteRequest, 0, len(writes))
+	owner := map[string]int{} // claim key -> write
 	for i, w := range writes {
-		claim, entry := usageItems(w.Event, w.User, now)
-		for _, it := range []Item{claim, entry} {
-			if !keyFits(it) {
-				errs[i] = licadmin.Errorf(licadmin.EINVALID, "usage event %s: its keys are too long", w.Event.ID)
-				break
-			}
-		}
-		if errs[i] != nil {
+		claim := usageClaim(w.Event, w.User, now)
+		if !keyFits(claim) || !keyFits(getM(claim, "entry")) {
+			errs[i] = licadmin.Errorf(licadmin.EINVALID, "usage event %s: its keys are too long", w.Event.ID)
 			continue
 		}
-		owner[itemID(claim)], owner[itemID(entry)] = i, i
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: claim}},
-			types.WriteRequest{PutRequest: &types.PutRequest{Item: entry}})
+		owner[itemID(claim)] = i
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: claim}})
 	}
 	for start := 0; start < len(reqs); start += batchDeleteSize {
 		left, err := s.batchWrite(ctx, reqs[start:min(start+batchDeleteSize, len(reqs))])
@@ -190,6 +184,25 @@ func (s *Store) RecordUsage(ctx context.Context, writes []UsageWrite, now time.T
 		}
 	}
 	return errs
+}
+
+// WriteLogEntries puts log entries (CountedEvent.Entry) with
+// BatchWriteItem, 25 at a time; putting one again rewrites the same item.
+func (s *Store) WriteLogEntries(ctx context.Context, entries []Item) error {
+	seen := map[string]bool{}
+	reqs := make([]types.WriteRequest, 0, len(entries))
+	for _, e := range entries {
+		if id := itemID(e); !seen[id] {
+			seen[id] = true
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: e}})
+		}
+	}
+	for start := 0; start < len(reqs); start += batchDeleteSize {
+		if _, err := s.batchWrite(ctx, reqs[start:min(start+batchDeleteSize, len(reqs))]); err != nil {
+			return fmt.Errorf("write log entries: %w", err)
+		}
+	}
+	return nil
 }
 
 // batchWrite sends reqs (at most 25) with BatchWriteItem, again with
@@ -217,11 +230,13 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) ([]ty
 
 func itemID(it Item) string { return getS(it, attrPK) + "\x00" + getS(it, attrSK) }
 
-// usageItems returns the claim and the log entry of ev, of user u as read.
-// The claim carries what the monthly counters need (user, time, type,
-// bytes), so that the stream consumer counts from it alone.
-func usageItems(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) (claim, entry Item) {
-	claim = eventKey(u.ID, ev.ID)
+// usageClaim returns the claim of ev, of user u as read: what the
+// monthly counters need (user, time, type, bytes) and the log entry
+// ("entry", the item to put), so that the stream's consumer works from
+// the claim's INSERT alone.
+func usageClaim(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) Item {
+	claim := eventKey(u.ID, ev.ID)
+	claim["eventId"] = str(ev.ID)
 	claim["accountId"] = str(ev.AccountID)
 	claim["userId"] = str(u.ID)
 	claim["at"] = timestamp(ev.At)
@@ -229,7 +244,7 @@ func usageItems(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) (claim
 	claim["bytes"] = num(ev.Bytes)
 	claim[attrTTL] = num(now.Add(EventClaimTTL).Unix())
 
-	entry = mkKey(logPK(u.ID, u.LogGeneration), logSK(ev.At, ev.ID))
+	entry := mkKey(logPK(u.ID, u.LogGeneration), logSK(ev.At, ev.ID))
 	entry["eventId"] = str(ev.ID)
 	entry["accountId"] = str(ev.AccountID)
 	entry["userId"] = str(u.ID)
@@ -244,17 +259,28 @@ func usageItems(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) (claim
 	entry["bytes"] = num(ev.Bytes)
 	entry["ip"] = str(ev.IP)
 	entry[attrTTL] = num(ev.At.Add(licadmin.Retention(u.License)).Unix())
-	return claim, entry
+	claim["entry"] = &types.AttributeValueMemberM{Value: entry}
+	return claim
+}
+
+// getM returns the map attribute name of it (nil when absent).
+func getM(it Item, name string) Item {
+	if m, ok := it[name].(*types.AttributeValueMemberM); ok {
+		return m.Value
+	}
+	return nil
 }
 
 // CountedEvent is a usage event as its claim's INSERT on the table's
-// stream tells it: what the monthly counters add up.
+// stream tells it: what the monthly counters add up, and its log entry.
 type CountedEvent struct {
 	UserID    string
 	AccountID string
 	Type      licadmin.EventType
 	At        time.Time
 	Bytes     int64
+	// Entry is the log entry item to put.
+	Entry Item
 }
 
 // CountedEventFromImage decodes the new image of a claim's INSERT; nil
@@ -264,12 +290,12 @@ func CountedEventFromImage(it Item) *CountedEvent {
 		return nil
 	}
 	t, err := licadmin.ParseEventType("type", getS(it, "type"))
-	if err != nil || getS(it, "userId") == "" {
+	if err != nil || getS(it, "userId") == "" || !keyFits(getM(it, "entry")) {
 		return nil
 	}
 	return &CountedEvent{
 		UserID: getS(it, "userId"), AccountID: getS(it, "accountId"), Type: t,
-		At: getTime(it, "at"), Bytes: getN(it, "bytes"),
+		At: getTime(it, "at"), Bytes: getN(it, "bytes"), Entry: getM(it, "entry"),
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package usage ingests the messaging service's usage events (sent,
-// opened, downloaded, signed) from the usage queue: each event becomes an
-// entry of its user's current log generation (Ingester) and, from the
-// table's stream a few seconds later, an increment of the user's monthly
-// counters (Counter), once, however often the queue delivers it.
+// opened, downloaded, signed) from the usage queue: each event becomes a
+// claim in its user's usage partition (Ingester) and, from the claim's
+// INSERT on the table's stream a few seconds later, an entry of its user's
+// log generation as read and an increment of the user's monthly counters
+// (Recorder), once, however often the queue delivers it.
 package usage
 
 import (
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -61,6 +63,46 @@ type Ingester struct {
 	// Metrics is told, per batch, how many events were ingested, dropped
 	// and failed; nil records nothing.
 	Metrics BatchMetrics
+
+	// emails remembers which user each email named, so that events naming
+	// their user by email cost no read of its email claim; a remembered
+	// user whose email is no longer that one is looked up again.
+	emails emailCache
+}
+
+// emailCache maps emails to user ids, at most maxRememberedEmails; full,
+// it starts again empty.
+type emailCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// maxRememberedEmails bounds emailCache (about 100 bytes each).
+const maxRememberedEmails = 100_000
+
+func (c *emailCache) get(email string) (string, bool) {
+	if email == "" {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.m[email]
+	return id, ok
+}
+
+func (c *emailCache) put(email, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxRememberedEmails {
+		c.m = map[string]string{}
+	}
+	c.m[email] = id
+}
+
+func (c *emailCache) forget(email string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, email)
 }
 
 // BatchMetrics records the outcome of a batch of usage events (CloudWatch
@@ -80,9 +122,9 @@ func (e *errDrop) Error() string { return e.reason }
 func drop(reason string) error { return &errDrop{reason: reason} }
 
 // HandleSQS is the ingest function's handler. A batch costs one read of
-// its users (Store.UsageUsers) and one BatchWriteItem per 12 events
-// (Store.RecordUsage: the event's claim and its log entry); the monthly
-// counters are added up from the table's stream by Counter. It reports in
+// its users (Store.UsageUsers) and one BatchWriteItem per 25 events
+// (Store.RecordUsage: the events' claims); the log entries and monthly
+// counters follow from the table's stream (Recorder). It reports in
 // BatchItemFailures only the messages whose write failed for a reason that
 // may pass (throttling, an unavailable table), so that the queue
 // redelivers just those, and after its maxReceiveCount moves them to the
@@ -97,6 +139,7 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 	first := make([]int, n) // the message that writes this one's event
 	seen := map[[2]string]int{}
 	var ids, emails []string
+	cached := map[string]string{} // email -> user id remembered
 	for i, m := range ev.Records {
 		first[i] = i
 		e, err := Parse([]byte(m.Body), now)
@@ -111,9 +154,13 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 		}
 		seen[k] = i
 		parsed[i] = e
-		if e.UserID != "" {
+		switch id, ok := in.emails.get(e.Email); {
+		case e.UserID != "":
 			ids = append(ids, e.UserID)
-		} else {
+		case ok:
+			cached[e.Email] = id
+			ids = append(ids, id)
+		default:
 			emails = append(emails, e.Email)
 		}
 	}
@@ -121,6 +168,9 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 	var writer []int
 	if len(ids)+len(emails) > 0 {
 		byID, byEmail, err := in.Store.UsageUsers(ctx, ids, emails)
+		if err == nil {
+			err = in.checkRemembered(ctx, cached, byID, byEmail)
+		}
 		for i, e := range parsed {
 			switch {
 			case e == nil:
@@ -173,6 +223,35 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 		in.Metrics.Usage(n-dropped-failed, dropped, failed)
 	}
 	return resp, nil
+}
+
+// checkRemembered keeps in byEmail the users of the remembered emails
+// whose user, as read, still has that email, and reads the others' email
+// claims again (the email moved to another user, or its user is gone);
+// then it remembers every email's user.
+func (in *Ingester) checkRemembered(ctx context.Context, cached map[string]string, byID, byEmail map[string]*licadmin.User) error {
+	var again []string
+	for email, id := range cached {
+		if u := byID[id]; u != nil && u.Email == email {
+			byEmail[email] = u
+		} else {
+			in.emails.forget(email)
+			again = append(again, email)
+		}
+	}
+	if len(again) > 0 {
+		_, fresh, err := in.Store.UsageUsers(ctx, nil, again)
+		if err != nil {
+			return err
+		}
+		for email, u := range fresh {
+			byEmail[email] = u
+		}
+	}
+	for email, u := range byEmail {
+		in.emails.put(email, u.ID)
+	}
+	return nil
 }
 
 // IsDropped reports whether err, from Parse, means the event was dropped

@@ -11,18 +11,21 @@ import (
 	"licenseadmin/shared/stream"
 )
 
-// CounterStore is what the monthly counters need from storage.
-type CounterStore interface {
+// RecorderStore is what the stream's side of ingestion needs from storage.
+type RecorderStore interface {
+	WriteLogEntries(ctx context.Context, entries []store.Item) error
 	AddUsageCount(ctx context.Context, c store.UsageCount, after string) error
 }
 
-// Counter keeps the users' monthly usage counters: it is the handler of
-// the count-usage function, which the table's stream invokes with the
-// INSERTs of usage event claims (its event source mapping's filter). A
-// claim is new only the first time its event is written, so counting
-// INSERTs counts each event once however often the queue delivered it.
+// Recorder puts the ingested events' log entries and keeps the users'
+// monthly usage counters: it is the handler of the record-usage function,
+// which the table's stream invokes with the INSERTs of usage event claims
+// (its event source mapping's filter). A claim is new only the first time
+// its event is written, so recording INSERTs records each event once
+// however often the queue delivered it.
 //
-// The claims of a batch are added up per user and month, and each sum is
+// The entries of a batch are put with BatchWriteItem (a redelivered record
+// rewrites the same item). The claims of a batch are added up per user and month, and each sum is
 // added with one UpdateItem that records the sequence number of the last
 // claim it counted and requires the counters to hold none at or after the
 // sum's first one. A user's claims live in one partition, whose records
@@ -30,8 +33,8 @@ type CounterStore interface {
 // failed record on) finds what it counted before and adds only the
 // records after it: the counters are exact, a few seconds (the mapping's
 // batching window) after the events.
-type Counter struct {
-	Store  CounterStore
+type Recorder struct {
+	Store  RecorderStore
 	Logger *slog.Logger
 }
 
@@ -43,21 +46,25 @@ type userMonth struct {
 	seqs    []string
 }
 
-// HandleStream is the count-usage function's handler. When a sum cannot
-// be added it reports the earliest record of the sums that failed as the
-// batch's failure (ReportBatchItemFailures), so that Lambda delivers the
-// batch again from there; the sums already added skip those records.
-func (c *Counter) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+// HandleStream is the record-usage function's handler. When the entries
+// cannot be written it reports the batch's first record as failed; when a
+// sum cannot be added, the earliest record of the sums that failed
+// (ReportBatchItemFailures), so that Lambda delivers the batch again from
+// there; the entries are rewritten and the sums already added skip those
+// records.
+func (c *Recorder) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	var resp events.DynamoDBEventResponse
 	var order []*userMonth
 	sums := map[[2]string]*userMonth{}
 	first := map[*userMonth]int{} // index of its first record
+	var entries []store.Item
 	for i := range ev.Records {
 		r := &ev.Records[i]
 		ce := c.counted(ctx, r)
 		if ce == nil {
 			continue
 		}
+		entries = append(entries, ce.Entry)
 		k := [2]string{ce.UserID, ce.At.UTC().Format(licadmin.MonthLayout)}
 		um := sums[k]
 		if um == nil {
@@ -68,6 +75,11 @@ func (c *Counter) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (ev
 		}
 		um.records = append(um.records, ce)
 		um.seqs = append(um.seqs, r.Change.SequenceNumber)
+	}
+	if err := c.Store.WriteLogEntries(ctx, entries); err != nil {
+		c.logger().ErrorContext(ctx, "log entries not written; the stream delivers these records again", "entries", len(entries), "err", err.Error())
+		resp.BatchItemFailures = []events.DynamoDBBatchItemFailure{{ItemIdentifier: ev.Records[0].Change.SequenceNumber}}
+		return resp, nil
 	}
 	failedAt := -1
 	for _, um := range order {
@@ -87,7 +99,7 @@ func (c *Counter) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (ev
 
 // add adds um's records after after (all when after is "") to its user's
 // counters; when some were counted already it adds the rest.
-func (c *Counter) add(ctx context.Context, um *userMonth) error {
+func (c *Recorder) add(ctx context.Context, um *userMonth) error {
 	after := ""
 	for attempt := 0; ; attempt++ {
 		sum := um.sum
@@ -115,7 +127,7 @@ func (c *Counter) add(ctx context.Context, um *userMonth) error {
 
 // counted decodes a claim's INSERT; nil for any other record, which the
 // mapping's filter should not have let through.
-func (c *Counter) counted(ctx context.Context, r *events.DynamoDBEventRecord) *store.CountedEvent {
+func (c *Recorder) counted(ctx context.Context, r *events.DynamoDBEventRecord) *store.CountedEvent {
 	if r.EventName != stream.Insert {
 		return nil
 	}
@@ -127,7 +139,7 @@ func (c *Counter) counted(ctx context.Context, r *events.DynamoDBEventRecord) *s
 	return store.CountedEventFromImage(img)
 }
 
-func (c *Counter) logger() *slog.Logger {
+func (c *Recorder) logger() *slog.Logger {
 	if c.Logger != nil {
 		return c.Logger
 	}
