@@ -74,7 +74,7 @@ func (b *bench) defineCosts() {
 	b.figs.define(figureDef{ID: "cost.license.million", Title: "1 million license operations", Unit: "USD",
 		Meaning: "a million license operations, a quarter each of assign, modify, transfer and remove: their write and read units (<op>.wcu, <op>.rcu) plus one Lambda invocation each of the API p50 at concurrency 1 (an upper bound of the function's own time: it includes HTTP and the local gateway) at the function's memory; " + prices})
 	b.figs.define(figureDef{ID: "cost.usage.million", Title: "1 million usage events", Unit: "USD",
-		Meaning: "a million distinct usage events of the ingestion's stream (redeliveries included in what they cost): ingest.wcu and ingest.rcu per event, plus the ingest and counting functions' handler time and invocations per event at their memory; SQS is not included; " + prices})
+		Meaning: "a million distinct usage events of the ingestion's stream (redeliveries included in what they cost): ingest.wcu and ingest.rcu per event, plus the ingest and recording functions' handler time and invocations per event at their memory; SQS is not included; " + prices})
 	b.figs.define(figureDef{ID: "cost.import.100k", Title: "a 100,000-row import", Unit: "USD",
 		Meaning: "an import of 100,000 users without licenses: the write units of its chunk transactions (import.row.wcu per row) plus the import function's time at import.plain.rows, at its memory; S3 is not included; " + prices})
 }

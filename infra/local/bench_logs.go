@@ -36,6 +36,8 @@ type benchLogs struct {
 	// statsBase is the items GET /v1/stats read before the heavy user's
 	// entries were written.
 	statsBase float64
+	// statsRCU is the read units per user of the last GET /v1/stats read.
+	statsRCU float64
 }
 
 // logWriteWorkers is how many BatchWriteItem calls write log entries at
@@ -313,7 +315,13 @@ func (l *benchLogs) statsItems(ctx context.Context) (float64, error) {
 		}
 		cursor = next
 	}
-	return float64(l.b.stack.counter.reset().items), nil
+	counts := l.b.stack.counter.reset()
+	_, rcu, err := l.b.stack.sizes.units(ctx, l.b.stack.raw, l.b.stack.table, counts.units)
+	if err != nil {
+		return 0, err
+	}
+	l.statsRCU = rcu / float64(len(l.users))
+	return float64(counts.items), nil
 }
 
 // statsFigures reads the statistics of the logs account, whose heavy user
@@ -330,7 +338,10 @@ func (l *benchLogs) statsFigures(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.figs.define(figureDef{ID: "stats.rcu", Title: "GET /v1/stats read units per user", Unit: "RCU/user",
+		Meaning: "read capacity units of GET /v1/stats (this month, all pages of 200) per user listed, with the many log entries, computed from the requests by DynamoDB's rules (bench_capacity.go)"})
 	b.figs.record(b.run, "stats.items.base", l.statsBase)
+	b.figs.record(b.run, "stats.rcu", l.statsRCU)
 	b.figs.record(b.run, "stats.items.many", items)
 	b.logf("stats: GET /v1/stats read %.0f items with %d more log entries, %.0f before", items, b.cfg.logEntries, l.statsBase)
 	return nil
