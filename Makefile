@@ -3,7 +3,12 @@
 #   make build      compile every Lambda for this machine into bin/ (quick check)
 #   make test       every test; starts and stops DynamoDB Local and the rest itself
 #   make test-browser  the activation page in headless Chromium (part of make test)
-#   make run        the whole system locally (see SPEC.md, "Local development")
+#   make tools      what make test and make run need: the npm dev tools, and
+#                   Chromium (Debian's package, installed when missing as root)
+#   make py-tools   the Python tools (SAM CLI, cfn-lint, schemathesis) in .venv,
+#                   locked with hashes; validate, sam-build, deploy and fuzz-api
+#                   install them themselves
+#   make run        the whole system locally (docs/local.md)
 #   make lint       gofmt, go vet, staticcheck
 #   make validate   sam validate --lint and cfn-lint on template.yaml
 #   make sam-build  sam build (uses the build-<LogicalId> targets below)
@@ -22,8 +27,6 @@ SAM := $(VENV)/bin/sam
 CFN_LINT := $(VENV)/bin/cfn-lint
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := infra/node_modules/.installed
-
-STATICCHECK_VERSION := v0.8.2
 
 export SAM_CLI_TELEMETRY := 0
 
@@ -69,7 +72,7 @@ FUNCTIONS := \
 
 LAMBDA_TARGETS := $(foreach f,$(FUNCTIONS),build-$(firstword $(subst :, ,$(f))))
 
-.PHONY: build $(LAMBDA_TARGETS) tools test test-browser run lint validate sam-build deploy
+.PHONY: build $(LAMBDA_TARGETS) tools py-tools chromium test test-browser run lint validate sam-build deploy
 .PHONY: fuzz-api api-fuzz-quick
 
 build:
@@ -82,12 +85,37 @@ build-$(1):
 endef
 $(foreach f,$(FUNCTIONS),$(eval $(call lambda_target,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))))))
 
-tools: $(VENV_STAMP) $(NODE_STAMP)
+# make test and make run need Node's packages and, for the browser test,
+# Chromium; the Python tools are only for SAM and the API fuzzing.
+tools: $(NODE_STAMP) chromium
 
-$(VENV_STAMP): requirements-dev.txt
+py-tools: $(VENV_STAMP)
+
+# Every Python package, transitive ones included, is pinned with its hashes
+# (requirements-dev.txt, generated from requirements-dev.in); pip itself
+# first (requirements-pip.txt), since the venv's own is too old to check
+# hashes of packages required with extras.
+$(VENV_STAMP): requirements-dev.txt requirements-pip.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-pip.txt
+	$(VENV)/bin/python -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# The browser test drives Chromium at CHROMIUM_PATH, or Debian's
+# /usr/bin/chromium, which root gets installed here when it is missing.
+CHROMIUM := $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Chromium missing at $(CHROMIUM): installing Debian's chromium package for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		printf '%s\n' "make test needs Chromium for the activation page's browser test, and $(CHROMIUM) is missing." \
+			"Install it (Debian/Ubuntu: sudo apt-get install -y chromium; make tools does it when run as root)," \
+			"or set CHROMIUM_PATH to a Chromium or Chrome binary." >&2; \
+		exit 1; \
+	fi
 
 $(NODE_STAMP): infra/package.json infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund
@@ -98,9 +126,8 @@ test: tools
 	$(MAKE) test-browser
 
 # The activation page in headless Chromium (playwright-core) against the
-# local stack; needs /usr/bin/chromium (apt-get install -y chromium) or
-# CHROMIUM_PATH, and fails saying so without it.
-test-browser: $(NODE_STAMP)
+# local stack; needs /usr/bin/chromium or CHROMIUM_PATH (make tools).
+test-browser: $(NODE_STAMP) chromium
 	node --test infra/browser/activation.test.mjs
 
 run: $(NODE_STAMP)
@@ -125,7 +152,7 @@ lint:
 	@unformatted="$$(gofmt -l $(GO_FILES))"; \
 	if [ -n "$$unformatted" ]; then printf 'gofmt -l (run gofmt -w):\n%s\n' "$$unformatted"; exit 1; fi
 	go vet ./...
-	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	go tool staticcheck ./...
 
 validate: $(VENV_STAMP)
 	$(SAM) validate --lint
@@ -136,13 +163,15 @@ sam-build: $(VENV_STAMP)
 
 deploy: $(VENV_STAMP)
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (an environment of samconfig.toml), not '$(ENV)'" >&2; exit 1 ;; esac
+	@if awk '/^\[$(ENV)\.deploy\.parameters\]/{f=1;next} /^\[/{f=0} f' samconfig.toml | grep -q 'example\.'; then \
+		echo "samconfig.toml [$(ENV).deploy.parameters] still has example values (example.com): set your own (docs/operations.md, Deploy checklist)" >&2; exit 1; fi
 	$(SAM) build
 	$(SAM) deploy --config-env $(ENV)
 
 # Property-based API testing (infra/fuzz-api.sh): no 5xx, no answer that
 # openapi.yaml does not describe.
-fuzz-api: tools
+fuzz-api: $(NODE_STAMP) $(VENV_STAMP)
 	MAX_EXAMPLES=$${MAX_EXAMPLES:-100} infra/fuzz-api.sh
 
-api-fuzz-quick: tools
+api-fuzz-quick: $(NODE_STAMP) $(VENV_STAMP)
 	MAX_EXAMPLES=5 PHASES=examples,coverage,fuzzing infra/fuzz-api.sh

@@ -27,7 +27,7 @@ MAX_TIME="${MAX_TIME:-}"
 PHASES="${PHASES:-}"
 ST=.venv/bin/schemathesis
 if [[ ! -x "$ST" ]]; then
-	echo "fuzz-api: $ST is missing: run 'make tools' (requirements-dev.txt pins schemathesis)" >&2
+	echo "fuzz-api: $ST is missing: run 'make py-tools' (requirements-dev.txt locks schemathesis)" >&2
 	exit 1
 fi
 

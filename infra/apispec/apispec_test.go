@@ -35,7 +35,7 @@ func TestSpecMatchesTemplate(t *testing.T) {
 			routed[r.Key()] = fn.LogicalID
 			op, ok := ops[r.Key()]
 			if !ok {
-				t.Errorf("template.yaml routes %q to %s, but openapi.yaml has no such operation: describe it there (SPEC.md is the contract)", r.Key(), fn.LogicalID)
+				t.Errorf("template.yaml routes %q to %s, but openapi.yaml has no such operation: describe it there (and in docs/api.md, the contract)", r.Key(), fn.LogicalID)
 				continue
 			}
 			if r.Public != op.Public {

@@ -296,7 +296,7 @@ func (b *bench) main(ctx context.Context) error {
 	fmt.Fprintf(b.out, "\nwrote %s in %s\n", b.cfg.out, time.Since(b.start).Round(time.Second))
 	if f, ok := b.figs.byID["floor.long.ops"]; ok {
 		if sp := spreadOf(f.values); sp.N > 0 {
-			fmt.Fprintf(b.out, "DynamoDB Local's pace here: %.0f raw assign transactions/s at concurrency 16 (floor.long.ops; the issue's machine did 300-400): the run's length, mostly the imports, scales with it\n", sp.Median)
+			fmt.Fprintf(b.out, "DynamoDB Local's pace here: %.0f raw assign transactions/s at concurrency 16 (floor.long.ops; the targets were set on a machine that did 300-400): the run's length, mostly the imports, scales with it\n", sp.Median)
 		}
 	}
 	return nil

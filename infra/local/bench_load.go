@@ -242,15 +242,15 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 			ID: fmt.Sprintf("bound.transfer.c%d.p50", c), Title: fmt.Sprintf("least transfer p50 at concurrency %d", c), Unit: "ms",
 			Family:  "bound.transfer.c<N>.p50",
 			Floor:   fmt.Sprintf("floor.assign.c%d.p50", c),
-			Meaning: "the least a transfer can take while keeping SPEC: it must read both users (the answer is the target user, the target gets the source's tier) and commit its transaction, so floor.readpair p50 + floor.transfer p50, both raw; compared with floor.assign as api.transfer is, it shows how much of the 1.3 the contract alone uses (at concurrency 16 queueing makes the sum only indicative)",
+			Meaning: "the least a transfer can take while keeping the contract: it must read both users (the answer is the target user, the target gets the source's tier) and commit its transaction, so floor.readpair p50 + floor.transfer p50, both raw; compared with floor.assign as api.transfer is, it shows how much of the 1.3 the contract alone uses (at concurrency 16 queueing makes the sum only indicative)",
 		})
 		for _, op := range licenseOps {
-			b.defineLatency("api."+op.name, op.title, "the operation through the local HTTP API (real HTTP over loopback, keep-alive, bearer token checked like API Gateway's JWT authorizer, handler called in-process), from sending the request to reading the whole answer; compared with the issue's floor, the raw transaction of an assign (floor.assign)", c, "floor.assign", 1.3)
+			b.defineLatency("api."+op.name, op.title, "the operation through the local HTTP API (real HTTP over loopback, keep-alive, bearer token checked like API Gateway's JWT authorizer, handler called in-process), from sending the request to reading the whole answer; compared with the targets' floor, the raw transaction of an assign (floor.assign)", c, "floor.assign", 1.3)
 			b.figs.define(figureDef{
 				ID: fmt.Sprintf("api.%s.c%d.p50.own", op.name, c), Title: fmt.Sprintf("%s p50 at concurrency %d against its own transaction", op.name, c), Unit: "ms",
 				Family:  "api.<op>.c<N>.p50.own",
 				Floor:   fmt.Sprintf("floor.%s.c%d.p50", op.name, c),
-				Meaning: "the same p50, compared with the operation's own raw transaction (floor.<op>) instead of the assign's: stricter than the issue asks, informative (modify and remove commit cheaper transactions than an assign, so the user's read weighs more against them)",
+				Meaning: "the same p50, compared with the operation's own raw transaction (floor.<op>) instead of the assign's: stricter than the targets ask, informative (modify and remove commit cheaper transactions than an assign, so the user's read weighs more against them)",
 			})
 			b.figs.define(figureDef{
 				ID: fmt.Sprintf("api.%s.c%d.writes", op.name, c), Title: op.name + " DynamoDB write requests per operation", Unit: "req/op",

@@ -92,9 +92,9 @@ func TestDomainsApproveCommand(t *testing.T) {
 		{"unknown account", []string{"--account", "01NOSUCHACCOUNT", "--domain", "free.example"}, 1, "not_found"},
 		{"public webmail", []string{"--account", acme, "--domain", "gmail.com"}, 1, "invalid_domain"},
 		{"invalid name", []string{"--account", acme, "--domain", "not a domain"}, 1, "invalid_domain"},
-		{"no domain", []string{"--account", acme}, 2, "--account and --domain are required"},
+		{"no domain", []string{"--account", acme}, 2, "missing --domain\n"},
 		{"no account", []string{"--domain", "free.example"}, 2, "usage: go run ./infra/local domains approve --account ID --domain DOMAIN"},
-		{"extra argument", []string{"--account", acme, "--domain", "x.example", "extra"}, 2, "--account and --domain are required"},
+		{"extra argument", []string{"--account", acme, "--domain", "x.example", "extra"}, 2, `unexpected argument "extra"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,5 +1,7 @@
 // Command local runs License Admin on this machine without AWS or Docker,
-// and holds the operator tools that talk to it:
+// and holds the operator tools that talk to it. Run it with no arguments
+// for every command and its required flags; build it once for repeated use
+// (go build -o bin/licadmin ./infra/local):
 //
 //	go run ./infra/local run                  # DynamoDB Local + the HTTP API
 //	go run ./infra/local token you@example.com
@@ -39,8 +41,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
-	os.Exit(dispatch(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, dir: dir}))
+	os.Exit(dispatch(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, dir: dir, prog: progName(os.Args[0])}))
 }
+
+// progName is how the usage names this command: as it was run when built
+// (bin/licadmin), or "go run ./infra/local" when go run built it in a
+// temporary directory.
+func progName(arg0 string) string {
+	if arg0 == "" || strings.Contains(arg0, "go-build") {
+		return defaultProg
+	}
+	return arg0
+}
+
+// defaultProg is the command line the usage shows when the program's own
+// name says nothing useful.
+const defaultProg = "go run ./infra/local"
 
 // env is what a command may use of the outside world, passed in so that
 // tests can run commands in-process.
@@ -49,6 +65,16 @@ type env struct {
 	getenv         func(string) string
 	// dir is where the repository root (go.mod) is searched from.
 	dir string
+	// prog is how the usage names the command (defaultProg when empty).
+	prog string
+}
+
+// progName returns how the usage should name the command.
+func (e *env) progName() string {
+	if e.prog == "" {
+		return defaultProg
+	}
+	return e.prog
 }
 
 // command is one subcommand. Its name may have several words ("account
@@ -84,12 +110,24 @@ func dispatch(ctx context.Context, args []string, e *env) int {
 	cmds := commands()
 	cmd, rest, ok := lookup(cmds, args)
 	if !ok {
-		if len(args) > 0 && args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
+		if len(args) > 0 && !isHelp(args[0]) {
+			if group := subcommands(cmds, args[0]); len(group) > 0 {
+				// "account" alone, or with an unknown subcommand: list what
+				// it has.
+				if len(args) > 1 && !isHelp(args[1]) {
+					fmt.Fprintf(e.stderr, "local: unknown command %q\n\n", strings.Join(args, " "))
+				}
+				usage(e.stderr, e.progName(), args[0]+" SUBCOMMAND", "subcommands of "+args[0]+":", group)
+				if len(args) > 1 && isHelp(args[1]) {
+					return 0
+				}
+				return 2
+			}
 			fmt.Fprintf(e.stderr, "local: unknown command %q\n\n", strings.Join(args, " "))
-			usage(e.stderr, cmds)
+			usage(e.stderr, e.progName(), "COMMAND [FLAGS]", "commands:", cmds)
 			return 2
 		}
-		usage(e.stderr, cmds)
+		usage(e.stderr, e.progName(), "COMMAND [FLAGS]", "commands:", cmds)
 		if len(args) == 0 {
 			return 2
 		}
@@ -103,7 +141,7 @@ func dispatch(ctx context.Context, args []string, e *env) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &uerr):
-		fmt.Fprintf(e.stderr, "local %s: %v\nusage: go run ./infra/local %s %s\n", cmd.name, err, cmd.name, cmd.args)
+		fmt.Fprintf(e.stderr, "local %s: %v\nusage: %s %s\n", cmd.name, err, e.progName(), strings.TrimSpace(cmd.name+" "+cmd.args))
 		return 2
 	default:
 		fmt.Fprintf(e.stderr, "local %s: %v\n", cmd.name, err)
@@ -132,12 +170,31 @@ func equal(a, b []string) bool {
 	return len(a) == len(b)
 }
 
-func usage(w io.Writer, cmds []command) {
-	fmt.Fprintln(w, "usage: go run ./infra/local COMMAND [ARGS]")
-	fmt.Fprintln(w, "\ncommands:")
+// isHelp reports whether arg asks for the usage.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help"
+}
+
+// subcommands returns the commands whose name starts with the word group
+// ("account" for "account create").
+func subcommands(cmds []command, group string) []command {
+	var out []command
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-28s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		if strings.HasPrefix(c.name, group+" ") {
+			out = append(out, c)
+		}
 	}
+	return out
+}
+
+// usage prints the synopsis and, for each command, its line with the
+// flags it requires, then what it does.
+func usage(w io.Writer, prog, synopsis, title string, cmds []command) {
+	fmt.Fprintf(w, "usage: %s %s\n\n%s\n", prog, synopsis, title)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprintf(w, "\n%s COMMAND -h describes a command's flags, optional ones included.\n", prog)
 }
 
 // newFlagSet returns a flag set for a command that reports errors instead
@@ -146,6 +203,29 @@ func newFlagSet(e *env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	return fs
+}
+
+// requireFlags returns a usageError naming every flag of names that was
+// not given, or given empty, and any argument left after the flags, which
+// no flag-only command takes.
+func requireFlags(fs *flag.FlagSet, names ...string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() != "" })
+	var missing []string
+	for _, n := range names {
+		if !given[n] {
+			missing = append(missing, "--"+n)
+		}
+	}
+	switch {
+	case len(missing) == 1:
+		return usageError{"missing " + missing[0]}
+	case len(missing) > 1:
+		return usageError{"missing " + strings.Join(missing[:len(missing)-1], ", ") + " and " + missing[len(missing)-1]}
+	case fs.NArg() > 0:
+		return usageError{fmt.Sprintf("unexpected argument %q: every value goes after its flag", fs.Arg(0))}
+	}
+	return nil
 }
 
 // parseFlags parses args with fs, turning a flag error into a usageError.

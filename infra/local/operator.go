@@ -26,8 +26,8 @@ func accountCreateCmd(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *name == "" || *admin == "" || fs.NArg() > 0 {
-		return usageError{"--name and --admin are required"}
+	if err := requireFlags(fs, "name", "admin"); err != nil {
+		return err
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.CreateAccount(ctx, operator.CreateAccountInput{Name: *name, AdminEmail: *admin, Language: *lang})
@@ -43,8 +43,8 @@ func licensesAddCmd(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *account == "" || *tier == "" || *quantity == 0 || *order == "" || fs.NArg() > 0 {
-		return usageError{"--account, --tier, --quantity and --order are required"}
+	if err := requireFlags(fs, "account", "tier", "quantity", "order"); err != nil {
+		return err
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.AddLicenses(ctx, operator.AddLicensesInput{AccountID: *account, Tier: *tier, Quantity: *quantity, OrderID: *order})
@@ -58,8 +58,8 @@ func domainsApproveCmd(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *account == "" || *domain == "" || fs.NArg() > 0 {
-		return usageError{"--account and --domain are required"}
+	if err := requireFlags(fs, "account", "domain"); err != nil {
+		return err
 	}
 	return withOperator(ctx, e, func(ctx context.Context, s *operator.Service) (any, error) {
 		return s.ApproveDomain(ctx, operator.ApproveDomainInput{AccountID: *account, Domain: *domain})

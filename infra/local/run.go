@@ -138,6 +138,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	srv.allowOrigins(e.getenv("ALLOWED_ORIGINS"))
 
 	state := "existing"
 	if created {

@@ -34,7 +34,7 @@ func TestS3HandlersMatchTemplate(t *testing.T) {
 	checkRegistry(t, root, dirs, "infra/local/s3handlers.go", "S3", ids)
 }
 
-// TestRunImport ensures the README's bulk import walk-through works on the
+// TestRunImport ensures the bulk import walk-through of docs/imports.md works on the
 // stack `run` starts: the template downloads; POST /v1/imports gives a
 // presigned URL of the local S3; a plain HTTP PUT of a CSV to it (curl -T)
 // starts the import function as S3's notification would; GET shows it done

@@ -38,6 +38,9 @@ type server struct {
 	auth     *authorizer
 	log      *log.Logger
 	now      func() time.Time
+	// cors is the API's CorsConfiguration from the template; its origins
+	// come from ALLOWED_ORIGINS locally (run.go). nil: no CORS.
+	cors *template.CORS
 }
 
 // newServer builds the local API for tpl. It returns an error naming every
@@ -56,16 +59,97 @@ func newServer(tpl *template.Template, handlers map[string]apigw.Handler, auth *
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no handler for the template's API functions %s: add them to apiHandlers in infra/local/handlers.go", strings.Join(missing, ", "))
 	}
-	return &server{router: rt, handlers: handlers, auth: auth, log: logger, now: time.Now}, nil
+	srv := &server{router: rt, handlers: handlers, auth: auth, log: logger, now: time.Now}
+	if tpl.CORS != nil {
+		c := *tpl.CORS
+		srv.cors = &c
+	}
+	return srv, nil
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	reqID := newRequestID()
 	w.Header().Set("Apigw-Requestid", reqID)
-	status, target := s.serve(w, r, reqID, start)
+	var status int
+	target := "gateway"
+	if s.isPreflight(r) {
+		status = s.preflight(w, r)
+	} else {
+		s.corsHeaders(w.Header(), r)
+		status, target = s.serve(w, r, reqID, start)
+	}
 	ms := float64(s.now().Sub(start).Microseconds()) / 1000
 	s.log.Printf("%s %s %d %s %.1fms %s", r.Method, loggedURI(r.URL), status, target, ms, reqID)
+}
+
+// allowOrigins sets the origins of the API's CORS configuration, as the
+// AllowedOrigins parameter does in AWS: a comma-separated list, or, when
+// empty, any origin ("*"), since a local portal may run on any port.
+func (s *server) allowOrigins(list string) {
+	if s.cors == nil {
+		return
+	}
+	s.cors.AllowOrigins = []string{"*"}
+	if list != "" {
+		s.cors.AllowOrigins = strings.Split(list, ",")
+	}
+}
+
+// isPreflight reports whether r is a CORS preflight that API Gateway
+// answers itself when the API has a CORS configuration: an OPTIONS request
+// with Origin and Access-Control-Request-Method, before any route or
+// authorizer.
+func (s *server) isPreflight(r *http.Request) bool {
+	return s.cors != nil && r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// preflight answers a preflight as API Gateway does: 204, and for an
+// allowed origin the allowed methods, headers and max age.
+func (s *server) preflight(w http.ResponseWriter, r *http.Request) int {
+	h := w.Header()
+	if origin, ok := s.allowedOrigin(r.Header.Get("Origin")); ok {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Methods", strings.Join(s.cors.AllowMethods, ","))
+		h.Set("Access-Control-Allow-Headers", strings.ToLower(strings.Join(s.cors.AllowHeaders, ",")))
+		if s.cors.MaxAge > 0 {
+			h.Set("Access-Control-Max-Age", fmt.Sprint(s.cors.MaxAge))
+		}
+	}
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
+}
+
+// corsHeaders adds to the answer of a request from an allowed origin the
+// headers API Gateway adds: the origin allowed and the headers exposed.
+func (s *server) corsHeaders(h http.Header, r *http.Request) {
+	if s.cors == nil || r.Header.Get("Origin") == "" {
+		return
+	}
+	h.Add("Vary", "Origin")
+	origin, ok := s.allowedOrigin(r.Header.Get("Origin"))
+	if !ok {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	if len(s.cors.ExposeHeaders) > 0 {
+		h.Set("Access-Control-Expose-Headers", strings.ToLower(strings.Join(s.cors.ExposeHeaders, ",")))
+	}
+}
+
+// allowedOrigin returns the Access-Control-Allow-Origin value for origin
+// ("*" when any origin is allowed), and false when it is not allowed.
+func (s *server) allowedOrigin(origin string) (string, bool) {
+	for _, o := range s.cors.AllowOrigins {
+		switch {
+		case o == "*":
+			return "*", true
+		case strings.EqualFold(o, origin):
+			return origin, true
+		}
+	}
+	return "", false
 }
 
 // secretParams are the query parameters whose values are credentials: the

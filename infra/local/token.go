@@ -23,8 +23,11 @@ func tokenCmd(_ context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"want exactly one EMAIL argument"}
+	switch {
+	case fs.NArg() == 0:
+		return usageError{"missing EMAIL, the address to sign a token for"}
+	case fs.NArg() > 1:
+		return usageError{fmt.Sprintf("unexpected argument %q: token takes one EMAIL", fs.Arg(1))}
 	}
 	email := strings.ToLower(strings.TrimSpace(fs.Arg(0)))
 	if local, domain, ok := strings.Cut(email, "@"); !ok || local == "" || domain == "" || strings.ContainsAny(email, " \t<>") {

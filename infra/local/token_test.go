@@ -88,8 +88,8 @@ func TestTokenCommandUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no email", []string{"token"}, "exactly one EMAIL"},
-		{"two emails", []string{"token", "a@b.c", "d@e.f"}, "exactly one EMAIL"},
+		{"no email", []string{"token"}, "missing EMAIL"},
+		{"two emails", []string{"token", "a@b.c", "d@e.f"}, `unexpected argument "d@e.f"`},
 		{"not an email", []string{"token", "ann"}, "not an email address"},
 		{"unknown flag", []string{"token", "-x", "a@b.c"}, "flag provided but not defined"},
 	}

@@ -36,8 +36,8 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *email == "" || *typ == "" || fs.NArg() > 0 {
-		return usageError{"--email and --type are required"}
+	if err := requireFlags(fs, "email", "type"); err != nil {
+		return err
 	}
 	if _, err := licadmin.ParseEventType("type", *typ); err != nil {
 		return usageError{"--type must be sent, opened, downloaded or signed"}

@@ -30,7 +30,7 @@ import (
 	"licenseadmin/infra/tail"
 )
 
-// DefaultPort is the emulator's port in the local stack (SPEC).
+// DefaultPort is the emulator's port in the local stack (docs/local.md).
 const DefaultPort = 8005
 
 // StartTimeout bounds how long Start waits for the emulator to answer.

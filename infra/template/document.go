@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Document is the whole template as plain values (maps, lists, strings,
@@ -29,6 +29,10 @@ type Resource struct {
 	Condition  string
 	Properties map[string]any
 	Metadata   map[string]any
+	// DeletionPolicy and UpdateReplacePolicy are the resource's policies
+	// ("" when not set: CloudFormation deletes it).
+	DeletionPolicy      string
+	UpdateReplacePolicy string
 }
 
 // ParseDocument reads a SAM template into a Document. It returns an error
@@ -48,6 +52,9 @@ func ParseDocument(b []byte) (*Document, error) {
 			Condition  string         `yaml:"Condition"`
 			Properties map[string]any `yaml:"Properties"`
 			Metadata   map[string]any `yaml:"Metadata"`
+
+			DeletionPolicy      string `yaml:"DeletionPolicy"`
+			UpdateReplacePolicy string `yaml:"UpdateReplacePolicy"`
 		} `yaml:"Resources"`
 		Outputs map[string]any `yaml:"Outputs"`
 	}
@@ -62,7 +69,8 @@ func ParseDocument(b []byte) (*Document, error) {
 		if r.Type == "" {
 			return nil, fmt.Errorf("parse template: resource %s has no Type", id)
 		}
-		d.Resources[id] = Resource{LogicalID: id, Type: r.Type, Condition: r.Condition, Properties: r.Properties, Metadata: r.Metadata}
+		d.Resources[id] = Resource{LogicalID: id, Type: r.Type, Condition: r.Condition, Properties: r.Properties, Metadata: r.Metadata,
+			DeletionPolicy: r.DeletionPolicy, UpdateReplacePolicy: r.UpdateReplacePolicy}
 	}
 	return d, nil
 }

@@ -353,12 +353,17 @@ func TestAlarms(t *testing.T) {
 	if len(alarms) == 0 {
 		t.Fatal("no alarms")
 	}
+	if topic, ok := d.Resources["AlarmTopic"]; !ok || topic.Type != "AWS::SNS::Topic" || topic.Condition == "" {
+		t.Error("no AlarmTopic (AWS::SNS::Topic) created on the condition that AlarmTopicArn is empty")
+	}
 	for _, a := range alarms {
-		if !refersTo(a.Properties["AlarmActions"], "AlarmTopicArn") {
-			t.Errorf("alarm %s does not notify AlarmTopicArn", a.LogicalID)
+		for _, prop := range []string{"AlarmActions", "OKActions"} {
+			if !refersTo(a.Properties[prop], "AlarmTopicArn") || !refersTo(a.Properties[prop], "AlarmTopic") {
+				t.Errorf("alarm %s: %s does not notify AlarmTopicArn, or the stack's AlarmTopic when it is empty", a.LogicalID, prop)
+			}
 		}
 		if a.Properties["AlarmDescription"] == nil {
-			t.Errorf("alarm %s has no AlarmDescription: say what it means and what to do (README, Operating it)", a.LogicalID)
+			t.Errorf("alarm %s has no AlarmDescription: say what it means and what to do (docs/operations.md, alarms)", a.LogicalID)
 		}
 		if len(alarmMetrics(a)) == 0 {
 			t.Errorf("alarm %s watches no metric", a.LogicalID)
@@ -376,6 +381,9 @@ func TestAlarms(t *testing.T) {
 	}
 	if !watched(d, "AWS/DynamoDB", "ReadThrottleEvents", "TableName", "Table") || !watched(d, "AWS/DynamoDB", "WriteThrottleEvents", "TableName", "Table") {
 		t.Error("no alarm watches the table's throttled reads and writes (AWS/DynamoDB Read/WriteThrottleEvents, TableName)")
+	}
+	if !watched(d, "LicenseAdmin", "EmailsRejected", "", "") {
+		t.Error("no alarm watches EmailsRejected: emails SES refuses for good (unverified sender, sandbox) would go unnoticed")
 	}
 	for _, m := range []string{"Reputation.BounceRate", "Reputation.ComplaintRate"} {
 		if !watched(d, "AWS/SES", m, "", "") {

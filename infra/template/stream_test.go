@@ -56,6 +56,7 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 	}{
 		{"outbox insert (email delivery)", record("INSERT", "OUTBOX#01J", "OUTBOX", nil), true},
 		{"pool modify (low-pool alerts)", record("MODIFY", "ACCT#a1", "POOL", nil), true},
+		{"pool insert (pool levels of a new pool)", record("INSERT", "ACCT#a1", "POOL", nil), true},
 		{"user modify (log purge)", record("MODIFY", "USER#u1", "USER", nil), true},
 		{"user remove (log purge)", record("REMOVE", "USER#u1", "USER", nil), true},
 		{"purge marker insert", record("INSERT", "PURGE#u1", "0-1", nil), true},

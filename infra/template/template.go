@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Resource types this package interprets.
@@ -26,8 +26,26 @@ type Template struct {
 	// Functions lists the AWS::Serverless::Function resources sorted by
 	// logical id, so that output and errors are stable.
 	Functions []Function
+	// CORS is the HTTP API's CorsConfiguration, nil when it has none.
+	CORS *CORS
 
 	resources map[string]resource
+}
+
+// CORS is an HTTP API's CorsConfiguration: API Gateway answers preflight
+// requests with it and adds its headers to the responses of allowed
+// origins, and so does the local API.
+type CORS struct {
+	// AllowOrigins are the allowed origins ("*" for any). When the
+	// template takes them from a parameter (OriginsParameter), they are
+	// the parameter's default, split at commas: none without a default.
+	AllowOrigins     []string
+	OriginsParameter string
+	AllowMethods     []string
+	AllowHeaders     []string
+	ExposeHeaders    []string
+	// MaxAge is how many seconds a browser may keep a preflight's answer.
+	MaxAge int
 }
 
 // Function is one AWS::Serverless::Function of the template.
@@ -89,7 +107,10 @@ type document struct {
 			Auth apiAuth `yaml:"Auth"`
 		} `yaml:"HttpApi"`
 	} `yaml:"Globals"`
-	Resources map[string]resource `yaml:"Resources"`
+	Resources  map[string]resource `yaml:"Resources"`
+	Parameters map[string]struct {
+		Default any `yaml:"Default"`
+	} `yaml:"Parameters"`
 }
 
 type apiAuth struct {
@@ -119,6 +140,13 @@ type httpAPIEvent struct {
 
 type httpAPIProps struct {
 	Auth apiAuth `yaml:"Auth"`
+	CORS *struct {
+		AllowOrigins  any      `yaml:"AllowOrigins"`
+		AllowMethods  []string `yaml:"AllowMethods"`
+		AllowHeaders  []string `yaml:"AllowHeaders"`
+		ExposeHeaders []string `yaml:"ExposeHeaders"`
+		MaxAge        int      `yaml:"MaxAge"`
+	} `yaml:"CorsConfiguration"`
 }
 
 // Parse reads a SAM template. It returns an error when the YAML is invalid,
@@ -138,6 +166,11 @@ func Parse(b []byte) (*Template, error) {
 		return nil, errors.New("parse template: no Resources")
 	}
 	t := &Template{resources: doc.Resources}
+	cors, err := t.cors(&doc)
+	if err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	t.CORS = cors
 	for _, id := range sortedKeys(doc.Resources) {
 		r := doc.Resources[id]
 		if r.Type != typeFunction {
@@ -235,6 +268,44 @@ func (t *Template) defaultAuthorizer(apiID string, doc *document) string {
 		}
 	}
 	return doc.Globals.HTTPAPI.Auth.DefaultAuthorizer
+}
+
+// cors reads the CorsConfiguration of the template's first HttpApi.
+func (t *Template) cors(doc *document) (*CORS, error) {
+	for _, id := range sortedKeys(t.resources) {
+		r := t.resources[id]
+		if r.Type != typeHTTPAPI {
+			continue
+		}
+		var p httpAPIProps
+		if err := decodeOptional(&r.Properties, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if p.CORS == nil {
+			return nil, nil
+		}
+		c := &CORS{AllowMethods: p.CORS.AllowMethods, AllowHeaders: p.CORS.AllowHeaders, ExposeHeaders: p.CORS.ExposeHeaders, MaxAge: p.CORS.MaxAge}
+		switch o := p.CORS.AllowOrigins.(type) {
+		case []any:
+			for _, v := range o {
+				s, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("%s: AllowOrigins %v: want strings or a parameter", id, o)
+				}
+				c.AllowOrigins = append(c.AllowOrigins, s)
+			}
+		case map[string]any:
+			c.OriginsParameter = refName(o)
+			if c.OriginsParameter == "" {
+				return nil, fmt.Errorf("%s: AllowOrigins %v: want strings or a parameter", id, o)
+			}
+			if def, ok := doc.Parameters[c.OriginsParameter].Default.(string); ok && def != "" {
+				c.AllowOrigins = strings.Split(def, ",")
+			}
+		}
+		return c, nil
+	}
+	return nil, nil
 }
 
 // decodeOptional decodes n into v, leaving v zero when n is absent.

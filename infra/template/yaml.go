@@ -3,7 +3,7 @@ package template
 import (
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // intrinsicKey returns the long-form key of a CloudFormation short tag such

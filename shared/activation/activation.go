@@ -1,4 +1,4 @@
-// Package activation holds the rules of activation links (SPEC rule 7 and
+// Package activation holds the rules of activation links (rule 7 of docs/api.md and
 // "Activation"): an admin asks for an activation email (at most one per
 // user per minute); the email's delivery mints the token (32 random bytes,
 // of which only the SHA-256 is stored, expiring, single use); the public
@@ -21,7 +21,7 @@ import (
 	"licenseadmin/shared/store"
 )
 
-// DefaultTTL is how long an activation link works (SPEC: 7 days).
+// DefaultTTL is how long an activation link works (docs/api.md: 7 days).
 const DefaultTTL = 7 * 24 * time.Hour
 
 // TokenBytes is the number of random bytes in a token.

@@ -55,7 +55,7 @@ func (r *raceEnv) codeOf(resp *apitest.Response) string {
 	return p.Code
 }
 
-// TestConcurrentAssignNeverOversubscribes ensures SPEC rule 1 under load:
+// TestConcurrentAssignNeverOversubscribes ensures rule 1 of docs/api.md under load:
 // 100 goroutines assigning from a pool of 10 → exactly 10 succeed and 90
 // answer no_license_available, and the counters match the holders.
 func TestConcurrentAssignNeverOversubscribes(t *testing.T) {
@@ -79,7 +79,7 @@ func TestConcurrentAssignNeverOversubscribes(t *testing.T) {
 	r.Invariants(t)
 }
 
-// TestConcurrentAssignSameUser ensures SPEC rule 2: 20 concurrent assigns
+// TestConcurrentAssignSameUser ensures rule 2 of docs/api.md: 20 concurrent assigns
 // of different tiers to one user give it exactly one license.
 func TestConcurrentAssignSameUser(t *testing.T) {
 	r := newRaceEnv(t, 1)
@@ -157,7 +157,7 @@ func raceMix(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 	}
 }
 
-// TestConcurrentMixKeepsInvariants ensures SPEC rules 1 and 2 hold after a
+// TestConcurrentMixKeepsInvariants ensures rules 1 and 2 of docs/api.md hold after a
 // random mix of assign, modify, remove, transfer and delete-from-pool
 // racing on one pool.
 func TestConcurrentMixKeepsInvariants(t *testing.T) {

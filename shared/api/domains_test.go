@@ -328,7 +328,7 @@ func TestVerifyDomain(t *testing.T) {
 }
 
 // TestVerifyDomainConcurrent ensures a domain is approved for one account
-// at most (SPEC rule 5) when two accounts that both requested it, and both
+// at most (docs/api.md, rule 5) when two accounts that both requested it, and both
 // published their value, verify at the same time, both having read before
 // either writes: one answers 200, the other 409 domain_claimed, and the
 // claim is the winner's.
@@ -642,7 +642,7 @@ func TestDomainIdempotency(t *testing.T) {
 func TestOperatorApproveDomain(t *testing.T) {
 	f := newXFixture(t)
 	handler := operator.ApproveDomainHandler(f.App.Operator)
-	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "lambda-approve-1"})
+	ctx := lambdacontext.NewContext(apitest.AsFunction(context.Background(), "ApproveDomainFunction"), &lambdacontext.LambdaContext{AwsRequestID: "lambda-approve-1"})
 
 	n, from := len(auditLog(t, f.Env, f.acct)), time.Now()
 	d, err := handler(ctx, operator.ApproveDomainInput{AccountID: f.acct, Domain: " Ops.Example. "})

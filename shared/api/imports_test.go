@@ -208,7 +208,7 @@ func wantCounts(t *testing.T, imp *licadmin.Import, status licadmin.ImportStatus
 }
 
 // TestImportTemplateRoundTrip ensures the template downloads as text/csv
-// with the SPEC header, and that the template filled in and uploaded as is
+// with the header of docs/imports.md, and that the template filled in and uploaded as is
 // imports its rows.
 func TestImportTemplateRoundTrip(t *testing.T) {
 	f := newImportFixture(t)
@@ -312,7 +312,7 @@ func TestImportEndToEnd(t *testing.T) {
 }
 
 // TestImportConfirmsLicenses ensures an import emails each user it gave a
-// license to, once, in the user's language, as assigning one does (SPEC):
+// license to, once, in the user's language, as assigning one does (docs/api.md):
 // the chunk's audit record, read from the table's stream, queues the
 // confirmations. A user created without a license (none left of its tier,
 // or none asked) gets none, and the stream record handled twice queues
@@ -334,7 +334,7 @@ func TestImportConfirmsLicenses(t *testing.T) {
 
 	recs := mail.Next(t)
 	for range 2 {
-		resp, err := f.App.Stream.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+		resp, err := f.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), events.DynamoDBEvent{Records: recs})
 		if err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatalf("handle the import's stream records: %+v %v", resp, err)
 		}
@@ -379,7 +379,7 @@ func hasAction(recs []store.Audit, action string) bool {
 }
 
 // TestImportRowCodes ensures each kind of bad row is reported with its line
-// and SPEC-style code while the good rows are imported: a row asking for a
+// and contract-style code while the good rows are imported: a row asking for a
 // tier the pool has run out of creates the user without a license.
 func TestImportRowCodes(t *testing.T) {
 	f := newImportFixture(t)
@@ -671,7 +671,7 @@ func TestImportContinuation(t *testing.T) {
 	f.Invariants(t)
 }
 
-// wantImportAudited checks SPEC rule 8 for an import: every user of the
+// wantImportAudited checks rule 8 of docs/api.md for an import: every user of the
 // account but the admin is a subject of exactly one of the import's chunk
 // records (at most chunkRows users each, as many as the record says it
 // created), however often events were delivered or transactions retried.

@@ -250,7 +250,7 @@ func TestUserStats(t *testing.T) {
 
 // TestStatsReadsIndependentOfLogs ensures statistics never read log
 // entries: the DynamoDB requests and the items they return are the same
-// before and after 150 more log entries (SPEC: counters, not scans).
+// before and after 150 more log entries (docs/api.md: counters, not scans).
 func TestStatsReadsIndependentOfLogs(t *testing.T) {
 	w := newStatsWorld(t)
 	c := w.countReads()

@@ -508,7 +508,7 @@ func TestUsageRoutesAccess(t *testing.T) {
 }
 
 // TestRemoveCostIndependentOfLogs ensures remove and transfer send the
-// same DynamoDB requests whether the user has no log entry or many (SPEC
+// same DynamoDB requests whether the user has no log entry or many (docs/api.md
 // rule 6: their latency must not grow with the log).
 func TestRemoveCostIndependentOfLogs(t *testing.T) {
 	f := newUsageFixture(t)

@@ -18,7 +18,7 @@ import (
 )
 
 // TestCreateUserRepresentation ensures that POST /v1/users answers 201 with
-// exactly the SPEC user representation (email lower-cased, pending, no
+// exactly the user representation of docs/api.md (email lower-cased, pending, no
 // license, null mobile and time zone, default security, RFC 3339 UTC times),
 // a Location naming the new user and an ETag that GET agrees with.
 func TestCreateUserRepresentation(t *testing.T) {

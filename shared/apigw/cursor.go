@@ -94,7 +94,7 @@ func (c *Cursors) Decode(ctx context.Context, scope, cursor string) ([]byte, err
 	return pos, nil
 }
 
-// Page is the shape of every list response (SPEC "Representations").
+// Page is the shape of every list response (docs/api.md, "Representations").
 type Page[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"nextCursor"`

@@ -37,8 +37,12 @@ type Env struct {
 	Table string
 	// S3 is the test's S3, with the import bucket (s3.go).
 	S3 *S3
-	// counts reads the table's stream for the usage counters (usage.go).
+	// counts reads the table's stream for the usage recorder (usage.go).
 	counts *streamlocal.Poller
+
+	// iam checks the AWS calls of functions' handlers against their
+	// policies (iam.go).
+	iam *iamCheck
 }
 
 // New returns an Env over a fresh DynamoDB Local table. optFns adjust the
@@ -46,7 +50,8 @@ type Env struct {
 func New(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
 	tb.Helper()
 	raw, table := dynamolocal.NewTable(tb)
-	db := dynamodb.New(raw.Options(), append([]func(*dynamodb.Options){app.DynamoDBRetries}, optFns...)...)
+	iam := newIAMCheck(tb, table)
+	db := dynamodb.New(raw.Options(), append(append([]func(*dynamodb.Options){app.DynamoDBRetries}, optFns...), iam.dynamoDB)...)
 	a := app.NewWithClient(app.Config{TableName: table, WebmailDomains: licadmin.DefaultWebmailDomains}, db)
 	// Request logs would drown test output; handlers' behaviour is asserted.
 	a.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -54,7 +59,7 @@ func New(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
 	// Tests never ask real DNS: domain verification asks a loopback port
 	// where nothing answers (refused at once) unless a test serves records.
 	a.Domains.TXT = &dnstxt.Resolver{Server: "127.0.0.1:9", Timeout: time.Second}
-	e := &Env{App: a, DB: raw, Table: table}
+	e := &Env{App: a, DB: raw, Table: table, iam: iam}
 	e.useS3(tb)
 	return e
 }
@@ -63,7 +68,8 @@ func New(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
 // returns the account and admin ids.
 func (e *Env) MustAccount(tb testing.TB, name, adminEmail string) (accountID, adminID string) {
 	tb.Helper()
-	out, err := e.App.Operator.CreateAccount(context.Background(), operator.CreateAccountInput{Name: name, AdminEmail: adminEmail})
+	ctx := AsFunction(context.Background(), "CreateAccountFunction")
+	out, err := e.App.Operator.CreateAccount(ctx, operator.CreateAccountInput{Name: name, AdminEmail: adminEmail})
 	if err != nil {
 		tb.Fatalf("create account %s: %v", name, err)
 	}
@@ -75,7 +81,7 @@ var orderSeq atomic.Int64
 // MustLicenses adds n purchased licenses of tier to an account's pool.
 func (e *Env) MustLicenses(tb testing.TB, accountID string, tier licadmin.Tier, n int64) {
 	tb.Helper()
-	_, err := e.App.Operator.AddLicenses(context.Background(), operator.AddLicensesInput{
+	_, err := e.App.Operator.AddLicenses(AsFunction(context.Background(), "AddLicensesFunction"), operator.AddLicensesInput{
 		AccountID: accountID, Tier: string(tier), Quantity: n, OrderID: fmt.Sprintf("order-%d", orderSeq.Add(1)),
 	})
 	if err != nil {
@@ -160,11 +166,12 @@ type Response struct {
 	RequestID string
 }
 
-// Do calls h with r's event.
+// Do calls h with r's event, as the function that serves r.Route in
+// template.yaml: its AWS calls are checked against that function's policy.
 func Do(tb testing.TB, h apigw.Handler, r Request) *Response {
 	tb.Helper()
 	ev := r.Event()
-	resp, err := h(context.Background(), ev)
+	resp, err := h(AsFunction(context.Background(), routeFunction(r.Route)), ev)
 	if err != nil {
 		tb.Fatalf("%s: handler returned an error (API Gateway would answer 500): %v", r.Route, err)
 	}
@@ -217,7 +224,7 @@ func (r *Response) WantProblem(tb testing.TB, status int, code string) apigw.Pro
 	return p
 }
 
-// Invariants checks SPEC rules 1–3 and 5 over the whole table: for every
+// Invariants checks rules 1–3 and 5 of docs/api.md over the whole table: for every
 // account and tier 0 <= assigned <= purchased, available = purchased -
 // assigned, assigned equals the number of users holding that tier; every
 // user has the email claim that points back at it with its role, and no

@@ -22,6 +22,11 @@ const (
 	SenderEmail   = "no-reply@license-admin.test"
 )
 
+// StreamFunction is the template function that handles the table's
+// stream: a test that calls e.App.Stream.Handle itself passes
+// AsFunction(ctx, StreamFunction).
+const StreamFunction = "ProcessTableStreamFunction"
+
 // Mail is the email side of an Env: the test binary's SES emulator, which
 // the App sends to, and the table's stream, which tests drain through the
 // App's stream handler as Lambda would deliver it.
@@ -43,7 +48,7 @@ func (e *Env) WithEmail(tb testing.TB, optFns ...func(*ses.Options)) *Mail {
 		BaseEndpoint: aws.String(srv.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 		Retryer:      aws.NopRetryer{},
-	}, optFns...)
+	}, append(optFns, e.iam.ses)...)
 	e.App.Config.Email.SenderEmail = SenderEmail
 	e.App.Config.Email.PublicBaseURL = PublicBaseURL
 	e.App.Activation.PublicBaseURL = PublicBaseURL
@@ -55,7 +60,10 @@ func (e *Env) WithEmail(tb testing.TB, optFns ...func(*ses.Options)) *Mail {
 		SES: srv,
 		Stream: &streamlocal.Poller{
 			DynamoDB: e.DB, Streams: streamlocal.NewStreamsClient(e.DB), Table: e.Table,
-			Handler: e.App.Stream.Handle, Logger: quiet,
+			Handler: func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+				return e.App.Stream.Handle(AsFunction(ctx, StreamFunction), ev)
+			},
+			Logger:  quiet,
 			Retries: 1, Backoff: 10 * time.Millisecond,
 		},
 		env: e,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"licenseadmin/infra/s3local"
 	"licenseadmin/shared/importer"
@@ -29,6 +30,7 @@ type S3 struct {
 	mu      sync.Mutex
 	uploads [][]byte
 	next    []importer.Event
+	iam     *iamCheck
 }
 
 // useS3 starts the test's S3 and gives the import service its bucket.
@@ -39,10 +41,11 @@ func (e *Env) useS3(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = srv.Close() })
-	e.S3 = &S3{Server: srv, Bucket: ImportBucket}
+	e.S3 = &S3{Server: srv, Bucket: ImportBucket, iam: e.iam}
+	e.iam.bucket = ImportBucket
 	srv.Notify(s3local.Notification{Bucket: ImportBucket, Prefix: importer.ImportPrefix, Suffix: ".csv", Deliver: e.S3.uploaded})
 	e.App.Config.S3.Bucket, e.App.Config.S3.Endpoint = ImportBucket, srv.URL
-	e.App.UseImportFiles(srv.Client(), importer.InvokeFunc(e.S3.continued))
+	e.App.UseImportFiles(s3.New(srv.Client().Options(), e.iam.s3), importer.InvokeFunc(e.S3.continued))
 }
 
 func (s *S3) uploaded(payload []byte) {
@@ -51,7 +54,8 @@ func (s *S3) uploaded(payload []byte) {
 	s.uploads = append(s.uploads, payload)
 }
 
-func (s *S3) continued(_ context.Context, ev importer.Event) error {
+func (s *S3) continued(ctx context.Context, ev importer.Event) error {
+	s.iam.invoked(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next = append(s.next, ev)
@@ -95,6 +99,7 @@ func (e *Env) Deliver(payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: fmt.Sprintf("import-%d", reqSeq.Add(1))})
+	ctx = AsFunction(ctx, "ImportUsersFunction")
 	_, err := lambda.NewHandler(importer.Handler(e.App.Imports)).Invoke(ctx, payload)
 	return err
 }

@@ -57,7 +57,7 @@ func (e *Env) Ingest(tb testing.TB, msgs ...any) events.SQSEventResponse {
 		bodies[i] = string(b)
 	}
 	e.App.Usage.Logger = quiet
-	resp, err := e.App.Usage.HandleSQS(context.Background(), SQSEvent(bodies...))
+	resp, err := e.App.Usage.HandleSQS(AsFunction(context.Background(), "IngestUsageFunction"), SQSEvent(bodies...))
 	if err != nil {
 		tb.Fatalf("ingest handler returned an error (the whole batch would be retried): %v", err)
 	}
@@ -75,7 +75,10 @@ func (e *Env) DeliverUsageStream(tb testing.TB) {
 		e.App.UsageRecorder.Logger = quiet
 		e.counts = &streamlocal.Poller{
 			DynamoDB: e.DB, Streams: streamlocal.NewStreamsClient(e.DB), Table: e.Table,
-			Handler: e.App.UsageRecorder.HandleStream, Logger: quiet,
+			Handler: func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+				return e.App.UsageRecorder.HandleStream(AsFunction(ctx, "RecordUsageFunction"), ev)
+			},
+			Logger:  quiet,
 			Retries: 1, Backoff: 10 * time.Millisecond,
 		}
 	}
@@ -95,10 +98,14 @@ type ExportQueue struct {
 	jobs []string
 	// Err, when set, is what Send answers.
 	Err error
+	iam *iamCheck
 }
 
 // Send keeps body as a job, or answers q.Err.
-func (q *ExportQueue) Send(_ context.Context, body []byte) error {
+func (q *ExportQueue) Send(ctx context.Context, body []byte) error {
+	if q.iam != nil {
+		q.iam.sent(ctx, "ExportQueue")
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.Err != nil {
@@ -118,7 +125,7 @@ func (q *ExportQueue) Len() int {
 // UseExports gives env's exports the test's S3 bucket and an ExportQueue,
 // and returns the queue.
 func (e *Env) UseExports() *ExportQueue {
-	q := &ExportQueue{}
+	q := &ExportQueue{iam: e.iam}
 	e.App.Exports.Queue = q
 	e.App.Exports.Objects = e.App.Imports.Files
 	e.App.Exports.Logger = quiet
@@ -136,7 +143,7 @@ func (e *Env) RunExports(tb testing.TB, q *ExportQueue) []events.SQSBatchItemFai
 	q.mu.Unlock()
 	var failed []events.SQSBatchItemFailure
 	for _, j := range jobs {
-		resp, err := e.App.Exports.HandleSQS(context.Background(), SQSEvent(j))
+		resp, err := e.App.Exports.HandleSQS(AsFunction(context.Background(), "ExportLogsFunction"), SQSEvent(j))
 		if err != nil {
 			tb.Fatalf("export handler returned an error: %v", err)
 		}

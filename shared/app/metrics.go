@@ -62,6 +62,6 @@ type meteredSender struct {
 // Send implements email.Sender.
 func (s meteredSender) Send(ctx context.Context, msg email.Message) (string, error) {
 	id, err := s.next.Send(ctx, msg)
-	s.m.Email(msg.Tags["kind"], err)
+	s.m.Email(msg.Tags["kind"], err, err != nil && email.Classify(err) == email.Permanent)
 	return id, err
 }

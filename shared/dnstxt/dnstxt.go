@@ -1,5 +1,5 @@
 // Package dnstxt looks up DNS TXT records, the proof that an account
-// controls an email domain (SPEC rule 5). It wraps Go's own resolver so that
+// controls an email domain (docs/api.md, rule 5). It wraps Go's own resolver so that
 // the server it asks is configurable (DNS_RESOLVER) and every lookup is
 // bounded in time: a Lambda must answer before its own timeout even when a
 // name server never does.

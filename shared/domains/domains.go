@@ -1,5 +1,5 @@
-// Package domains holds the rules of an account's email domains (SPEC rule
-// 5): an admin requests a domain and gets a TXT record value to publish;
+// Package domains holds the rules of an account's email domains (docs/api.md,
+// rule 5): an admin requests a domain and gets a TXT record value to publish;
 // verification looks the record up in DNS and approves the domain, which
 // then belongs to that account only; users can be added in approved domains
 // (and public webmail ones, which nobody can claim).
@@ -44,7 +44,7 @@ type Service struct {
 	Token func() string
 }
 
-// Page limits (SPEC "Representations").
+// Page limits (docs/api.md, "Representations").
 const (
 	DefaultLimit = 50
 	MaxLimit     = 200
@@ -64,7 +64,7 @@ func (s *Service) Parse(raw string) (string, error) {
 }
 
 // notFound is the answer for a domain the caller's account has no entry
-// for, whoever else has one (SPEC rule 4).
+// for, whoever else has one (docs/api.md, rule 4).
 func notFound(raw string) error {
 	return licadmin.Errorf(licadmin.ENOTFOUND, "the domain %q is not one of this account's domains", raw)
 }

@@ -1,4 +1,4 @@
-// Package idem carries an Idempotency-Key through a request (SPEC rule 9):
+// Package idem carries an Idempotency-Key through a request (docs/api.md, rule 9):
 // the HTTP layer opens a Pending record, the store writes it in the same
 // transaction as the change it guards, so a retry can never apply the change
 // twice, and a replay returns the first response byte for byte.
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// TTL is how long a key is remembered (SPEC rule 9: 24 h).
+// TTL is how long a key is remembered (rule 9 of docs/api.md: 24 h).
 const TTL = 24 * time.Hour
 
 // ErrReplay is returned by a store when the key's record already exists,

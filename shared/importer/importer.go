@@ -1,5 +1,5 @@
 // Package importer runs bulk imports of users from CSV files uploaded to S3
-// (SPEC "Bulk import"): POST /v1/imports hands out a presigned upload URL
+// (docs/imports.md): POST /v1/imports hands out a presigned upload URL
 // for imports/{accountId}/{importId}.csv, the bucket's ObjectCreated event
 // starts the import function, which streams the file row by row, writes
 // the users in chunked transactions with a checkpoint, continues in a
@@ -77,7 +77,8 @@ type Files interface {
 	PresignUpload(ctx context.Context, key, contentType string, ttl time.Duration) (string, error)
 	PresignDownload(ctx context.Context, key, filename, contentType string, ttl time.Duration) (string, error)
 	// Open reads obj from offset on; it fails with
-	// licadmin.ErrImportFileChanged when the object is no longer obj.
+	// licadmin.ErrImportFileChanged when the object is no longer obj, and
+	// licadmin.ErrImportFileMissing when it is gone.
 	Open(ctx context.Context, obj licadmin.ImportObject, offset int64) (io.ReadCloser, error)
 	Write(ctx context.Context, key, contentType string, write func(io.Writer) error) error
 }

@@ -41,6 +41,7 @@ type Continuation struct {
 const (
 	CodeFileTooLarge = "file_too_large"
 	CodeFileChanged  = "file_changed"
+	CodeFileMissing  = "file_missing"
 	CodeNotAdmin     = "not_admin"
 )
 
@@ -207,6 +208,10 @@ func (j *job) run(ctx context.Context) error {
 	if errors.Is(err, licadmin.ErrImportFileChanged) {
 		return j.finish(ctx, licadmin.ImportFailed, &licadmin.ImportError{Code: CodeFileChanged,
 			Message: "the uploaded file was replaced or deleted during the import; start a new import"})
+	}
+	if errors.Is(err, licadmin.ErrImportFileMissing) {
+		return j.finish(ctx, licadmin.ImportFailed, &licadmin.ImportError{Code: CodeFileMissing,
+			Message: "the uploaded file is gone: it was deleted, or expired before the import could read it; upload it again in a new import"})
 	}
 	if err != nil {
 		return err

@@ -19,8 +19,8 @@ const (
 const TXTRecordPrefix = "license-admin-verification="
 
 // Domain is an email domain of an account, in the representation clients
-// see. Users of an approved domain can be added to the account (SPEC rule
-// 5). TXTRecord is the value to publish as a TXT record of the domain; it is
+// see. Users of an approved domain can be added to the account (docs/api.md,
+// rule 5). TXTRecord is the value to publish as a TXT record of the domain; it is
 // null for domains that an operator approved without DNS (the first admin's
 // domain at account creation, `domains approve`).
 type Domain struct {

@@ -3,6 +3,7 @@ package licadmin
 import (
 	"errors"
 	"time"
+	"unicode/utf8"
 )
 
 // ImportStatus is where a bulk import stands.
@@ -21,9 +22,9 @@ const (
 	ImportFailed ImportStatus = "failed"
 )
 
-// Import is a bulk import of users from a CSV file uploaded to S3 (SPEC
-// "Bulk import"): what GET /v1/imports/{importId} shows, and the job state
-// the import function keeps in the table.
+// Import is a bulk import of users from a CSV file uploaded to S3
+// (docs/imports.md): what GET /v1/imports/{importId} shows, and the job
+// state the import function keeps in the table.
 type Import struct {
 	ID     string       `json:"importId"`
 	Status ImportStatus `json:"status"`
@@ -153,6 +154,29 @@ type ImportFailure struct {
 	Created bool
 }
 
+// MaxReportEmailBytes and MaxReportMessageBytes bound a report row's email
+// and message as stored: a row's email is whatever the file's field held
+// (up to a record's 64 KiB), and messages may quote a field. A chunk of
+// such rows must stay well within TransactWriteItems' 4 MB.
+const (
+	MaxReportEmailBytes   = 320
+	MaxReportMessageBytes = 1024
+)
+
+// Clip returns s cut to at most max bytes, at a UTF-8 boundary, ending in
+// "…" when it was cut.
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	cut := max - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
+
 // MaxChunkItems is the most items one import chunk's transaction may
 // hold, DynamoDB's limit for TransactWriteItems: the importer fills chunks
 // up to it and the store refuses a chunk over it.
@@ -207,3 +231,8 @@ type ImportLookup struct {
 // ErrImportFileChanged means the uploaded file an import reads was replaced
 // by another upload, or deleted, while it was being imported.
 var ErrImportFileChanged = errors.New("the uploaded file changed or disappeared")
+
+// ErrImportFileMissing means the uploaded file an import reads is gone:
+// deleted, or expired by the bucket's lifecycle rule before the import
+// (or its retry) read it. No retry can bring it back.
+var ErrImportFileMissing = errors.New("the uploaded file is missing")

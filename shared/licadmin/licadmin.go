@@ -53,7 +53,7 @@ const (
 	StatusActive  Status = "active"
 )
 
-// License is the license a user holds; a user holds at most one (SPEC rule 2).
+// License is the license a user holds; a user holds at most one (docs/api.md, rule 2).
 type License struct {
 	Tier       Tier      `json:"tier"`
 	AssignedAt time.Time `json:"assignedAt"`
@@ -69,7 +69,7 @@ type Security struct {
 // User is one person of an account, in the representation clients see.
 // AccountID, Version and LogGeneration are kept server-side: the account is
 // never exposed (ids are resolved within the caller's account), Version backs
-// the ETag, LogGeneration keys the user's logs (SPEC rule 6).
+// the ETag, LogGeneration keys the user's logs (docs/api.md, rule 6).
 type User struct {
 	ID        string    `json:"id"`
 	Email     string    `json:"email"`
@@ -91,7 +91,7 @@ type User struct {
 }
 
 // TierPool is one tier of an account's pool. Available is always
-// Purchased - Assigned and never negative (SPEC rule 1).
+// Purchased - Assigned and never negative (docs/api.md, rule 1).
 type TierPool struct {
 	Tier           Tier  `json:"tier"`
 	Purchased      int64 `json:"purchased"`
@@ -128,7 +128,7 @@ type Caller struct {
 func (c *Caller) IsAdmin() bool { return c != nil && c.Role == RoleAdmin }
 
 // Request describes who asks and from where; every state change records it
-// in its audit entry (SPEC rule 8).
+// in its audit entry (docs/api.md, rule 8).
 type Request struct {
 	// Email is the verified token's email claim, lower-cased.
 	Email string
@@ -143,7 +143,7 @@ type Request struct {
 const OperatorActor = "operator"
 
 // NormalizeEmail lower-cases and trims an address; emails are compared in
-// this form everywhere (SPEC rule 3).
+// this form everywhere (docs/api.md, rule 3).
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // Clock returns the current time; services take one so tests control time.

@@ -51,7 +51,7 @@ func RequireAdmin(c *Caller) error {
 }
 
 // VisibleUser returns u when it belongs to c's account. A user of another
-// account answers exactly like an unknown id (SPEC rule 4).
+// account answers exactly like an unknown id (docs/api.md, rule 4).
 func VisibleUser(c *Caller, u *User, id string) (*User, error) {
 	if u == nil || u.AccountID != c.AccountID {
 		return nil, Errorf(ENOTFOUND, "user %s not found", id)
@@ -60,7 +60,7 @@ func VisibleUser(c *Caller, u *User, id string) (*User, error) {
 }
 
 // DefaultWebmailDomains are public email domains that anyone can use and no
-// account can claim (SPEC rule 5). Deployments replace the list with the
+// account can claim (docs/api.md, rule 5). Deployments replace the list with the
 // PUBLIC_EMAIL_DOMAINS setting.
 var DefaultWebmailDomains = []string{
 	"gmail.com", "googlemail.com", "outlook.com", "outlook.fr", "hotmail.com", "hotmail.fr",

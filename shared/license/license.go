@@ -167,7 +167,7 @@ func (s *Service) Modify(ctx context.Context, r licadmin.Request, userID string,
 }
 
 // Remove takes the user's license back into the pool; the user's logs
-// become unreadable at once (SPEC rule 6). It fails with EUSERNOLICENSE.
+// become unreadable at once (docs/api.md, rule 6). It fails with EUSERNOLICENSE.
 func (s *Service) Remove(ctx context.Context, r licadmin.Request, userID string) (*licadmin.User, error) {
 	var out *licadmin.User
 	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User, _ bool) (err error) {

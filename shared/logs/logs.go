@@ -3,7 +3,7 @@
 // are exported as CSV to S3, and how the entries of a former license holder
 // are purged. Entries are always read from the user's current log
 // generation, so the entries of a generation that remove, transfer or
-// delete-user left behind are unreadable at once (SPEC rule 6), before the
+// delete-user left behind are unreadable at once (docs/api.md, rule 6), before the
 // purge deletes them.
 package logs
 
@@ -29,7 +29,7 @@ type Service struct {
 	Now   licadmin.Clock
 }
 
-// Page limits (SPEC "Representations") and the default range.
+// Page limits (docs/api.md, "Representations") and the default range.
 const (
 	DefaultLimit = 50
 	MaxLimit     = 200

@@ -24,19 +24,34 @@ type PurgeStore interface {
 // MODIFY and REMOVE records) and deletes at most Budget items per call, so
 // that a huge log never makes one invocation run out of time; a purge that
 // is not finished saves a marker item whose own stream record triggers the
-// next call, until it is. Deletions are idempotent, so a call interrupted
+// next call, until it is. A call also stops, with a marker, when its
+// invocation's deadline is near: a partition that answers slowly (DynamoDB
+// throttling one hot user's log) must not make the function time out and
+// retry from the top. Deletions are idempotent, so a call interrupted
 // anywhere simply runs again. The entries' TTL remains the backstop.
 type Purger struct {
 	Store PurgeStore
 	Now   licadmin.Clock
 	// Budget bounds the items one call deletes (DefaultPurgeBudget when 0).
 	Budget int
+	// Margin is the time a call leaves before its context's deadline
+	// (DefaultPurgeMargin when 0).
+	Margin time.Duration
 	Logger *slog.Logger
 }
 
 // DefaultPurgeBudget is how many items one purge call deletes at most: a
 // few seconds of BatchWriteItem calls.
 const DefaultPurgeBudget = 10000
+
+// DefaultPurgeMargin is the time a purge call leaves before its
+// invocation's deadline to save its marker and answer: one step's worth
+// of slow, retried BatchWriteItem calls.
+const DefaultPurgeMargin = 15 * time.Second
+
+// purgeStep is how many items a purge deletes between two looks at the
+// deadline: one Query page of the store.
+const purgeStep = 500
 
 // UserChanged starts the purge of what a change of user userID left
 // unreadable: when its log generation went from oldGen up to newGen, the
@@ -74,12 +89,29 @@ func (p *Purger) Run(ctx context.Context, j *store.PurgeJob) error {
 }
 
 // purge deletes up to the budget, generation by generation, then the
-// counters of a deleted user.
+// counters of a deleted user, a step at a time; it stops early (not done)
+// when the deadline is near, after at least one step so that every call
+// makes progress.
 func (p *Purger) purge(ctx context.Context, j *store.PurgeJob) (int, bool, error) {
 	budget, total := p.budget(), 0
+	stopAt, hasDeadline := ctx.Deadline()
+	stopAt = stopAt.Add(-p.margin())
+	// drain runs one purge function step by step until it is done, or the
+	// budget or the time is spent.
+	drain := func(step func(budget int) (int, bool, error)) (bool, error) {
+		for {
+			if total >= budget || (total > 0 && hasDeadline && !time.Now().Before(stopAt)) {
+				return false, nil
+			}
+			n, done, err := step(min(purgeStep, budget-total))
+			total += n
+			if err != nil || done {
+				return done, err
+			}
+		}
+	}
 	for gen := j.FromGen; gen <= j.ToGen; gen++ {
-		n, done, err := p.Store.PurgeLogs(ctx, j.UserID, gen, budget-total)
-		total += n
+		done, err := drain(func(b int) (int, bool, error) { return p.Store.PurgeLogs(ctx, j.UserID, gen, b) })
 		if err != nil {
 			return total, false, fmt.Errorf("purge log generation %d of %s: %w", gen, j.UserID, err)
 		}
@@ -88,14 +120,20 @@ func (p *Purger) purge(ctx context.Context, j *store.PurgeJob) (int, bool, error
 		}
 	}
 	if j.Deleted {
-		n, done, err := p.Store.PurgeUsage(ctx, j.UserID, budget-total)
-		total += n
+		done, err := drain(func(b int) (int, bool, error) { return p.Store.PurgeUsage(ctx, j.UserID, b) })
 		if err != nil {
 			return total, false, fmt.Errorf("purge usage of %s: %w", j.UserID, err)
 		}
 		return total, done, nil
 	}
 	return total, true, nil
+}
+
+func (p *Purger) margin() time.Duration {
+	if p.Margin > 0 {
+		return p.Margin
+	}
+	return DefaultPurgeMargin
 }
 
 func (p *Purger) budget() int {

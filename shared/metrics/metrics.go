@@ -59,9 +59,14 @@ const (
 	ImportRows          = "ImportRows"
 	ImportRowsFailed    = "ImportRowsFailed"
 	ImportRowsPerSecond = "ImportRowsPerSecond"
-	// EmailsSent and EmailsFailed count SES sends per email Kind.
-	EmailsSent   = "EmailsSent"
-	EmailsFailed = "EmailsFailed"
+	// EmailsSent and EmailsFailed count SES sends per email Kind;
+	// EmailsRejected counts the failures no retry can mend (an unverified
+	// sender, the SES sandbox, denied access), which the
+	// EmailsRejectedAlarm pages on: throttled sends, which are retried,
+	// are failures but not rejections.
+	EmailsSent     = "EmailsSent"
+	EmailsFailed   = "EmailsFailed"
+	EmailsRejected = "EmailsRejected"
 	// UsageEvents counts usage events ingested from the queue,
 	// UsageEventsDropped those refused for good (malformed, unknown user)
 	// and UsageEventsFailed those that could not be written for a while
@@ -213,11 +218,13 @@ func (e *Emitter) Import(accountID string, dryRun bool, rows, failed int64, elap
 
 // Email records one SES send of an email of kind (activation,
 // license_assigned, low_pool): EmailsSent or, when it failed, EmailsFailed,
-// per Kind and in total.
-func (e *Emitter) Email(kind string, err error) {
+// and EmailsRejected too when the failure is permanent (no retry sends
+// it), per Kind and in total.
+func (e *Emitter) Email(kind string, err error, permanent bool) {
 	e.Emit([][]string{{"Kind"}, {}}, map[string]string{"Kind": kind}, nil,
 		Value{EmailsSent, Count, b2f(err == nil)},
 		Value{EmailsFailed, Count, b2f(err != nil)},
+		Value{EmailsRejected, Count, b2f(err != nil && permanent)},
 	)
 }
 

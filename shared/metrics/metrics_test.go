@@ -93,10 +93,12 @@ func TestEmitters(t *testing.T) {
 			map[string]any{"Tier": "pro", "accountId": "acct-1", "LicensesAssigned": 3.0, "LicensesAvailable": 7.0}},
 		{"import", func(e *metrics.Emitter) { e.Import("acct-1", false, 1000, 10, 2*time.Second) },
 			map[string]any{"DryRun": "false", "ImportRows": 1000.0, "ImportRowsFailed": 10.0, "ImportRowsPerSecond": 500.0}},
-		{"email sent", func(e *metrics.Emitter) { e.Email("activation", nil) },
-			map[string]any{"Kind": "activation", "EmailsSent": 1.0, "EmailsFailed": 0.0}},
-		{"email failed", func(e *metrics.Emitter) { e.Email("low_pool", errors.New("throttled")) },
-			map[string]any{"EmailsSent": 0.0, "EmailsFailed": 1.0}},
+		{"email sent", func(e *metrics.Emitter) { e.Email("activation", nil, false) },
+			map[string]any{"Kind": "activation", "EmailsSent": 1.0, "EmailsFailed": 0.0, "EmailsRejected": 0.0}},
+		{"email throttled", func(e *metrics.Emitter) { e.Email("low_pool", errors.New("throttled"), false) },
+			map[string]any{"EmailsSent": 0.0, "EmailsFailed": 1.0, "EmailsRejected": 0.0}},
+		{"email rejected", func(e *metrics.Emitter) { e.Email("low_pool", errors.New("unverified sender"), true) },
+			map[string]any{"EmailsSent": 0.0, "EmailsFailed": 1.0, "EmailsRejected": 1.0}},
 		{"usage", func(e *metrics.Emitter) { e.Usage(8, 1, 1) },
 			map[string]any{"UsageEvents": 8.0, "UsageEventsDropped": 1.0, "UsageEventsFailed": 1.0}},
 	}
@@ -129,7 +131,7 @@ func TestNilEmitter(t *testing.T) {
 	e.TransactionConflict(true)
 	e.LicensePool("a", "eco", 1, 1)
 	e.Import("a", true, 1, 0, time.Second)
-	e.Email("activation", nil)
+	e.Email("activation", nil, false)
 	e.Usage(1, 0, 0)
 	(&metrics.Emitter{}).Request("X", 200, 0) // no writer
 }

@@ -229,7 +229,7 @@ const maxLoad = 100
 // LicensesImported is called with an import chunk's audit record
 // (store.ActionUsersImport; any other record is ignored). It queues the
 // license confirmation of each user the chunk created with a license, as
-// assigning one does (SPEC: assigning emails the new holder). The chunk's
+// assigning one does (docs/api.md: assigning emails the new holder). The chunk's
 // transaction names them in its audit record instead of writing an email
 // per row, which keeps an import at two items per row; the outbox id is
 // derived from the import and the user, so that a redelivered record

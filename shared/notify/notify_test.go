@@ -84,7 +84,7 @@ func TestOutboxDeliveredTwiceSendsOnce(t *testing.T) {
 	w.assign(t, u, "eco").Want(t, http.StatusOK)
 	recs := w.mail.Next(t)
 	for range 2 {
-		resp, err := w.App.Stream.Handle(context.Background(), event(recs))
+		resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 		if err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatalf("handle: %+v %v", resp, err)
 		}
@@ -101,13 +101,13 @@ func TestOutboxDeliveredTwiceSendsOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = w.App.Stream.Handle(context.Background(), event(recs))
+			_, _ = w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 		}()
 	}
 	wg.Wait()
 	// A delivery that found the item claimed by another reports a failure
 	// and is retried; the retry finds it sent.
-	resp, err := w.App.Stream.Handle(context.Background(), event(recs))
+	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("handle after the race: %+v %v", resp, err)
 	}
@@ -169,7 +169,7 @@ func TestThrottlingExhaustedRetriedLater(t *testing.T) {
 	recs := w.mail.Next(t)
 	i := outboxRecord(t, recs)
 
-	resp, err := w.App.Stream.Handle(context.Background(), event(recs))
+	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != recs[i].Change.SequenceNumber {
 		t.Fatalf("handle: %+v %v, want the outbox record (%s) reported failed", resp, err, recs[i].Change.SequenceNumber)
 	}
@@ -185,7 +185,7 @@ func TestThrottlingExhaustedRetriedLater(t *testing.T) {
 	throttling.Lock()
 	on = false
 	throttling.Unlock()
-	resp, err = w.App.Stream.Handle(context.Background(), event(recs[i:]))
+	resp, err = w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs[i:]))
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("retry: %+v %v", resp, err)
 	}
@@ -210,7 +210,7 @@ func TestPermanentFailureMarkedFailed(t *testing.T) {
 	w.mail.Drain(t)
 	w.assign(t, u, "eco").Want(t, http.StatusOK)
 	recs := w.mail.Next(t)
-	resp, err := w.App.Stream.Handle(context.Background(), event(recs))
+	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("handle: %+v %v, want the record done", resp, err)
 	}
@@ -223,7 +223,7 @@ func TestPermanentFailureMarkedFailed(t *testing.T) {
 		t.Fatalf("no error log naming the outbox item:\n%s", logs.String())
 	}
 	sends := w.sends.n.Load()
-	if _, err := w.App.Stream.Handle(context.Background(), event(recs)); err != nil {
+	if _, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs)); err != nil {
 		t.Fatal(err)
 	}
 	if w.sends.n.Load() != sends || len(w.mail.To(t, email)) != 0 {
@@ -279,7 +279,7 @@ func TestLowPoolAlertOncePerCrossing(t *testing.T) {
 	w.assign(t, u2, "eco").Want(t, http.StatusOK) // 1 again: a new crossing
 	recs := w.mail.Next(t)
 	for range 2 {
-		if resp, err := w.App.Stream.Handle(context.Background(), event(recs)); err != nil || len(resp.BatchItemFailures) > 0 {
+		if resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs)); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatalf("handle: %+v %v", resp, err)
 		}
 	}

@@ -138,7 +138,7 @@ func AddLicensesHandler(s *Service) func(context.Context, AddLicensesInput) (*li
 }
 
 // withInvocation returns ctx carrying the Lambda invocation's request id as
-// the request of the change, for its audit record (SPEC rule 8), unless ctx
+// the request of the change, for its audit record (docs/api.md, rule 8), unless ctx
 // already carries a request. Operators call with IAM: there is no source IP.
 func withInvocation(ctx context.Context) context.Context {
 	if licadmin.RequestFrom(ctx).RequestID != "" {

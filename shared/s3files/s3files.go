@@ -84,7 +84,9 @@ func (f *Files) PresignDownload(ctx context.Context, key, filename, contentType 
 
 // Open returns the bytes of obj from offset on. It fails with
 // licadmin.ErrImportFileChanged when the object stored at obj's key is no
-// longer obj (another ETag or version) or is gone.
+// longer obj (another ETag or version), and licadmin.ErrImportFileMissing
+// when there is none (S3 tells NoSuchKey only to a role that may list the
+// bucket; to others it answers AccessDenied).
 func (f *Files) Open(ctx context.Context, obj licadmin.ImportObject, offset int64) (io.ReadCloser, error) {
 	if offset >= obj.Size {
 		return io.NopCloser(strings.NewReader("")), nil
@@ -103,8 +105,10 @@ func (f *Files) Open(ctx context.Context, obj licadmin.ImportObject, offset int6
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
-		case "PreconditionFailed", "NoSuchKey", "NoSuchVersion":
+		case "PreconditionFailed":
 			return nil, licadmin.ErrImportFileChanged
+		case "NoSuchKey", "NoSuchVersion":
+			return nil, licadmin.ErrImportFileMissing
 		}
 	}
 	if err != nil {

@@ -97,7 +97,8 @@ func TestWriteAndOpen(t *testing.T) {
 }
 
 // TestOpenChanged ensures Open refuses an object that is no longer the one
-// the import read: replaced by another upload, or deleted.
+// the import read: replaced by another upload (changed), or deleted
+// (missing).
 func TestOpenChanged(t *testing.T) {
 	f, _ := newFiles(t)
 	ctx := context.Background()
@@ -115,8 +116,8 @@ func TestOpenChanged(t *testing.T) {
 	if _, err := f.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("files"), Key: aws.String("imports/a.csv")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Open(ctx, obj, 1); !errors.Is(err, licadmin.ErrImportFileChanged) {
-		t.Fatalf("deleted: err %v", err)
+	if _, err := f.Open(ctx, obj, 1); !errors.Is(err, licadmin.ErrImportFileMissing) {
+		t.Fatalf("deleted: err %v, want ErrImportFileMissing", err)
 	}
 }
 

@@ -37,7 +37,7 @@ type Service struct {
 const (
 	// MaxMonths is the longest period one request covers.
 	MaxMonths = 12
-	// DefaultLimit and MaxLimit bound a JSON page of users (SPEC).
+	// DefaultLimit and MaxLimit bound a JSON page of users (docs/api.md).
 	DefaultLimit = 50
 	MaxLimit     = 200
 	// MaxCSVLimit is the default and largest page of a CSV answer: a

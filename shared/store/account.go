@@ -42,7 +42,7 @@ func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin
 }
 
 // putApprovedDomain appends the global domain claim (one account per
-// domain, SPEC rule 5) and the account's own domain entry.
+// domain, rule 5 of docs/api.md) and the account's own domain entry.
 func (s *Store) putApprovedDomain(t *txn, accountID, domain string, now time.Time) {
 	claim := domainKey(domain)
 	claim["accountId"] = str(accountID)

@@ -21,7 +21,7 @@ const (
 )
 
 // ActivationEmailInterval is the least time between two activation emails
-// to one user (SPEC: 429 rate_limited if one was sent less than 60 s ago).
+// to one user (docs/api.md: 429 rate_limited if one was sent less than 60 s ago).
 const ActivationEmailInterval = 60 * time.Second
 
 // RequestActivationEmail records, in one transaction, that an activation

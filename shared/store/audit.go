@@ -16,7 +16,7 @@ import (
 )
 
 // Audit is one audit record: who did what to which target, when, from where
-// and in which request (SPEC rule 8). It is always written in the same
+// and in which request (docs/api.md, rule 8). It is always written in the same
 // transaction as the change it describes.
 type Audit struct {
 	AccountID string

@@ -21,7 +21,7 @@ const (
 
 // A domain has two items (keys.go): the account's own entry, which records
 // the request, its TXT record value and its status, and, once approved, the
-// global claim that makes it belong to one account (SPEC rule 5). Adding a
+// global claim that makes it belong to one account (docs/api.md, rule 5). Adding a
 // user checks the claim in its transaction; approving writes the claim with
 // a condition that no other account holds it.
 

@@ -530,9 +530,11 @@ func (s *Store) putReportRow(t *txn, imp *licadmin.Import, f licadmin.ImportFail
 func reportRowItem(imp *licadmin.Import, f licadmin.ImportFailure) Item {
 	it := importRowKey(imp.ID, f.Line)
 	it["line"] = num(f.Line)
-	it["email"] = str(f.Email)
+	// A row's fields come from the file (up to a record's 64 KiB): cut,
+	// so that a chunk of garbage rows stays within a transaction's 4 MB.
+	it["email"] = str(licadmin.Clip(f.Email, licadmin.MaxReportEmailBytes))
 	it["code"] = str(f.Code)
-	it["message"] = str(f.Message)
+	it["message"] = str(licadmin.Clip(f.Message, licadmin.MaxReportMessageBytes))
 	it["created"] = boolean(f.Created)
 	it[attrTTL] = num(imp.CreatedAt.Add(ImportRetention).Unix())
 	return it

@@ -54,7 +54,7 @@ import (
 // User items are keyed by user id alone so that the caller's email claim and
 // the users a request names are read in one BatchGetItem; the account a user
 // belongs to is an attribute checked on every read and in every write
-// condition (SPEC rule 4).
+// condition (docs/api.md, rule 4).
 const (
 	attrPK     = "pk"
 	attrSK     = "sk"

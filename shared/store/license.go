@@ -136,7 +136,7 @@ func (s *Store) ModifyLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 }
 
 // RemoveLicense takes u's license back into the pool and bumps u's log
-// generation, so that its logs are unreadable at once (SPEC rule 6).
+// generation, so that its logs are unreadable at once (docs/api.md, rule 6).
 func (s *Store) RemoveLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, now time.Time) (*licadmin.User, error) {
 	from := u.License.Tier
 	n := next(u, now)
@@ -171,7 +171,7 @@ func (s *Store) releaseLicense(t *txn, accountID string, tier licadmin.Tier) {
 }
 
 // TransferLicense moves from's license to to, keeping the tier; the pool is
-// unchanged. The former holder's log generation is bumped (SPEC rule 6). It
+// unchanged. The former holder's log generation is bumped (docs/api.md, rule 6). It
 // returns the new holder as committed.
 func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, to *licadmin.User, now time.Time) (*licadmin.User, error) {
 	tier := from.License.Tier

@@ -1,5 +1,5 @@
 // Package store keeps License Admin's state in one DynamoDB table. Every
-// invariant of SPEC (pool counters, one license per user, one user per email,
+// invariant of docs/api.md (pool counters, one license per user, one user per email,
 // one account per domain, tenant isolation) is enforced by a condition
 // expression or a transaction, never by reading first and writing after:
 // reads only pick the error to report and build the response.

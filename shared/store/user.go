@@ -52,7 +52,7 @@ func (s *Store) CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.
 }
 
 // putNewUser appends the user item and its email claim, both required to
-// be new: the claim is what makes an email belong to one user (SPEC rule 3).
+// be new: the claim is what makes an email belong to one user (docs/api.md, rule 3).
 func (s *Store) putNewUser(t *txn, u *licadmin.User) {
 	claim := emailKey(u.Email)
 	claim["accountId"] = str(u.AccountID)

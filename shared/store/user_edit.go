@@ -115,7 +115,7 @@ func (s *Store) UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadm
 }
 
 // removeAdmin appends the decrement of the account's admin count, refused
-// when it would leave the account without an admin (SPEC rule 5).
+// when it would leave the account without an admin (docs/api.md, rule 5).
 func (s *Store) removeAdmin(t *txn, accountID string) {
 	e := newExpr()
 	one := e.v(num(1))
@@ -221,7 +221,7 @@ func changes(u, n *licadmin.User) map[string]string {
 // fails with ENOTFOUND when the user is gone and licadmin.ErrStale when it
 // changed since the read.
 //
-// The user's logs are keyed by its id and log generation (SPEC rule 6):
+// The user's logs are keyed by its id and log generation (docs/api.md, rule 6):
 // with the user gone no route reads them any more, at once and whatever
 // their number. The audit record carries the id and last log generation
 // that the asynchronous purge of logs deletes.

@@ -1,6 +1,6 @@
 // Package user holds the rules for an account's users: who may add, read
 // and list them, what a valid user is, and which email domains an account
-// may add (SPEC rule 5).
+// may add (docs/api.md, rule 5).
 package user
 
 import (
@@ -29,7 +29,7 @@ type Service struct {
 	Webmail licadmin.Webmail
 }
 
-// Page limits (SPEC "Representations").
+// Page limits (docs/api.md, "Representations").
 const (
 	DefaultLimit = 50
 	MaxLimit     = 200
