@@ -76,11 +76,11 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 	}
 }
 
-// TestCountUsageFilter holds the counting function's FilterCriteria to
-// what it counts: the INSERT of a usage event claim, nothing else (a
+// TestRecordUsageFilter holds the recording function's FilterCriteria to
+// what it records: the INSERT of a usage event claim, nothing else (a
 // claim rewritten by a redelivered event is a MODIFY and must not count;
 // the counters' own updates must not come back to it).
-func TestCountUsageFilter(t *testing.T) {
+func TestRecordUsageFilter(t *testing.T) {
 	patterns := filterPatterns(t, "RecordUsageFunction", "Claims")
 	for _, tc := range []struct {
 		name   string

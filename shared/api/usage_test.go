@@ -591,7 +591,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 		msgs = append(msgs, string(b))
 	}
 	// Written without counting: the test delivers the stream itself.
-	resp, err := f.App.Usage.HandleSQS(context.Background(), apitest.SQSEvent(msgs...))
+	resp, err := f.App.Usage.HandleSQS(apitest.AsFunction(context.Background(), "IngestUsageFunction"), apitest.SQSEvent(msgs...))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
@@ -613,7 +613,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 	counter.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	deliver := func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
 		t.Helper()
-		resp, err := counter.HandleStream(context.Background(), events.DynamoDBEvent{Records: recs})
+		resp, err := counter.HandleStream(apitest.AsFunction(context.Background(), "RecordUsageFunction"), events.DynamoDBEvent{Records: recs})
 		if err != nil {
 			t.Fatalf("count: %v", err)
 		}
@@ -659,7 +659,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 	// stream's redelivery, find it counted.
 	more := event(f.acct, f.adaEmail, licadmin.EventOpened, at)
 	b, _ := json.Marshal(more)
-	if resp, err := f.App.Usage.HandleSQS(context.Background(), apitest.SQSEvent(string(b))); err != nil || len(resp.BatchItemFailures) != 0 {
+	if resp, err := f.App.Usage.HandleSQS(apitest.AsFunction(context.Background(), "IngestUsageFunction"), apitest.SQSEvent(string(b))); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
 	next := claimsOf(mail.Next(t))
