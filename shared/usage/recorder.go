@@ -25,10 +25,10 @@ type RecorderStore interface {
 // however often the queue delivered it.
 //
 // The entries of a batch are put with BatchWriteItem (a redelivered record
-// rewrites the same item). The claims of a batch are added up per user and month, and each sum is
-// added with one UpdateItem that records the sequence number of the last
-// claim it counted and requires the counters to hold none at or after the
-// sum's first one. A user's claims live in one partition, whose records
+// rewrites the same item). The claims of a batch are added up per user and
+// month, and each sum is added with one UpdateItem that records the
+// sequence number of the last claim it counted and requires the counters
+// to hold none at or after the sum's first one. A user's claims live in one partition, whose records
 // the stream delivers in order, so a redelivered batch (whole, or from the
 // failed record on) finds what it counted before and adds only the
 // records after it: the counters are exact, a few seconds (the mapping's
