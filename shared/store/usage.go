@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -187,7 +188,8 @@ func (s *Store) RecordUsage(ctx context.Context, writes []UsageWrite, now time.T
 }
 
 // WriteLogEntries puts log entries (CountedEvent.Entry) with
-// BatchWriteItem, 25 at a time; putting one again rewrites the same item.
+// BatchWriteItem, 25 at a time and logEntryWriters calls at once; putting
+// one again rewrites the same item.
 func (s *Store) WriteLogEntries(ctx context.Context, entries []Item) error {
 	seen := map[string]bool{}
 	reqs := make([]types.WriteRequest, 0, len(entries))
@@ -197,13 +199,35 @@ func (s *Store) WriteLogEntries(ctx context.Context, entries []Item) error {
 			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: e}})
 		}
 	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, logEntryWriters)
+	)
 	for start := 0; start < len(reqs); start += batchDeleteSize {
-		if _, err := s.batchWrite(ctx, reqs[start:min(start+batchDeleteSize, len(reqs))]); err != nil {
-			return fmt.Errorf("write log entries: %w", err)
-		}
+		chunk := reqs[start:min(start+batchDeleteSize, len(reqs))]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := s.batchWrite(ctx, chunk); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("write log entries: %w", err)
 	}
 	return nil
 }
+
+// logEntryWriters is how many BatchWriteItem calls of log entries run at
+// once: a stream batch of 1,000 claims is 40 calls.
+const logEntryWriters = 4
 
 // batchWrite sends reqs (at most 25) with BatchWriteItem, again with
 // backoff while DynamoDB leaves some unprocessed, and returns those it
