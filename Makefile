@@ -12,6 +12,8 @@
 #   make lint       gofmt, go vet, staticcheck
 #   make validate   sam validate --lint and cfn-lint on template.yaml
 #   make sam-build  sam build (uses the build-<LogicalId> targets below)
+#   make sam-local  sam build, the local services, the sample world and sam local start-api (docs/local.md)
+#   make test-sam-local  the sam local suite in Docker (installs and starts what it needs; CI runs it)
 #   make deploy     sam build, then sam deploy --config-env $(ENV)
 #   make fuzz-api   schemathesis against a fresh local stack from openapi.yaml (MAX_EXAMPLES=100)
 #   make api-fuzz-quick  the short bounded run CI does (5 examples per operation, no stateful phase)
@@ -50,6 +52,9 @@ FUNCTIONS := \
 	DeleteDomainFunction:delete-domain \
 	ApproveDomainFunction:approve-domain \
 	SendActivationEmailFunction:send-activation-email \
+	SendActivationEmailsFunction:send-activation-emails \
+	GetActivationEmailsFunction:get-activation-emails \
+	SendRemindersFunction:send-reminders \
 	ActivationPageFunction:activation-page \
 	ActivateFunction:activate \
 	SetAlertThresholdFunction:set-alert-threshold \
@@ -61,6 +66,7 @@ FUNCTIONS := \
 	ListUserLogsFunction:list-user-logs \
 	ListMyLogsFunction:list-my-logs \
 	ExportUserLogsFunction:export-user-logs \
+	ExportMyLogsFunction:export-my-logs \
 	GetExportFunction:get-export \
 	ExportLogsFunction:export-logs \
 	GetStatsFunction:get-stats \
@@ -68,12 +74,13 @@ FUNCTIONS := \
 	GetImportTemplateFunction:get-import-template \
 	CreateImportFunction:create-import \
 	GetImportFunction:get-import \
+	ListImportsFunction:list-imports \
 	ImportUsersFunction:import-users
 
 LAMBDA_TARGETS := $(foreach f,$(FUNCTIONS),build-$(firstword $(subst :, ,$(f))))
 
 .PHONY: build $(LAMBDA_TARGETS) tools py-tools chromium test test-browser run lint validate sam-build deploy
-.PHONY: fuzz-api api-fuzz-quick
+.PHONY: fuzz-api api-fuzz-quick sam-local test-sam-local
 
 build:
 	go build -o bin/ ./functions/...
@@ -160,6 +167,26 @@ validate: $(VENV_STAMP)
 
 sam-build: $(VENV_STAMP)
 	$(SAM) build
+
+# The functions as AWS runs them, in Docker (docs/local.md, "With Docker:
+# sam local"). SAM_LOCAL_OFFLINE=1 is for machines that cannot pull the
+# official base image: infra/samlocal/docker-setup.sh installs Docker and
+# QEMU, starts dockerd and builds a local stand-in of the image, which is
+# then passed with --invoke-image and --skip-pull-image.
+SAM_LOCAL_PORT ?= 3000
+SAM_LOCAL_SETUP = $(if $(filter 1,$(SAM_LOCAL_OFFLINE)),image=$$(infra/samlocal/docker-setup.sh | tail -1),image=)
+
+sam-local: $(VENV_STAMP) $(NODE_STAMP)
+	$(SAM_LOCAL_SETUP); \
+	$(SAM) build; \
+	go run ./infra/local sam-local --port $(SAM_LOCAL_PORT) $${image:+--invoke-image "$$image"}
+
+# The sam local suite, always offline (CI cannot pull images): it prints one
+# line per check, then "N passed, N failed in T".
+test-sam-local: $(VENV_STAMP) $(NODE_STAMP)
+	image=$$(infra/samlocal/docker-setup.sh | tail -1); \
+	start=$$(date +%s); $(SAM) build; echo "sam build: $$(( $$(date +%s) - start )) s"; \
+	go run ./infra/local sam-test --invoke-image "$$image"
 
 deploy: $(VENV_STAMP)
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod (an environment of samconfig.toml), not '$(ENV)'" >&2; exit 1 ;; esac

@@ -36,6 +36,16 @@ func port(e *env, name string, def int) (int, error) {
 	return p, nil
 }
 
+// listenHost is the address the local services listen on: LISTEN_HOST,
+// 127.0.0.1 by default (the sam local stack sets the Docker bridge's
+// gateway address, which is how containers reach this machine).
+func listenHost(e *env) string {
+	if h := e.getenv("LISTEN_HOST"); h != "" {
+		return h
+	}
+	return "127.0.0.1"
+}
+
 // startEmail starts the SES emulator on SES_PORT (default 8005) unless
 // SES_ENDPOINT names a running one, and points cfg's SES client at it.
 func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*seslocal.Server, error) {
@@ -43,7 +53,7 @@ func startEmail(ctx context.Context, e *env, root string, cfg *app.Config) (*ses
 	if err != nil {
 		return nil, err
 	}
-	srv, err := seslocal.Start(ctx, seslocal.Options{Port: p, Dir: root})
+	srv, err := seslocal.Start(ctx, seslocal.Options{Port: p, Dir: root, Host: listenHost(e)})
 	if err != nil {
 		return nil, err
 	}

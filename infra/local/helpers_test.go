@@ -19,6 +19,7 @@ import (
 
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/localauth"
 )
 
 var testKeys struct {
@@ -38,7 +39,7 @@ func keys(tb testing.TB) (key, other *signingKey) {
 				testKeys.err = err
 				return nil
 			}
-			return &signingKey{private: k, kid: thumbprint(&k.PublicKey)}
+			return &signingKey{private: k, kid: localauth.Thumbprint(&k.PublicKey)}
 		}
 		testKeys.key, testKeys.other = gen(), gen()
 	})

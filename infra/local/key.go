@@ -3,24 +3,21 @@ package main
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
+
+	"licenseadmin/shared/localauth"
 )
 
-// The local stack's token issuer and audience. The local API's authorizer
-// accepts only tokens with exactly this iss and this aud, as the API
-// Gateway JWT authorizer does with the deployed ones.
+// The local stack's token issuer and audience (localauth holds them, for
+// the local API and for functions run by sam local).
 const (
-	Issuer   = "https://license-admin.local/"
-	Audience = "license-admin"
+	Issuer   = localauth.Issuer
+	Audience = localauth.Audience
 )
 
 // keyPath is where the local signing key lives, under the repository root;
@@ -102,17 +99,10 @@ func readKey(path string) (*signingKey, error) {
 	default:
 		return nil, fmt.Errorf("read signing key %s: unexpected PEM type %q", path, block.Type)
 	}
-	return &signingKey{private: priv, kid: thumbprint(&priv.PublicKey)}, nil
+	return &signingKey{private: priv, kid: localauth.Thumbprint(&priv.PublicKey)}, nil
 }
 
-// thumbprint returns the RFC 7638 JWK thumbprint of an RSA public key.
-func thumbprint(pub *rsa.PublicKey) string {
-	b64 := base64.RawURLEncoding.EncodeToString
-	jwk, _ := json.Marshal(struct {
-		E   string `json:"e"`
-		Kty string `json:"kty"`
-		N   string `json:"n"`
-	}{b64(big.NewInt(int64(pub.E)).Bytes()), "RSA", b64(pub.N.Bytes())})
-	sum := sha256.Sum256(jwk)
-	return b64(sum[:])
+// newAuthorizer returns the local API's authorizer for tokens signed with key.
+func newAuthorizer(key *signingKey) *localauth.Authorizer {
+	return localauth.New(&key.private.PublicKey)
 }

@@ -95,6 +95,9 @@ func commands() []command {
 		{name: "licenses add", args: "--account ID --tier TIER --quantity N --order ORDER_ID", summary: "add purchased licenses (once per order id); print the pool", run: licensesAddCmd},
 		{name: "domains approve", args: "--account ID --domain DOMAIN", summary: "approve an email domain for an account without DNS proof; print the domain", run: domainsApproveCmd},
 		{name: "usage", args: "--email EMAIL --type sent|opened|downloaded|signed [--ip IP]", summary: `put one usage event on the local usage queue; print {"messageId","queueUrl","event"}`, run: usageCmd},
+		{name: "seed", summary: "create the account, users, domain, import, export, email and activation link that the sample events of infra/events name", run: seedCmd},
+		{name: "sam-local", args: "[--port N] [--invoke-image IMAGE]", summary: "the local services for functions that SAM CLI runs in Docker, the env file, the sample world, and sam local start-api (make sam-local)", run: samLocalCmd},
+		{name: "sam-test", args: "[--invoke-image IMAGE]", summary: "the sam local suite: routes through sam local start-api, events through sam local invoke (make test-sam-local)", run: samTestCmd},
 		{name: "bench", args: "[--quick] [--runs N] [--out FILE]", summary: "measure the system against the DynamoDB floor (make bench; BENCH_QUICK=1 for a short check)", run: benchCmd},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,8 +35,9 @@ const localVisibility = time.Second
 // when one is missing.
 func queueHandlers(a *app.App) map[string]localsqs.Handler {
 	return map[string]localsqs.Handler{
-		"IngestUsageFunction": a.Usage.HandleSQS,
-		"ExportLogsFunction":  a.Exports.HandleSQS,
+		"IngestUsageFunction":   a.Usage.HandleSQS,
+		"ExportLogsFunction":    a.Exports.HandleSQS,
+		"SendRemindersFunction": a.Reminders.HandleSQS,
 	}
 }
 
@@ -60,13 +62,14 @@ func listenQueues(e *env, tpl *template.Template, cfg *app.Config) (*localQueues
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost(e), strconv.Itoa(p)))
 	if err != nil {
 		return nil, fmt.Errorf("local SQS: listen on port %d (set SQS_PORT to use another; 0 picks a free one): %w", p, err)
 	}
 	q := &localQueues{ln: ln, endpoint: "http://" + ln.Addr().String(), sources: sources}
 	cfg.Queues.SQSEndpoint = q.endpoint
 	cfg.Queues.ExportQueueURL = q.url("ExportQueue")
+	cfg.Queues.ReminderQueueURL = q.url("ReminderQueue")
 	return q, nil
 }
 

@@ -150,7 +150,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "Email:     %s (inbox; sent mail as JSON at %s/store)\n", mail.Endpoint, mail.Endpoint)
 	fmt.Fprintf(e.stdout, "OpenAPI:   http://%s%s\n", ln.Addr(), openAPIPath)
 	fmt.Fprintf(e.stdout, "SQS:       %s (usage events: go run ./infra/local usage --email EMAIL --type sent)\n", queues.endpoint)
-	fmt.Fprintf(e.stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ starts the import)\n", files.srv.URL, files.bucket)
+	fmt.Fprintf(e.stdout, "S3:        %s (bucket %s; a CSV uploaded under imports/ or dropped at drop/{accountId}/{name}.csv starts an import)\n", files.srv.URL, files.bucket)
 	fmt.Fprintf(e.stdout, "Token:     go run ./infra/local token you@example.com\n")
 	fmt.Fprintf(e.stdout, "Ctrl-C stops everything.\n")
 

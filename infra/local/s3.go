@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,7 +74,7 @@ func startS3(e *env, tpl *template.Template, cfg *app.Config) (*localS3, error) 
 	if cfg.S3.Bucket == "" {
 		cfg.S3.Bucket = defaultBucket
 	}
-	srv, err := s3local.Start(fmt.Sprintf("127.0.0.1:%d", p), cfg.S3.Bucket)
+	srv, err := s3local.Start(net.JoinHostPort(listenHost(e), strconv.Itoa(p)), cfg.S3.Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("local S3 (set S3_PORT to use another port; 0 picks a free one): %w", err)
 	}

@@ -27,9 +27,15 @@ func TestS3HandlersMatchTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A function may have several S3 events (the import: imports/ and
+	// drop/); it is served once.
 	var ids []string
+	seen := map[string]bool{}
 	for _, s := range sources {
-		ids = append(ids, s.Function)
+		if !seen[s.Function] {
+			seen[s.Function] = true
+			ids = append(ids, s.Function)
+		}
 	}
 	checkRegistry(t, root, dirs, "infra/local/s3handlers.go", "S3", ids)
 }
@@ -38,7 +44,9 @@ func TestS3HandlersMatchTemplate(t *testing.T) {
 // stack `run` starts: the template downloads; POST /v1/imports gives a
 // presigned URL of the local S3; a plain HTTP PUT of a CSV to it (curl -T)
 // starts the import function as S3's notification would; GET shows it done
-// with its counters; the report downloads from its presigned URL.
+// with its counters; the report downloads from its presigned URL; a CSV
+// PUT at drop/{accountId}/{name}.csv starts an import too, which GET
+// /v1/imports lists first, as a drop.
 func TestRunImport(t *testing.T) {
 	client, _ := dynamolocal.NewTable(t)
 	table := "run-import-" + randomHex(4)
@@ -149,6 +157,39 @@ func TestRunImport(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "ImportUsersFunction") {
 		t.Errorf("no log line of the import function's invocation:\n%s", stderr.String())
+	}
+
+	// A CSV dropped at drop/{accountId}/{name}.csv, no API call first, as
+	// docs/imports.md's drop walk-through does it: the local S3 fires the
+	// import function as the template's drop/ notification says.
+	drop := newRequest(t, http.MethodPut, s3+"/license-admin-files/drop/"+acct+"/hr-export.csv",
+		strings.NewReader(strings.TrimSpace(string(mustTemplate(t, api, tok)))+"\ncy@acme.test,Cy,Young,en,\n"), "")
+	if resp, body := do(t, drop); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT drop/: %d %s", resp.StatusCode, body)
+	}
+	var list struct {
+		Items []struct {
+			Source   string  `json:"source"`
+			FileName *string `json:"fileName"`
+			Status   string  `json:"status"`
+			Created  int     `json:"created"`
+		} `json:"items"`
+	}
+	for deadline := time.Now().Add(time.Minute); len(list.Items) == 0 || list.Items[0].Source != "drop" || list.Items[0].Status != "done"; {
+		resp, body := do(t, newRequest(t, http.MethodGet, api+"/v1/imports", nil, tok))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/imports: %d %s", resp.StatusCode, body)
+		}
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dropped import done after a minute: %s\n%s", body, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(list.Items) != 2 || list.Items[0].FileName == nil || *list.Items[0].FileName != "hr-export.csv" || list.Items[0].Created != 1 || list.Items[1].Source != "api" {
+		t.Fatalf("imports %+v, want the drop (1 user) then the upload", list.Items)
 	}
 	cancel()
 	select {

@@ -17,6 +17,7 @@ import (
 
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/apigw"
+	"licenseadmin/shared/localauth"
 )
 
 // maxBodyBytes is API Gateway's payload limit: larger requests answer 413
@@ -35,7 +36,7 @@ const integrationTimeout = 30 * time.Second
 type server struct {
 	router   *router
 	handlers map[string]apigw.Handler
-	auth     *authorizer
+	auth     *localauth.Authorizer
 	log      *log.Logger
 	now      func() time.Time
 	// cors is the API's CorsConfiguration from the template; its origins
@@ -45,7 +46,7 @@ type server struct {
 
 // newServer builds the local API for tpl. It returns an error naming every
 // API function of the template that has no handler in handlers.
-func newServer(tpl *template.Template, handlers map[string]apigw.Handler, auth *authorizer, logger *log.Logger) (*server, error) {
+func newServer(tpl *template.Template, handlers map[string]apigw.Handler, auth *localauth.Authorizer, logger *log.Logger) (*server, error) {
 	rt, err := newRouter(tpl.Functions)
 	if err != nil {
 		return nil, err
@@ -198,10 +199,10 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, reqID string, now
 	}
 	var claims *events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription
 	if !rt.Public {
-		var aerr *authError
-		if claims, aerr = s.auth.authorize(r.Header, rt.Scopes); aerr != nil {
-			w.Header().Set("WWW-Authenticate", aerr.header())
-			return gatewayError(w, aerr.status, aerr.message()), "authorizer"
+		var aerr *localauth.Error
+		if claims, aerr = s.auth.Authorize(r.Header, rt.Scopes); aerr != nil {
+			w.Header().Set("WWW-Authenticate", aerr.Header())
+			return gatewayError(w, aerr.Status, aerr.Message()), "authorizer"
 		}
 	}
 	ev := buildEvent(r, body, rt, params, claims, reqID, now)

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/shared/localauth"
 )
 
 // tokenTTL is how long a local token is valid.
@@ -63,11 +64,5 @@ func issueToken(key *signingKey, email string, now time.Time) (string, error) {
 		"iat":   now.Unix(),
 		"exp":   now.Add(tokenTTL).Unix(),
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = key.kid
-	s, err := tok.SignedString(key.private)
-	if err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	return s, nil
+	return localauth.Sign(key.private, claims)
 }

@@ -54,7 +54,7 @@ func TestTokenCommand(t *testing.T) {
 		}
 		kids = append(kids, key.kid)
 		h := http.Header{"Authorization": {"Bearer " + out["token"]}}
-		jwtCtx, aerr := newAuthorizer(key).authorize(h, nil)
+		jwtCtx, aerr := newAuthorizer(key).Authorize(h, nil)
 		if aerr != nil {
 			t.Fatalf("the local authorizer refuses the token: %v", aerr)
 		}

@@ -51,8 +51,12 @@ var cliPaths = []string{
 
 // Options says how to start the emulator.
 type Options struct {
-	// Port to listen on (127.0.0.1); 0 picks a free one.
+	// Port to listen on; 0 picks a free one.
 	Port int
+	// Host is the address to listen on; "" is 127.0.0.1. The functions
+	// that SAM CLI runs in Docker reach the machine through the bridge's
+	// gateway address, so the sam local stack listens there.
+	Host string
 	// Dir is where to start looking for infra/node_modules; "" is the
 	// working directory.
 	Dir string
@@ -84,14 +88,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	if opts.Port != 0 {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port)))
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(opts.Port)))
 		if err != nil {
 			return nil, fmt.Errorf("start the SES emulator: port %d is in use (stop whatever holds it, or set SES_ENDPOINT to use a running emulator): %w", opts.Port, err)
 		}
 		_ = l.Close()
 	}
-	cmd := exec.Command(node, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(opts.Port))
+	cmd := exec.Command(node, cli, "--host", host, "--port", strconv.Itoa(opts.Port))
 	cmd.Dir = filepath.Dir(cli)
 	// SMTP relaying stays off whatever the environment says.
 	cmd.Env = append(os.Environ(), "SMTP_TRANSPORT=")
@@ -118,7 +126,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			}
 			if m := running.FindStringSubmatch(line); m != nil {
 				select {
-				case addr <- "http://127.0.0.1:" + m[1]:
+				case addr <- "http://" + net.JoinHostPort(host, m[1]):
 				default:
 				}
 			}

@@ -10,7 +10,8 @@ import (
 
 // TestS3Sources ensures S3 events are read with their bucket, event types
 // and key filter: from the test template (no filter), and from the real
-// one, where uploads under imports/ ending in .csv start the import.
+// one, where uploads under imports/ ending in .csv, and any file dropped
+// under drop/, start the import.
 func TestS3Sources(t *testing.T) {
 	got, err := mustParseFile(t, "testdata/template.yaml").S3Sources()
 	if err != nil {
@@ -28,7 +29,10 @@ func TestS3Sources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []template.S3Source{{Function: "ImportUsersFunction", Bucket: "FilesBucket", Events: []string{"s3:ObjectCreated:*"}, Prefix: "imports/", Suffix: ".csv"}}
+	want = []template.S3Source{
+		{Function: "ImportUsersFunction", Bucket: "FilesBucket", Events: []string{"s3:ObjectCreated:*"}, Prefix: "drop/"},
+		{Function: "ImportUsersFunction", Bucket: "FilesBucket", Events: []string{"s3:ObjectCreated:*"}, Prefix: "imports/", Suffix: ".csv"},
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("template.yaml: %+v, want %+v", got, want)
 	}

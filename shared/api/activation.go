@@ -102,3 +102,38 @@ func SetAlertThreshold(a *app.App) apigw.Handler {
 		return apigw.OK(p)
 	}, apigw.Idempotent())
 }
+
+// SendActivationEmails serves POST /v1/activation-emails {"userIds":[…]}
+// or {"allPending":true} (admin): 202 {"reminderId","status","queued",
+// "skipped",…} with the reminder's URL in Location. A list is reminded
+// within the request (status done); every pending user in the background
+// (status running: GET the Location for the progress).
+func SendActivationEmails(a *app.App) apigw.Handler {
+	return a.API.Handle("SendActivationEmails", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		var in activation.ReminderInput
+		if err := r.Decode(&in); err != nil {
+			return nil, err
+		}
+		accepted := func(rem *licadmin.Reminder) *apigw.Response {
+			return &apigw.Response{Status: http.StatusAccepted, Body: rem, Headers: map[string]string{"Location": "/v1/activation-emails/" + rem.ID}}
+		}
+		apigw.Render(ctx, accepted)
+		rem, err := a.Reminders.Request(ctx, r.Request, in)
+		if err != nil {
+			return nil, err
+		}
+		return accepted(rem), nil
+	}, apigw.Idempotent())
+}
+
+// GetActivationEmails serves GET /v1/activation-emails/{reminderId}
+// (admin): a bulk reminder's status and counts so far.
+func GetActivationEmails(a *app.App) apigw.Handler {
+	return a.API.Handle("GetActivationEmails", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		rem, err := a.Reminders.Get(ctx, r.Request, r.Param("reminderId"))
+		if err != nil {
+			return nil, err
+		}
+		return &apigw.Response{Status: http.StatusOK, Body: rem, Headers: noStore}, nil
+	})
+}

@@ -714,8 +714,9 @@ func TestDomainProblemsHaveStatuses(t *testing.T) {
 // TestSampleEvents ensures the sample events of the user-edit and domain
 // functions (infra/events, for `sam local invoke`) are API Gateway events
 // of the routes they name, that the handlers answer as expected against an
-// account whose admin is the events' caller: the events' user does not
-// exist, their domain is requested, verified (no TXT record) and deleted.
+// account whose admin is the events' caller and that has none of their
+// users. Against the world that `go run ./infra/local seed` creates, every
+// sample event succeeds (infra/local TestSeededSampleEvents).
 func TestSampleEvents(t *testing.T) {
 	f := newDNSFixture(t)
 	cases := []struct {
@@ -725,10 +726,7 @@ func TestSampleEvents(t *testing.T) {
 	}{
 		{"update-user.json", f.editHandler, http.StatusNotFound},
 		{"delete-user.json", f.deleteHandler, http.StatusNotFound},
-		{"create-domain.json", f.reqHandler, http.StatusCreated},
-		{"verify-domain.json", f.verifyHandler, http.StatusUnprocessableEntity},
 		{"list-domains.json", api.ListDomains(f.App), http.StatusOK},
-		{"delete-domain.json", api.DeleteDomain(f.App), http.StatusNoContent},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {

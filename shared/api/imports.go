@@ -8,6 +8,7 @@ import (
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/importer"
+	"licenseadmin/shared/licadmin"
 )
 
 // GetImportTemplate serves GET /v1/imports/template: the CSV template.
@@ -60,5 +61,34 @@ func GetImport(a *app.App) apigw.Handler {
 			return nil, err
 		}
 		return &apigw.Response{Status: http.StatusOK, Body: imp, Headers: map[string]string{"Cache-Control": "no-store"}}, nil
+	})
+}
+
+// ListImports serves GET /v1/imports?limit=&cursor=: the account's
+// imports, newest first, uploaded and dropped alike ("source"), each with
+// its report's URL once ended.
+func ListImports(a *app.App) apigw.Handler {
+	return a.API.Handle("ListImports", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+		limit, err := limitParam(r)
+		if err != nil {
+			return nil, err
+		}
+		scope := "imports\x00" + r.Email
+		after, err := a.Cursors.Decode(ctx, scope, r.Query["cursor"])
+		if err != nil {
+			return nil, err
+		}
+		imps, next, err := a.Imports.List(ctx, r.Request, limit, after)
+		if err != nil {
+			return nil, err
+		}
+		page := apigw.Page[*licadmin.Import]{Items: imps}
+		if page.Items == nil {
+			page.Items = []*licadmin.Import{}
+		}
+		if page.NextCursor, err = a.Cursors.Encode(ctx, scope, next); err != nil {
+			return nil, err
+		}
+		return &apigw.Response{Status: http.StatusOK, Body: page, Headers: map[string]string{"Cache-Control": "no-store"}}, nil
 	})
 }

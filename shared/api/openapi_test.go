@@ -39,34 +39,38 @@ import (
 
 // specHandlers maps each operationId of openapi.yaml to its handler.
 var specHandlers = map[string]func(*app.App) apigw.Handler{
-	"GetLicensePool":      api.GetLicensePool,
-	"AssignLicense":       api.AssignLicense,
-	"ModifyLicense":       api.ModifyLicense,
-	"RemoveLicense":       api.RemoveLicense,
-	"TransferLicense":     api.TransferLicense,
-	"DeletePoolLicenses":  api.DeletePoolLicenses,
-	"SetAlertThreshold":   api.SetAlertThreshold,
-	"CreateUser":          api.CreateUser,
-	"ListUsers":           api.ListUsers,
-	"GetUser":             api.GetUser,
-	"UpdateUser":          api.UpdateUser,
-	"DeleteUser":          api.DeleteUser,
-	"SendActivationEmail": api.SendActivationEmail,
-	"CreateDomain":        api.CreateDomain,
-	"ListDomains":         api.ListDomains,
-	"VerifyDomain":        api.VerifyDomain,
-	"DeleteDomain":        api.DeleteDomain,
-	"ActivationPage":      api.ActivationPage,
-	"Activate":            api.Activate,
-	"GetImportTemplate":   api.GetImportTemplate,
-	"CreateImport":        api.CreateImport,
-	"GetImport":           api.GetImport,
-	"ListUserLogs":        api.ListUserLogs,
-	"ListMyLogs":          api.ListMyLogs,
-	"ExportUserLogs":      api.ExportUserLogs,
-	"GetExport":           api.GetExport,
-	"GetStats":            api.GetStats,
-	"GetUserStats":        api.GetUserStats,
+	"GetLicensePool":       api.GetLicensePool,
+	"AssignLicense":        api.AssignLicense,
+	"ModifyLicense":        api.ModifyLicense,
+	"RemoveLicense":        api.RemoveLicense,
+	"TransferLicense":      api.TransferLicense,
+	"DeletePoolLicenses":   api.DeletePoolLicenses,
+	"SetAlertThreshold":    api.SetAlertThreshold,
+	"CreateUser":           api.CreateUser,
+	"ListUsers":            api.ListUsers,
+	"GetUser":              api.GetUser,
+	"UpdateUser":           api.UpdateUser,
+	"DeleteUser":           api.DeleteUser,
+	"SendActivationEmail":  api.SendActivationEmail,
+	"SendActivationEmails": api.SendActivationEmails,
+	"GetActivationEmails":  api.GetActivationEmails,
+	"CreateDomain":         api.CreateDomain,
+	"ListDomains":          api.ListDomains,
+	"VerifyDomain":         api.VerifyDomain,
+	"DeleteDomain":         api.DeleteDomain,
+	"ActivationPage":       api.ActivationPage,
+	"Activate":             api.Activate,
+	"GetImportTemplate":    api.GetImportTemplate,
+	"CreateImport":         api.CreateImport,
+	"GetImport":            api.GetImport,
+	"ListImports":          api.ListImports,
+	"ListUserLogs":         api.ListUserLogs,
+	"ListMyLogs":           api.ListMyLogs,
+	"ExportUserLogs":       api.ExportUserLogs,
+	"ExportMyLogs":         api.ExportMyLogs,
+	"GetExport":            api.GetExport,
+	"GetStats":             api.GetStats,
+	"GetUserStats":         api.GetUserStats,
 }
 
 // genericCodes are problem codes that many operations document for the
@@ -94,21 +98,22 @@ var uncoveredCodes = map[string]string{
 // specState is the world the cases run in: one account with its admin, a
 // plain user and a few users, and another account.
 type specState struct {
-	t        *testing.T
-	env      *apitest.Env
-	faults   *atomic.Int32 // the apitest.Fault injected into every DynamoDB call
-	dns      *dnsServer
-	admin    string
-	plain    string
-	stranger string // a valid token whose email belongs to no user
-	acct     string
-	adminID  string
-	other    string // the other account's admin
-	foreign  string // a user id of the other account
-	u        map[string]string
-	importID string
-	exportID string
-	txt      map[string]string // domain -> TXT record value to publish
+	t          *testing.T
+	env        *apitest.Env
+	faults     *atomic.Int32 // the apitest.Fault injected into every DynamoDB call
+	dns        *dnsServer
+	admin      string
+	plain      string
+	stranger   string // a valid token whose email belongs to no user
+	acct       string
+	adminID    string
+	other      string // the other account's admin
+	foreign    string // a user id of the other account
+	u          map[string]string
+	importID   string
+	exportID   string
+	reminderID string
+	txt        map[string]string // domain -> TXT record value to publish
 }
 
 // specCase is one request and the answer it must get.
@@ -345,6 +350,22 @@ var specCases = []specCase{
 		return apitest.Request{Body: map[string]string{}}
 	}, status: 400, code: licadmin.EINVALID, badRequest: true},
 
+	// Bulk reminders.
+	{op: "SendActivationEmails", name: "a list", req: func(s *specState) apitest.Request {
+		return apitest.Request{Email: s.admin, Body: map[string]any{"userIds": []string{s.u["u1"], unknownID}}}
+	}, status: 202, then: func(s *specState, r *apitest.Response) {
+		var rem struct{ ReminderID string }
+		r.Decode(s.t, &rem)
+		s.reminderID = rem.ReminderID
+	}},
+	{op: "SendActivationEmails", name: "all pending", req: adminReq(nil, map[string]bool{"allPending": true}), status: 202},
+	{op: "SendActivationEmails", name: "neither", req: adminReq(nil, map[string]any{}), status: 400, code: licadmin.EINVALID},
+	{op: "SendActivationEmails", name: "a plain user", req: with(adminReq(nil, map[string]bool{"allPending": true}), as(func(s *specState) string { return s.plain })), status: 403, code: licadmin.EFORBIDDEN},
+	{op: "GetActivationEmails", name: "done", req: func(s *specState) apitest.Request {
+		return apitest.Request{Email: s.admin, Params: map[string]string{"reminderId": s.reminderID}}
+	}, status: 200},
+	{op: "GetActivationEmails", name: "unknown", req: adminReq(map[string]string{"reminderId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
+
 	// Imports.
 	{op: "GetImportTemplate", name: "template", req: adminReq(nil, nil), status: 200},
 	{op: "CreateImport", name: "created", req: adminReq(nil, map[string]bool{"dryRun": true}), status: 201, then: func(s *specState, r *apitest.Response) {
@@ -358,6 +379,10 @@ var specCases = []specCase{
 		return apitest.Request{Email: s.admin, Params: map[string]string{"importId": s.importID}}
 	}, status: 200},
 	{op: "GetImport", name: "unknown", req: adminReq(map[string]string{"importId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
+	{op: "ListImports", name: "newest first", req: with(adminReq(nil, nil), query("limit", "1")), status: 200},
+	{op: "ListImports", name: "bad limit", req: with(adminReq(nil, nil), query("limit", "201")), status: 400, code: licadmin.EINVALID, badRequest: true},
+	{op: "ListImports", name: "bad cursor", req: with(adminReq(nil, nil), query("cursor", "forged")), status: 400, code: licadmin.EINVALID},
+	{op: "ListImports", name: "a plain user", req: with(adminReq(nil, nil), as(func(s *specState) string { return s.plain })), status: 403, code: licadmin.EFORBIDDEN},
 
 	// Logs, exports and statistics.
 	{op: "ListUserLogs", name: "page", req: with(onUser("u1", nil), query("from", "2026-01-01", "type", "sent", "limit", "10")), status: 200},
@@ -376,6 +401,11 @@ var specCases = []specCase{
 		return apitest.Request{Email: s.admin, Params: map[string]string{"exportId": s.exportID}}
 	}, status: 200},
 	{op: "GetExport", name: "unknown", req: adminReq(map[string]string{"exportId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
+	{op: "ExportMyLogs", name: "a plain user's own", req: with(adminReq(nil, map[string]string{"from": "2026-01-01"}), as(func(s *specState) string { return s.plain })), status: 202},
+	{op: "ExportMyLogs", name: "bad range", req: with(adminReq(nil, map[string]string{"from": "soon"}), as(func(s *specState) string { return s.plain })), status: 400, code: licadmin.EINVALID},
+	{op: "GetExport", name: "not the asker's", req: with(func(s *specState) apitest.Request {
+		return apitest.Request{Params: map[string]string{"exportId": s.exportID}}
+	}, as(func(s *specState) string { return s.plain })), status: 404, code: licadmin.ENOTFOUND},
 	{op: "GetStats", name: "this month", req: adminReq(nil, nil), status: 200},
 	{op: "GetStats", name: "as CSV", req: with(adminReq(nil, nil), query("format", "csv", "from", "2026-01", "to", "2026-03")), status: 200},
 	{op: "GetStats", name: "bad month", req: with(adminReq(nil, nil), query("from", "2026-13")), status: 400, code: licadmin.EINVALID, badRequest: true},

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"go/ast"
-	"go/parser"
-	"go/token"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -38,20 +35,8 @@ const sourceIP = "198.51.100.7"
 // functions that return an apigw.Handler: every HTTP route's handler.
 func handlerConstructors(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatalf("parse %s: %v", name, err)
-		}
+	for _, file := range sourceFiles(t, "*.go") {
 		for _, d := range file.Decls {
 			fn, ok := d.(*ast.FuncDecl)
 			if !ok || fn.Recv != nil || !fn.Name.IsExported() || fn.Type.Results == nil || len(fn.Type.Results.List) != 1 {
@@ -258,6 +243,50 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("bulk reminders", func(t *testing.T) {
+		// B lists A's users: skipped as unknown ids, nothing queued; B's
+		// reminder of every pending user reaches B's users only.
+		covered["SendActivationEmails"], covered["GetActivationEmails"] = true, true
+		send, get := api.SendActivationEmails(f.App), api.GetActivationEmails(f.App)
+		r := do(send, apitest.Request{Route: "POST /v1/activation-emails", Email: b, Body: map[string]any{"userIds": []string{aHeld, aFree}}})
+		r.Want(t, http.StatusAccepted)
+		var rem licadmin.Reminder
+		r.Decode(t, &rem)
+		if rem.Queued != 0 || rem.Skipped != 2 {
+			t.Fatalf("B's reminder of A's users: %+v, want both skipped", rem)
+		}
+		// A's reminder ids are unknown to B (TestRemindList compares them
+		// with unknown ids); B reads its own.
+		do(get, apitest.Request{Route: "GET /v1/activation-emails/{reminderId}", Email: b, Params: map[string]string{"reminderId": rem.ID}}).Want(t, http.StatusOK)
+		q := &apitest.ExportQueue{}
+		f.App.Reminders.Queue = q
+		do(send, apitest.Request{Route: "POST /v1/activation-emails", Email: b, Body: map[string]bool{"allPending": true}}).Want(t, http.StatusAccepted)
+		for _, j := range q.Take() {
+			if _, err := f.App.Reminders.HandleSQS(apitest.AsFunction(t.Context(), "SendRemindersFunction"), apitest.SQSEvent(j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, it := range f.Scan(t) {
+			if o := store.OutboxFromImage(it); o != nil && o.Kind == licadmin.EmailActivation && o.AccountID == f.acct {
+				t.Fatalf("B's reminders queued an email to A's user %s", o.UserID)
+			}
+		}
+	})
+	t.Run("own journal export", func(t *testing.T) {
+		// B's own export is of B's caller: the job names B's account and
+		// user only, and A's admin cannot read it.
+		covered["ExportMyLogs"] = true
+		r := do(api.ExportMyLogs(f.App), apitest.Request{Route: "POST /v1/me/logs/export", Email: b})
+		r.Want(t, http.StatusAccepted)
+		var x struct{ ExportID string }
+		r.Decode(t, &x)
+		exp, err := f.App.Store.GetExport(t.Context(), x.ExportID)
+		if err != nil || exp == nil || exp.AccountID != bAcct || exp.UserID != callerOf(t, f, b).UserID {
+			t.Fatalf("B's own export %+v (%v), want B's account and user", exp, err)
+		}
+		do(getExport, apitest.Request{Route: "GET /v1/exports/{exportId}", Params: map[string]string{"exportId": x.ExportID}, Email: f.admin}).
+			WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+	})
 	t.Run("imports", func(t *testing.T) {
 		covered["CreateImport"], covered["GetImportTemplate"] = true, true
 		// B's import is B's: its upload key names B's account only.
@@ -267,6 +296,13 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatalf("B's import does not upload under B's account: %s", r.Body)
 		}
 		do(importTemplate, apitest.Request{Route: "GET /v1/imports/template", Email: b}).Want(t, http.StatusOK)
+		// B's list holds B's import only, never A's.
+		covered["ListImports"] = true
+		r = do(api.ListImports(f.App), apitest.Request{Route: "GET /v1/imports", Email: b})
+		r.Want(t, http.StatusOK)
+		if strings.Contains(r.Body, aImport.ImportID) || strings.Count(r.Body, `"importId"`) != 1 {
+			t.Fatalf("B's imports show A's, or not B's one: %s", r.Body)
+		}
 	})
 	t.Run("activation", func(t *testing.T) {
 		// Public routes: a token is a secret of one user, not an id that

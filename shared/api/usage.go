@@ -76,7 +76,24 @@ func ListMyLogs(a *app.App) apigw.Handler {
 // export's URL in Location; GET /v1/exports/{exportId} tells when it is
 // ready.
 func ExportUserLogs(a *app.App) apigw.Handler {
-	return a.API.Handle("ExportUserLogs", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
+	return exportHandler(a, "ExportUserLogs", func(ctx context.Context, r *apigw.Request, in logs.ExportInput) (*logs.Accepted, error) {
+		return a.Exports.Request(ctx, r.Request, r.Param("userId"), in)
+	})
+}
+
+// ExportMyLogs serves POST /v1/me/logs/export {"from","to","type",
+// "format":"csv"} (any user, its own journal): answered as ExportUserLogs;
+// the export is readable by the caller only.
+func ExportMyLogs(a *app.App) apigw.Handler {
+	return exportHandler(a, "ExportMyLogs", func(ctx context.Context, r *apigw.Request, in logs.ExportInput) (*logs.Accepted, error) {
+		return a.Exports.RequestMine(ctx, r.Request, in)
+	})
+}
+
+// exportHandler decodes an export request's optional body, starts the
+// export with start and answers 202 with the export's URL in Location.
+func exportHandler(a *app.App, name string, start func(context.Context, *apigw.Request, logs.ExportInput) (*logs.Accepted, error)) apigw.Handler {
+	return a.API.Handle(name, func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
 		var in logs.ExportInput
 		if len(bytes.TrimSpace(r.Body)) > 0 {
 			if err := r.Decode(&in); err != nil {
@@ -87,7 +104,7 @@ func ExportUserLogs(a *app.App) apigw.Handler {
 			return &apigw.Response{Status: http.StatusAccepted, Body: x, Headers: map[string]string{"Location": "/v1/exports/" + x.ExportID}}
 		}
 		apigw.Render(ctx, accepted)
-		x, err := a.Exports.Request(ctx, r.Request, r.Param("userId"), in)
+		x, err := start(ctx, r, in)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +112,8 @@ func ExportUserLogs(a *app.App) apigw.Handler {
 	}, apigw.Idempotent())
 }
 
-// GetExport serves GET /v1/exports/{exportId} (admin):
+// GetExport serves GET /v1/exports/{exportId} (whoever asked for the
+// export):
 // {"exportId","status":"running|done|failed","url",…}, url a presigned
 // GET of the CSV while the export is done.
 func GetExport(a *app.App) apigw.Handler {

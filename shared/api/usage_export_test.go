@@ -194,3 +194,75 @@ func TestExportFailures(t *testing.T) {
 		t.Fatalf("export past its deadline: %+v, want failed", v)
 	}
 }
+
+// TestExportMine ensures any user, admin or not, exports its own journal
+// (and nobody else's), that the export answers the user who asked and
+// nobody else (another user of the account, an admin, another account:
+// 404 as an unknown id), that an admin's export of a user's logs answers
+// that admin only, and that the request is idempotent and validated.
+func TestExportMine(t *testing.T) {
+	f := newUsageFixture(t)
+	q := f.UseExports()
+	now := time.Now().UTC()
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-2*time.Hour)),
+		event(f.acct, f.adaEmail, licadmin.EventOpened, now.Add(-time.Hour)),
+		event(f.acct, f.bobEmail, licadmin.EventSent, now.Add(-time.Hour)))
+	start := func(email string, body any, headers map[string]string) *apitest.Response {
+		return f.exportMine(withHeaders(apitest.Request{Route: routeMyExport, Email: email, Body: body}, headers))
+	}
+	get := func(email, id string) *apitest.Response {
+		return f.getExport(apitest.Request{Route: routeGetExport, Params: map[string]string{"exportId": id}, Email: email})
+	}
+	r := start(f.adaEmail, map[string]string{"from": now.Add(-24 * time.Hour).Format(time.DateOnly)}, nil)
+	r.Want(t, http.StatusAccepted)
+	var x struct{ ExportID string }
+	r.Decode(t, &x)
+	if loc := r.Headers["Location"]; loc != "/v1/exports/"+x.ExportID {
+		t.Fatalf("Location %q", loc)
+	}
+	if failed := f.RunExports(t, q); len(failed) != 0 {
+		t.Fatalf("export job failed: %v", failed)
+	}
+	r = get(f.adaEmail, x.ExportID)
+	r.Want(t, http.StatusOK)
+	var v exportView
+	r.Decode(t, &v)
+	if v.Status != "done" || v.URL == nil || v.Rows == nil || *v.Rows != 2 {
+		t.Fatalf("ada's own export: %+v, want done with her 2 entries", v)
+	}
+	if recs := download(t, *v.URL); len(recs) != 3 {
+		t.Fatalf("ada's own export has %d lines, want the header and her 2 entries: %q", len(recs), recs)
+	}
+	// Nobody else reads it: another user, the account's admin, another
+	// account's admin, all as for an unknown id.
+	for _, who := range []string{f.bobEmail, f.admin, f.other} {
+		wantSameAnswer(t, get(who, x.ExportID), get(who, unknownID), x.ExportID, unknownID)
+		get(who, x.ExportID).WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+	}
+	get("stranger@nowhere.test", x.ExportID).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	get("", x.ExportID).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+
+	// An admin exports its own journal too; an admin's export of ada's
+	// logs is not ada's to read.
+	start(f.admin, nil, nil).Want(t, http.StatusAccepted)
+	adminsOfAda := f.startExport(t, f.ada, nil, nil)
+	get(f.adaEmail, adminsOfAda).WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+	get(f.admin, adminsOfAda).Want(t, http.StatusOK)
+
+	// Idempotency.
+	key := map[string]string{"Idempotency-Key": "mine-1"}
+	first := start(f.bobEmail, nil, key)
+	first.Want(t, http.StatusAccepted)
+	again := start(f.bobEmail, nil, key)
+	if again.Body != first.Body {
+		t.Fatalf("retry answered %s, want %s", again.Body, first.Body)
+	}
+	start(f.bobEmail, map[string]string{"type": "sent"}, key).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EIDEMREUSED)
+
+	// Bad requests, and callers who are no user.
+	for _, body := range []any{map[string]string{"format": "xlsx"}, map[string]string{"from": "soon"}, `{"extra":1}`, "{"} {
+		start(f.adaEmail, body, nil).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+	}
+	start("stranger@nowhere.test", nil, nil).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	start("", nil, nil).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+}

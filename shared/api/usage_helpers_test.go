@@ -32,6 +32,7 @@ const (
 	routeMyLogs    = "GET /v1/me/logs"
 	routeExport    = "POST /v1/users/{userId}/logs/export"
 	routeGetExport = "GET /v1/exports/{exportId}"
+	routeMyExport  = "POST /v1/me/logs/export"
 	routeStats     = "GET /v1/stats"
 	routeUserStats = "GET /v1/users/{userId}/stats"
 )
@@ -43,6 +44,7 @@ type usageFixture struct {
 	ada, bob                                        string // user ids
 	adaEmail, bobEmail                              string
 	logs, mine, export, getExport, stats, userStats func(apitest.Request) *apitest.Response
+	exportMine                                      func(apitest.Request) *apitest.Response
 	del                                             func(apitest.Request) *apitest.Response
 }
 
@@ -57,6 +59,7 @@ func newUsageFixture(t *testing.T) *usageFixture {
 	a := f.App
 	f.logs, f.mine, f.export, f.getExport = call(api.ListUserLogs(a)), call(api.ListMyLogs(a)), call(api.ExportUserLogs(a)), call(api.GetExport(a))
 	f.stats, f.userStats, f.del = call(api.GetStats(a)), call(api.GetUserStats(a)), call(api.DeleteUser(a))
+	f.exportMine = call(api.ExportMyLogs(a))
 	return f
 }
 

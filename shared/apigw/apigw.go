@@ -24,6 +24,7 @@ import (
 
 	"licenseadmin/shared/idem"
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/localauth"
 )
 
 // Handler is the Lambda handler signature for API Gateway HTTP API events;
@@ -122,6 +123,12 @@ type Server struct {
 	// Metrics records every request's status and latency; nil records
 	// nothing.
 	Metrics RequestMetrics
+	// SAMLocal verifies the bearer token of every request to a route that
+	// is not public, as the API Gateway JWT authorizer does, when SAM CLI
+	// runs the function (sam local does not emulate JWT authorizers). It
+	// is nil in AWS, where the gateway has verified the token before the
+	// function runs (localauth.FromEnv).
+	SAMLocal *localauth.Authorizer
 }
 
 // Option changes how Handle treats a route.
@@ -147,6 +154,13 @@ func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		start := s.now()
 		ctx, trace := licadmin.WithTrace(ctx)
+		if s.SAMLocal != nil && !rt.public {
+			var refused *events.APIGatewayV2HTTPResponse
+			if ev, refused = s.samLocalAuthorize(ev); refused != nil {
+				s.log(ctx, name, ev, &Request{}, *refused, licadmin.Errorf(licadmin.EUNAUTHORIZED, "the token was refused"), false, start, "")
+				return *refused, nil
+			}
+		}
 		req, err := newRequest(ev)
 		var resp events.APIGatewayV2HTTPResponse
 		replayed := false
@@ -340,6 +354,31 @@ func newRequest(ev events.APIGatewayV2HTTPRequest) (*Request, error) {
 	}
 	req.Body = body
 	return req, nil
+}
+
+// samLocalAuthorize does under sam local what API Gateway's JWT authorizer
+// does before a function runs: it verifies the Authorization header and
+// puts the claims in the event, as the gateway hands them to the function,
+// which then reads the caller from them like in AWS (claimEmail). A token
+// it refuses gets the gateway's answer: 401 {"message":"Unauthorized"}
+// with WWW-Authenticate. Whatever authorizer context the event carried is
+// replaced: nothing has verified it.
+func (s *Server) samLocalAuthorize(ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPRequest, *events.APIGatewayV2HTTPResponse) {
+	h := http.Header{}
+	for k, v := range ev.Headers {
+		h.Set(k, v)
+	}
+	jwt, aerr := s.SAMLocal.Authorize(h, nil)
+	if aerr != nil {
+		b, _ := json.Marshal(map[string]string{"message": aerr.Message()})
+		return ev, &events.APIGatewayV2HTTPResponse{
+			StatusCode: aerr.Status,
+			Headers:    map[string]string{"Content-Type": "application/json", "WWW-Authenticate": aerr.Header()},
+			Body:       string(b),
+		}
+	}
+	ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: jwt}
+	return ev, nil
 }
 
 // claimEmail returns the verified token's email claim, lower-cased. API

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,8 @@ import (
 const ImportBucket = "license-admin-test"
 
 // S3 is a test's S3: an s3local store on loopback holding ImportBucket.
-// The events of files uploaded under imports/ and the continuations the
+// The events of files uploaded under imports/ or dropped under drop/ (as
+// template.yaml's notifications filter them) and the continuations the
 // import function asks for are queued, not run: a test delivers them when
 // and as often as it wants (Deliver, RunImports), as Lambda would.
 type S3 struct {
@@ -44,6 +46,7 @@ func (e *Env) useS3(tb testing.TB) {
 	e.S3 = &S3{Server: srv, Bucket: ImportBucket, iam: e.iam}
 	e.iam.bucket = ImportBucket
 	srv.Notify(s3local.Notification{Bucket: ImportBucket, Prefix: importer.ImportPrefix, Suffix: ".csv", Deliver: e.S3.uploaded})
+	srv.Notify(s3local.Notification{Bucket: ImportBucket, Prefix: importer.DropPrefix, Deliver: e.S3.uploaded})
 	e.App.Config.S3.Bucket, e.App.Config.S3.Endpoint = ImportBucket, srv.URL
 	e.App.UseImportFiles(s3.New(srv.Client().Options(), e.iam.s3), importer.InvokeFunc(e.S3.continued))
 }
@@ -60,6 +63,17 @@ func (s *S3) continued(ctx context.Context, ev importer.Event) error {
 	defer s.mu.Unlock()
 	s.next = append(s.next, ev)
 	return nil
+}
+
+// Drop puts body at key in the bucket as an integration with write access
+// does (no API call first), and returns the object's ETag.
+func (s *S3) Drop(tb testing.TB, key, body string) string {
+	tb.Helper()
+	out, err := s.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: strings.NewReader(body)})
+	if err != nil {
+		tb.Fatalf("drop %s: %v", key, err)
+	}
+	return strings.Trim(*out.ETag, `"`)
 }
 
 // Uploads waits until n upload events have arrived (S3 sends them

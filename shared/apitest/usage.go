@@ -91,8 +91,8 @@ func (e *Env) DeliverUsageStream(tb testing.TB) {
 
 var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
 
-// ExportQueue is a test's export queue: it keeps the jobs that export
-// requests send, for RunExports.
+// ExportQueue is a test's export (or reminder) queue: it keeps the jobs
+// that requests send, for RunExports (or Take).
 type ExportQueue struct {
 	mu   sync.Mutex
 	jobs []string
@@ -113,6 +113,15 @@ func (q *ExportQueue) Send(ctx context.Context, body []byte) error {
 	}
 	q.jobs = append(q.jobs, string(body))
 	return nil
+}
+
+// Take returns and forgets the waiting jobs.
+func (q *ExportQueue) Take() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	jobs := q.jobs
+	q.jobs = nil
+	return jobs
 }
 
 // Len returns how many jobs wait.
@@ -137,12 +146,8 @@ func (e *Env) UseExports() *ExportQueue {
 // the handler reported failed.
 func (e *Env) RunExports(tb testing.TB, q *ExportQueue) []events.SQSBatchItemFailure {
 	tb.Helper()
-	q.mu.Lock()
-	jobs := q.jobs
-	q.jobs = nil
-	q.mu.Unlock()
 	var failed []events.SQSBatchItemFailure
-	for _, j := range jobs {
+	for _, j := range q.Take() {
 		resp, err := e.App.Exports.HandleSQS(AsFunction(context.Background(), "ExportLogsFunction"), SQSEvent(j))
 		if err != nil {
 			tb.Fatalf("export handler returned an error: %v", err)

@@ -28,6 +28,7 @@ import (
 	"licenseadmin/shared/importer"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/license"
+	"licenseadmin/shared/localauth"
 	"licenseadmin/shared/logs"
 	"licenseadmin/shared/metrics"
 	"licenseadmin/shared/notify"
@@ -70,6 +71,11 @@ type Config struct {
 	// DNSTimeout bounds one TXT lookup (DNS_TIMEOUT, a Go duration such as
 	// "3s"); dnstxt.DefaultTimeout when zero.
 	DNSTimeout time.Duration
+	// SAMLocalAuth verifies bearer tokens in the function itself, only when
+	// SAM CLI runs it (AWS_SAM_LOCAL=true) and the env file names the
+	// local stack's public key (LOCAL_JWT_PUBLIC_KEY): nil in AWS, where
+	// the API Gateway JWT authorizer does it (localauth.FromEnv).
+	SAMLocalAuth *localauth.Authorizer
 }
 
 // ConfigFromEnv reads Config from the process environment.
@@ -94,6 +100,11 @@ func ConfigFrom(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("LOG_LEVEL %q: use DEBUG, INFO, WARN or ERROR", v)
 		}
 	}
+	auth, err := localauth.FromEnv(getenv)
+	if err != nil {
+		return c, err
+	}
+	c.SAMLocalAuth = auth
 	if v := getenv("PUBLIC_EMAIL_DOMAINS"); v != "" {
 		c.WebmailDomains = strings.Split(v, ",")
 	}
@@ -130,9 +141,12 @@ type App struct {
 	// Activation, Notify and Stream: activation links, the outbox's email
 	// delivery, and the table stream's dispatcher (shared/app/email.go).
 	Activation *activation.Service
-	Notify     *notify.Service
-	Stream     *stream.Dispatcher
-	Domains    *domains.Service
+	// Reminders sends activation emails in bulk (POST
+	// /v1/activation-emails); its queue comes from WithReminders.
+	Reminders *activation.Reminders
+	Notify    *notify.Service
+	Stream    *stream.Dispatcher
+	Domains   *domains.Service
 	// Usage ingestion, logs, exports, statistics and the log purge
 	// (shared/app/usage.go).
 	Usage *usage.Ingester
@@ -150,8 +164,10 @@ type App struct {
 	// (shared/app/imports.go).
 	Imports *importer.Service
 
-	// now is the services' clock, for the features added after them.
-	now licadmin.Clock
+	// now and newID are the services' clock and ids, for the features
+	// added after them.
+	now   licadmin.Clock
+	newID licadmin.IDSource
 }
 
 // New builds the dependencies for cfg: every service, with the table
@@ -168,6 +184,7 @@ func New(ctx context.Context, cfg Config, optFns ...func(*dynamodb.Options)) (*A
 	a.UseSES(newSESClient(awsCfg, cfg.Email))
 	useAWSImportFiles(a, awsCfg)
 	useAWSExports(a, awsCfg)
+	useAWSReminders(a, awsCfg)
 	meterEmail(a)
 	return a, nil
 }
@@ -244,11 +261,12 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 	st := &store.Store{DB: db, Table: cfg.TableName, NewID: newID}
 	a := &App{
 		now:      now,
+		newID:    newID,
 		Config:   cfg,
 		Logger:   logger,
 		DynamoDB: db,
 		Store:    st,
-		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now},
+		API:      &apigw.Server{Logger: logger, Idempotency: st, Now: now, SAMLocal: cfg.SAMLocalAuth},
 		Cursors:  &apigw.Cursors{Keys: st},
 		Licenses: &license.Service{Store: st, Now: now, Callers: callercache.New(callercache.DefaultTTL, callercache.DefaultMax)},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},

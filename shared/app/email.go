@@ -89,6 +89,7 @@ func newSESClient(awsCfg aws.Config, cfg EmailConfig) *ses.Client {
 // wireEmail builds the activation service of a (links and tokens).
 func wireEmail(a *App, st *store.Store, now licadmin.Clock) {
 	a.Activation = &activation.Service{Store: st, Now: now, TTL: a.Config.Email.ActivationTTL, PublicBaseURL: a.Config.Email.PublicBaseURL}
+	a.Reminders = &activation.Reminders{Store: st, Now: now, NewID: a.newID, Logger: a.Logger}
 }
 
 // wireDelivery builds the outbox delivery and the stream dispatcher of a,

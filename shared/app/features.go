@@ -38,6 +38,11 @@ func WithExports(a *App, awsCfg aws.Config) {
 	useAWSExports(a, awsCfg)
 }
 
+// WithReminders is the reminder queue (SQS): bulk activation emails.
+func WithReminders(a *App, awsCfg aws.Config) {
+	useAWSReminders(a, awsCfg)
+}
+
 // Load builds the App of a Lambda function for cfg: the services that
 // need DynamoDB only, plus features, with the AWS configuration that
 // Lambda gives a function in its environment (lambdaAWS). optFns adjust

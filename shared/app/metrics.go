@@ -13,7 +13,8 @@ import (
 // wireMetrics gives the parts that report metrics the App's emitter, when
 // Config.Metrics is on: every API request (count, errors, latency per
 // operation), the store's transaction conflicts and retries, the CSV
-// imports' rows and failures, and the usage events ingested.
+// imports' rows and failures, the dropped files rejected, and the usage
+// events ingested.
 func wireMetrics(a *App) {
 	if !a.Config.Metrics {
 		return
@@ -23,6 +24,7 @@ func wireMetrics(a *App) {
 	a.API.Metrics = m
 	a.Store.Metrics = m
 	a.Imports.Metrics = m
+	a.Imports.DropMetrics = m
 	a.Usage.Metrics = m
 }
 

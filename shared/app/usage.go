@@ -24,6 +24,9 @@ type QueueConfig struct {
 	// ExportQueueURL is the queue of log export jobs (EXPORT_QUEUE_URL);
 	// only the function that requests exports needs it.
 	ExportQueueURL string
+	// ReminderQueueURL is the queue of bulk reminder jobs
+	// (REMINDER_QUEUE_URL): the functions that request and run them.
+	ReminderQueueURL string
 }
 
 // S3Config locates the bucket of CSV files: imports under imports/, log
@@ -40,7 +43,8 @@ type S3Config struct {
 func (c *QueueConfig) readQueues(getenv func(string) string) error {
 	c.SQSEndpoint = getenv("SQS_ENDPOINT")
 	c.ExportQueueURL = getenv("EXPORT_QUEUE_URL")
-	for name, v := range map[string]string{"SQS_ENDPOINT": c.SQSEndpoint, "EXPORT_QUEUE_URL": c.ExportQueueURL} {
+	c.ReminderQueueURL = getenv("REMINDER_QUEUE_URL")
+	for name, v := range map[string]string{"SQS_ENDPOINT": c.SQSEndpoint, "EXPORT_QUEUE_URL": c.ExportQueueURL, "REMINDER_QUEUE_URL": c.ReminderQueueURL} {
 		if v != "" {
 			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return fmt.Errorf("%s %q: want an http(s) URL", name, v)
@@ -94,6 +98,15 @@ func useAWSExports(a *App, awsCfg aws.Config) {
 	}
 	if a.Config.S3.Bucket != "" && a.Imports.Files != nil {
 		a.Exports.Objects = a.Imports.Files
+	}
+}
+
+// useAWSReminders gives bulk reminders their queue (REMINDER_QUEUE_URL,
+// through SQS_ENDPOINT's queue when set); without it, a reminder of every
+// pending user is recorded failed.
+func useAWSReminders(a *App, awsCfg aws.Config) {
+	if url := a.Config.Queues.ReminderQueueURL; url != "" {
+		a.Reminders.Queue = sqsqueue.New(awsCfg, a.Config.Queues.SQSEndpoint, url)
 	}
 }
 

@@ -33,6 +33,14 @@ type Data struct {
 	Tier      licadmin.Tier
 	Available int64
 	Threshold int64
+	// Import is the ended import of an import_ended email.
+	Import ImportFigures
+}
+
+// ImportFigures are what an import_ended email tells of an import.
+type ImportFigures struct {
+	ID, FileName, Status              string
+	Rows, Created, Failed, Unlicensed int64
 }
 
 // Kinds lists every email kind, so that NewRenderer can check at start-up
@@ -47,14 +55,17 @@ type Data struct {
 // the placeholders {{FirstName}}, {{Link}}, {{ExpiresAt}} (a date in the
 // language's style), {{Tier}} (the tier's name in the language),
 // {{Available}}, {{Threshold}} and {{Licenses}} (the word "license" in the
-// language, plural or not for Available). The layout's placeholders are
+// language, plural or not for Available), and an ended import's
+// {{ImportID}}, {{FileName}}, {{Rows}}, {{Created}}, {{Failed}} and
+// {{Unlicensed}}. The layout's placeholders are
 // {{Lang}}, {{Subject}}, {{Content}} and {{Footer}}.
-var Kinds = []licadmin.EmailKind{licadmin.EmailActivation, licadmin.EmailLicenseAssigned, licadmin.EmailLowPool}
+var Kinds = []licadmin.EmailKind{licadmin.EmailActivation, licadmin.EmailLicenseAssigned, licadmin.EmailLowPool, licadmin.EmailImportEnded}
 
 // variants are the other wordings of a kind, chosen by variantOf: each is
 // a file of its own rather than a conditional in the templates.
 var variants = map[licadmin.EmailKind][]string{
-	licadmin.EmailLowPool: {"empty"},
+	licadmin.EmailLowPool:     {"empty"},
+	licadmin.EmailImportEnded: {"failed"},
 }
 
 // variantOf returns the variant of kind that d calls for ("" for the
@@ -62,6 +73,9 @@ var variants = map[licadmin.EmailKind][]string{
 func variantOf(kind licadmin.EmailKind, d Data) string {
 	if kind == licadmin.EmailLowPool && d.Available == 0 {
 		return "empty"
+	}
+	if kind == licadmin.EmailImportEnded && d.Import.Status == string(licadmin.ImportFailed) {
+		return "failed"
 	}
 	return ""
 }
@@ -378,13 +392,19 @@ func values(lang string, d Data) map[string]string {
 		tier = string(d.Tier)
 	}
 	return map[string]string{
-		"FirstName": d.FirstName,
-		"Link":      d.Link,
-		"ExpiresAt": dateFormats[lang](d.ExpiresAt),
-		"Tier":      tier,
-		"Available": strconv.FormatInt(d.Available, 10),
-		"Threshold": strconv.FormatInt(d.Threshold, 10),
-		"Licenses":  licenseWords[lang](d.Available),
+		"FirstName":  d.FirstName,
+		"Link":       d.Link,
+		"ExpiresAt":  dateFormats[lang](d.ExpiresAt),
+		"Tier":       tier,
+		"Available":  strconv.FormatInt(d.Available, 10),
+		"Threshold":  strconv.FormatInt(d.Threshold, 10),
+		"Licenses":   licenseWords[lang](d.Available),
+		"ImportID":   d.Import.ID,
+		"FileName":   d.Import.FileName,
+		"Rows":       strconv.FormatInt(d.Import.Rows, 10),
+		"Created":    strconv.FormatInt(d.Import.Created, 10),
+		"Failed":     strconv.FormatInt(d.Import.Failed, 10),
+		"Unlicensed": strconv.FormatInt(d.Import.Unlicensed, 10),
 	}
 }
 

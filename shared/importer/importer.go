@@ -17,11 +17,15 @@ package importer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"licenseadmin/shared/csvimport"
 	"licenseadmin/shared/licadmin"
@@ -51,10 +55,13 @@ const (
 	DefaultLease = 90 * time.Second
 )
 
-// Key prefixes in the bucket; the bucket's lifecycle expires both.
+// Key prefixes in the bucket; the bucket's lifecycle expires them all.
+// DropPrefix is where systems with IAM write access drop files, no API
+// call first: drop/{accountId}/{name}.csv.
 const (
 	ImportPrefix = "imports/"
 	ReportPrefix = "reports/"
+	DropPrefix   = "drop/"
 )
 
 // Store is what imports need from storage.
@@ -62,6 +69,8 @@ type Store interface {
 	LoadCaller(ctx context.Context, email string, userIDs ...string) (*licadmin.Caller, []*licadmin.User, error)
 	Pool(ctx context.Context, accountID string) (*licadmin.Pool, error)
 	CreateImport(ctx context.Context, c *licadmin.Caller, imp *licadmin.Import, response any, now time.Time) error
+	CreateDropImport(ctx context.Context, imp *licadmin.Import, now time.Time) error
+	ListImports(ctx context.Context, accountID string, limit int, after []byte) ([]*licadmin.Import, []byte, error)
 	GetImport(ctx context.Context, accountID, importID string) (*licadmin.Import, error)
 	ClaimImport(ctx context.Context, accountID, importID string, obj *licadmin.ImportObject, owner string, until, now time.Time) (*licadmin.Import, error)
 	ReleaseImport(ctx context.Context, imp *licadmin.Import, now time.Time) error
@@ -111,6 +120,8 @@ type Service struct {
 	// Metrics is told what each invocation of the import function did:
 	// rows read, rows failed, time taken; nil records nothing.
 	Metrics ImportMetrics
+	// DropMetrics counts the dropped files rejected; nil counts nothing.
+	DropMetrics DropMetrics
 
 	// MaxFileBytes bounds an upload (DefaultMaxFileBytes when zero).
 	MaxFileBytes int64
@@ -136,6 +147,20 @@ type Service struct {
 type ImportMetrics interface {
 	Import(accountID string, dryRun bool, rows, failed int64, elapsed time.Duration)
 }
+
+// DropMetrics counts the files dropped under drop/ that import nothing
+// (CloudWatch EMF in Lambda: *metrics.Emitter), by reason: an operator
+// watches for an integration that writes to the wrong place.
+type DropMetrics interface {
+	DropRejected(reason string)
+}
+
+// Reasons a dropped file is rejected (DropMetrics).
+const (
+	DropMalformedKey   = "malformed_key"
+	DropNotCSV         = "not_csv"
+	DropUnknownAccount = "unknown_account"
+)
 
 // ImportKey is the object key an import's file is uploaded to.
 func ImportKey(accountID, importID string) string {
@@ -163,6 +188,40 @@ func ParseKey(key string) (accountID, importID string, ok bool) {
 		return "", "", false
 	}
 	return accountID, importID, true
+}
+
+// MaxDropNameLength bounds the name of a dropped file, in bytes (without
+// .csv).
+const MaxDropNameLength = 200
+
+// ParseDropKey returns the account and file name of an object key of the
+// form drop/{accountId}/{name}.csv, where name is 1 to MaxDropNameLength
+// bytes of valid UTF-8 without a slash or a control character, and
+// csv may be in any case. ok is false for any other key; csv is false for
+// a key of that form whose name does not end in .csv.
+func ParseDropKey(key string) (accountID, name string, csv, ok bool) {
+	rest, ok := strings.CutPrefix(key, DropPrefix)
+	if !ok {
+		return "", "", false, false
+	}
+	accountID, file, ok := strings.Cut(rest, "/")
+	if !ok || !isID(accountID) || file == "" || len(file) > MaxDropNameLength+len(".csv") || !utf8.ValidString(file) ||
+		strings.ContainsFunc(file, func(r rune) bool { return r == '/' || unicode.IsControl(r) }) {
+		return "", "", false, false
+	}
+	base := file[:len(file)-min(len(file), len(".csv"))]
+	if !strings.EqualFold(file[len(base):], ".csv") || base == "" {
+		return accountID, file, false, true
+	}
+	return accountID, file, true, true
+}
+
+// DropImportID is the id of the import of a dropped object: derived from
+// the account and the object's ETag, so that the same object delivered or
+// dropped again (under any name) is the same import, created once.
+func DropImportID(accountID, eTag string) string {
+	sum := sha256.Sum256([]byte(accountID + "\x00" + eTag))
+	return "D" + strings.ToUpper(hex.EncodeToString(sum[:16]))
 }
 
 // isID reports whether s looks like an id this service makes: 1 to 64
@@ -223,6 +282,7 @@ func (s *Service) Create(ctx context.Context, r licadmin.Request, dryRun bool) (
 		ID:              s.NewID(),
 		Status:          licadmin.ImportPending,
 		DryRun:          dryRun,
+		Source:          licadmin.ImportSourceAPI,
 		AccountID:       c.AccountID,
 		Actor:           c.Email,
 		SourceIP:        r.SourceIP,
@@ -267,14 +327,59 @@ func (s *Service) Get(ctx context.Context, r licadmin.Request, importID string) 
 	if err != nil {
 		return nil, err
 	}
-	if (imp.Status == licadmin.ImportDone || imp.Status == licadmin.ImportFailed) && s.Files != nil {
-		url, err := s.Files.PresignDownload(ctx, imp.ReportKey, fmt.Sprintf("import-%s-report.csv", imp.ID), ReportContentType, ReportURLTTL)
-		if err != nil {
-			return nil, err
-		}
-		imp.ReportURL = &url
+	if err := s.withReportURL(ctx, imp); err != nil {
+		return nil, err
 	}
 	return imp, nil
+}
+
+// Default and largest page of List.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 200
+)
+
+// List returns a page of at most limit imports of the caller's account
+// (DefaultListLimit when 0), newest first, uploaded and dropped alike,
+// each with its report's URL once ended, and the position of the next
+// page. Admins only; EINVALID for a limit out of range.
+func (s *Service) List(ctx context.Context, r licadmin.Request, limit int, after []byte) ([]*licadmin.Import, []byte, error) {
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return nil, nil, licadmin.Invalid("limit", "out_of_range", fmt.Sprintf("limit must be from 1 to %d", MaxListLimit))
+	}
+	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := licadmin.RequireAdmin(c); err != nil {
+		return nil, nil, err
+	}
+	imps, next, err := s.Store.ListImports(ctx, c.AccountID, limit, after)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, imp := range imps {
+		if err := s.withReportURL(ctx, imp); err != nil {
+			return nil, nil, err
+		}
+	}
+	return imps, next, nil
+}
+
+// withReportURL gives an ended import the presigned URL of its report.
+func (s *Service) withReportURL(ctx context.Context, imp *licadmin.Import) error {
+	if (imp.Status != licadmin.ImportDone && imp.Status != licadmin.ImportFailed) || s.Files == nil {
+		return nil
+	}
+	url, err := s.Files.PresignDownload(ctx, imp.ReportKey, fmt.Sprintf("import-%s-report.csv", imp.ID), ReportContentType, ReportURLTTL)
+	if err != nil {
+		return err
+	}
+	imp.ReportURL = &url
+	return nil
 }
 
 func (s *Service) maxFileBytes() int64 {

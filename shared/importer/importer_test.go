@@ -41,7 +41,7 @@ func TestParseKey(t *testing.T) {
 
 // TestSampleEvents ensures the sample events of infra/events (for sam local
 // invoke) decode into the function's Event: an S3 notification naming an
-// import's key, and a continuation.
+// import's key, one naming a dropped CSV, and a continuation.
 func TestSampleEvents(t *testing.T) {
 	read := func(name string) importer.Event {
 		t.Helper()
@@ -61,6 +61,13 @@ func TestSampleEvents(t *testing.T) {
 	}
 	if _, _, ok := importer.ParseKey(ev.Records[0].S3.Object.URLDecodedKey); !ok {
 		t.Fatalf("import-users.json names %q, not an import key", ev.Records[0].S3.Object.URLDecodedKey)
+	}
+	ev = read("import-users-drop.json")
+	if len(ev.Records) != 1 || ev.Records[0].PrincipalID.PrincipalID == "" {
+		t.Fatalf("import-users-drop.json: %+v", ev)
+	}
+	if _, _, csv, ok := importer.ParseDropKey(ev.Records[0].S3.Object.URLDecodedKey); !ok || !csv {
+		t.Fatalf("import-users-drop.json names %q, not a dropped CSV", ev.Records[0].S3.Object.URLDecodedKey)
 	}
 	ev = read("import-users-continue.json")
 	if ev.Continue == nil || ev.Continue.AccountID == "" || ev.Continue.ImportID == "" || len(ev.Records) != 0 {

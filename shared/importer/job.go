@@ -93,11 +93,19 @@ func (s *Service) start(ctx context.Context, rec events.S3EventRecord) error {
 		log.WarnContext(ctx, "upload rejected, not imported: not the import bucket", "want", s.Bucket)
 		return nil
 	}
+	if strings.HasPrefix(key, DropPrefix) {
+		return s.startDrop(ctx, log, rec, obj)
+	}
 	accountID, importID, ok := ParseKey(key)
 	if !ok {
 		log.WarnContext(ctx, "upload rejected, not imported: the key is not imports/{accountId}/{importId}.csv")
 		return nil
 	}
+	return s.claim(ctx, log, accountID, importID, obj)
+}
+
+// claim claims the import of an object and runs it.
+func (s *Service) claim(ctx context.Context, log *slog.Logger, accountID, importID string, obj licadmin.ImportObject) error {
 	owner, now := s.NewID(), s.Now.Read()
 	imp, err := s.Store.ClaimImport(ctx, accountID, importID, &obj, owner, now.Add(s.lease()), now)
 	switch {
@@ -113,6 +121,66 @@ func (s *Service) start(ctx context.Context, rec events.S3EventRecord) error {
 	}
 	log.InfoContext(ctx, "import started", "importId", imp.ID, "accountId", imp.AccountID, "dryRun", imp.DryRun, "owner", owner)
 	return s.run(ctx, imp)
+}
+
+// startDrop starts (or, for a repeated delivery or the same object dropped
+// again, goes on with) the import of a file dropped at
+// drop/{accountId}/{name}.csv: the import is recorded on the fly, keyed on
+// the account and the object's ETag, with the event's S3 principal as its
+// actor. A malformed key, a file that is no CSV or an unknown account
+// changes nothing: it is logged and counted.
+func (s *Service) startDrop(ctx context.Context, log *slog.Logger, rec events.S3EventRecord, obj licadmin.ImportObject) error {
+	accountID, name, csv, ok := ParseDropKey(obj.Key)
+	switch {
+	case !ok:
+		return s.rejectDrop(ctx, log, DropMalformedKey, "the key is not drop/{accountId}/{name}.csv")
+	case !csv:
+		return s.rejectDrop(ctx, log, DropNotCSV, "the file name does not end in .csv")
+	case obj.ETag == "":
+		return s.rejectDrop(ctx, log, DropMalformedKey, "the event names no ETag")
+	}
+	actor := rec.PrincipalID.PrincipalID
+	if actor == "" {
+		actor = "s3:unknown-principal"
+	}
+	now := s.Now.Read()
+	imp := &licadmin.Import{
+		ID:              DropImportID(accountID, obj.ETag),
+		Status:          licadmin.ImportPending,
+		Source:          licadmin.ImportSourceDrop,
+		FileName:        &name,
+		AccountID:       accountID,
+		Actor:           actor,
+		SourceIP:        rec.RequestParameters.SourceIPAddress,
+		Key:             obj.Key,
+		Object:          obj,
+		UploadExpiresAt: now,
+		CreatedAt:       now,
+		UpdatedAt:       now,
+	}
+	imp.ReportKey = ReportKey(accountID, imp.ID)
+	log = log.With("importId", imp.ID, "accountId", accountID, "actor", actor)
+	err := s.Store.CreateDropImport(ctx, imp, now)
+	switch {
+	case licadmin.ErrorCode(err) == licadmin.ENOTFOUND:
+		return s.rejectDrop(ctx, log, DropUnknownAccount, "the key names no account")
+	case errors.Is(err, licadmin.ErrImportExists):
+		log.InfoContext(ctx, "dropped file already recorded (same object, same ETag): going on with its import, if anything is left")
+	case err != nil:
+		return err
+	default:
+		log.InfoContext(ctx, "dropped file recorded as an import")
+	}
+	return s.claim(ctx, log, accountID, imp.ID, obj)
+}
+
+// rejectDrop logs and counts a dropped file that imports nothing.
+func (s *Service) rejectDrop(ctx context.Context, log *slog.Logger, reason, why string) error {
+	log.WarnContext(ctx, "dropped file rejected, not imported: "+why, "reason", reason)
+	if s.DropMetrics != nil {
+		s.DropMetrics.DropRejected(reason)
+	}
+	return nil
 }
 
 // resume continues an import from its checkpoint in a fresh invocation.
@@ -598,20 +666,11 @@ func fileError(e *csvimport.FileError) *licadmin.ImportError {
 
 // deadline is when an invocation stops taking new chunks.
 func (s *Service) deadline(ctx context.Context) time.Time {
-	end := time.Now().Add(100 * 365 * 24 * time.Hour)
-	if d, ok := ctx.Deadline(); ok {
-		margin := s.DeadlineMargin
-		if margin == 0 {
-			margin = DefaultDeadlineMargin
-		}
-		end = d.Add(-margin)
+	margin := s.DeadlineMargin
+	if margin == 0 {
+		margin = DefaultDeadlineMargin
 	}
-	if s.MaxRunTime > 0 {
-		if budget := s.Now.Read().Add(s.MaxRunTime); budget.Before(end) {
-			end = budget
-		}
-	}
-	return end
+	return licadmin.WorkDeadline(ctx, s.Now.Read(), margin, s.MaxRunTime)
 }
 
 func (s *Service) lease() time.Duration {

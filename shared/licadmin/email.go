@@ -14,6 +14,9 @@ const (
 	// EmailLowPool tells an admin that a tier's available licenses fell to
 	// the account's alert threshold.
 	EmailLowPool EmailKind = "low_pool"
+	// EmailImportEnded tells an admin that the import of a file dropped in
+	// the bucket ended, with its counts and how to get its report.
+	EmailImportEnded EmailKind = "import_ended"
 )
 
 // Languages a user can have; messages and pages exist in these. The first

@@ -29,6 +29,12 @@ type Import struct {
 	ID     string       `json:"importId"`
 	Status ImportStatus `json:"status"`
 	DryRun bool         `json:"dryRun"`
+	// Source tells how the file came: uploaded after POST /v1/imports
+	// (ImportSourceAPI), or dropped in the bucket (ImportSourceDrop).
+	Source ImportSource `json:"source"`
+	// FileName is a dropped file's name (its key without drop/{accountId}/),
+	// null for an uploaded one.
+	FileName *string `json:"fileName"`
 	// Rows counts the data rows read so far (blank lines aside); Created
 	// the users created (in a dry run: that would be created); Failed the
 	// rows that created no user; Unlicensed the users created without the
@@ -47,8 +53,9 @@ type Import struct {
 	UpdatedAt time.Time    `json:"updatedAt"`
 
 	AccountID string `json:"-"`
-	// Actor is the admin who created the import, SourceIP where from: the
-	// users it creates are audited as created by that admin.
+	// Actor is the admin who created the import, or for a dropped file the
+	// S3 principal that wrote it; SourceIP is where from: the users it
+	// creates are audited as created by that actor.
 	Actor    string `json:"-"`
 	SourceIP string `json:"-"`
 	// UploadExpiresAt is when the upload URL stops working: an import
@@ -66,6 +73,22 @@ type Import struct {
 	LeaseOwner string    `json:"-"`
 	LeaseUntil time.Time `json:"-"`
 }
+
+// ImportSource is how an import's file arrived.
+type ImportSource string
+
+// The sources of an import.
+const (
+	// ImportSourceAPI: an admin called POST /v1/imports and uploaded the
+	// file to the URL it answered.
+	ImportSourceAPI ImportSource = "api"
+	// ImportSourceDrop: a system with write access to the bucket's drop/
+	// prefix put the file at drop/{accountId}/{name}.csv, no API call
+	// first. Its actor is the S3 principal, which is no admin of the
+	// account: its chunks check no admin, and its end emails the
+	// account's admins.
+	ImportSourceDrop ImportSource = "drop"
+)
 
 // ImportError is why an import failed: a stable code, a message saying what
 // to fix, and the file's line when it is about one.
@@ -123,6 +146,10 @@ const (
 // lease (another one took over, or the import ended): it must stop; the
 // write that found out wrote nothing.
 var ErrImportLeaseLost = errors.New("import lease lost")
+
+// ErrImportExists means a dropped file's import was already recorded: the
+// same object (its ETag) delivered or dropped again.
+var ErrImportExists = errors.New("the import of this object exists")
 
 // ErrImportNotClaimed means an import could not be claimed: it ended,
 // another invocation holds it, or the object is another upload than the

@@ -149,6 +149,24 @@ func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 // Clock returns the current time; services take one so tests control time.
 type Clock func() time.Time
 
+// WorkDeadline is when a background job that continues in a fresh
+// invocation (an import, a bulk reminder) stops taking work: margin before
+// the invocation's deadline (ctx's), and at most maxRun after now when
+// maxRun is not zero (tests force continuations with it); far off when
+// neither applies.
+func WorkDeadline(ctx context.Context, now time.Time, margin, maxRun time.Duration) time.Time {
+	end := now.Add(100 * 365 * 24 * time.Hour)
+	if d, ok := ctx.Deadline(); ok {
+		end = d.Add(-margin)
+	}
+	if maxRun > 0 {
+		if budget := now.Add(maxRun); budget.Before(end) {
+			end = budget
+		}
+	}
+	return end
+}
+
 // Read returns the clock's time in UTC, the form every stored time takes.
 // A nil Clock reads the system clock, so that a service built without one
 // (a test, a tool) still works.

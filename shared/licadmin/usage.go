@@ -188,10 +188,16 @@ type Export struct {
 	Range         LogRange
 	Status        ExportStatus
 	// Key is the S3 object key of the CSV.
-	Key       string
-	Rows      int64
-	Error     string
-	CreatedBy string
+	Key   string
+	Rows  int64
+	Error string
+	// CreatedBy is the email of the user who asked for the export, and
+	// CreatedByID that user's id: the one caller GET /v1/exports answers.
+	CreatedBy   string
+	CreatedByID string
+	// Own marks a user's export of its own journal (POST
+	// /v1/me/logs/export), which needs no admin rights.
+	Own       bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -113,11 +113,7 @@ type job struct {
 // users of other accounts; EINVALID for a bad range or a format other than
 // csv.
 func (x *Exports) Request(ctx context.Context, r licadmin.Request, userID string, in ExportInput) (*Accepted, error) {
-	if in.Format != "" && in.Format != "csv" {
-		return nil, licadmin.Invalid("format", "unknown_format", "format must be csv")
-	}
-	now := x.Now.Read()
-	rg, err := ParseRange(in.From, in.To, in.Type, now)
+	rg, err := parseExportInput(in, x.Now.Read())
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +121,47 @@ func (x *Exports) Request(ctx context.Context, r licadmin.Request, userID string
 	if err != nil {
 		return nil, err
 	}
+	return x.start(ctx, c, u, rg, false)
+}
+
+// RequestMine starts exporting the caller's own journal (any user, admin
+// or not) for the range in, as Request does for an admin: the export is
+// the caller's alone to read. EFORBIDDEN when the token's email is no
+// user's; EINVALID for a bad range or format.
+func (x *Exports) RequestMine(ctx context.Context, r licadmin.Request, in ExportInput) (*Accepted, error) {
+	rg, err := parseExportInput(in, x.Now.Read())
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := x.Store.LoadCaller(ctx, r.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := licadmin.RequireCaller(c); err != nil {
+		return nil, err
+	}
+	me, err := x.Store.FindUser(ctx, c.UserID, "")
+	if err != nil {
+		return nil, err
+	}
+	if me == nil || me.AccountID != c.AccountID {
+		return nil, licadmin.Errorf(licadmin.EFORBIDDEN, "no user of any account has this token's email")
+	}
+	return x.start(ctx, c, me, rg, true)
+}
+
+// parseExportInput checks an export request's format and range.
+func parseExportInput(in ExportInput, now time.Time) (licadmin.LogRange, error) {
+	if in.Format != "" && in.Format != "csv" {
+		return licadmin.LogRange{}, licadmin.Invalid("format", "unknown_format", "format must be csv")
+	}
+	return ParseRange(in.From, in.To, in.Type, now)
+}
+
+// start records a running export of u's journal asked by c (own: c is u,
+// exporting its own) and queues its job.
+func (x *Exports) start(ctx context.Context, c *licadmin.Caller, u *licadmin.User, rg licadmin.LogRange, own bool) (*Accepted, error) {
+	now := x.Now.Read()
 	if x.Queue == nil {
 		return nil, errors.New("exports: no export queue is configured (EXPORT_QUEUE_URL)")
 	}
@@ -132,7 +169,7 @@ func (x *Exports) Request(ctx context.Context, r licadmin.Request, userID string
 	exp := &licadmin.Export{
 		ID: id, AccountID: c.AccountID, UserID: u.ID, LogGeneration: u.LogGeneration, Range: rg,
 		Status: licadmin.ExportRunning, Key: ObjectKey(c.AccountID, u.ID, id),
-		CreatedBy: c.Email, CreatedAt: now,
+		CreatedBy: c.Email, CreatedByID: c.UserID, Own: own, CreatedAt: now,
 	}
 	out := &Accepted{ExportID: id}
 	if err := x.Store.CreateExport(ctx, c, exp, out, now); err != nil {
@@ -156,10 +193,13 @@ func ObjectKey(accountID, userID, exportID string) string {
 	return "exports/" + accountID + "/" + userID + "/" + exportID + ".csv"
 }
 
-// Get returns an export of the caller's account. Admins only; ENOTFOUND
-// for unknown ids and ids of other accounts alike. A done export whose
-// user's log generation changed since (license removed or transferred,
-// user deleted) answers failed without a URL: those logs are deleted.
+// Get returns an export to the user who asked for it: the user itself for
+// an export of its own journal, the admin for an export of a user's logs
+// (while still an admin). Anyone else, of this account or another, gets
+// ENOTFOUND, exactly as for an unknown id; a caller who is no user gets
+// EFORBIDDEN. A done export whose user's log generation changed since
+// (license removed or transferred, user deleted) answers failed without a
+// URL: those logs are deleted.
 func (x *Exports) Get(ctx context.Context, r licadmin.Request, exportID string) (*ExportView, error) {
 	exp, err := x.Store.GetExport(ctx, exportID)
 	if err != nil {
@@ -173,10 +213,10 @@ func (x *Exports) Get(ctx context.Context, r licadmin.Request, exportID string) 
 	if err != nil {
 		return nil, err
 	}
-	if err := licadmin.RequireAdmin(c); err != nil {
+	if err := licadmin.RequireCaller(c); err != nil {
 		return nil, err
 	}
-	if exp == nil || exp.AccountID != c.AccountID {
+	if !askedBy(exp, c) {
 		return nil, licadmin.Errorf(licadmin.ENOTFOUND, "export %s not found", exportID)
 	}
 	v := &ExportView{ExportID: exp.ID, Status: exp.Status, UserID: exp.UserID, From: exp.Range.From, To: exp.Range.To, CreatedAt: exp.CreatedAt}
@@ -202,6 +242,20 @@ func (x *Exports) Get(ctx context.Context, r licadmin.Request, exportID string) 
 		v.URL, v.Rows = &url, &exp.Rows
 	}
 	return v, nil
+}
+
+// askedBy reports whether c may read exp: c asked for it, in the account
+// it belongs to, and still has the rights it asked with (an admin export
+// needs an admin). Exports recorded before CreatedByID existed are
+// matched on the asker's email.
+func askedBy(exp *licadmin.Export, c *licadmin.Caller) bool {
+	if exp == nil || exp.AccountID != c.AccountID {
+		return false
+	}
+	if exp.CreatedByID != "" && exp.CreatedByID != c.UserID || exp.CreatedByID == "" && exp.CreatedBy != c.Email {
+		return false
+	}
+	return exp.Own || c.IsAdmin()
 }
 
 func exportFilename(exp *licadmin.Export) string {

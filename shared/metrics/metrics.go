@@ -74,6 +74,9 @@ const (
 	UsageEvents        = "UsageEvents"
 	UsageEventsDropped = "UsageEventsDropped"
 	UsageEventsFailed  = "UsageEventsFailed"
+	// DropsRejected counts files dropped under drop/ that import nothing
+	// (a malformed key, not a CSV, an unknown account), per Reason.
+	DropsRejected = "DropsRejected"
 )
 
 // Emitter writes EMF lines.
@@ -214,6 +217,12 @@ func (e *Emitter) Import(accountID string, dryRun bool, rows, failed int64, elap
 		Value{ImportRowsFailed, Count, float64(failed)},
 		Value{ImportRowsPerSecond, CountPerSecond, rate},
 	)
+}
+
+// DropRejected records a file dropped under drop/ that imports nothing,
+// per Reason and in total.
+func (e *Emitter) DropRejected(reason string) {
+	e.Emit([][]string{{}, {"Reason"}}, map[string]string{"Reason": reason}, nil, Value{DropsRejected, Count, 1})
 }
 
 // Email records one SES send of an email of kind (activation,

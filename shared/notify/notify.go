@@ -148,6 +148,13 @@ func (s *Service) message(ctx context.Context, item *store.Outbox) (email.Messag
 		}
 		d.Link, d.ExpiresAt = link.URL, link.ExpiresAt
 	case licadmin.EmailLicenseAssigned, licadmin.EmailLowPool:
+	case licadmin.EmailImportEnded:
+		n := item.Import
+		if n == nil {
+			return email.Message{}, fmt.Errorf("%w: an import_ended item without its import", errUndeliverable)
+		}
+		d.Import = email.ImportFigures{ID: n.ImportID, FileName: n.FileName, Status: n.Status,
+			Rows: n.Rows, Created: n.Created, Failed: n.Failed, Unlicensed: n.Unlicensed}
 	default:
 		return email.Message{}, fmt.Errorf("%w: unknown kind %q", errUndeliverable, item.Kind)
 	}

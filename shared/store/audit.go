@@ -143,6 +143,18 @@ func (s *Store) callerCheck(t *txn, c *licadmin.Caller) {
 	})
 }
 
+// memberCheck appends a condition that the caller is still the same user
+// of its account when the transaction commits (any role): what a user's
+// request about itself needs, so that a deleted user, or an email given
+// to someone else since, can change nothing.
+func (s *Store) memberCheck(t *txn, c *licadmin.Caller) {
+	e := newExpr()
+	cond := fmt.Sprintf("%s = %s AND %s = %s", e.n("accountId"), e.v(str(c.AccountID)), e.n("userId"), e.v(str(c.UserID)))
+	t.check(s.Table, emailKey(c.Email), cond, e, func(Item) error {
+		return licadmin.Errorf(licadmin.EFORBIDDEN, "no user of any account has this token's email")
+	})
+}
+
 func idemItem(r *idem.Record) Item {
 	it := idemKey(r.Scope, r.Key)
 	it["hash"] = str(r.Hash)

@@ -24,7 +24,8 @@ const ExportTTL = 7 * 24 * time.Hour
 
 // CreateExport records a running export requested by c, with its audit
 // record (and the request's idempotency record, sealed with response) in
-// one transaction, on the condition that c is still an admin.
+// one transaction, on the condition that c is still an admin or, for an
+// export of c's own journal (x.Own), still c's user of the account.
 func (s *Store) CreateExport(ctx context.Context, c *licadmin.Caller, x *licadmin.Export, response any, now time.Time) error {
 	t, p := s.begin(ctx, now)
 	it := exportKey(x.ID)
@@ -40,6 +41,8 @@ func (s *Store) CreateExport(ctx context.Context, c *licadmin.Caller, x *licadmi
 	it["status"] = str(string(x.Status))
 	it["objectKey"] = str(x.Key)
 	it["createdBy"] = str(x.CreatedBy)
+	it["createdById"] = str(x.CreatedByID)
+	it["own"] = boolean(x.Own)
 	it["createdAt"] = timestamp(x.CreatedAt)
 	it["updatedAt"] = timestamp(x.CreatedAt)
 	it[attrTTL] = num(now.Add(ExportTTL).Unix())
@@ -47,7 +50,11 @@ func (s *Store) CreateExport(ctx context.Context, c *licadmin.Caller, x *licadmi
 	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
 		return fmt.Errorf("export id %s collides with an existing export", x.ID)
 	})
-	s.callerCheck(t, c)
+	if x.Own {
+		s.memberCheck(t, c)
+	} else {
+		s.callerCheck(t, c)
+	}
 	s.addAudit(ctx, t, Audit{AccountID: x.AccountID, Actor: c.Email, Action: ActionLogsExport, Target: x.UserID,
 		Details: map[string]string{
 			"exportId": x.ID, "from": formatTime(x.Range.From), "to": formatTime(x.Range.To),
@@ -75,13 +82,15 @@ func (s *Store) GetExport(ctx context.Context, exportID string) (*licadmin.Expor
 			To:   getTime(it, "to"),
 			Type: licadmin.EventType(getS(it, "type")),
 		},
-		Status:    licadmin.ExportStatus(getS(it, "status")),
-		Key:       getS(it, "objectKey"),
-		Rows:      getN(it, "rows"),
-		Error:     getS(it, "error"),
-		CreatedBy: getS(it, "createdBy"),
-		CreatedAt: getTime(it, "createdAt"),
-		UpdatedAt: getTime(it, "updatedAt"),
+		Status:      licadmin.ExportStatus(getS(it, "status")),
+		Key:         getS(it, "objectKey"),
+		Rows:        getN(it, "rows"),
+		Error:       getS(it, "error"),
+		CreatedBy:   getS(it, "createdBy"),
+		CreatedByID: getS(it, "createdById"),
+		Own:         getBool(it, "own"),
+		CreatedAt:   getTime(it, "createdAt"),
+		UpdatedAt:   getTime(it, "updatedAt"),
 	}, nil
 }
 

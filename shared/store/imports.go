@@ -54,11 +54,50 @@ const ImportRetention = 30 * 24 * time.Hour
 // being an admin.
 func (s *Store) CreateImport(ctx context.Context, c *licadmin.Caller, imp *licadmin.Import, response any, now time.Time) error {
 	t, p := s.begin(ctx, now)
+	e := newExpr()
+	t.put(s.Table, importItem(imp), fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+		return fmt.Errorf("import id %s collides with an existing import", imp.ID)
+	})
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: imp.AccountID, Actor: c.Email, Action: ActionImportCreate, Target: imp.ID,
+		Details: map[string]string{"dryRun": strconv.FormatBool(imp.DryRun), "key": imp.Key}, At: now})
+	return s.commit(ctx, t, p, response, now)
+}
+
+// CreateDropImport records the pending import of a file dropped at
+// drop/{accountId}/{name}.csv, with its audit record (the S3 principal as
+// actor), on the conditions that the account exists and that no import
+// has imp's id: the importer derives the id from the account and the
+// object's ETag, so the same object delivered or dropped again creates
+// nothing. It fails with ENOTFOUND for an unknown account and
+// licadmin.ErrImportExists for an id already recorded.
+func (s *Store) CreateDropImport(ctx context.Context, imp *licadmin.Import, now time.Time) error {
+	t := &txn{}
+	e := newExpr()
+	t.put(s.Table, importItem(imp), fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error { return licadmin.ErrImportExists })
+	ae := newExpr()
+	t.check(s.Table, accountKey(imp.AccountID), fmt.Sprintf("attribute_exists(%s)", ae.n(attrPK)), ae, func(Item) error {
+		return licadmin.Errorf(licadmin.ENOTFOUND, "account %s not found", imp.AccountID)
+	})
+	s.addAudit(ctx, t, Audit{AccountID: imp.AccountID, Actor: imp.Actor, Action: ActionImportCreate, Target: imp.ID,
+		Details: map[string]string{"dryRun": "false", "key": imp.Key, "source": string(licadmin.ImportSourceDrop), "eTag": imp.Object.ETag},
+		At:      now, SourceIP: imp.SourceIP})
+	return s.transact(ctx, t)
+}
+
+// importItem is the record of a new pending import. It is in gsi1 under
+// its account's imports (importsGSI1PK), sorted by creation time, which
+// lists them newest first.
+func importItem(imp *licadmin.Import) Item {
 	it := importKey(imp.AccountID, imp.ID)
 	it["importId"] = str(imp.ID)
 	it["accountId"] = str(imp.AccountID)
 	it["status"] = str(string(imp.Status))
 	it["dryRun"] = boolean(imp.DryRun)
+	it["source"] = str(string(imp.Source))
+	if imp.FileName != nil {
+		it["fileName"] = str(*imp.FileName)
+	}
 	it["actor"] = str(imp.Actor)
 	it["sourceIp"] = str(imp.SourceIP)
 	it["objKey"] = str(imp.Key)
@@ -66,18 +105,48 @@ func (s *Store) CreateImport(ctx context.Context, c *licadmin.Caller, imp *licad
 	it["uploadExpiresAt"] = timestamp(imp.UploadExpiresAt)
 	it["createdAt"] = timestamp(imp.CreatedAt)
 	it["updatedAt"] = timestamp(imp.UpdatedAt)
+	it[attrGSI1PK] = str(importsGSI1PK(imp.AccountID))
+	it[attrGSI1SK] = str(formatTime(imp.CreatedAt) + "#" + imp.ID)
 	it[attrTTL] = num(imp.CreatedAt.Add(ImportRetention).Unix())
 	for _, n := range []string{"rows", "created", "failed", "unlicensed", "seq", "offset", "line", "leaseUntil"} {
 		it[n] = num(0)
 	}
+	return it
+}
+
+// ListImports returns a page of at most limit imports of accountID, newest
+// first, after the position after (from the previous page), and the
+// position of the next page (nil on the last one). It fails with EINVALID
+// for a position of another list.
+func (s *Store) ListImports(ctx context.Context, accountID string, limit int, after []byte) ([]*licadmin.Import, []byte, error) {
+	gpk := importsGSI1PK(accountID)
+	from, err := decodePosition(after, gpk)
+	if err != nil {
+		return nil, nil, err
+	}
 	e := newExpr()
-	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
-		return fmt.Errorf("import id %s collides with an existing import", imp.ID)
+	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		IndexName:                 aws.String(GSI1),
+		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(gpk)))),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ExclusiveStartKey:         from,
+		ScanIndexForward:          aws.Bool(false),
+		// One more tells whether a next page exists.
+		Limit: aws.Int32(int32(limit + 1)),
 	})
-	s.callerCheck(t, c)
-	s.addAudit(ctx, t, Audit{AccountID: imp.AccountID, Actor: c.Email, Action: ActionImportCreate, Target: imp.ID,
-		Details: map[string]string{"dryRun": strconv.FormatBool(imp.DryRun), "key": imp.Key}, At: now})
-	return s.commit(ctx, t, p, response, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query imports of %s: %w", accountID, err)
+	}
+	var imps []*licadmin.Import
+	for i, it := range out.Items {
+		if i == limit {
+			return imps, encodePosition(out.Items[i-1]), nil
+		}
+		imps = append(imps, decodeImport(it))
+	}
+	return imps, nil, nil
 }
 
 // GetImport returns an import of accountID. It fails with ENOTFOUND when
@@ -98,6 +167,7 @@ func decodeImport(it Item) *licadmin.Import {
 		ID:         getS(it, "importId"),
 		Status:     licadmin.ImportStatus(getS(it, "status")),
 		DryRun:     getBool(it, "dryRun"),
+		Source:     licadmin.ImportSource(getS(it, "source")),
 		Rows:       getN(it, "rows"),
 		Created:    getN(it, "created"),
 		Failed:     getN(it, "failed"),
@@ -131,6 +201,13 @@ func decodeImport(it Item) *licadmin.Import {
 		for _, t := range licadmin.Tiers {
 			imp.Checkpoint.Available[t] = getN(m.Value, string(t))
 		}
+	}
+	if imp.Source == "" {
+		imp.Source = licadmin.ImportSourceAPI // recorded before drops existed
+	}
+	if _, ok := it["fileName"]; ok {
+		name := getS(it, "fileName")
+		imp.FileName = &name
 	}
 	if code := getS(it, "errCode"); code != "" {
 		imp.Error = &licadmin.ImportError{Code: code, Message: getS(it, "errMessage"), Line: getN(it, "errLine")}
@@ -198,7 +275,10 @@ func (s *Store) ReleaseImport(ctx context.Context, imp *licadmin.Import, now tim
 
 // FinishImport ends an import whose lease imp.LeaseOwner holds: done, or
 // failed with ierr. It returns licadmin.ErrImportLeaseLost when the lease was no longer
-// held.
+// held. A dropped file's import queues, in the same transaction, one
+// email to each admin of the account (at most maxDropNotices) with the
+// counts and the import's id: nobody asked for the import through the
+// API, so nobody would know it ended otherwise.
 func (s *Store) FinishImport(ctx context.Context, imp *licadmin.Import, status licadmin.ImportStatus, ierr *licadmin.ImportError, now time.Time) error {
 	e := newExpr()
 	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s",
@@ -208,8 +288,35 @@ func (s *Store) FinishImport(ctx context.Context, imp *licadmin.Import, status l
 		update += fmt.Sprintf(", %s = %s, %s = %s, %s = %s", e.n("errCode"), e.v(str(ierr.Code)),
 			e.n("errMessage"), e.v(str(ierr.Message)), e.n("errLine"), e.v(num(ierr.Line)))
 	}
-	return s.updateHeld(ctx, imp, e, update)
+	if imp.Source != licadmin.ImportSourceDrop {
+		return s.updateHeld(ctx, imp, e, update)
+	}
+	admins, err := s.AccountAdmins(ctx, imp.AccountID)
+	if err != nil {
+		return err
+	}
+	t := &txn{}
+	t.update(s.Table, importKey(imp.AccountID, imp.ID), update, heldCond(e, imp), e, func(Item) error { return licadmin.ErrImportLeaseLost })
+	for i, adm := range admins {
+		if i == maxDropNotices {
+			break
+		}
+		o := RecipientOutbox(licadmin.EmailImportEnded, adm, now)
+		o.ID = "import-" + imp.ID + "-" + adm.ID
+		o.Tier = ""
+		o.Import = &ImportNotice{ImportID: imp.ID, Status: string(status), Rows: imp.Rows,
+			Created: imp.Created, Failed: imp.Failed, Unlicensed: imp.Unlicensed}
+		if imp.FileName != nil {
+			o.Import.FileName = *imp.FileName
+		}
+		s.putOutbox(t, o)
+	}
+	return s.transact(ctx, t)
 }
+
+// maxDropNotices bounds the emails a dropped file's end queues: the
+// import's update and the outbox items fit in one transaction.
+const maxDropNotices = licadmin.MaxChunkItems - 1
 
 // updateHeld applies update to imp's record on the condition that its
 // lease is still held and its checkpoint is the one imp has.
@@ -287,11 +394,15 @@ func (s *Store) CommitImportChunk(ctx context.Context, ch *licadmin.ImportChunk)
 		var refused []chunkFailure
 		t := &txn{}
 		s.importUpdate(t, ch, int64(len(rows)), int64(len(all)-len(unlicensed)), int64(len(unlicensed)), grant, &refused)
-		s.callerCheck(t, caller)
-		t.onFail[len(t.onFail)-1] = func(Item) error {
-			refused = append(refused, chunkFailure{row: -1, err: licadmin.Errorf(licadmin.EFORBIDDEN,
-				"%s, who started the import, is no longer an administrator of the account", imp.Actor)})
-			return errChunkCondition
+		if imp.Source != licadmin.ImportSourceDrop {
+			// A dropped file's actor is an S3 principal, no user: the
+			// bucket's IAM policy is its authority.
+			s.callerCheck(t, caller)
+			t.onFail[len(t.onFail)-1] = func(Item) error {
+				refused = append(refused, chunkFailure{row: -1, err: licadmin.Errorf(licadmin.EFORBIDDEN,
+					"%s, who started the import, is no longer an administrator of the account", imp.Actor)})
+				return errChunkCondition
+			}
 		}
 		if imp.DryRun {
 			s.markSeen(t, ch, rows, &refused)

@@ -33,7 +33,8 @@ import (
 //	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD), seq
 //	log export           EXPORT#<exportId>         EXPORT                      accountId, userId, logGen, range, status, key, ttl 7 d
 //	log purge marker     PURGE#<userId>            <fromGen>-<toGen>[-deleted] a purge that continues; round, ttl 7 d
-//	import               ACCT#<accountId>          IMPORT#<importId>           status, object, counters, checkpoint, lease; ttl 30 d
+//	import               ACCT#<accountId>          IMPORT#<importId>           status, source, object, counters, checkpoint, lease; ttl 30 d;
+//	                                                                           gsi1pk=ACCT#<accountId>#IMPORTS, gsi1sk=<createdAt>#<importId>
 //	import report row    IMPORT#<importId>         ROW#<line, 12 digits>       email, code, message: one per failed row; ttl 30 d
 //	dry-run email seen   IMPORT#<importId>         SEEN#<email>                line: finds duplicates across a dry run; ttl 30 d
 //
@@ -212,6 +213,9 @@ func importKey(accountID, importID string) key {
 }
 
 func importPK(importID string) string { return "IMPORT#" + importID }
+
+// importsGSI1PK lists an account's imports in gsi1, by creation time.
+func importsGSI1PK(accountID string) string { return "ACCT#" + accountID + "#IMPORTS" }
 
 func importRowKey(importID string, line int64) key {
 	n := strconv.FormatInt(line, 10)

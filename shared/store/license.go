@@ -173,7 +173,13 @@ func (s *Store) releaseLicense(t *txn, accountID string, tier licadmin.Tier) {
 // TransferLicense moves from's license to to, keeping the tier; the pool is
 // unchanged. The former holder's log generation is bumped (docs/api.md, rule 6). It
 // returns the new holder as committed.
+//
+// from and to the same user is ETARGETHASLICENSE, answered without sending:
+// a transaction may name the user once.
 func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, to *licadmin.User, now time.Time) (*licadmin.User, error) {
+	if from.ID == to.ID {
+		return nil, licadmin.Errorf(licadmin.ETARGETHASLICENSE, "the target user already holds a license (%s)", from.License.Tier)
+	}
 	tier := from.License.Tier
 	nf := next(from, now)
 	nf.License = nil

@@ -51,6 +51,8 @@ type Outbox struct {
 	// Available and Threshold are the pool figures of a low-pool alert.
 	Available int64
 	Threshold int64
+	// Import is what an import-ended email tells; nil for other kinds.
+	Import    *ImportNotice
 	CreatedAt time.Time
 
 	// Delivery state, kept by the stream processor.
@@ -76,6 +78,15 @@ func outboxItem(o *Outbox) Item {
 		it["available"] = num(o.Available)
 		it["threshold"] = num(o.Threshold)
 	}
+	if n := o.Import; n != nil {
+		it["importId"] = str(n.ImportID)
+		it["importStatus"] = str(n.Status)
+		it["fileName"] = str(n.FileName)
+		it["rows"] = num(n.Rows)
+		it["created"] = num(n.Created)
+		it["failed"] = num(n.Failed)
+		it["unlicensed"] = num(n.Unlicensed)
+	}
 	it["status"] = str(OutboxPending)
 	it["attempts"] = num(0)
 	it["createdAt"] = timestamp(o.CreatedAt)
@@ -89,7 +100,13 @@ func OutboxFromImage(it Item) *Outbox {
 	if it == nil || ItemKind(it) != KindOutbox {
 		return nil
 	}
+	var notice *ImportNotice
+	if getS(it, "importId") != "" {
+		notice = &ImportNotice{ImportID: getS(it, "importId"), Status: getS(it, "importStatus"), FileName: getS(it, "fileName"),
+			Rows: getN(it, "rows"), Created: getN(it, "created"), Failed: getN(it, "failed"), Unlicensed: getN(it, "unlicensed")}
+	}
 	return &Outbox{
+		Import:    notice,
 		ID:        getS(it, "id"),
 		Kind:      licadmin.EmailKind(getS(it, "kind")),
 		AccountID: getS(it, "accountId"),
@@ -106,6 +123,17 @@ func OutboxFromImage(it Item) *Outbox {
 		LastError: getS(it, "lastError"),
 		MessageID: getS(it, "messageId"),
 	}
+}
+
+// ImportNotice is what an import-ended email says: which import, how it
+// ended, and its counters (see licadmin.Import).
+type ImportNotice struct {
+	ImportID string
+	// Status is done or failed.
+	Status string
+	// FileName is the dropped file's name.
+	FileName                          string
+	Rows, Created, Failed, Unlicensed int64
 }
 
 // putOutbox appends the outbox item of an email to send once t commits.

@@ -163,7 +163,12 @@ func (s *Store) commit(ctx context.Context, t *txn, p *idem.Pending, response an
 	return err
 }
 
+// transact sends t: every TransactWriteItems of the store goes through
+// here, so DynamoDB's transaction limits are checked here (checkTxn).
 func (s *Store) transact(ctx context.Context, t *txn) error {
+	if err := checkTxn(s.Table, t.items); err != nil {
+		return fmt.Errorf("transact write: %w", err)
+	}
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	in := &dynamodb.TransactWriteItemsInput{

@@ -24,8 +24,12 @@ const (
 // CreateUser writes a new user of c's account with its email claim. When
 // domain is not empty, the domain must be approved for the account when the
 // transaction commits (EDOMAINNOTAPPROVED); public webmail domains pass "".
-// It fails with EEMAILTAKEN when any user already has the email.
+// It fails with EEMAILTAKEN when any user already has the email, the
+// caller included.
 func (s *Store) CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, domain string, now time.Time) (*licadmin.User, error) {
+	if u.Email == c.Email {
+		return nil, ownEmailTaken(u.Email)
+	}
 	t, p := s.begin(ctx, now)
 	if domain != "" {
 		e := newExpr()
@@ -51,6 +55,16 @@ func (s *Store) CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.
 	return u, nil
 }
 
+func emailTaken(email string) error {
+	return licadmin.Errorf(licadmin.EEMAILTAKEN, "a user with the email %s already exists", email)
+}
+
+// ownEmailTaken answers a write that would give another user the caller's
+// own email. The caller's claim is in the transaction already (its admin
+// check) and a transaction may name an item once, so the answer, which the
+// claim's existence decides, is given without sending.
+func ownEmailTaken(email string) error { return emailTaken(email) }
+
 // putNewUser appends the user item and its email claim, both required to
 // be new: the claim is what makes an email belong to one user (docs/api.md, rule 3).
 func (s *Store) putNewUser(t *txn, u *licadmin.User) {
@@ -60,7 +74,7 @@ func (s *Store) putNewUser(t *txn, u *licadmin.User) {
 	claim["role"] = str(string(u.Role))
 	e := newExpr()
 	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
-		return licadmin.Errorf(licadmin.EEMAILTAKEN, "a user with the email %s already exists", u.Email)
+		return emailTaken(u.Email)
 	})
 	ue := newExpr()
 	t.put(s.Table, userItem(u), fmt.Sprintf("attribute_not_exists(%s)", ue.n(attrPK)), ue, func(Item) error {

@@ -36,10 +36,14 @@ func needsPro(u *licadmin.User) bool {
 //
 // emailDomain is the new email's domain when the email changes and the
 // domain is not public webmail ("" otherwise); ifMatch means the client
-// sent If-Match. It fails with ENOTFOUND when the user is gone,
+// sent If-Match. It fails with EEMAILTAKEN when the new email is the
+// caller's own, ENOTFOUND when the user is gone,
 // EREQUIRESPRO, and, when u changed since the read, EPRECONDITION with
 // ifMatch and licadmin.ErrStale without. It returns n as committed.
 func (s *Store) UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadmin.User, emailDomain string, ifMatch bool, now time.Time) (*licadmin.User, error) {
+	if n.Email != u.Email && n.Email == c.Email {
+		return nil, ownEmailTaken(n.Email)
+	}
 	n.Version, n.UpdatedAt = u.Version+1, now
 	t, p := s.begin(ctx, now)
 
@@ -90,7 +94,7 @@ func (s *Store) UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadm
 		claim["role"] = str(string(n.Role))
 		ne := newExpr()
 		t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", ne.n(attrPK)), ne, func(Item) error {
-			return licadmin.Errorf(licadmin.EEMAILTAKEN, "a user with the email %s already exists", n.Email)
+			return emailTaken(n.Email)
 		})
 		oe := newExpr()
 		t.delete(s.Table, emailKey(u.Email), ownClaimCond(oe, u, self), oe, ownClaimChanged(self))

@@ -36,7 +36,7 @@ func TestDispatchByKindAndEvent(t *testing.T) {
 	d := stream.New(nil).
 		On(store.KindOutbox, stream.Insert, func(_ context.Context, r stream.Record) error {
 			o := store.OutboxFromImage(r.NewImage)
-			if o == nil || o.Email != "jane@acme.test" || o.Tier != "pro" || r.OldImage != nil {
+			if o == nil || o.Email != "grace.hopper@acme.test" || o.Tier != "pro" || r.OldImage != nil {
 				t.Errorf("outbox record decoded as %+v", o)
 			}
 			got = append(got, "outbox")
@@ -45,7 +45,7 @@ func TestDispatchByKindAndEvent(t *testing.T) {
 		On(store.KindPool, stream.Modify, func(_ context.Context, r stream.Record) error {
 			acct, before, ok := store.PoolFromImage(r.OldImage)
 			_, after, ok2 := store.PoolFromImage(r.NewImage)
-			if !ok || !ok2 || acct != "01JDQ59ZK2D4F6H8J0M2P4R6T8" || before.Tier("eco").Available != 2 || after.Tier("eco").Available != 1 || after.Tier("eco").AlertThreshold != 1 {
+			if !ok || !ok2 || acct != "01JDQ3Z2Y4X6W8V0T2S4R6Q8PN" || before.Tier("eco").Available != 2 || after.Tier("eco").Available != 1 || after.Tier("eco").AlertThreshold != 1 {
 				t.Errorf("pool record decoded as %s %+v %+v", acct, before, after)
 			}
 			got = append(got, "pool")

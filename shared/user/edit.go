@@ -235,11 +235,6 @@ func (s *Service) Update(ctx context.Context, r licadmin.Request, userID string,
 		}
 		var domain string
 		if n.Email != u.Email {
-			// The caller's own claim is in the transaction already (its
-			// admin check): its email is taken, and said so here.
-			if n.Email == c.Email {
-				return licadmin.Errorf(licadmin.EEMAILTAKEN, "a user with the email %s already exists", n.Email)
-			}
 			if !s.Webmail.Has(ed.domain) {
 				domain = licadmin.EmailDomainKey(ed.domain)
 			}

@@ -1,0 +1,217 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"licenseadmin/shared/api"
+	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
+)
+
+const (
+	routeReminders = "POST /v1/activation-emails"
+	routeReminder  = "GET /v1/activation-emails/{reminderId}"
+)
+
+// reminderFixture is the license fixture with a reminder queue and the
+// reminder handlers.
+type reminderFixture struct {
+	*fixture
+	q *apitest.ExportQueue
+}
+
+func newReminderFixture(t *testing.T) *reminderFixture {
+	t.Helper()
+	f := &reminderFixture{fixture: newFixture(t), q: &apitest.ExportQueue{}}
+	f.App.Reminders.Queue = f.q
+	return f
+}
+
+func (f *reminderFixture) remind(t *testing.T, caller string, body any, headers map[string]string) *apitest.Response {
+	t.Helper()
+	return apitest.Do(t, api.SendActivationEmails(f.App), withHeaders(apitest.Request{Route: routeReminders, Email: caller, Body: body}, headers))
+}
+
+func (f *reminderFixture) reminder(t *testing.T, caller, id string) *apitest.Response {
+	t.Helper()
+	return apitest.Do(t, api.GetActivationEmails(f.App), apitest.Request{Route: routeReminder, Email: caller, Params: map[string]string{"reminderId": id}})
+}
+
+// runJobs hands every waiting reminder job to the reminder function's
+// handler, and the jobs it puts back, until none is left; it returns how
+// many invocations ran.
+func (f *reminderFixture) runJobs(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for f.q.Len() > 0 {
+		for _, j := range f.q.Take() {
+			resp, err := f.App.Reminders.HandleSQS(apitest.AsFunction(context.Background(), "SendRemindersFunction"), apitest.SQSEvent(j))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("reminder job failed: %+v %v", resp, err)
+			}
+			n++
+		}
+		if n > 10_000 {
+			t.Fatal("the reminder does not advance")
+		}
+	}
+	return n
+}
+
+// activationOutbox counts the activation emails queued per user id.
+func activationOutbox(t *testing.T, env *apitest.Env) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, it := range env.Scan(t) {
+		if o := store.OutboxFromImage(it); o != nil && o.Kind == licadmin.EmailActivation {
+			out[o.UserID]++
+		}
+	}
+	return out
+}
+
+// TestRemindList ensures POST /v1/activation-emails with userIds queues a
+// fresh link to each pending user of the list at once, and skips users
+// sent one less than 60 seconds ago, active users, unknown ids and ids of
+// another account alike; that the reminder reads back done with its
+// counts; and that the request is validated, admin-only and idempotent.
+func TestRemindList(t *testing.T) {
+	f := newReminderFixture(t)
+	a, b, c := f.user(t, "a@acme.test"), f.user(t, "b@acme.test"), f.user(t, "c@acme.test")
+	setStatus(t, f.Env, c, licadmin.StatusActive)
+	apitest.Do(t, api.SendActivationEmail(f.App), userReq("POST /v1/users/{userId}/activation-email", f.admin, a, nil)).Want(t, http.StatusAccepted)
+
+	r := f.remind(t, f.admin, map[string]any{"userIds": []string{a, b, c, f.otherID, unknownID, b}}, nil)
+	r.Want(t, http.StatusAccepted)
+	var rem licadmin.Reminder
+	r.Decode(t, &rem)
+	if rem.Status != licadmin.ReminderDone || rem.Queued != 1 || rem.Skipped != 4 || rem.AllPending || r.Headers["Location"] != "/v1/activation-emails/"+rem.ID {
+		t.Fatalf("reminder %+v (Location %q), want done, 1 queued (b), 4 skipped", rem, r.Headers["Location"])
+	}
+	if got := activationOutbox(t, f.Env); got[a] != 1 || got[b] != 1 || got[c] != 0 || got[f.otherID] != 0 {
+		t.Fatalf("activation emails per user %v, want a's single one and b's", got)
+	}
+	g := f.reminder(t, f.admin, rem.ID)
+	g.Want(t, http.StatusOK)
+	var read licadmin.Reminder
+	g.Decode(t, &read)
+	if read.Status != licadmin.ReminderDone || read.Queued != 1 || read.Skipped != 4 {
+		t.Fatalf("GET the reminder: %+v", read)
+	}
+	// b was just reminded: again within 60 s, skipped.
+	r = f.remind(t, f.admin, map[string]any{"userIds": []string{b}}, nil)
+	r.Decode(t, &rem)
+	if rem.Queued != 0 || rem.Skipped != 1 {
+		t.Fatalf("b again at once: %+v, want skipped", rem)
+	}
+
+	// Idempotency: a retry answers the first answer and queues nothing.
+	key := map[string]string{"Idempotency-Key": "remind-1"}
+	d := f.user(t, "d@acme.test")
+	first := f.remind(t, f.admin, map[string]any{"userIds": []string{d}}, key)
+	again := f.remind(t, f.admin, map[string]any{"userIds": []string{d}}, key)
+	if first.Body != again.Body || activationOutbox(t, f.Env)[d] != 1 {
+		t.Fatalf("retry answered %s (first %s); d has %d emails", again.Body, first.Body, activationOutbox(t, f.Env)[d])
+	}
+	f.remind(t, f.admin, map[string]any{"allPending": true}, key).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EIDEMREUSED)
+
+	// Bad requests, and callers who are no admin of the account.
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = fmt.Sprintf("id%d", i)
+	}
+	for _, body := range []any{map[string]any{}, map[string]any{"userIds": []string{}}, map[string]any{"allPending": false},
+		map[string]any{"userIds": []string{a}, "allPending": true}, map[string]any{"userIds": many}, `{"extra":1}`, "{", nil} {
+		f.remind(t, f.admin, body, nil).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+	}
+	f.remind(t, "a@acme.test", map[string]any{"userIds": []string{b}}, nil).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	f.remind(t, "stranger@nowhere.test", map[string]any{"allPending": true}, nil).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	f.remind(t, "", map[string]any{"allPending": true}, nil).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+	f.reminder(t, "a@acme.test", read.ID).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+	wantSameAnswer(t, f.reminder(t, f.other, read.ID), f.reminder(t, f.other, unknownID), read.ID, unknownID)
+	f.reminder(t, f.other, read.ID).WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+	f.reminder(t, "", read.ID).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+	if f.q.Len() != 0 {
+		t.Fatalf("%d reminder jobs queued by lists, want none", f.q.Len())
+	}
+	f.Invariants(t)
+}
+
+// TestRemindAllPending ensures {"allPending":true} answers 202 at once and
+// reaches every pending user of the account (and no other) in the
+// background, a page at a time over as many invocations as it takes (each
+// continuing through the queue), with the 60-second rule per user and one
+// fresh link each; that its progress reads back; that a job delivered
+// again changes nothing; and that a job that cannot be queued leaves the
+// reminder failed, never running.
+func TestRemindAllPending(t *testing.T) {
+	f := newReminderFixture(t)
+	f.App.Reminders.Page = 3
+	f.App.Reminders.MaxRunTime = time.Nanosecond // one page per invocation
+	var pending []string
+	for i := range 10 {
+		pending = append(pending, f.user(t, fmt.Sprintf("p%d@acme.test", i)))
+	}
+	active := f.user(t, "active@acme.test")
+	setStatus(t, f.Env, active, licadmin.StatusActive)
+	other := f.userAs(t, f.other, "pending@globex.test", "user")
+	apitest.Do(t, api.SendActivationEmail(f.App), userReq("POST /v1/users/{userId}/activation-email", f.admin, pending[0], nil)).Want(t, http.StatusAccepted)
+
+	r := f.remind(t, f.admin, map[string]any{"allPending": true}, nil)
+	r.Want(t, http.StatusAccepted)
+	var rem licadmin.Reminder
+	r.Decode(t, &rem)
+	if rem.Status != licadmin.ReminderRunning || rem.Queued != 0 || !rem.AllPending || f.q.Len() != 1 {
+		t.Fatalf("answer %+v with %d jobs, want running and one job", rem, f.q.Len())
+	}
+	if n := f.runJobs(t); n < 3 {
+		t.Fatalf("%d invocations, want several (pages of 3 users, one page each)", n)
+	}
+	var read licadmin.Reminder
+	g := f.reminder(t, f.admin, rem.ID)
+	g.Want(t, http.StatusOK)
+	g.Decode(t, &read)
+	// The admin is pending too (its account was created by an operator).
+	admin := callerOf(t, f.fixture, f.admin)
+	adminPending := 0
+	if u, _ := f.App.Store.FindUser(context.Background(), admin.UserID, ""); u != nil && u.Status == licadmin.StatusPending {
+		adminPending = 1
+	}
+	if read.Status != licadmin.ReminderDone || read.Queued != int64(9+adminPending) || read.Skipped != 1 {
+		t.Fatalf("reminder %+v, want done, %d queued, 1 skipped (sent one just before)", read, 9+adminPending)
+	}
+	got := activationOutbox(t, f.Env)
+	for _, id := range pending {
+		if got[id] != 1 {
+			t.Errorf("pending user %s has %d activation emails, want 1", id, got[id])
+		}
+	}
+	if got[active] != 0 || got[other] != 0 {
+		t.Errorf("the active user has %d, the other account's pending user %d, want none", got[active], got[other])
+	}
+
+	// The last job delivered again: nothing new.
+	before := len(f.Scan(t))
+	f.q.Send(context.Background(), []byte(`{"accountId":"`+f.acct+`","reminderId":"`+rem.ID+`"}`))
+	f.runJobs(t)
+	if after := len(f.Scan(t)); after != before {
+		t.Fatalf("%d items, %d after the job delivered again", before, after)
+	}
+
+	// A job that cannot be queued: the reminder answers failed.
+	f.q.Err = errors.New("queue down")
+	r = f.remind(t, f.admin, map[string]any{"allPending": true}, nil)
+	r.Want(t, http.StatusAccepted)
+	r.Decode(t, &rem)
+	f.reminder(t, f.admin, rem.ID).Decode(t, &read)
+	if read.Status != licadmin.ReminderFailed || read.Error == nil {
+		t.Fatalf("reminder whose job was not queued: %+v, want failed with a reason", read)
+	}
+	f.Invariants(t)
+}

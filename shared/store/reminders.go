@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/shared/licadmin"
+)
+
+// Bulk reminders (POST /v1/activation-emails). A reminder record
+// (ACCT#<accountId>, REMIND#<reminderId>) holds the request and its
+// progress. Each user is reminded in a transaction of its own, as a single
+// activation-email request is (RemindUser); a reminder of every pending
+// user goes through the account's users a page at a time, and writes each
+// page's progress on the condition that no other invocation wrote it
+// first (AdvanceReminder).
+
+// ActionActivationReminders is the audit action of a bulk reminder
+// request; each email it queues is audited as ActionActivationEmail.
+const ActionActivationReminders = "user.activation_reminders"
+
+// ReminderRetention is how long a reminder record is kept.
+const ReminderRetention = 30 * 24 * time.Hour
+
+func reminderKey(accountID, id string) key { return mkKey(accountPK(accountID), "REMIND#"+id) }
+
+// CreateReminder records r, asked by c, with its audit record and (when
+// the request has an Idempotency-Key) response to replay, on the
+// condition that c is still an admin.
+func (s *Store) CreateReminder(ctx context.Context, c *licadmin.Caller, r *licadmin.Reminder, response any, now time.Time) error {
+	t, p := s.begin(ctx, now)
+	it := reminderKey(r.AccountID, r.ID)
+	it["reminderId"] = str(r.ID)
+	it["accountId"] = str(r.AccountID)
+	it["status"] = str(string(r.Status))
+	it["allPending"] = boolean(r.AllPending)
+	it["actor"] = str(r.Actor)
+	it["queued"] = num(r.Queued)
+	it["skipped"] = num(r.Skipped)
+	it["seq"] = num(0)
+	it["createdAt"] = timestamp(r.CreatedAt)
+	it["updatedAt"] = timestamp(r.UpdatedAt)
+	it[attrTTL] = num(r.CreatedAt.Add(ReminderRetention).Unix())
+	e := newExpr()
+	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+		return fmt.Errorf("reminder id %s collides with an existing one", r.ID)
+	})
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: r.AccountID, Actor: c.Email, Action: ActionActivationReminders, Target: r.ID,
+		Details: map[string]string{"allPending": strconv.FormatBool(r.AllPending), "queued": strconv.FormatInt(r.Queued, 10),
+			"skipped": strconv.FormatInt(r.Skipped, 10)}, At: now})
+	return s.commit(ctx, t, p, response, now)
+}
+
+// GetReminder returns a reminder of accountID. It fails with ENOTFOUND
+// when the account has none by that id, whichever account has one.
+func (s *Store) GetReminder(ctx context.Context, accountID, id string) (*licadmin.Reminder, error) {
+	it, err := s.getItem(ctx, reminderKey(accountID, id))
+	if err != nil {
+		return nil, fmt.Errorf("get reminder %s: %w", id, err)
+	}
+	if it == nil {
+		return nil, licadmin.Errorf(licadmin.ENOTFOUND, "reminder %s not found", id)
+	}
+	r := &licadmin.Reminder{
+		ID: getS(it, "reminderId"), Status: licadmin.ReminderStatus(getS(it, "status")), AllPending: getBool(it, "allPending"),
+		Queued: getN(it, "queued"), Skipped: getN(it, "skipped"), CreatedAt: getTime(it, "createdAt"), UpdatedAt: getTime(it, "updatedAt"),
+		AccountID: getS(it, "accountId"), Actor: getS(it, "actor"), Seq: getN(it, "seq"), Cursor: getB(it, "cursor"),
+	}
+	if msg := getS(it, "error"); msg != "" {
+		r.Error = &msg
+	}
+	return r, nil
+}
+
+// RemindUser queues an activation email to u (as read) for reminder
+// reminderID asked by c, in one transaction: the user's activationSentAt
+// and remindedBy, on the conditions that u is still a pending user of the
+// account, sent none in the last ActivationEmailInterval and was not
+// reminded by this reminder yet; the outbox item; the caller's admin check
+// and the audit record. It reports whether the email was queued, by this
+// call or an earlier one for the same reminder (a page done again); false
+// means the user is skipped. It fails with EFORBIDDEN when c is no longer
+// an admin.
+func (s *Store) RemindUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, reminderID string, now time.Time) (bool, error) {
+	t := &txn{}
+	e := newExpr()
+	sent, by := e.n("activationSentAt"), e.n("remindedBy")
+	job := e.v(str(reminderID))
+	var skipped, again bool
+	t.update(s.Table, userKey(u.ID), fmt.Sprintf("SET %s = %s, %s = %s", sent, e.v(num(now.UnixMilli())), by, job),
+		fmt.Sprintf("%s = %s AND %s = %s AND (attribute_not_exists(%s) OR %s <= %s) AND (attribute_not_exists(%s) OR %s <> %s)",
+			e.n("accountId"), e.v(str(u.AccountID)), e.n("status"), e.v(str(string(licadmin.StatusPending))),
+			sent, sent, e.v(num(now.Add(-ActivationEmailInterval).UnixMilli())), by, by, job),
+		e, func(old Item) error {
+			if getS(old, "remindedBy") == reminderID {
+				again = true
+			} else {
+				skipped = true
+			}
+			return errSkipped
+		})
+	s.putOutbox(t, RecipientOutbox(licadmin.EmailActivation, u, now))
+	s.callerCheck(t, c)
+	s.addAudit(ctx, t, Audit{AccountID: u.AccountID, Actor: c.Email, Action: ActionActivationEmail, Target: u.ID,
+		Details: map[string]string{"reminderId": reminderID}, At: now})
+	err := s.transact(ctx, t)
+	switch {
+	case errors.Is(err, errSkipped) && again:
+		return true, nil
+	case errors.Is(err, errSkipped) && skipped:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+var errSkipped = errors.New("user skipped")
+
+// PendingUsers returns the pending users of accountID among the next page
+// of its users (at most limit read) after the position after, and the
+// position of the next page (nil once every user was read).
+func (s *Store) PendingUsers(ctx context.Context, accountID string, limit int, after []byte) ([]*licadmin.User, []byte, error) {
+	from, err := decodePosition(after, usersGSI1PK(accountID))
+	if err != nil {
+		return nil, nil, err
+	}
+	e := newExpr()
+	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		IndexName:                 aws.String(GSI1),
+		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))),
+		FilterExpression:          aws.String(fmt.Sprintf("%s = %s", e.n("status"), e.v(str(string(licadmin.StatusPending))))),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ExclusiveStartKey:         from,
+		Limit:                     aws.Int32(int32(limit)),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("query pending users of %s: %w", accountID, err)
+	}
+	users := make([]*licadmin.User, 0, len(out.Items))
+	for _, it := range out.Items {
+		users = append(users, decodeUser(it))
+	}
+	if out.LastEvaluatedKey == nil {
+		return users, nil, nil
+	}
+	return users, encodePosition(out.LastEvaluatedKey), nil
+}
+
+// AdvanceReminder adds a page's counts to r (as read) and moves it to the
+// position next, or ends it with status (done, or failed with reason), on
+// the condition that it is still running at r.Seq. It fails with
+// licadmin.ErrReminderMoved when another invocation advanced it first.
+func (s *Store) AdvanceReminder(ctx context.Context, r *licadmin.Reminder, queued, skipped int64, next []byte, status licadmin.ReminderStatus, reason string, now time.Time) error {
+	e := newExpr()
+	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s ADD %s %s, %s %s",
+		e.n("seq"), e.v(num(r.Seq+1)), e.n("status"), e.v(str(string(status))), e.n("updatedAt"), e.v(timestamp(now)),
+		e.n("queued"), e.v(num(queued)), e.n("skipped"), e.v(num(skipped)))
+	if next != nil {
+		update = fmt.Sprintf("SET %s = %s, ", e.n("cursor"), e.v(bin(next))) + update[len("SET "):]
+	}
+	if reason != "" {
+		update = fmt.Sprintf("SET %s = %s, ", e.n("error"), e.v(str(reason))) + update[len("SET "):]
+	}
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        &s.Table,
+		Key:              reminderKey(r.AccountID, r.ID),
+		UpdateExpression: &update,
+		ConditionExpression: aws.String(fmt.Sprintf("%s = %s AND %s = %s", e.n("seq"), e.v(num(r.Seq)),
+			e.n("status"), e.v(str(string(licadmin.ReminderRunning))))),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		return licadmin.ErrReminderMoved
+	case err != nil:
+		return fmt.Errorf("advance reminder %s: %w", r.ID, err)
+	}
+	return nil
+}
