@@ -244,12 +244,6 @@ func TestTransactionLimits(t *testing.T) {
 				CreatedAt: now, UpdatedAt: now, UploadExpiresAt: now.Add(time.Hour)}
 			return st.CreateImport(keyed("import"), caller(t, "second@acme.test"), imp, imp, now)
 		}, ""},
-		{"RecordUsage", "the most recipients, longest fields", func(t *testing.T) error {
-			ctx := bg
-			u := user(t, holderID)
-			return st.RecordUsage(ctx, &licadmin.UsageEvent{ID: long(128), AccountID: f.acct, UserID: u.ID, Type: licadmin.EventSent, At: now,
-				MessageRef: long(256), Recipients: recipients, Bytes: 1 << 40, IP: "2001:db8::1"}, u, now)
-		}, ""},
 		{"DeleteUser", "the caller itself", func(t *testing.T) error {
 			c := caller(t, "plain2@acme.test")
 			return st.DeleteUser(keyed("delete-self"), c, user(t, c.UserID), now)
