@@ -8,7 +8,7 @@
 #   make py-tools   the Python tools (SAM CLI, cfn-lint, schemathesis) in .venv,
 #                   locked with hashes; validate, sam-build, deploy and fuzz-api
 #                   install them themselves
-#   make run        the whole system locally (docs/local.md)
+#   make run        the whole system locally (docs/local.md); PERSIST=1 keeps its data in .local/
 #   make lint       gofmt, go vet, staticcheck
 #   make validate   sam validate --lint and cfn-lint on template.yaml
 #   make sam-build  sam build (uses the build-<LogicalId> targets below)
@@ -41,6 +41,7 @@ FUNCTIONS := \
 	RemoveLicenseFunction:remove-license \
 	TransferLicenseFunction:transfer-license \
 	DeletePoolLicensesFunction:delete-pool-licenses \
+	BulkLicensesFunction:bulk-licenses \
 	CreateUserFunction:create-user \
 	GetUserFunction:get-user \
 	ListUsersFunction:list-users \
@@ -137,8 +138,11 @@ test: tools
 test-browser: $(NODE_STAMP) chromium
 	node --test infra/browser/activation.test.mjs
 
+# PERSIST=1 keeps DynamoDB Local's tables and the S3 store's objects under
+# .local/ across restarts; by default they live in memory and go with run.
+PERSIST ?=
 run: $(NODE_STAMP)
-	go run ./infra/local run
+	PERSIST=$(PERSIST) go run ./infra/local run
 
 # The performance harness (docs/performance.md): first the Go benchmarks
 # (the CPU and allocations the project adds to DynamoDB's time per request),
@@ -148,7 +152,7 @@ run: $(NODE_STAMP)
 GO_BENCHTIME = $(if $(filter 1,$(BENCH_QUICK)),200x,1000x)
 .PHONY: bench
 bench: $(NODE_STAMP)
-	go test -run '^$$' -bench . -benchmem -benchtime $(GO_BENCHTIME) -count $(if $(filter 1,$(BENCH_QUICK)),1,3) ./infra/local
+	go test -run '^$$' -bench . -benchmem -benchtime $(GO_BENCHTIME) -count $(if $(filter 1,$(BENCH_QUICK)),1,3) ./infra/bench
 	go run ./infra/local bench
 
 # Go sources, skipping what the go tool skips (., _ and testdata directories)

@@ -129,7 +129,9 @@ test('an activation link opened in Chromium activates on the button only, once',
   assert.ok(accountId);
   const { token } = local('token', admin);
 
-  const created = await api('POST', '/v1/users', token, { email: `lea@${domain}`, firstName: 'Léa', lastName: 'Martin', language: 'fr', role: 'user' });
+  // Markup in the name: the email's HTML part must show it as text.
+  const firstName = 'Léa <b>&amp;';
+  const created = await api('POST', '/v1/users', token, { email: `lea@${domain}`, firstName, lastName: 'Martin', language: 'fr', role: 'user' });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const userId = created.body.id;
   const status = async () => (await api('GET', `/v1/users/${userId}`, token)).body.status;
@@ -143,6 +145,21 @@ test('an activation link opened in Chromium activates on the button only, once',
   const link = mail.body.text.match(/(\S+\/activate\?token=[A-Za-z0-9_-]{43})/)?.[1];
   assert.ok(link, `no activation link in:\n${mail.body.text}`);
   assert.ok(link.startsWith(`${urls.api}/activate?token=`), `link ${link} is not on the API ${urls.api}`);
+
+  await t.test('the email\'s HTML part renders in French, the name as text, the button to the link', async () => {
+    assert.ok(mail.body.text.includes(`Bonjour ${firstName},`), mail.body.text);
+    const page = await context.newPage();
+    await page.setContent(mail.body.html, { waitUntil: 'load' });
+    assert.equal(await page.getAttribute('html', 'lang'), 'fr');
+    assert.equal(await page.title(), mail.subject);
+    assert.equal(await page.locator('h1').innerText(), 'Activez votre compte');
+    assert.ok(await page.getByText(`Bonjour ${firstName},`, { exact: true }).isVisible());
+    assert.equal(await page.locator('b').count(), 0, 'the name\'s markup became an element');
+    const hrefs = await page.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    assert.deepEqual(hrefs, [link, link]);
+    assert.ok(await page.getByRole('link', { name: link }).isVisible());
+    await page.close();
+  });
 
   const problems = [];
   const watch = (page) => {
@@ -161,6 +178,9 @@ test('an activation link opened in Chromium activates on the button only, once',
     assert.equal(h['cache-control'], 'no-store');
     assert.equal(h['x-content-type-options'], 'nosniff');
     assert.equal(await page.getAttribute('html', 'lang'), 'fr');
+    assert.match(await page.title(), /^Activez votre compte/);
+    assert.equal(await page.locator('h1').first().innerText(), 'Activez votre compte');
+    assert.equal(await page.getAttribute('#activate', 'data-token'), new URL(link).searchParams.get('token'));
     assert.ok(await page.getByRole('button', { name: 'Activer mon compte' }).isVisible());
     await page.waitForTimeout(1000); // a scanner lingers: still nothing
     assert.equal(await status(), 'pending');

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,8 +67,13 @@ func TestStartStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gsis := desc.Table.GlobalSecondaryIndexes; len(gsis) != 1 || *gsis[0].IndexName != "gsi1" {
-		t.Errorf("GSIs = %+v, want gsi1", gsis)
+	var gsis []string
+	for _, g := range desc.Table.GlobalSecondaryIndexes {
+		gsis = append(gsis, aws.ToString(g.IndexName))
+	}
+	sort.Strings(gsis)
+	if want := []string{"gsi1", "searchEmail", "searchFirstName", "searchLastName"}; !slices.Equal(gsis, want) {
+		t.Errorf("GSIs = %v, want %v", gsis, want)
 	}
 	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String("local-t")})
 	if err != nil {
@@ -89,6 +96,54 @@ func TestStartStop(t *testing.T) {
 	if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
 		conn.Close()
 		t.Errorf("port %s still answers after Stop", port)
+	}
+}
+
+// TestDataDir ensures a database started in a data directory keeps its
+// tables and items when started again there, and that one in memory does
+// not.
+func TestDataDir(t *testing.T) {
+	t.Setenv("DYNAMODB_ENDPOINT", "")
+	ctx := context.Background()
+	dir := t.TempDir()
+	tables := func(opts dynamolocal.Options, create bool) []string {
+		t.Helper()
+		srv, err := dynamolocal.Start(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Stop()
+		client, err := dynamolocal.Client(ctx, srv.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if create {
+			if err := dynamolocal.CreateTable(ctx, client, "kept"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("kept"), Item: item("A#1", "META")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := client.ListTables(ctx, &dynamodb.ListTablesInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if create || len(out.TableNames) == 0 {
+			return out.TableNames
+		}
+		got, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("kept"), Key: item("A#1", "META"), ConsistentRead: aws.Bool(true)})
+		if err != nil || got.Item == nil {
+			t.Fatalf("the item did not survive the restart: %v", err)
+		}
+		return out.TableNames
+	}
+	tables(dynamolocal.Options{DataDir: dir}, true)
+	if got := tables(dynamolocal.Options{DataDir: dir}, false); len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("tables after a restart in %s: %v, want kept", dir, got)
+	}
+	if got := tables(dynamolocal.Options{}, false); len(got) != 0 {
+		t.Fatalf("a database in memory starts with tables %v", got)
 	}
 }
 

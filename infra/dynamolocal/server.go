@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -36,6 +37,9 @@ type Options struct {
 	// Stdout receives DynamoDB Local's output; nil discards it (the last
 	// lines still appear in Start's error if it fails).
 	Stdout io.Writer
+	// DataDir keeps the database in that directory (created if missing)
+	// across restarts; "" keeps it in memory, gone when it stops.
+	DataDir string
 }
 
 // Server is a running DynamoDB Local, or an external endpoint named by
@@ -47,8 +51,9 @@ type Server struct {
 	proc *localproc.Process // nil for an external endpoint
 }
 
-// Start runs DynamoDB Local in memory (one shared database for every
-// credential and region, so that all local clients see the same tables) and
+// Start runs DynamoDB Local in memory, or in Options.DataDir (one shared
+// database for every credential and region, so that all local clients see
+// the same tables) and
 // returns once it answers requests, or after StartTimeout.
 //
 // If DYNAMODB_ENDPOINT is set, Start starts nothing and returns a Server for
@@ -91,11 +96,19 @@ func start(ctx context.Context, java, jar, lib string, opts Options) (*Server, e
 	if opts.Stdout != nil {
 		w = io.MultiWriter(out, opts.Stdout)
 	}
-	cmd := exec.Command(java,
-		"-Djava.library.path="+lib,
-		"-jar", jar,
-		"-inMemory", "-sharedDb", "-disableTelemetry",
-		"-port", strconv.Itoa(port))
+	storage := []string{"-inMemory"}
+	if opts.DataDir != "" {
+		dir, err := filepath.Abs(opts.DataDir)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o700)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("DynamoDB Local data directory: %w", err)
+		}
+		storage = []string{"-dbPath", dir}
+	}
+	args := append([]string{"-Djava.library.path=" + lib, "-jar", jar}, storage...)
+	cmd := exec.Command(java, append(args, "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(port))...)
 	cmd.Dir = os.TempDir()
 	cmd.Stdout, cmd.Stderr = w, w
 	proc, err := localproc.Start(cmd)

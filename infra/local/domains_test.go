@@ -32,7 +32,7 @@ func newOperatorEnv(t *testing.T) *operatorEnv {
 func (o *operatorEnv) run(args ...string) (int, string, string) {
 	o.t.Helper()
 	var stdout, stderr bytes.Buffer
-	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return o.vars[k] }, dir: o.t.TempDir()}
+	e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return o.vars[k] }, Dir: o.t.TempDir()}
 	code := dispatch(context.Background(), args, e)
 	return code, stdout.String(), stderr.String()
 }

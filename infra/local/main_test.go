@@ -56,7 +56,7 @@ func TestDispatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, dir: t.TempDir()}
+			e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
 			if code := dispatch(context.Background(), tt.args, e); code != tt.wantCode {
 				t.Errorf("exit %d, want %d", code, tt.wantCode)
 			}
@@ -108,7 +108,7 @@ func TestUsageNamesRequiredFlags(t *testing.T) {
 		}
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, dir: t.TempDir()}
+			e := &env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Dir: t.TempDir()}
 			if code := dispatch(context.Background(), strings.Fields(c.name), e); code != 2 {
 				t.Fatalf("exit %d, want 2; stderr %q", code, stderr.String())
 			}

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/oklog/ulid/v2"
 
+	"licenseadmin/infra/cli"
+	"licenseadmin/infra/stack"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/sqsqueue"
 	usageevents "licenseadmin/shared/usage"
@@ -23,8 +25,8 @@ import (
 // messaging service does in AWS; the local queue delivers it to the ingest
 // function. The event's account is the user's, read from the local table,
 // unless --account names another (to see such an event dropped).
-func usageCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "usage")
+func usageCmd(ctx context.Context, e *cli.Env, args []string) error {
+	fs := cli.NewFlagSet(e, "usage")
 	email := fs.String("email", "", "the user's email")
 	typ := fs.String("type", "", "sent, opened, downloaded or signed")
 	ip := fs.String("ip", "203.0.113.10", "the source IP address of the event")
@@ -33,14 +35,14 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 	to := fs.String("to", "", "the recipients, comma separated")
 	size := fs.Int64("bytes", 0, "the message's size in bytes (default 48213 for sent)")
 	at := fs.String("at", "", "the event's time, RFC 3339 (default: now)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := requireFlags(fs, "email", "type"); err != nil {
+	if err := cli.RequireFlags(fs, "email", "type"); err != nil {
 		return err
 	}
 	if _, err := licadmin.ParseEventType("type", *typ); err != nil {
-		return usageError{"--type must be sent, opened, downloaded or signed"}
+		return cli.UsageError{Msg: "--type must be sent, opened, downloaded or signed"}
 	}
 	msg := usageevents.Message{
 		EventID: ulid.Make().String(), AccountID: *account, Email: licadmin.NormalizeEmail(*email), Type: *typ,
@@ -60,7 +62,7 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 	if msg.Bytes == 0 && *typ == string(licadmin.EventSent) {
 		msg.Bytes = 48213
 	}
-	ctx, cancel, a, err := localApp(ctx, e)
+	ctx, cancel, a, err := stack.LocalApp(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -69,7 +71,7 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 	if msg.AccountID == "" {
 		u, err := a.Store.FindUser(ctx, "", msg.Email)
 		if err != nil {
-			return explain(err, cfg)
+			return stack.Explain(err, cfg)
 		}
 		if u == nil {
 			return fmt.Errorf("no user has the email %s in the local table: add it first (or pass --account to send the event anyway)", msg.Email)
@@ -79,16 +81,16 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 	// The ingest function drops a malformed event with a log line; say
 	// what is wrong here instead of sending it.
 	if _, err := usageevents.Parse(mustJSON(msg), time.Now()); err != nil {
-		return usageError{err.Error()}
+		return cli.UsageError{Msg: err.Error()}
 	}
 
-	endpoint := e.getenv("SQS_ENDPOINT")
+	endpoint := e.Getenv("SQS_ENDPOINT")
 	if endpoint == "" {
-		endpoint = fmt.Sprintf("http://127.0.0.1:%d", defaultSQSPort)
+		endpoint = fmt.Sprintf("http://127.0.0.1:%d", stack.DefaultSQSPort)
 	}
-	queueURL := e.getenv("USAGE_QUEUE_URL")
+	queueURL := e.Getenv("USAGE_QUEUE_URL")
 	if queueURL == "" {
-		queueURL = strings.TrimSuffix(endpoint, "/") + "/" + localAccountID + "/UsageQueue"
+		queueURL = strings.TrimSuffix(endpoint, "/") + "/" + stack.LocalAccountID + "/UsageQueue"
 	}
 	// The local queue accepts any credentials; these are not secrets.
 	client := sqsqueue.NewClient(aws.Config{Region: cfg.Region, Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}, endpoint)
@@ -101,7 +103,7 @@ func usageCmd(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("send the event to %s: %w", queueURL, err)
 	}
-	return json.NewEncoder(e.stdout).Encode(map[string]any{
+	return json.NewEncoder(e.Stdout).Encode(map[string]any{
 		"messageId": aws.ToString(out.MessageId), "queueUrl": queueURL, "event": msg,
 	})
 }

@@ -1,6 +1,8 @@
 // Package localsqs is a minimal SQS for the local stack: an HTTP endpoint
-// that speaks the SQS JSON protocol (AWS JSON 1.0) for SendMessage and
-// GetQueueUrl, so that the real SDK client sends to it, and in-memory
+// that speaks the SQS JSON protocol (AWS JSON 1.0) for SendMessage,
+// GetQueueUrl, ListQueues, ReceiveMessage, DeleteMessage and
+// GetQueueAttributes, so that the real SDK client sends to it and the AWS
+// CLI reads a dead-letter queue from it, and in-memory
 // queues that deliver batches to the functions' own handlers as the
 // events.SQSEvent Lambda would send, honouring batchItemFailures by
 // redelivering the failed messages after a visibility timeout, and moving a
@@ -60,9 +62,11 @@ type Message struct {
 	ID         string
 	Body       string
 	Attributes map[string]events.SQSMessageAttribute
-	// Receives counts the deliveries so far.
-	Receives int
-	SentAt   time.Time
+	// Receives counts the deliveries so far; ReceiptHandle names the
+	// last one (DeleteMessage takes it).
+	Receives      int
+	ReceiptHandle string
+	SentAt        time.Time
 
 	firstReceive time.Time
 	visibleAt    time.Time
@@ -246,10 +250,7 @@ func (s *Server) receive(q *queue) ([]*Message, time.Duration) {
 			continue
 		}
 		m.inFlight = true
-		m.Receives++
-		if m.firstReceive.IsZero() {
-			m.firstReceive = now
-		}
+		m.received(now)
 		batch = append(batch, m)
 		if len(batch) == q.BatchSize {
 			break
@@ -269,7 +270,7 @@ func (s *Server) invoke(ctx context.Context, q *queue, batch []*Message) (failed
 		all[m.ID] = true
 		ev.Records[i] = events.SQSMessage{
 			MessageId:     m.ID,
-			ReceiptHandle: m.ID + "#" + strconv.Itoa(m.Receives),
+			ReceiptHandle: m.ReceiptHandle,
 			Body:          m.Body,
 			Md5OfBody:     md5Hex([]byte(m.Body)),
 			Attributes: map[string]string{
@@ -351,6 +352,77 @@ func (s *Server) settle(q *queue, batch []*Message, failed map[string]bool) {
 	clear(q.msgs[len(kept):])
 	q.msgs = kept
 	s.notify(q)
+}
+
+// received counts one more receive of m at now.
+func (m *Message) received(now time.Time) {
+	m.Receives++
+	m.ReceiptHandle = m.ID + "#" + strconv.Itoa(m.Receives)
+	if m.firstReceive.IsZero() {
+		m.firstReceive = now
+	}
+}
+
+// Receive takes up to max visible messages of queue name for a consumer
+// other than its handler (ReceiveMessage): they stay on the queue, hidden
+// for visibility (the queue's own when 0), until Delete removes them. With
+// none visible it waits up to wait for one.
+func (s *Server) Receive(ctx context.Context, name string, max int, visibility, wait time.Duration) ([]Message, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		s.mu.Lock()
+		q, ok := s.queues[name]
+		if !ok {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("no queue %q", name)
+		}
+		if visibility <= 0 {
+			visibility = q.Visibility
+		}
+		now := s.now()
+		var out []Message
+		for _, m := range q.msgs {
+			if len(out) == max {
+				break
+			}
+			if m.inFlight || m.visibleAt.After(now) {
+				continue
+			}
+			m.received(now)
+			m.visibleAt = now.Add(visibility)
+			out = append(out, *m)
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if len(out) > 0 || !time.Now().Before(deadline) {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-changed:
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+}
+
+// Delete removes the message of queue name that receipt (a ReceiptHandle
+// of its last receive) names; a stale receipt removes nothing, as in SQS.
+func (s *Server) Delete(name, receipt string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[name]
+	if !ok {
+		return fmt.Errorf("no queue %q", name)
+	}
+	for i, m := range q.msgs {
+		if m.ReceiptHandle == receipt && !m.inFlight {
+			q.msgs = append(q.msgs[:i], q.msgs[i+1:]...)
+			s.notify(q)
+			return nil
+		}
+	}
+	return nil
 }
 
 // QueueNames returns the names of the queues, sorted.

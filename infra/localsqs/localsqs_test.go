@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,5 +233,116 @@ func TestAPIErrors(t *testing.T) {
 	}
 	if _, err := c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err == nil {
 		t.Fatal("DeleteQueue succeeded; the local SQS does not support it")
+	}
+}
+
+// TestReadDeadLetterQueue ensures a dead-letter queue can be read as in
+// AWS, with the real SDK client (the AWS CLI speaks the same protocol):
+// ListQueues finds it, GetQueueAttributes counts its messages,
+// ReceiveMessage hides what it returns for the visibility timeout, and
+// DeleteMessage removes a message by its receipt handle (a stale one
+// removes nothing).
+func TestReadDeadLetterQueue(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{fail: func(m events.SQSMessage) bool { return true }}
+	srv, c, url := start(t, rec.handle, true)
+	send(t, c, url, "poison")
+	idle(t, srv)
+
+	list, err := c.ListQueues(ctx, &sqs.ListQueuesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := strings.TrimSuffix(url, "work") + "dlq"
+	if !slices.Equal(list.QueueUrls, []string{dlq, url}) {
+		t.Fatalf("ListQueues = %v, want %s and %s", list.QueueUrls, dlq, url)
+	}
+	count := func(attr sqstypes.QueueAttributeName) string {
+		t.Helper()
+		out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(dlq), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Attributes[string(attr)]
+	}
+	if n := count(sqstypes.QueueAttributeNameApproximateNumberOfMessages); n != "1" {
+		t.Fatalf("dead-letter queue holds %s messages, want 1", n)
+	}
+	got, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, VisibilityTimeout: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Messages) != 1 || aws.ToString(got.Messages[0].Body) != "poison" || aws.ToString(got.Messages[0].ReceiptHandle) == "" {
+		t.Fatalf("ReceiveMessage = %+v, want the poison message", got.Messages)
+	}
+	again, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlq)})
+	if err != nil || len(again.Messages) != 0 || count(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible) != "1" {
+		t.Fatalf("a received message is visible again at once: %+v %v", again.Messages, err)
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(dlq), ReceiptHandle: aws.String("x#9")}); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Messages("dlq")) != 1 {
+		t.Fatal("a stale receipt handle deleted the message")
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(dlq), ReceiptHandle: got.Messages[0].ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Messages("dlq")) != 0 || count(sqstypes.QueueAttributeNameApproximateNumberOfMessages) != "0" {
+		t.Fatal("DeleteMessage left the message")
+	}
+}
+
+// TestVisibilityAndTimeout ensures a failed message waits for the queue's
+// visibility timeout before it is delivered again (not a shorter local
+// delay), and that each invocation's context carries the function's
+// timeout as its deadline, a handler running past it failing the batch.
+func TestVisibilityAndTimeout(t *testing.T) {
+	var mu sync.Mutex
+	var deadlines []time.Duration
+	h := func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		dl, ok := ctx.Deadline()
+		mu.Lock()
+		if ok {
+			deadlines = append(deadlines, time.Until(dl))
+		} else {
+			deadlines = append(deadlines, -1)
+		}
+		mu.Unlock()
+		<-ctx.Done() // runs past its timeout
+		return events.SQSEventResponse{}, nil
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := localsqs.New("us-east-1", "123456789012", logger,
+		localsqs.Queue{Name: "slow", Handler: h, Visibility: time.Hour, Timeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if _, err := srv.Send("slow", "m", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		msgs := srv.Messages("slow")
+		if len(msgs) == 1 && msgs[0].Receives == 1 && msgs[0].ReceiptHandle != "" {
+			mu.Lock()
+			n := len(deadlines)
+			mu.Unlock()
+			if n == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the message was not delivered")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // past the timeout: the batch failed
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deadlines) != 1 || deadlines[0] <= 0 || deadlines[0] > 200*time.Millisecond {
+		t.Fatalf("invocation deadlines %v: want one invocation, its deadline the 200 ms timeout", deadlines)
+	}
+	if msgs := srv.Messages("slow"); len(msgs) != 1 || msgs[0].Receives != 1 {
+		t.Fatalf("messages %+v: the timed-out message must stay, hidden for the hour of visibility", msgs)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +29,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/spf13/afero"
 )
 
 // Region is the region of the local store's events and clients.
@@ -57,24 +60,45 @@ type Server struct {
 	// Log, when set, receives one line per request.
 	Log func(format string, args ...any)
 
-	backend *s3mem.Backend
+	backend gofakes3.Backend
 	handler http.Handler
 	srv     *http.Server
 	ln      net.Listener
 	served  chan error
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu    sync.Mutex
 	notes []Notification
 }
 
-// Start serves a new, empty store on addr (host:port; port 0 picks a free
-// one) with the given buckets.
+// Start serves a new, empty store in memory on addr (host:port; port 0
+// picks a free one) with the given buckets.
 func Start(addr string, buckets ...string) (*Server, error) {
+	return start(addr, s3mem.New(), buckets)
+}
+
+// StartDir is Start with the objects kept as files under dir (created if
+// missing), where a later StartDir finds them again: buckets/<bucket>/<key>
+// and their metadata under metadata/. Such a store has no object versions.
+func StartDir(addr, dir string, buckets ...string) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("s3local: %w", err)
+	}
+	backend, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
+	if err != nil {
+		return nil, fmt.Errorf("s3local: open %s: %w", dir, err)
+	}
+	return start(addr, backend, buckets)
+}
+
+func start(addr string, backend gofakes3.Backend, buckets []string) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("s3local: listen on %s: %w", addr, err)
 	}
-	s := &Server{URL: "http://" + ln.Addr().String(), backend: s3mem.New(), ln: ln, served: make(chan error, 1)}
+	s := &Server{URL: "http://" + ln.Addr().String(), backend: backend, ln: ln, served: make(chan error, 1)}
 	s.handler = gofakes3.New(s.backend, gofakes3.WithAutoBucket(false)).Server()
 	for _, b := range buckets {
 		if err := s.CreateBucket(b); err != nil {
@@ -118,15 +142,18 @@ func (s *Server) Client() *s3.Client {
 	})
 }
 
-// Close stops serving, letting requests in flight finish for up to 5 s.
+// Close stops serving, letting requests in flight finish for up to 5 s;
+// closing again does nothing.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.closeErr = s.srv.Shutdown(ctx)
+		if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) && s.closeErr == nil {
+			s.closeErr = serr
+		}
+	})
+	return s.closeErr
 }
 
 // ServeHTTP serves S3 requests and sends the notifications of objects they

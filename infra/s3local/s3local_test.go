@@ -142,3 +142,41 @@ func TestClose(t *testing.T) {
 		t.Fatal("still serving after Close")
 	}
 }
+
+// TestStartDir ensures a store started in a directory keeps its objects
+// there for the next store started in it, and that one in memory does not.
+func TestStartDir(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(start func() (*s3local.Server, error)) *s3local.Server {
+		t.Helper()
+		srv, err := start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Close() })
+		return srv
+	}
+	first := open(func() (*s3local.Server, error) { return s3local.StartDir("127.0.0.1:0", dir, "b") })
+	if _, err := first.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("imports/a.csv"), Body: strings.NewReader("x,y\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open(func() (*s3local.Server, error) { return s3local.StartDir("127.0.0.1:0", dir, "b") })
+	out, err := again.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("imports/a.csv")})
+	if err != nil {
+		t.Fatalf("the object did not survive the restart: %v", err)
+	}
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(out.Body)
+	out.Body.Close()
+	if body.String() != "x,y\n" {
+		t.Fatalf("object %q after the restart", body.String())
+	}
+	mem := open(func() (*s3local.Server, error) { return s3local.Start("127.0.0.1:0", "b") })
+	if _, err := mem.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("imports/a.csv")}); err == nil {
+		t.Fatal("a store in memory has the object")
+	}
+}

@@ -7,6 +7,8 @@ package streamlocal
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,11 +30,13 @@ type Handler func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventRe
 const (
 	DefaultBatchSize = 100
 	DefaultInterval  = 250 * time.Millisecond
-	DefaultRetries   = 3
 	DefaultBackoff   = time.Second
 )
 
-// Poller reads a table's stream and invokes a handler with its records.
+// Poller is one event source mapping of a table's stream: it reads the
+// stream and invokes a handler with its records, as Lambda does for one
+// function (each function on the stream has its own Poller, reading the
+// stream on its own, as each mapping does in AWS).
 type Poller struct {
 	// DynamoDB finds the table's stream; Streams reads it.
 	DynamoDB *dynamodb.Client
@@ -40,16 +44,35 @@ type Poller struct {
 	Table    string
 	Handler  Handler
 	Logger   *slog.Logger
-	// BatchSize bounds the records of one invocation.
+	// Function names the function in logs and in on-failure records.
+	Function string
+	// Filter is the mapping's FilterCriteria: records it does not match
+	// never reach the handler (nil admits every record).
+	Filter *Filter
+	// BatchSize bounds the records of one invocation; a batch never spans
+	// two shards.
 	BatchSize int32
 	// Interval is how often Run polls.
 	Interval time.Duration
-	// Retries is how often a batch whose handler reports a failure is
-	// invoked again (from the failed record) before its records are given
-	// up, as MaximumRetryAttempts does in AWS; Backoff is the first wait
-	// between two invocations, doubled each time.
+	// Retries is MaximumRetryAttempts: how often a batch whose handler
+	// fails is invoked again (from the failed record when the handler
+	// reports batch item failures) before its records are given up: not
+	// at all when 0, until it succeeds when negative. Backoff
+	// is the first wait between two invocations, doubled each time.
 	Retries int
 	Backoff time.Duration
+	// Bisect is BisectBatchOnFunctionError: a batch whose handler returns
+	// an error is split in two halves, each invoked on its own, down to
+	// single records; splitting does not count as a retry.
+	Bisect bool
+	// OnFailure is the on-failure destination: it receives, as JSON, the
+	// description of each batch given up (the shard and sequence numbers
+	// to re-drive from), as Lambda sends it to the mapping's
+	// DestinationConfig.OnFailure. Nil only logs.
+	OnFailure func(ctx context.Context, record []byte) error
+	// Timeout is the function's timeout: the deadline of each invocation
+	// (none when 0).
+	Timeout time.Duration
 
 	streamARN string
 	region    string
@@ -119,41 +142,57 @@ func (p *Poller) Drain(ctx context.Context) error {
 }
 
 // Poll reads the records added since the last call and invokes the handler
-// with them, and returns how many it read.
+// with those the filter admits, and returns how many it read.
 func (p *Poller) Poll(ctx context.Context) (int, error) {
-	recs, err := p.Next(ctx)
-	if err != nil {
-		return 0, err
-	}
+	byShard, err := p.next(ctx)
+	n := 0
 	size := int(p.BatchSize)
 	if size <= 0 {
 		size = DefaultBatchSize
 	}
-	for rest := recs; len(rest) > 0; {
-		n := min(size, len(rest))
-		p.invoke(ctx, rest[:n])
-		rest = rest[n:]
+	for _, sr := range byShard {
+		n += len(sr.records)
+		var admitted []events.DynamoDBEventRecord
+		for _, r := range sr.records {
+			if p.Filter.Match(r) {
+				admitted = append(admitted, r)
+			}
+		}
+		for rest := admitted; len(rest) > 0; {
+			k := min(size, len(rest))
+			p.process(ctx, sr.shard, rest[:k], 0)
+			rest = rest[k:]
+		}
 	}
-	return len(recs), nil
+	return n, err
 }
 
-// invoke calls the handler with batch, invoking it again from the record
-// that it reports failed, at most Retries times.
-func (p *Poller) invoke(ctx context.Context, batch []events.DynamoDBEventRecord) {
+// process invokes the handler with batch until it succeeds: a function
+// error bisects the batch when Bisect is set, a reported item failure
+// retries from that record; once the retries are spent the rest of the
+// batch goes to the on-failure destination. attempts counts the retries
+// of the records so far.
+func (p *Poller) process(ctx context.Context, shardID string, batch []events.DynamoDBEventRecord, attempts int) {
 	retries, wait := p.Retries, p.Backoff
-	if retries == 0 {
-		retries = DefaultRetries
-	}
 	if wait <= 0 {
 		wait = DefaultBackoff
 	}
-	for attempt := 0; len(batch) > 0; attempt++ {
+	for i := 0; i < attempts; i++ {
+		wait *= 2
+	}
+	for len(batch) > 0 {
 		resp, err := p.call(ctx, batch)
 		failed := -1
 		switch {
 		case err != nil:
+			p.logger().Error("stream handler failed", "function", p.Function, "records", len(batch), "err", err.Error())
+			if p.Bisect && len(batch) > 1 {
+				half := len(batch) / 2
+				p.process(ctx, shardID, batch[:half], attempts)
+				p.process(ctx, shardID, batch[half:], attempts)
+				return
+			}
 			failed = 0
-			p.logger().Error("stream handler failed", "err", err.Error())
 		case len(resp.BatchItemFailures) > 0:
 			failed = len(batch)
 			for _, f := range resp.BatchItemFailures {
@@ -171,11 +210,11 @@ func (p *Poller) invoke(ctx context.Context, batch []events.DynamoDBEventRecord)
 			return
 		}
 		batch = batch[failed:]
-		if attempt >= retries || ctx.Err() != nil {
-			p.logger().Error("stream records given up after retries (in AWS they go to the on-failure queue)",
-				"records", len(batch), "firstSequenceNumber", batch[0].Change.SequenceNumber)
+		if (retries >= 0 && attempts >= retries) || ctx.Err() != nil {
+			p.giveUp(ctx, shardID, batch, attempts+1)
 			return
 		}
+		attempts++
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
@@ -184,13 +223,84 @@ func (p *Poller) invoke(ctx context.Context, batch []events.DynamoDBEventRecord)
 	}
 }
 
+// giveUp sends the description of batch to the on-failure destination.
+func (p *Poller) giveUp(ctx context.Context, shardID string, batch []events.DynamoDBEventRecord, invocations int) {
+	p.logger().Error("stream records given up after retries; their description goes to the on-failure destination",
+		"function", p.Function, "records", len(batch), "firstSequenceNumber", batch[0].Change.SequenceNumber)
+	if p.OnFailure == nil {
+		return
+	}
+	first, last := batch[0], batch[len(batch)-1]
+	rec := FailureRecord{Version: "1.0", Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+	rec.RequestContext.RequestID = rand.Text()
+	rec.RequestContext.FunctionARN = "arn:aws:lambda:" + p.region + ":" + localAccountID + ":function:" + p.Function
+	rec.RequestContext.Condition = "RetryAttemptsExhausted"
+	rec.RequestContext.ApproximateInvokeCount = invocations
+	rec.ResponseContext.StatusCode = 200
+	rec.ResponseContext.ExecutedVersion = "$LATEST"
+	rec.ResponseContext.FunctionError = "Unhandled"
+	rec.DDBStreamBatchInfo = BatchInfo{
+		ShardID: shardID, StartSequenceNumber: first.Change.SequenceNumber, EndSequenceNumber: last.Change.SequenceNumber,
+		ApproximateArrivalOfFirstRecord: first.Change.ApproximateCreationDateTime.UTC().Format(time.RFC3339),
+		ApproximateArrivalOfLastRecord:  last.Change.ApproximateCreationDateTime.UTC().Format(time.RFC3339),
+		BatchSize:                       len(batch), StreamARN: p.streamARN,
+	}
+	b, _ := json.Marshal(rec)
+	ctx = context.WithoutCancel(ctx)
+	if err := p.OnFailure(ctx, b); err != nil {
+		p.logger().Error("stream on-failure destination refused the record", "function", p.Function, "err", err.Error())
+	}
+}
+
+// FailureRecord is what Lambda sends to a stream mapping's on-failure
+// destination about a batch it gave up.
+type FailureRecord struct {
+	RequestContext struct {
+		RequestID              string `json:"requestId"`
+		FunctionARN            string `json:"functionArn"`
+		Condition              string `json:"condition"`
+		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+	} `json:"requestContext"`
+	ResponseContext struct {
+		StatusCode      int    `json:"statusCode"`
+		ExecutedVersion string `json:"executedVersion"`
+		FunctionError   string `json:"functionError"`
+	} `json:"responseContext"`
+	Version            string    `json:"version"`
+	Timestamp          string    `json:"timestamp"`
+	DDBStreamBatchInfo BatchInfo `json:"DDBStreamBatchInfo"`
+}
+
+// BatchInfo locates a batch given up in the stream.
+type BatchInfo struct {
+	ShardID                         string `json:"shardId"`
+	StartSequenceNumber             string `json:"startSequenceNumber"`
+	EndSequenceNumber               string `json:"endSequenceNumber"`
+	ApproximateArrivalOfFirstRecord string `json:"approximateArrivalOfFirstRecord"`
+	ApproximateArrivalOfLastRecord  string `json:"approximateArrivalOfLastRecord"`
+	BatchSize                       int    `json:"batchSize"`
+	StreamARN                       string `json:"streamArn"`
+}
+
+// localAccountID is the account id in local ARNs.
+const localAccountID = "123456789012"
+
 func (p *Poller) call(ctx context.Context, batch []events.DynamoDBEventRecord) (resp events.DynamoDBEventResponse, err error) {
+	if p.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), p.Timeout)
+		defer cancel()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
-	return p.Handler(ctx, events.DynamoDBEvent{Records: batch})
+	resp, err = p.Handler(ctx, events.DynamoDBEvent{Records: batch})
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("handler timed out after %s", p.Timeout)
+	}
+	return resp, err
 }
 
 var errNoStream = errors.New("the table has no stream: its template definition needs a StreamSpecification")
@@ -199,20 +309,37 @@ var errNoStream = errors.New("the table has no stream: its template definition n
 // by shard (a parent shard before its children), without invoking the
 // handler.
 func (p *Poller) Next(ctx context.Context) ([]events.DynamoDBEventRecord, error) {
+	byShard, err := p.next(ctx)
+	var out []events.DynamoDBEventRecord
+	for _, sr := range byShard {
+		out = append(out, sr.records...)
+	}
+	return out, err
+}
+
+// shardRecords are records read from one shard.
+type shardRecords struct {
+	shard   string
+	records []events.DynamoDBEventRecord
+}
+
+func (p *Poller) next(ctx context.Context) ([]shardRecords, error) {
 	if err := p.discover(ctx); err != nil {
 		return nil, err
 	}
-	var out []events.DynamoDBEventRecord
+	var out []shardRecords
 	for _, id := range p.order() {
 		s := p.shards[id]
 		if s.done || (s.parent != "" && p.shards[s.parent] != nil && !p.shards[s.parent].done) {
 			continue
 		}
 		recs, err := p.read(ctx, s)
+		if len(recs) > 0 {
+			out = append(out, shardRecords{shard: id, records: recs})
+		}
 		if err != nil {
 			return out, err
 		}
-		out = append(out, recs...)
 	}
 	return out, nil
 }

@@ -83,10 +83,7 @@ var writeActions = map[string]bool{
 // only serves GET routes.
 func TestFunctionPoliciesLeastPrivilege(t *testing.T) {
 	d := realDocument(t)
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl := realTemplate(t)
 	for _, fn := range d.OfType(typeFunction) {
 		stmts, errs := statements(fn)
 		for _, e := range errs {

@@ -3,8 +3,6 @@ package template
 import (
 	"fmt"
 	"sort"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const typeQueue = "AWS::SQS::Queue"
@@ -50,12 +48,7 @@ type queueProps struct {
 // of the template (!GetAtt Queue.Arn), which the local stack could not
 // serve.
 func (t *Template) QueueSources() ([]QueueSource, error) {
-	var out []QueueSource
-	err := t.eachEvent("SQS", func(id, name string, props *yaml.Node) error {
-		var e sqsEvent
-		if err := decodeOptional(props, &e); err != nil {
-			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
-		}
+	out, err := sources(t, "SQS", func(id, name string, e *sqsEvent) (QueueSource, error) {
 		src := QueueSource{Function: id, Queue: arnOf(e.Queue), BatchSize: e.BatchSize, VisibilityTimeout: 30}
 		if src.BatchSize == 0 {
 			src.BatchSize = 10
@@ -65,11 +58,11 @@ func (t *Template) QueueSources() ([]QueueSource, error) {
 		}
 		q, ok := t.resources[src.Queue]
 		if !ok || q.Type != typeQueue {
-			return fmt.Errorf("template: function %s event %s: Queue must be !GetAtt <queue>.Arn of a queue of the template", id, name)
+			return QueueSource{}, fmt.Errorf("template: function %s event %s: Queue must be !GetAtt <queue>.Arn of a queue of the template", id, name)
 		}
 		var qp queueProps
 		if err := decodeOptional(&q.Properties, &qp); err != nil {
-			return fmt.Errorf("template: queue %s: %w", src.Queue, err)
+			return QueueSource{}, fmt.Errorf("template: queue %s: %w", src.Queue, err)
 		}
 		if qp.VisibilityTimeout > 0 {
 			src.VisibilityTimeout = qp.VisibilityTimeout
@@ -77,11 +70,10 @@ func (t *Template) QueueSources() ([]QueueSource, error) {
 		if qp.RedrivePolicy != nil {
 			src.DeadLetterQueue, src.MaxReceiveCount = arnOf(qp.RedrivePolicy.DeadLetterTargetArn), qp.RedrivePolicy.MaxReceiveCount
 			if dl, ok := t.resources[src.DeadLetterQueue]; !ok || dl.Type != typeQueue {
-				return fmt.Errorf("template: queue %s: deadLetterTargetArn must be !GetAtt <queue>.Arn of a queue of the template", src.Queue)
+				return QueueSource{}, fmt.Errorf("template: queue %s: deadLetterTargetArn must be !GetAtt <queue>.Arn of a queue of the template", src.Queue)
 			}
 		}
-		out = append(out, src)
-		return nil
+		return src, nil
 	})
 	if err != nil {
 		return nil, err
@@ -91,15 +83,4 @@ func (t *Template) QueueSources() ([]QueueSource, error) {
 }
 
 // arnOf returns X of {"Fn::GetAtt": [X, "Arn"]}, or "".
-func arnOf(v any) string {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		return ""
-	}
-	parts, ok := m["Fn::GetAtt"].([]any)
-	if !ok || len(parts) != 2 || parts[1] != "Arn" {
-		return ""
-	}
-	s, _ := parts[0].(string)
-	return s
-}
+func arnOf(v any) string { return getAttOf(v, "Arn") }

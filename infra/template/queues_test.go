@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"licenseadmin"
 	"licenseadmin/infra/template"
 )
 
@@ -12,10 +11,7 @@ import (
 // read with what the local queues need: the queue, the batch size, the
 // batch item failure reporting and the redrive policy.
 func TestQueueSources(t *testing.T) {
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl := realTemplate(t)
 	got, err := tpl.QueueSources()
 	if err != nil {
 		t.Fatal(err)

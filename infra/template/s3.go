@@ -2,10 +2,7 @@ package template
 
 import (
 	"fmt"
-	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 const typeBucket = "AWS::S3::Bucket"
@@ -44,15 +41,10 @@ type s3Event struct {
 // of the template (SAM requires one), or whose filter has another rule
 // than prefix and suffix.
 func (t *Template) S3Sources() ([]S3Source, error) {
-	var out []S3Source
-	err := t.eachEvent("S3", func(id, name string, props *yaml.Node) error {
-		var e s3Event
-		if err := decodeOptional(props, &e); err != nil {
-			return fmt.Errorf("template: function %s event %s: %w", id, name, err)
-		}
+	return sources(t, "S3", func(id, name string, e *s3Event) (S3Source, error) {
 		src := S3Source{Function: id, Bucket: refName(e.Bucket)}
 		if b, ok := t.resources[src.Bucket]; !ok || b.Type != typeBucket {
-			return fmt.Errorf("template: function %s event %s: Bucket must be !Ref <bucket> of a bucket of the template", id, name)
+			return S3Source{}, fmt.Errorf("template: function %s event %s: Bucket must be !Ref <bucket> of a bucket of the template", id, name)
 		}
 		switch v := e.Events.(type) {
 		case string:
@@ -71,15 +63,9 @@ func (t *Template) S3Sources() ([]S3Source, error) {
 			case "suffix":
 				src.Suffix = rule.Value
 			default:
-				return fmt.Errorf("template: function %s event %s: unknown S3Key rule %q", id, name, rule.Name)
+				return S3Source{}, fmt.Errorf("template: function %s event %s: unknown S3Key rule %q", id, name, rule.Name)
 			}
 		}
-		out = append(out, src)
-		return nil
+		return src, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Function < out[j].Function })
-	return out, nil
 }

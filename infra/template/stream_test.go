@@ -2,13 +2,14 @@ package template_test
 
 import (
 	"encoding/json"
-	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"licenseadmin"
+	"licenseadmin/infra/streamlocal"
 	"licenseadmin/infra/template"
 )
 
@@ -17,10 +18,7 @@ import (
 // after), so that DynamoDB Local's table has it too; and that only the
 // stream function may send email.
 func TestRealTemplateStream(t *testing.T) {
-	tpl, err := template.Parse(licenseadmin.Template)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpl := realTemplate(t)
 	in, err := tpl.TableInput("x")
 	if err != nil {
 		t.Fatal(err)
@@ -43,12 +41,23 @@ func TestRealTemplateStream(t *testing.T) {
 // TestStreamFilterAdmitsHandledRecords holds the stream function's
 // FilterCriteria to the records its handlers need: Lambda drops every
 // record no pattern matches before the function sees it, so a handler
-// added to shared/stream's dispatcher without a pattern would never run in
-// AWS (locally every record is delivered). Each case is a record as the
-// filter sees it; the matcher knows the subset of the pattern syntax the
-// template uses (exact strings and prefixes) and fails on anything else.
+// added to shared/stream's dispatcher without a pattern would never run,
+// in AWS nor locally (the local stack applies the same filter). Each case
+// is a record as the filter sees it.
 func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
-	patterns := filterPatterns(t, "ProcessTableStreamFunction", "TableStream")
+	_, src := streamSource(t, "ProcessTableStreamFunction")
+	filter, err := streamlocal.ParseFilter(src.Filters)
+	if err != nil || filter == nil {
+		t.Fatalf("ProcessTableStreamFunction's filter patterns %v: %v", src.Filters, err)
+	}
+	s := func(v string) map[string]any { return map[string]any{"S": v} }
+	record := func(event, pk, sk string, newImage map[string]any) map[string]any {
+		ddb := map[string]any{"Keys": map[string]any{"pk": s(pk), "sk": s(sk)}}
+		if newImage != nil {
+			ddb["NewImage"] = newImage
+		}
+		return map[string]any{"eventName": event, "dynamodb": ddb}
+	}
 	for _, tc := range []struct {
 		name   string
 		record map[string]any
@@ -61,16 +70,17 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 		{"user remove (log purge)", record("REMOVE", "USER#u1", "USER", nil), true},
 		{"purge marker insert", record("INSERT", "PURGE#u1", "0-1", nil), true},
 		{"import chunk audit insert (license confirmations)", record("INSERT", "ACCT#a1", "AUDIT#2026-11-23T10:00:00Z#01J",
-			map[string]any{"action": attrS("users.import")}), true},
+			map[string]any{"action": s("users.import")}), true},
 		{"other audit insert", record("INSERT", "ACCT#a1", "AUDIT#2026-11-23T10:00:00Z#01J",
-			map[string]any{"action": attrS("license.assign")}), false},
+			map[string]any{"action": s("license.assign")}), false},
 		{"user insert", record("INSERT", "USER#u1", "USER", nil), false},
 		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1", nil), false},
 		{"outbox modify (delivery state)", record("MODIFY", "OUTBOX#01J", "OUTBOX", nil), false},
-		{"usage event claim insert (counted by RecordUsageFunction)", record("INSERT", "USAGE#u1", "EVENT#e1", nil), false},
+		{"usage event claim insert (RecordUsageFunction's)", record("INSERT", "USAGE#u1", "EVENT#e1", nil), false},
 		{"monthly counters modify", record("MODIFY", "USER#u1", "STATS#2026-11", nil), false},
 	} {
-		if got := admitted(t, patterns, tc.record); got != tc.want {
+		got := filter.MatchJSON(tc.record)
+		if got != tc.want {
 			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -81,110 +91,66 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 // claim rewritten by a redelivered event is a MODIFY and must not count;
 // the counters' own updates must not come back to it).
 func TestRecordUsageFilter(t *testing.T) {
-	patterns := filterPatterns(t, "RecordUsageFunction", "Claims")
+	_, src := streamSource(t, "RecordUsageFunction")
+	filter, err := streamlocal.ParseFilter(src.Filters)
+	if err != nil || filter == nil {
+		t.Fatalf("RecordUsageFunction's filter patterns %v: %v", src.Filters, err)
+	}
+	record := func(event, pk, sk string) map[string]any {
+		return map[string]any{"eventName": event, "dynamodb": map[string]any{"Keys": map[string]any{
+			"pk": map[string]any{"S": pk}, "sk": map[string]any{"S": sk}}}}
+	}
 	for _, tc := range []struct {
 		name   string
 		record map[string]any
 		want   bool
 	}{
-		{"claim insert", record("INSERT", "USAGE#u1", "EVENT#e1", nil), true},
-		{"claim rewritten (redelivered event)", record("MODIFY", "USAGE#u1", "EVENT#e1", nil), false},
-		{"claim expired", record("REMOVE", "USAGE#u1", "EVENT#e1", nil), false},
-		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1", nil), false},
-		{"counters insert", record("INSERT", "USER#u1", "STATS#2026-11", nil), false},
-		{"counters modify", record("MODIFY", "USER#u1", "STATS#2026-11", nil), false},
-		{"user insert", record("INSERT", "USER#u1", "USER", nil), false},
+		{"claim insert", record("INSERT", "USAGE#u1", "EVENT#e1"), true},
+		{"claim rewritten (redelivered event)", record("MODIFY", "USAGE#u1", "EVENT#e1"), false},
+		{"claim expired", record("REMOVE", "USAGE#u1", "EVENT#e1"), false},
+		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1"), false},
+		{"counters insert", record("INSERT", "USER#u1", "STATS#2026-11"), false},
+		{"counters modify", record("MODIFY", "USER#u1", "STATS#2026-11"), false},
+		{"user insert", record("INSERT", "USER#u1", "USER"), false},
 	} {
-		if got := admitted(t, patterns, tc.record); got != tc.want {
+		if got := filter.MatchJSON(tc.record); got != tc.want {
 			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-// filterPatterns returns the filter patterns of a function's stream event.
-func filterPatterns(t *testing.T, function, event string) []map[string]any {
+// TestRealTemplateStreamSource reads the stream function's event source
+// mapping as the local stack applies it.
+func TestRealTemplateStreamSource(t *testing.T) {
+	tpl, src := streamSource(t, "ProcessTableStreamFunction")
+	if src.Table != template.TableLogicalID || src.BatchSize != 10 || src.MaximumRetryAttempts != 10 || !src.BisectBatchOnFunctionError ||
+		!src.ReportBatchItemFailures || src.OnFailure != "StreamFailureQueue" || len(src.Filters) != 5 || src.StartingPosition != "TRIM_HORIZON" {
+		t.Fatalf("stream source %+v", src)
+	}
+	fn, _ := tpl.Function("ProcessTableStreamFunction")
+	api, _ := tpl.Function("GetUserFunction")
+	if fn.Timeout != 60*time.Second || api.Timeout != 10*time.Second {
+		t.Fatalf("timeouts %s and %s, want the function's 60 s and the Globals' 10 s", fn.Timeout, api.Timeout)
+	}
+	if q := tpl.Queues(); !slices.Contains(q, "StreamFailureQueue") || !slices.Contains(q, "UsageDeadLetterQueue") {
+		t.Fatalf("queues %v", q)
+	}
+}
+
+// streamSource returns the project's template and the DynamoDB event of
+// function fn.
+func streamSource(t *testing.T, fn string) (*template.Template, template.StreamSource) {
 	t.Helper()
-	d := realDocument(t)
-	var patterns []map[string]any
-	for _, fn := range d.OfType(typeFunction) {
-		if fn.LogicalID != function {
-			continue
-		}
-		for _, f := range template.List(template.Path(fn.Properties, "Events."+event+".Properties.FilterCriteria.Filters")) {
-			src, _ := template.Path(f, "Pattern").(string)
-			var p map[string]any
-			if err := json.Unmarshal([]byte(src), &p); err != nil {
-				t.Fatalf("pattern %q: %v", src, err)
-			}
-			patterns = append(patterns, p)
+	tpl := realTemplate(t)
+	sources, err := tpl.StreamSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range sources {
+		if src.Function == fn {
+			return tpl, src
 		}
 	}
-	if len(patterns) == 0 {
-		t.Fatalf("%s has no filter patterns on its event %s", function, event)
-	}
-	return patterns
-}
-
-// record is a stream record as a filter sees it.
-func record(event, pk, sk string, newImage map[string]any) map[string]any {
-	ddb := map[string]any{"Keys": map[string]any{"pk": attrS(pk), "sk": attrS(sk)}}
-	if newImage != nil {
-		ddb["NewImage"] = newImage
-	}
-	return map[string]any{"eventName": event, "dynamodb": ddb}
-}
-
-func attrS(v string) map[string]any { return map[string]any{"S": v} }
-
-// admitted reports whether any of patterns matches record.
-func admitted(t *testing.T, patterns []map[string]any, record map[string]any) bool {
-	t.Helper()
-	got := false
-	for _, p := range patterns {
-		ok, err := filterMatches(p, record)
-		if err != nil {
-			t.Fatalf("pattern %v: %v", p, err)
-		}
-		got = got || ok
-	}
-	return got
-}
-
-// filterMatches reports whether event matches an event filter pattern:
-// every field of the pattern must be in the event, a list of values
-// matching a string field by equality or {"prefix": ...}.
-func filterMatches(pattern, event any) (bool, error) {
-	switch p := pattern.(type) {
-	case map[string]any:
-		e, _ := event.(map[string]any)
-		for k, pv := range p {
-			ok, err := filterMatches(pv, e[k])
-			if err != nil || !ok {
-				return false, err
-			}
-		}
-		return true, nil
-	case []any:
-		v, isString := event.(string)
-		for _, alt := range p {
-			switch a := alt.(type) {
-			case string:
-				if isString && v == a {
-					return true, nil
-				}
-			case map[string]any:
-				pre, ok := a["prefix"].(string)
-				if !ok || len(a) != 1 {
-					return false, fmt.Errorf("filter operator %v is not known to this test", a)
-				}
-				if isString && strings.HasPrefix(v, pre) {
-					return true, nil
-				}
-			default:
-				return false, fmt.Errorf("filter value %v is not known to this test", a)
-			}
-		}
-		return false, nil
-	}
-	return false, fmt.Errorf("pattern %v is neither an object nor a list", pattern)
+	t.Fatalf("no stream source for %s in %+v", fn, sources)
+	return nil, template.StreamSource{}
 }

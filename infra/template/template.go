@@ -3,8 +3,10 @@ package template
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -15,6 +17,9 @@ const (
 	typeHTTPAPI  = "AWS::Serverless::HttpApi"
 	typeTable    = "AWS::DynamoDB::Table"
 )
+
+// defaultTimeout is Lambda's timeout of a function that sets none.
+const defaultTimeout = 3 * time.Second
 
 // TableLogicalID is the logical id of the application's table in the
 // template; TableInput reads it (or the template's only table).
@@ -60,6 +65,9 @@ type Function struct {
 	BuildMethod string
 	// Routes are the function's HttpApi events, sorted by path then method.
 	Routes []Route
+	// Timeout is the function's Timeout (or the Globals one; 3 s, Lambda's
+	// default, when neither is set): the deadline of each invocation.
+	Timeout time.Duration
 	// Policies is the function's Policies property as a list, with
 	// intrinsic functions in their long form ({"Fn::GetAtt": [...]}), so
 	// that tests can check which actions and resources each function gets.
@@ -102,6 +110,7 @@ type document struct {
 	Globals struct {
 		Function struct {
 			CodeURI any `yaml:"CodeUri"`
+			Timeout int `yaml:"Timeout"`
 		} `yaml:"Function"`
 		HTTPAPI struct {
 			Auth apiAuth `yaml:"Auth"`
@@ -119,6 +128,7 @@ type apiAuth struct {
 
 type functionProps struct {
 	CodeURI  any              `yaml:"CodeUri"`
+	Timeout  int              `yaml:"Timeout"`
 	Policies any              `yaml:"Policies"`
 	Events   map[string]event `yaml:"Events"`
 }
@@ -185,6 +195,19 @@ func Parse(b []byte) (*Template, error) {
 	return t, nil
 }
 
+// ParseFile reads and parses the SAM template at path.
+func ParseFile(path string) (*Template, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
 // Function returns the function named id, and false when there is none.
 func (t *Template) Function(id string) (Function, bool) {
 	for _, f := range t.Functions {
@@ -206,6 +229,12 @@ func (t *Template) function(id string, r resource, doc *document) (Function, err
 		codeURI = doc.Globals.Function.CodeURI
 	}
 	fn.CodeURI, _ = codeURI.(string)
+	fn.Timeout = defaultTimeout
+	if p.Timeout > 0 {
+		fn.Timeout = time.Duration(p.Timeout) * time.Second
+	} else if doc.Globals.Function.Timeout > 0 {
+		fn.Timeout = time.Duration(doc.Globals.Function.Timeout) * time.Second
+	}
 	fn.BuildMethod, _ = r.Metadata["BuildMethod"].(string)
 	for _, name := range sortedKeys(p.Events) {
 		ev := p.Events[name]
@@ -338,8 +367,9 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // eachEvent calls fn, in function then event name order, with the
-// properties of every event of type typ; fn's errors stop the walk.
-func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.Node) error) error {
+// properties of every event of type typ decoded into an E; a property that
+// does not decode, and fn's errors, stop the walk.
+func eachEvent[E any](t *Template, typ string, fn func(id, name string, e *E) error) error {
 	for _, id := range sortedKeys(t.resources) {
 		r := t.resources[id]
 		if r.Type != typeFunction {
@@ -354,7 +384,11 @@ func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.No
 			if ev.Type != typ {
 				continue
 			}
-			if err := fn(id, name, &ev.Properties); err != nil {
+			var e E
+			if err := decodeOptional(&ev.Properties, &e); err != nil {
+				return fmt.Errorf("template: function %s event %s: %w", id, name, err)
+			}
+			if err := fn(id, name, &e); err != nil {
 				return err
 			}
 		}
@@ -362,16 +396,32 @@ func (t *Template) eachEvent(typ string, fn func(id, name string, props *yaml.No
 	return nil
 }
 
-// StreamFunctions returns the logical ids of the functions that have a
-// DynamoDB stream event (an event source mapping on the table's stream),
-// sorted: the local stack reads the stream once for each.
-func (t *Template) StreamFunctions() ([]string, error) {
+// sources returns what fn makes of each event of type typ, in function
+// then event name order; fn's errors stop the walk.
+func sources[E, S any](t *Template, typ string, fn func(id, name string, e *E) (S, error)) ([]S, error) {
+	var out []S
+	err := eachEvent(t, typ, func(id, name string, e *E) error {
+		src, err := fn(id, name, e)
+		if err == nil {
+			out = append(out, src)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FunctionsWithEvents returns the logical ids of the functions that have
+// an event of type typ (SQS, S3, DynamoDB...), sorted.
+func (t *Template) FunctionsWithEvents(typ string) []string {
 	var out []string
-	err := t.eachEvent("DynamoDB", func(id, _ string, _ *yaml.Node) error {
+	_ = eachEvent(t, typ, func(id, _ string, _ *struct{}) error {
 		if len(out) == 0 || out[len(out)-1] != id {
 			out = append(out, id)
 		}
 		return nil
 	})
-	return out, err
+	return out
 }

@@ -1,7 +1,6 @@
 package template_test
 
 import (
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,13 +10,9 @@ import (
 
 func mustParseFile(tb testing.TB, path string) *template.Template {
 	tb.Helper()
-	b, err := os.ReadFile(path)
+	tpl, err := template.ParseFile(path)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	tpl, err := template.Parse(b)
-	if err != nil {
-		tb.Fatalf("Parse(%s): %v", path, err)
 	}
 	return tpl
 }

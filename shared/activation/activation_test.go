@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -16,8 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/seslocal"
@@ -126,37 +123,10 @@ func (f *fixture) state(t *testing.T) string {
 	t.Helper()
 	var lines []string
 	for _, it := range f.Scan(t) {
-		lines = append(lines, fmt.Sprintf("%v", canon(it)))
+		lines = append(lines, apitest.CanonItem(it))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
-}
-
-func canon(it map[string]types.AttributeValue) string {
-	keys := make([]string, 0, len(it))
-	for k := range it {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s;", k, value(it[k]))
-	}
-	return b.String()
-}
-
-func value(v types.AttributeValue) string {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value
-	case *types.AttributeValueMemberN:
-		return v.Value
-	case *types.AttributeValueMemberB:
-		return "B:" + base64.StdEncoding.EncodeToString(v.Value) + ":" + string(v.Value)
-	case *types.AttributeValueMemberM:
-		return "{" + canon(v.Value) + "}"
-	}
-	return fmt.Sprintf("%v", v)
 }
 
 // TestActivationFlow ensures the whole activation: 202; the email in the
@@ -199,7 +169,7 @@ func TestActivationFlow(t *testing.T) {
 			t.Fatalf("the table holds the token (%q)", leak)
 		}
 	}
-	if !strings.Contains(before, "pk=TOKEN#"+hex.EncodeToString(sum[:])+";") {
+	if !strings.Contains(before, "pk=S:TOKEN#"+hex.EncodeToString(sum[:])+";") {
 		t.Fatal("no token item keyed by the token's SHA-256")
 	}
 
@@ -344,24 +314,10 @@ func TestActivationSingleUseUnderConcurrency(t *testing.T) {
 	f := newFixture(t)
 	u, email := f.user(t, "gina", "en")
 	token := f.link(t, u, email)
-	n := 0
-	if recs, err := f.App.Store.AuditLog(context.Background(), f.acct, 100); err == nil {
-		n = len(recs)
-	}
+	n := len(f.AuditLog(t, f.acct))
 	const workers = 20
 	answers := make([]*apitest.Response, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			answers[i] = f.activate(t, map[string]string{"token": token})
-		}()
-	}
-	close(start)
-	wg.Wait()
+	apitest.Concurrently(workers, func(i int) { answers[i] = f.activate(t, map[string]string{"token": token}) })
 	var ok, gone int
 	for _, a := range answers {
 		switch a.StatusCode {

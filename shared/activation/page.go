@@ -1,10 +1,11 @@
 package activation
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"html"
+	"html/template"
 	"strings"
 )
 
@@ -123,15 +124,43 @@ func PageHeaders() map[string]string {
 	}
 }
 
+// pageTemplate is the page. The style and the script are part of the
+// template's text, so they are written as they are: the very bytes PageCSP
+// hashes. html/template escapes every value for where it stands.
+var pageTemplate = template.Must(template.New("activation page").Parse(`<!doctype html>
+<html lang="{{(index .Texts 0).Lang}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<meta name="referrer" content="no-referrer">
+<title>{{.Title}}</title>
+<style>` + pageStyle + `</style>
+</head>
+<body>
+<main>
+{{range .Texts}}<section lang="{{.Lang}}">
+<h1>{{.Title}}</h1>
+<p>{{.Intro}}</p>
+</section>
+{{end}}<form id="activate" method="post" action="v1/activations" data-token="{{.Token}}">
+<button id="activate-button" type="submit">{{.Button}}</button>
+</form>
+<noscript>{{range .Texts}}<p lang="{{.Lang}}">{{.NoScript}}</p>{{end}}</noscript>
+<div role="status" aria-live="polite">
+<div id="success" class="msg" tabindex="-1" hidden>{{range .Texts}}<p lang="{{.Lang}}">{{.Success}}</p>{{end}}</div>
+<div id="invalid" class="msg" tabindex="-1" hidden>{{range .Texts}}<p lang="{{.Lang}}">{{.Invalid}}</p>{{end}}</div>
+<div id="error" class="msg" tabindex="-1" hidden>{{range .Texts}}<p lang="{{.Lang}}">{{.Error}}</p>{{end}}</div>
+</div>
+</main>
+<script>` + pageScript + `</script>
+</body>
+</html>
+`))
+
 // RenderPage returns the activation page for token in langs (the first
 // is the page's language). A token that is not well-formed is left out of
 // the page; its button then gets the invalid-link answer.
-//
-// The page is written in Go, every text HTML-escaped, rather than with
-// html/template, whose reflective execution would make the linker keep
-// every method of the AWS SDK clients in the binary. The style and the
-// script go in as they are, the very bytes PageCSP hashes. The error is
-// always nil.
 func RenderPage(token string, langs []string) ([]byte, error) {
 	if _, ok := ParseToken(token); !ok {
 		token = ""
@@ -148,52 +177,13 @@ func RenderPage(token string, langs []string) ([]byte, error) {
 	if len(texts) == 0 {
 		return RenderPage(token, []string{"en", "fr"})
 	}
-	var b strings.Builder
-	// w writes HTML and values in turn: parts[0], parts[2]... are HTML,
-	// written as they are; parts[1], parts[3]... are values, escaped.
-	w := func(parts ...string) {
-		for i, p := range parts {
-			if i%2 == 1 {
-				p = html.EscapeString(p)
-			}
-			b.WriteString(p)
-		}
+	var b bytes.Buffer
+	if err := pageTemplate.Execute(&b, struct {
+		Texts         []pageText
+		Title, Button string
+		Token         string
+	}{texts, strings.Join(titles, " / "), strings.Join(buttons, " / "), token}); err != nil {
+		return nil, fmt.Errorf("render the activation page: %w", err)
 	}
-	// paras writes one <p> per language of the text that text picks.
-	paras := func(text func(pageText) string) {
-		for _, t := range texts {
-			w(`<p lang="`, t.Lang, `">`, text(t), `</p>`)
-		}
-	}
-	w(`<!doctype html>
-<html lang="`, texts[0].Lang, `">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<meta name="referrer" content="no-referrer">
-<title>`, strings.Join(titles, " / "), `</title>
-`)
-	b.WriteString("<style>" + pageStyle + "</style>\n</head>\n<body>\n<main>\n")
-	for _, t := range texts {
-		w(`<section lang="`, t.Lang, `">
-<h1>`, t.Title, `</h1>
-<p>`, t.Intro, `</p>
-</section>
-`)
-	}
-	w(`<form id="activate" method="post" action="v1/activations" data-token="`, token, `">
-<button id="activate-button" type="submit">`, strings.Join(buttons, " / "), `</button>
-</form>
-<noscript>`)
-	paras(func(t pageText) string { return t.NoScript })
-	w("</noscript>\n<div role=\"status\" aria-live=\"polite\">\n<div id=\"success\" class=\"msg\" tabindex=\"-1\" hidden>")
-	paras(func(t pageText) string { return t.Success })
-	w("</div>\n<div id=\"invalid\" class=\"msg\" tabindex=\"-1\" hidden>")
-	paras(func(t pageText) string { return t.Invalid })
-	w("</div>\n<div id=\"error\" class=\"msg\" tabindex=\"-1\" hidden>")
-	paras(func(t pageText) string { return t.Error })
-	w("</div>\n</div>\n</main>\n")
-	b.WriteString("<script>" + pageScript + "</script>\n</body>\n</html>\n")
-	return []byte(b.String()), nil
+	return b.Bytes(), nil
 }

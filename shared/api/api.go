@@ -162,7 +162,7 @@ func etag(u *licadmin.User) string { return `"` + strconv.FormatInt(u.Version, 1
 // ListUsers serves GET /v1/users.
 func ListUsers(a *app.App) apigw.Handler {
 	return a.API.Handle("ListUsers", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
-		q := user.ListQuery{Filter: licadmin.UserFilter{License: r.Query["license"], Status: r.Query["status"]}}
+		q := user.ListQuery{Filter: licadmin.UserFilter{License: r.Query["license"], Status: r.Query["status"]}, Search: r.Query["q"]}
 		if v, ok := r.Query["limit"]; ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -170,7 +170,12 @@ func ListUsers(a *app.App) apigw.Handler {
 			}
 			q.Limit = n
 		}
+		// A cursor continues the list it came from: same caller, filters
+		// and search (folded, as the search compares it).
 		scope := strings.Join([]string{"users", r.Email, q.Filter.License, q.Filter.Status}, "\x00")
+		if search := licadmin.SearchKey(q.Search); search != "" {
+			scope += "\x00q\x00" + search
+		}
 		after, err := a.Cursors.Decode(ctx, scope, r.Query["cursor"])
 		if err != nil {
 			return nil, err

@@ -111,7 +111,7 @@ func TestCreateDomain(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
-			n := len(auditLog(t, f.Env, f.acct))
+			n := len(f.Env.AuditLog(t, f.acct))
 			r := f.requestDomain(apitest.Request{Route: routeDomains, Email: f.admin, Body: map[string]string{"domain": c.in}})
 			if c.in == "ＢÜＣＨＥＲ.example." {
 				// The same domain as "bücher.example": its entry again.
@@ -137,7 +137,7 @@ func TestCreateDomain(t *testing.T) {
 			if loc := r.Headers["Location"]; loc != "/v1/domains/"+c.want {
 				t.Fatalf("Location %q", loc)
 			}
-			recs := auditLog(t, f.Env, f.acct)
+			recs := f.Env.AuditLog(t, f.acct)
 			if len(recs) != n+1 || recs[0].Action != store.ActionDomainRequest || recs[0].Target != c.want || recs[0].Actor != f.admin || recs[0].RequestID != r.RequestID {
 				t.Fatalf("audit %+v", recs[0])
 			}
@@ -146,7 +146,7 @@ func TestCreateDomain(t *testing.T) {
 
 	t.Run("again", func(t *testing.T) {
 		first := f.request(t, f.admin, "again.example")
-		n := len(auditLog(t, f.Env, f.acct))
+		n := len(f.Env.AuditLog(t, f.acct))
 		for _, in := range []string{"again.example", "AGAIN.example."} {
 			r := f.requestDomain(apitest.Request{Route: routeDomains, Email: f.admin, Body: map[string]string{"domain": in}})
 			r.Want(t, http.StatusOK)
@@ -158,7 +158,7 @@ func TestCreateDomain(t *testing.T) {
 		if d := f.request(t, f.admin, "acme.test"); d.Status != licadmin.DomainApproved || d.TXTRecord != nil || d.ApprovedAt == nil {
 			t.Fatalf("own approved domain: %+v", d)
 		}
-		if got := len(auditLog(t, f.Env, f.acct)); got != n {
+		if got := len(f.Env.AuditLog(t, f.acct)); got != n {
 			t.Fatalf("repeated requests wrote %d audit records", got-n)
 		}
 		// Another account's request of a pending domain is its own, with
@@ -169,7 +169,7 @@ func TestCreateDomain(t *testing.T) {
 		}
 	})
 
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	refused := []struct {
 		name   string
 		body   any
@@ -229,7 +229,7 @@ func TestVerifyDomain(t *testing.T) {
 	t.Run("approved", func(t *testing.T) {
 		d := f.request(t, f.admin, "verified.example")
 		f.dns.set("verified.example", "v=spf1 -all", *d.TXTRecord, "google-site-verification=x")
-		n := len(auditLog(t, f.Env, f.acct))
+		n := len(f.Env.AuditLog(t, f.acct))
 		r := f.verify(domainReq(routeVerifyDomain, f.admin, "Verified.Example."))
 		v := domainOf(t, r)
 		if v.Status != licadmin.DomainApproved || v.ApprovedAt == nil || *v.TXTRecord != *d.TXTRecord || v.Domain != "verified.example" || !v.CreatedAt.Equal(d.CreatedAt) {
@@ -238,18 +238,18 @@ func TestVerifyDomain(t *testing.T) {
 		if h := claimHolder(t, f.Env, "verified.example"); h != f.acct {
 			t.Fatalf("claim held by %q, want %s", h, f.acct)
 		}
-		recs := auditLog(t, f.Env, f.acct)
+		recs := f.Env.AuditLog(t, f.acct)
 		if len(recs) != n+1 || recs[0].Action != store.ActionDomainApprove || recs[0].Target != "verified.example" ||
 			recs[0].Details["method"] != "dns" || recs[0].Actor != f.admin || recs[0].RequestID != r.RequestID || recs[0].SourceIP != sourceIP {
 			t.Fatalf("audit %+v", recs[0])
 		}
 		f.userAs(t, f.admin, "someone@verified.example", "user")
 		// Verifying again answers the approved domain without a lookup.
-		q, n := f.dns.queries.Load(), len(auditLog(t, f.Env, f.acct))
+		q, n := f.dns.queries.Load(), len(f.Env.AuditLog(t, f.acct))
 		if again := domainOf(t, f.verify(domainReq(routeVerifyDomain, f.admin, "verified.example"))); again.Status != licadmin.DomainApproved {
 			t.Fatalf("again: %+v", again)
 		}
-		if f.dns.queries.Load() != q || len(auditLog(t, f.Env, f.acct)) != n {
+		if f.dns.queries.Load() != q || len(f.Env.AuditLog(t, f.acct)) != n {
 			t.Fatal("verifying an approved domain asked DNS or wrote an audit record")
 		}
 	})
@@ -288,7 +288,7 @@ func TestVerifyDomain(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d := f.request(t, f.admin, c.domain)
 			c.setup(*d.TXTRecord)
-			items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+			items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 			f.verify(domainReq(routeVerifyDomain, f.admin, c.domain)).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINUNVERIFIED)
 			wantNothingWritten(t, f.Env, f.acct, items, audits)
 			f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: userBody("x@"+c.domain, "user")}).
@@ -508,13 +508,13 @@ func TestDeleteDomain(t *testing.T) {
 	stay := f.userAs(t, f.admin, "stay@gone.example", "user")
 	other := f.user(t, "other@acme.test")
 
-	n := len(auditLog(t, f.Env, f.acct))
+	n := len(f.Env.AuditLog(t, f.acct))
 	r := f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "Gone.Example."))
 	r.Want(t, http.StatusNoContent)
 	if r.Body != "" || r.Headers["Content-Type"] != "" {
 		t.Fatalf("204 with body %q Content-Type %q", r.Body, r.Headers["Content-Type"])
 	}
-	recs := auditLog(t, f.Env, f.acct)
+	recs := f.Env.AuditLog(t, f.acct)
 	if len(recs) != n+1 || recs[0].Action != store.ActionDomainDelete || recs[0].Target != "gone.example" || recs[0].Details["claimReleased"] != "true" {
 		t.Fatalf("audit %+v", recs[0])
 	}
@@ -569,7 +569,7 @@ func TestDomainAccess(t *testing.T) {
 	f.user(t, plain)
 	d := f.request(t, f.admin, "pending.example")
 	f.dns.set("pending.example", *d.TXTRecord)
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	routes := []struct {
 		name string
 		call func(caller string) *apitest.Response
@@ -605,7 +605,7 @@ func TestDomainAccess(t *testing.T) {
 // answers 422.
 func TestDomainIdempotency(t *testing.T) {
 	f := newDNSFixture(t)
-	n := len(auditLog(t, f.Env, f.acct))
+	n := len(f.Env.AuditLog(t, f.acct))
 	req := apitest.Request{Route: routeDomains, Email: f.admin, Body: map[string]string{"domain": "idem.example"}, Headers: idemKey("dom-1")}
 	first := f.requestDomain(req)
 	first.Want(t, http.StatusCreated)
@@ -628,7 +628,7 @@ func TestDomainIdempotency(t *testing.T) {
 	if d2.Body != "" {
 		t.Fatalf("replayed 204 with body %q", d2.Body)
 	}
-	if got := len(auditLog(t, f.Env, f.acct)); got != n+3 {
+	if got := len(f.Env.AuditLog(t, f.acct)); got != n+3 {
 		t.Fatalf("%d audit records for three changes", got-n)
 	}
 }
@@ -644,7 +644,7 @@ func TestOperatorApproveDomain(t *testing.T) {
 	handler := operator.ApproveDomainHandler(f.App.Operator)
 	ctx := lambdacontext.NewContext(apitest.AsFunction(context.Background(), "ApproveDomainFunction"), &lambdacontext.LambdaContext{AwsRequestID: "lambda-approve-1"})
 
-	n, from := len(auditLog(t, f.Env, f.acct)), time.Now()
+	n, from := len(f.Env.AuditLog(t, f.acct)), time.Now()
 	d, err := handler(ctx, operator.ApproveDomainInput{AccountID: f.acct, Domain: " Ops.Example. "})
 	if err != nil {
 		t.Fatal(err)

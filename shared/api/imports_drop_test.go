@@ -99,7 +99,7 @@ func TestImportDrop(t *testing.T) {
 
 	// Audited as the S3 principal of the event.
 	var chunks, creates int
-	for _, a := range auditLog(t, f.Env, acct) {
+	for _, a := range f.Env.AuditLog(t, acct) {
 		switch a.Action {
 		case store.ActionUsersImport:
 			chunks++

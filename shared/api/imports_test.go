@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -43,30 +42,13 @@ type importFixture struct {
 	admin, acct, other    string
 	template, create, get apigw.Handler
 	// logs holds the import function's log lines.
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *apitest.SyncBuffer
 }
 
 func newImportFixture(t *testing.T, optFns ...func(*apitest.Env)) *importFixture {
 	t.Helper()
 	env := apitest.New(t)
-	f := &importFixture{Env: env, admin: "admin@acme.test", other: "boss@globex.test", logs: &syncBuffer{}}
+	f := &importFixture{Env: env, admin: "admin@acme.test", other: "boss@globex.test", logs: &apitest.SyncBuffer{}}
 	f.acct, _ = env.MustAccount(t, "Acme", f.admin)
 	env.MustAccount(t, "Globex", f.other)
 	env.MustLicenses(t, f.acct, licadmin.Eco, 3)
@@ -258,7 +240,7 @@ func TestImportEndToEnd(t *testing.T) {
 		t.Fatalf("upload %+v", up)
 	}
 	imp := f.status(t, f.admin, up.ImportID)
-	if imp.Status != licadmin.ImportPending || imp.ReportURL != nil || imp.DryRun {
+	if imp.Status != licadmin.ImportPending || imp.ReportURL != nil || imp.DryRun || imp.BytesRead != nil || imp.BytesTotal != nil {
 		t.Fatalf("before upload: %+v", imp)
 	}
 	put(t, up, "email,first_name,last_name,language,license\n"+
@@ -276,7 +258,7 @@ func TestImportEndToEnd(t *testing.T) {
 	wantPool(t, *pool, licadmin.Eco, 3, 2)
 	wantPool(t, *pool, licadmin.Pro, 1, 1)
 	users := f.usersByEmail(t)
-	audits := auditLog(t, f.Env, f.acct)
+	audits := f.Env.AuditLog(t, f.acct)
 	// One record for the chunk, naming each user it created.
 	var chunks []store.Audit
 	for _, a := range audits {
@@ -622,7 +604,7 @@ func TestImportContinuation(t *testing.T) {
 	}
 	deliver(ev)
 	invocations := 1
-	var last int64
+	var last, lastBytes int64
 	for round := 0; ; round++ {
 		next := f.S3.Continuations()
 		if len(next) == 0 {
@@ -632,7 +614,12 @@ func TestImportContinuation(t *testing.T) {
 		if imp.Status != licadmin.ImportRunning || imp.Rows < last || imp.Rows > rows {
 			t.Fatalf("between invocations: %+v (rows before %d)", imp, last)
 		}
-		last = imp.Rows
+		// The bytes read advance with the rows, within the file.
+		if imp.BytesRead == nil || imp.BytesTotal == nil || *imp.BytesTotal != int64(len(body)) ||
+			*imp.BytesRead < lastBytes || *imp.BytesRead > *imp.BytesTotal || (imp.Rows > 0) != (*imp.BytesRead > 0) {
+			t.Fatalf("between invocations: bytesRead %v bytesTotal %v (before %d, file %d bytes, rows %d)", imp.BytesRead, imp.BytesTotal, lastBytes, len(body), imp.Rows)
+		}
+		last, lastBytes = imp.Rows, *imp.BytesRead
 		for i, c := range next {
 			payload, _ := json.Marshal(c)
 			if round == 2 && i == 0 {
@@ -654,6 +641,9 @@ func TestImportContinuation(t *testing.T) {
 	}
 	imp := f.status(t, f.admin, up.ImportID)
 	wantCounts(t, imp, licadmin.ImportDone, rows, rows, 0, 1)
+	if lastBytes == 0 || imp.BytesRead == nil || imp.BytesTotal == nil || *imp.BytesRead != int64(len(body)) || *imp.BytesTotal != int64(len(body)) {
+		t.Fatalf("done: bytesRead %v bytesTotal %v, want both %d (progress seen while running: %d)", imp.BytesRead, imp.BytesTotal, len(body), lastBytes)
+	}
 	if invocations < rows/4 {
 		t.Fatalf("%d invocations for %d rows in chunks of 4: the budget was not enforced", invocations, rows)
 	}
@@ -681,7 +671,7 @@ func (f *importFixture) wantImportAudited(t *testing.T, importID string, chunkRo
 	users := f.usersByEmail(t)
 	audited := map[string]int{}
 	records := 0
-	for _, a := range auditLog(t, f.Env, f.acct) {
+	for _, a := range f.Env.AuditLog(t, f.acct) {
 		if a.Action != store.ActionUsersImport {
 			continue
 		}
@@ -880,7 +870,7 @@ func TestImportAccess(t *testing.T) {
 	first.Want(t, http.StatusCreated)
 	wantReplay(t, first, apitest.Do(t, f.create, req))
 	n := 0
-	for _, a := range auditLog(t, f.Env, f.acct) {
+	for _, a := range f.Env.AuditLog(t, f.acct) {
 		if a.Action == store.ActionImportCreate {
 			n++
 		}
@@ -913,7 +903,7 @@ func TestImportFaults(t *testing.T) {
 		return apitest.NoFault
 	})
 	env := apitest.New(t, opt)
-	f := &importFixture{Env: env, admin: "admin@acme.test", logs: &syncBuffer{}}
+	f := &importFixture{Env: env, admin: "admin@acme.test", logs: &apitest.SyncBuffer{}}
 	f.acct, _ = env.MustAccount(t, "Acme", f.admin)
 	env.MustLicenses(t, f.acct, licadmin.Eco, 5)
 	env.App.Imports.Logger = slog.New(slog.NewJSONHandler(f.logs, nil))

@@ -45,6 +45,7 @@ var specHandlers = map[string]func(*app.App) apigw.Handler{
 	"RemoveLicense":        api.RemoveLicense,
 	"TransferLicense":      api.TransferLicense,
 	"DeletePoolLicenses":   api.DeletePoolLicenses,
+	"BulkLicenses":         api.BulkLicenses,
 	"SetAlertThreshold":    api.SetAlertThreshold,
 	"CreateUser":           api.CreateUser,
 	"ListUsers":            api.ListUsers,
@@ -189,6 +190,22 @@ func newUser(email, role string) map[string]string {
 	return map[string]string{"email": email, "firstName": "Ada", "lastName": "Lovelace", "language": "en", "role": role}
 }
 
+// bulkReq returns the admin's bulk change of action (and tier, unless "")
+// for the users keys.
+func bulkReq(action, tier string, keys ...string) func(s *specState) apitest.Request {
+	return func(s *specState) apitest.Request {
+		ids := []string{}
+		for _, k := range keys {
+			ids = append(ids, s.u[k])
+		}
+		b := map[string]any{"action": action, "userIds": ids}
+		if tier != "" {
+			b["tier"] = tier
+		}
+		return apitest.Request{Email: s.admin, Body: b}
+	}
+}
+
 // specCases run in order; each may rely on the state the earlier ones left.
 var specCases = []specCase{
 	// Who may call.
@@ -215,6 +232,9 @@ var specCases = []specCase{
 	{op: "ListUsers", name: "first page", req: with(adminReq(nil, nil), query("limit", "2")), status: 200},
 	{op: "ListUsers", name: "filtered", req: with(adminReq(nil, nil), query("license", "none", "status", "pending")), status: 200},
 	{op: "ListUsers", name: "limit out of range", req: with(adminReq(nil, nil), query("limit", "201")), status: 400, code: licadmin.EINVALID, badRequest: true},
+	{op: "ListUsers", name: "searched", req: with(adminReq(nil, nil), query("q", "ADA", "limit", "1")), status: 200},
+	{op: "ListUsers", name: "searched and filtered", req: with(adminReq(nil, nil), query("q", "u", "license", "none", "status", "pending")), status: 200},
+	{op: "ListUsers", name: "search too long", req: with(adminReq(nil, nil), query("q", strings.Repeat("a", 101))), status: 400, code: licadmin.EINVALID, badRequest: true},
 	{op: "ListUsers", name: "forged cursor", req: with(adminReq(nil, nil), query("cursor", "Zm9yZ2Vk")), status: 400, code: licadmin.EINVALID},
 
 	{op: "GetUser", name: "found", req: onUser("u1", nil), status: 200},
@@ -260,6 +280,24 @@ var specCases = []specCase{
 	{op: "RemoveLicense", name: "removed", req: onUser("u2", nil), status: 200},
 	{op: "RemoveLicense", name: "no license", req: onUser("u2", nil), status: 409, code: licadmin.EUSERNOLICENSE},
 	{op: "RemoveLicense", name: "unknown user", req: adminReq(map[string]string{"userId": unknownID}, nil), status: 404, code: licadmin.ENOTFOUND},
+
+	// Bulk changes: the pool has eco 2 (u3 holds one), advanced 0, pro 1;
+	// the cases leave it so.
+	{op: "BulkLicenses", name: "assigned, with a key", req: with(bulkReq("assign", "pro", "u1"), header("Idempotency-Key", "bulk-1")), status: 200},
+	{op: "BulkLicenses", name: "replayed", req: with(bulkReq("assign", "pro", "u1"), header("Idempotency-Key", "bulk-1")), status: 200},
+	{op: "BulkLicenses", name: "key reused", req: with(bulkReq("assign", "eco", "u2"), header("Idempotency-Key", "bulk-1")), status: 422, code: licadmin.EIDEMREUSED},
+	{op: "BulkLicenses", name: "modified, one at the tier already", req: bulkReq("modify", "eco", "u1", "u3"), status: 200},
+	{op: "BulkLicenses", name: "none available", req: bulkReq("assign", "advanced", "u2"), status: 409, code: licadmin.ENOLICENSE},
+	{op: "BulkLicenses", name: "a user has a license", req: bulkReq("assign", "pro", "u2", "u3"), status: 409, code: licadmin.ELICENSEASSIGNED},
+	{op: "BulkLicenses", name: "a user has none", req: bulkReq("remove", "", "u2"), status: 409, code: licadmin.EUSERNOLICENSE},
+	{op: "BulkLicenses", name: "unknown user", req: with(bulkReq("remove", "", "u1"), func(s *specState, r *apitest.Request) {
+		b := r.Body.(map[string]any)
+		b["userIds"] = append(b["userIds"].([]string), unknownID)
+	}), status: 404, code: licadmin.ENOTFOUND},
+	{op: "BulkLicenses", name: "removed", req: bulkReq("remove", "eco", "u1"), status: 200},
+	{op: "BulkLicenses", name: "repeated id", req: bulkReq("assign", "eco", "u2", "u2"), status: 400, code: licadmin.EINVALID, badRequest: true},
+	{op: "BulkLicenses", name: "unknown action", req: bulkReq("give", "eco", "u2"), status: 400, code: licadmin.EINVALID, badRequest: true},
+	{op: "BulkLicenses", name: "not an admin", req: with(bulkReq("assign", "eco", "u2"), as(func(s *specState) string { return s.plain })), status: 403, code: licadmin.EFORBIDDEN},
 
 	{op: "DeletePoolLicenses", name: "deleted", req: with(adminReq(map[string]string{"tier": "eco"}, nil), query("quantity", "1")), status: 200},
 	{op: "DeletePoolLicenses", name: "in use", req: with(adminReq(map[string]string{"tier": "eco"}, nil), query("quantity", "5")), status: 409, code: licadmin.ELICENSESINUSE},

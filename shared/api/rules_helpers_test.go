@@ -2,9 +2,7 @@ package api_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"reflect"
 	"sort"
@@ -18,7 +16,6 @@ import (
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
-	"licenseadmin/shared/store"
 )
 
 // Helpers shared by users_test.go and rules_test.go. They build on the
@@ -112,16 +109,6 @@ func wantReplay(t *testing.T, first, again *apitest.Response) {
 	}
 }
 
-// auditLog returns an account's audit records, newest first.
-func auditLog(t *testing.T, env *apitest.Env, accountID string) []store.Audit {
-	t.Helper()
-	recs, err := env.App.Store.AuditLog(context.Background(), accountID, 1000)
-	if err != nil {
-		t.Fatalf("audit log of %s: %v", accountID, err)
-	}
-	return recs
-}
-
 // page is the body of a list answer.
 type page struct {
 	Items      []*licadmin.User `json:"items"`
@@ -206,7 +193,7 @@ func accountState(t *testing.T, env *apitest.Env, accountID string) map[string]s
 		pk := avString(it["pk"])
 		owner := avString(it["accountId"])
 		if strings.HasPrefix(pk, "ACCT#"+accountID) || owner == accountID {
-			state[pk+" | "+avString(it["sk"])] = canonItem(it)
+			state[pk+" | "+avString(it["sk"])] = apitest.CanonItem(it)
 		}
 	}
 	if len(state) == 0 {
@@ -239,49 +226,4 @@ func avString(v types.AttributeValue) string {
 		return s.Value
 	}
 	return ""
-}
-
-func canonItem(it map[string]types.AttributeValue) string {
-	keys := make([]string, 0, len(it))
-	for k := range it {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s;", k, canonAV(it[k]))
-	}
-	return b.String()
-}
-
-func canonAV(v types.AttributeValue) string {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return "S:" + v.Value
-	case *types.AttributeValueMemberN:
-		return "N:" + v.Value
-	case *types.AttributeValueMemberB:
-		return "B:" + base64.StdEncoding.EncodeToString(v.Value)
-	case *types.AttributeValueMemberBOOL:
-		return fmt.Sprint("BOOL:", v.Value)
-	case *types.AttributeValueMemberNULL:
-		return "NULL"
-	case *types.AttributeValueMemberM:
-		return "M{" + canonItem(v.Value) + "}"
-	case *types.AttributeValueMemberL:
-		var parts []string
-		for _, e := range v.Value {
-			parts = append(parts, canonAV(e))
-		}
-		return "L[" + strings.Join(parts, ",") + "]"
-	case *types.AttributeValueMemberSS:
-		s := append([]string(nil), v.Value...)
-		sort.Strings(s)
-		return "SS" + fmt.Sprint(s)
-	case *types.AttributeValueMemberNS:
-		s := append([]string(nil), v.Value...)
-		sort.Strings(s)
-		return "NS" + fmt.Sprint(s)
-	}
-	return fmt.Sprintf("%T", v)
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +83,7 @@ func TestTenantIsolation(t *testing.T) {
 	setAlert, activate, activationPage := api.SetAlertThreshold(f.App), api.Activate(f.App), api.ActivationPage(f.App)
 	userLogs, myLogs, exportLogs, getExport := api.ListUserLogs(f.App), api.ListMyLogs(f.App), api.ExportUserLogs(f.App), api.GetExport(f.App)
 	accountStats, userStats := api.GetStats(f.App), api.GetUserStats(f.App)
+	bulkLicenses := api.BulkLicenses(f.App)
 	// A has a log export (its job goes nowhere: only the export's record
 	// matters here).
 	f.App.Exports.Queue = discardQueue{}
@@ -130,6 +130,12 @@ func TestTenantIsolation(t *testing.T) {
 		}},
 		{"TransferLicense", "transfer between two users of A", aHeld, func(id string) *apitest.Response {
 			return f.h.transfer(userReq(routeTransfer, b, id, map[string]string{"toUserId": aFree}))
+		}},
+		{"BulkLicenses", "bulk assign to a user", aFree, func(id string) *apitest.Response {
+			return do(bulkLicenses, apitest.Request{Route: routeBulk, Email: b, Body: bulkBody("assign", "eco", id)})
+		}},
+		{"BulkLicenses", "bulk remove, with a user of B", aHeld, func(id string) *apitest.Response {
+			return do(bulkLicenses, apitest.Request{Route: routeBulk, Email: b, Body: bulkBody("remove", "", bHeld, id)})
 		}},
 		{"UpdateUser", "edit a user", aHeld, func(id string) *apitest.Response {
 			return do(updateUser, userReq("PATCH /v1/users/{userId}", b, id, map[string]string{"firstName": "Mallory"}))
@@ -374,7 +380,7 @@ func (discardQueue) Send(context.Context, []byte) error { return nil }
 // id and source IP, and a UTC time within [from, to].
 func wantAudit(t *testing.T, env *apitest.Env, accountID string, n int, want store.Audit, from, to time.Time) {
 	t.Helper()
-	recs := auditLog(t, env, accountID)
+	recs := env.AuditLog(t, accountID)
 	if len(recs) != n+1 {
 		t.Fatalf("%d audit records after the change, want %d: %+v", len(recs), n+1, recs)
 	}
@@ -421,7 +427,7 @@ func TestAuditSuccessfulChanges(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			n := len(auditLog(t, f.Env, f.acct))
+			n := len(f.Env.AuditLog(t, f.acct))
 			from := time.Now()
 			r := s.do()
 			to := time.Now()
@@ -430,7 +436,7 @@ func TestAuditSuccessfulChanges(t *testing.T) {
 		})
 	}
 	// The caller's email is recorded lower-cased, as the token's claim is.
-	n := len(auditLog(t, f.Env, f.acct))
+	n := len(f.Env.AuditLog(t, f.acct))
 	from := time.Now()
 	r := f.h.create(apitest.Request{Route: routeUsers, Email: "ADMIN@Acme.TEST", Body: userBody("cased@acme.test", "user")})
 	wantAudit(t, f.Env, f.acct, n, store.Audit{Actor: f.admin, Action: store.ActionUserCreate, Target: r.User(t).ID, SourceIP: sourceIP, RequestID: r.RequestID}, from, time.Now())
@@ -474,7 +480,7 @@ func TestAuditOperatorChanges(t *testing.T) {
 	if _, err := create(invoke("lambda-create-2"), operator.CreateAccountInput{Name: "Dup", AdminEmail: "bill@initech.test"}); err == nil {
 		t.Fatal("an account with a taken admin email was created")
 	}
-	if n := len(auditLog(t, f.Env, out.AccountID)); n != 2 {
+	if n := len(f.Env.AuditLog(t, out.AccountID)); n != 2 {
 		t.Fatalf("%d audit records, want 2: a replayed or refused operator call wrote one", n)
 	}
 }
@@ -529,14 +535,14 @@ func TestAuditFailedChanges(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n := len(auditLog(t, f.Env, f.acct))
+			n := len(f.Env.AuditLog(t, f.acct))
 			r := c.do()
 			if c.code == "" {
 				r.Want(t, c.status)
 			} else {
 				r.WantProblem(t, c.status, c.code)
 			}
-			if got := len(auditLog(t, f.Env, f.acct)); got != n {
+			if got := len(f.Env.AuditLog(t, f.acct)); got != n {
 				t.Fatalf("%d audit records written by a request that changed nothing", got-n)
 			}
 		})
@@ -554,7 +560,7 @@ func TestIdempotency(t *testing.T) {
 	f.userAs(t, f.admin, admin2, "admin")
 	u, w, x := f.user(t, "u@acme.test"), f.user(t, "w@acme.test"), f.user(t, "x@acme.test")
 
-	audits := func() int { return len(auditLog(t, f.Env, f.acct)) }
+	audits := func() int { return len(f.Env.AuditLog(t, f.acct)) }
 
 	t.Run("assign", func(t *testing.T) {
 		req := withHeaders(userReq(routeAssign, f.admin, u, map[string]string{"tier": "eco"}), idemKey("assign-1"))
@@ -721,22 +727,11 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	for round := range 3 {
 		f := newFixture(t)
 		u := f.user(t, "racer@acme.test")
-		n := len(auditLog(t, f.Env, f.acct))
+		n := len(f.Env.AuditLog(t, f.acct))
 		req := withHeaders(userReq(routeAssign, f.admin, u, map[string]string{"tier": "eco"}), idemKey("race"))
 		const workers = 10
 		answers := make([]*apitest.Response, workers)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				answers[i] = f.h.assign(req)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		apitest.Concurrently(workers, func(i int) { answers[i] = f.h.assign(req) })
 
 		var ok, inProgress, replayed int
 		var body string
@@ -764,7 +759,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 			t.Fatalf("round %d: %d successes of which %d replays, want exactly one original", round, ok, replayed)
 		}
 		wantPool(t, f.pool(t), licadmin.Eco, 2, 1)
-		if got := len(auditLog(t, f.Env, f.acct)); got != n+1 {
+		if got := len(f.Env.AuditLog(t, f.acct)); got != n+1 {
 			t.Fatalf("round %d: %d audit records for one change", round, got-n)
 		}
 		f.Invariants(t)
@@ -959,7 +954,7 @@ func TestOperatorAddLicenses(t *testing.T) {
 		}
 		wantPool(t, *p, licadmin.Advanced, 3, 0)
 	}
-	n := len(auditLog(t, f.Env, f.acct))
+	n := len(f.Env.AuditLog(t, f.acct))
 	before := len(f.Scan(t))
 	cases := []struct {
 		name string
@@ -983,7 +978,7 @@ func TestOperatorAddLicenses(t *testing.T) {
 	if after := len(f.Scan(t)); after != before {
 		t.Fatalf("refused orders wrote %d items", after-before)
 	}
-	if got := len(auditLog(t, f.Env, f.acct)); got != n {
+	if got := len(f.Env.AuditLog(t, f.acct)); got != n {
 		t.Fatalf("refused orders wrote %d audit records", got-n)
 	}
 	p := f.pool(t)
@@ -1068,7 +1063,7 @@ func TestOperatorCreateAccount(t *testing.T) {
 	f.userAs(t, "boss@newco.test", "staff@newco.test", "user")
 	f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: userBody("spy@newco.test", "user")}).
 		WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINNOTAPPROVED)
-	if recs := auditLog(t, f.Env, nc.AccountID); len(recs) != 2 {
+	if recs := f.Env.AuditLog(t, nc.AccountID); len(recs) != 2 {
 		t.Fatalf("%d audit records for account creation and one user, want 2", len(recs))
 	}
 	f.Invariants(t)

@@ -16,6 +16,7 @@ import (
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/idem"
+	"licenseadmin/shared/importer"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 )
@@ -174,6 +175,25 @@ func TestTransactionLimits(t *testing.T) {
 			_, err := st.RemoveLicense(ctx, c, user(t, c.UserID), now)
 			return err
 		}, ""},
+		{"BulkLicenses", "the caller itself and the most users, with a key", func(t *testing.T) error {
+			c := caller(t, "second@acme.test")
+			f.MustLicenses(t, f.acct, licadmin.Advanced, licadmin.MaxBulkUsers)
+			us := []*licadmin.User{user(t, c.UserID)}
+			all, _, err := st.ListUsers(bg, f.acct, licadmin.UserFilter{License: "none"}, 200, nil)
+			if err != nil {
+				return err
+			}
+			for _, u := range all {
+				if len(us) < licadmin.MaxBulkUsers && u.ID != c.UserID {
+					us = append(us, u)
+				}
+			}
+			if len(us) < licadmin.MaxBulkUsers {
+				return fmt.Errorf("only %d users without a license", len(us))
+			}
+			_, err = st.BulkLicenses(keyed("bulk-most"), c, licadmin.BulkAssign, licadmin.Advanced, us, now)
+			return err
+		}, ""},
 		{"DeleteFromPool", "with a key", func(t *testing.T) error {
 			ctx := bg
 			c := caller(t, "second@acme.test")
@@ -282,6 +302,28 @@ func TestTransactionLimits(t *testing.T) {
 		}
 		return nil
 	}, ""}}, cases...)
+
+	// FinishImport, through the importer: a dropped file's end emails
+	// every admin of the account, and the account has more admins than
+	// one transaction holds.
+	cases = append(cases, txnCase{"FinishImport", "a drop's end with more admins than fit", func(t *testing.T) error {
+		// The fixture's admin changed its email and demoted itself above.
+		for i := range licadmin.MaxChunkItems + 5 {
+			apitest.Do(t, api.CreateUser(f.App), apitest.Request{Route: routeUsers, Email: "second@acme.test",
+				Body: newUser(fmt.Sprintf("admin%03d@acme.test", i), "admin")}).Want(t, http.StatusCreated)
+		}
+		key := "drop/" + f.acct + "/" + long(100) + ".csv"
+		eTag := f.S3.Drop(t, key, "email,first_name,last_name,language,license\ndropped@acme.test,Drop,Ped,en,\n")
+		f.RunImports(t, f.S3.Uploads(t, 1)...)
+		imp, err := st.GetImport(bg, f.acct, importer.DropImportID(f.acct, eTag))
+		if err != nil {
+			return err
+		}
+		if imp.Status != licadmin.ImportDone {
+			return fmt.Errorf("drop import ended %s (%+v)", imp.Status, imp.Error)
+		}
+		return nil
+	}, ""})
 
 	covered := map[string]bool{}
 	for _, tc := range cases {

@@ -78,7 +78,7 @@ func wantNothingWritten(t *testing.T, env *apitest.Env, accountID string, items,
 	if got := len(env.Scan(t)); got != items {
 		t.Fatalf("a refused request wrote %d items", got-items)
 	}
-	if got := len(auditLog(t, env, accountID)); got != audits {
+	if got := len(env.AuditLog(t, accountID)); got != audits {
 		t.Fatalf("a refused request wrote %d audit records", got-audits)
 	}
 }
@@ -117,7 +117,7 @@ func TestUpdateUserFields(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before, tag := f.getUser(t, id)
-			n := len(auditLog(t, f.Env, f.acct))
+			n := len(f.Env.AuditLog(t, f.acct))
 			r := f.patch(f.admin, id, c.body, nil)
 			got := r.User(t)
 			if !c.check(got) {
@@ -133,7 +133,7 @@ func TestUpdateUserFields(t *testing.T) {
 			if !got.CreatedAt.Equal(before.CreatedAt) || !got.UpdatedAt.After(before.UpdatedAt) {
 				t.Fatalf("createdAt %v -> %v, updatedAt %v -> %v", before.CreatedAt, got.CreatedAt, before.UpdatedAt, got.UpdatedAt)
 			}
-			recs := auditLog(t, f.Env, f.acct)
+			recs := f.Env.AuditLog(t, f.acct)
 			if len(recs) != n+1 || recs[0].Action != store.ActionUserUpdate || recs[0].Target != id || recs[0].Actor != f.admin ||
 				recs[0].Details["fields"] != c.fields || recs[0].RequestID != r.RequestID || recs[0].SourceIP != sourceIP {
 				t.Fatalf("audit %+v, want one user.update of %s with fields %q", recs[:len(recs)-n], id, c.fields)
@@ -142,7 +142,7 @@ func TestUpdateUserFields(t *testing.T) {
 	}
 	t.Run("no change", func(t *testing.T) {
 		u, tag := f.getUser(t, id)
-		items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+		items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 		for _, body := range []any{`{}`, map[string]any{"firstName": u.FirstName, "timeZone": *u.TimeZone, "email": strings.ToUpper(u.Email), "role": "user"}} {
 			r := f.patch(f.admin, id, body, nil)
 			if got := r.User(t); r.Headers["ETag"] != tag || !got.UpdatedAt.Equal(u.UpdatedAt) {
@@ -210,7 +210,7 @@ func TestUpdateUserValidation(t *testing.T) {
 		{"truncated", `{"firstName":"x"`, nil},
 		{"empty", ``, nil},
 	}
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := f.patch(f.admin, id, c.body, nil).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
@@ -236,7 +236,7 @@ func TestUpdateUserIfMatch(t *testing.T) {
 	r.Want(t, http.StatusOK)
 	next := r.Headers["ETag"]
 
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	for _, h := range []string{tag, `W/` + next, `"abc"`, `"999"`, `"999", "1000"`} {
 		t.Run("412 for "+h, func(t *testing.T) {
 			f.patch(f.admin, id, `{"lastName":"Two"}`, map[string]string{"If-Match": h}).WantProblem(t, http.StatusPreconditionFailed, licadmin.EPRECONDITION)
@@ -339,7 +339,7 @@ func TestUpdateUserRequiresPro(t *testing.T) {
 	none, eco, pro := f.user(t, "none@acme.test"), f.user(t, "eco@acme.test"), f.user(t, "pro@acme.test")
 	f.assign(f.admin, eco, "eco").Want(t, http.StatusOK)
 	f.assign(f.admin, pro, "pro").Want(t, http.StatusOK)
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	for _, id := range []string{none, eco} {
 		for _, v := range []string{"sms", "microsoft"} {
 			f.patch(f.admin, id, map[string]any{"security": map[string]any{"protectedReplies": v}}, nil).
@@ -442,7 +442,7 @@ func TestUpdateUserEmail(t *testing.T) {
 	if c := callerOf(t, f.fixture, "new@acme.test"); c.UserID != id || c.Role != licadmin.RoleUser {
 		t.Fatalf("the new claim is %+v", c)
 	}
-	if rec := auditLog(t, f.Env, f.acct)[0]; rec.Action != store.ActionUserUpdate || rec.Details["email"] != "old@acme.test -> new@acme.test" {
+	if rec := f.Env.AuditLog(t, f.acct)[0]; rec.Action != store.ActionUserUpdate || rec.Details["email"] != "old@acme.test -> new@acme.test" {
 		t.Fatalf("audit %+v", rec)
 	}
 	// The old address is free, the new one taken.
@@ -461,7 +461,7 @@ func TestUpdateUserEmail(t *testing.T) {
 	// A webmail address held by a user of another account.
 	f.userAs(t, f.other, "shared@gmail.com", "user")
 
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	cases := []struct {
 		name, email string
 		status      int
@@ -501,7 +501,7 @@ func TestUpdateOwnEmail(t *testing.T) {
 	}
 	f.h.pool(apitest.Request{Route: routePool, Email: "chief@acme.test"}).Want(t, http.StatusOK)
 	f.h.pool(apitest.Request{Route: routePool, Email: f.admin}).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
-	if rec := auditLog(t, f.Env, f.acct)[0]; rec.Actor != f.admin || rec.Target != self {
+	if rec := f.Env.AuditLog(t, f.acct)[0]; rec.Actor != f.admin || rec.Target != self {
 		t.Fatalf("audit %+v: the actor is the address that made the change", rec)
 	}
 	f.Invariants(t)
@@ -518,7 +518,7 @@ func TestUpdateUserRole(t *testing.T) {
 	plain := "plain@acme.test"
 	id := f.user(t, plain)
 
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	f.patch(f.admin, self, `{"role":"user"}`, nil).WantProblem(t, http.StatusConflict, licadmin.ELASTADMIN)
 	f.patch(f.admin, self, `{"role":"user","firstName":"Still"}`, nil).WantProblem(t, http.StatusConflict, licadmin.ELASTADMIN)
 	wantNothingWritten(t, f.Env, f.acct, items, audits)
@@ -732,7 +732,7 @@ func TestDeleteUser(t *testing.T) {
 	f.assign(f.admin, id, "pro").Want(t, http.StatusOK)
 	gen := f.LogGeneration(t, id)
 
-	n := len(auditLog(t, f.Env, f.acct))
+	n := len(f.Env.AuditLog(t, f.acct))
 	r := f.deleteUser(userReq(routeDeleteUser, f.admin, id, nil))
 	r.Want(t, http.StatusNoContent)
 	if r.Body != "" || r.Headers["Content-Type"] != "" {
@@ -740,7 +740,7 @@ func TestDeleteUser(t *testing.T) {
 	}
 	f.h.get(userReq(routeGetUser, f.admin, id, nil)).WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
 	wantPool(t, f.pool(t), licadmin.Pro, 1, 0)
-	recs := auditLog(t, f.Env, f.acct)
+	recs := f.Env.AuditLog(t, f.acct)
 	if len(recs) != n+1 || recs[0].Action != store.ActionUserDelete || recs[0].Target != id || recs[0].Actor != f.admin ||
 		recs[0].Details["tier"] != "pro" || recs[0].Details["email"] != "gone@acme.test" || recs[0].Details["logGeneration"] != strconv.FormatInt(gen, 10) ||
 		recs[0].RequestID != r.RequestID || recs[0].SourceIP != sourceIP {
@@ -764,7 +764,7 @@ func TestDeleteUser(t *testing.T) {
 	// Admins: the last one cannot go, another one can, and so can an admin
 	// itself while another remains.
 	self := callerOf(t, f.fixture, f.admin).UserID
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	f.deleteUser(userReq(routeDeleteUser, f.admin, self, nil)).WantProblem(t, http.StatusConflict, licadmin.ELASTADMIN)
 	wantNothingWritten(t, f.Env, f.acct, items, audits)
 	a2 := f.userAs(t, f.admin, "a2@acme.test", "admin")
@@ -785,7 +785,7 @@ func TestUserEditAccess(t *testing.T) {
 	plain := "plain@acme.test"
 	plainID := f.user(t, plain)
 	target := f.user(t, "target@acme.test")
-	items, audits := len(f.Scan(t)), len(auditLog(t, f.Env, f.acct))
+	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	cases := []struct {
 		name, caller, id string
 		status           int
@@ -813,7 +813,7 @@ func TestUserEditAccess(t *testing.T) {
 func TestUserEditIdempotency(t *testing.T) {
 	f := newXFixture(t)
 	id := f.user(t, "u@acme.test")
-	n := len(auditLog(t, f.Env, f.acct))
+	n := len(f.Env.AuditLog(t, f.acct))
 	first := f.patch(f.admin, id, `{"lastName":"Once"}`, idemKey("edit-1"))
 	first.Want(t, http.StatusOK)
 	// Another change in between: the replay still answers the first result.
@@ -824,7 +824,7 @@ func TestUserEditIdempotency(t *testing.T) {
 		t.Fatalf("the replay lost the ETag: %v", again.Headers)
 	}
 	f.patch(f.admin, id, `{"lastName":"Twice"}`, idemKey("edit-1")).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EIDEMREUSED)
-	if got := len(auditLog(t, f.Env, f.acct)); got != n+2 {
+	if got := len(f.Env.AuditLog(t, f.acct)); got != n+2 {
 		t.Fatalf("%d audit records for two edits", got-n)
 	}
 
@@ -836,7 +836,7 @@ func TestUserEditIdempotency(t *testing.T) {
 	if d2.StatusCode != http.StatusNoContent || d2.Body != "" || d2.Headers["Content-Type"] != "" {
 		t.Fatalf("replayed DELETE answered %d %q %v", d2.StatusCode, d2.Body, d2.Headers)
 	}
-	if got := len(auditLog(t, f.Env, f.acct)); got != n+3 {
+	if got := len(f.Env.AuditLog(t, f.acct)); got != n+3 {
 		t.Fatalf("%d audit records for two edits and one deletion", got-n)
 	}
 	f.Invariants(t)

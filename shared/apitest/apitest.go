@@ -6,12 +6,15 @@ package apitest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +31,7 @@ import (
 	"licenseadmin/shared/dnstxt"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
+	"licenseadmin/shared/store"
 )
 
 // Env is one test's system: a fresh table and the App over it.
@@ -342,4 +346,80 @@ func n(it map[string]types.AttributeValue, name string) int64 {
 		fmt.Sscan(v.Value, &x)
 	}
 	return x
+}
+
+// AuditLog returns the audit records of accountID, newest first (at most
+// 1,000: more than any test writes).
+func (e *Env) AuditLog(tb testing.TB, accountID string) []store.Audit {
+	tb.Helper()
+	recs, err := e.App.Store.AuditLog(context.Background(), accountID, 1000)
+	if err != nil {
+		tb.Fatalf("audit log of %s: %v", accountID, err)
+	}
+	return recs
+}
+
+// CanonItem writes an item with its attributes sorted by name and typed
+// values (sets sorted), so that two snapshots of the table compare as
+// strings.
+func CanonItem(it map[string]types.AttributeValue) string {
+	keys := make([]string, 0, len(it))
+	for k := range it {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s;", k, canonAV(it[k]))
+	}
+	return b.String()
+}
+
+func canonAV(v types.AttributeValue) string {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return "S:" + v.Value
+	case *types.AttributeValueMemberN:
+		return "N:" + v.Value
+	case *types.AttributeValueMemberB:
+		return "B:" + base64.StdEncoding.EncodeToString(v.Value)
+	case *types.AttributeValueMemberBOOL:
+		return fmt.Sprint("BOOL:", v.Value)
+	case *types.AttributeValueMemberNULL:
+		return "NULL"
+	case *types.AttributeValueMemberM:
+		return "M{" + CanonItem(v.Value) + "}"
+	case *types.AttributeValueMemberL:
+		var parts []string
+		for _, e := range v.Value {
+			parts = append(parts, canonAV(e))
+		}
+		return "L[" + strings.Join(parts, ",") + "]"
+	case *types.AttributeValueMemberSS:
+		s := append([]string(nil), v.Value...)
+		sort.Strings(s)
+		return "SS" + fmt.Sprint(s)
+	case *types.AttributeValueMemberNS:
+		s := append([]string(nil), v.Value...)
+		sort.Strings(s)
+		return "NS" + fmt.Sprint(s)
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// Concurrently runs fn(0) ... fn(n-1) in n goroutines released at the same
+// moment, to race them, and returns once all have returned.
+func Concurrently(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
 }

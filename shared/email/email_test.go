@@ -52,19 +52,34 @@ func TestRenderEveryKind(t *testing.T) {
 }
 
 // TestRenderEscapes ensures values cannot inject markup into the HTML part
-// nor break the subject.
+// (html/template escapes each for where it stands: text, attribute, URL),
+// that only http(s) links reach an href, and that the plain-text parts
+// show values as they are.
 func TestRenderEscapes(t *testing.T) {
 	r := email.MustRenderer()
-	m, err := r.Render(licadmin.EmailLicenseAssigned, "en", "x@example.com", email.Data{FirstName: `<script>alert(1)</script>"`, Tier: licadmin.Pro})
+	const name = `<script>alert(1)</script>" & 'x'`
+	m, err := r.Render(licadmin.EmailLicenseAssigned, "en", "x@example.com", email.Data{FirstName: name, Tier: licadmin.Pro})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(m.HTML, "<script>") || !strings.Contains(m.HTML, "&lt;script&gt;") {
+	if strings.Contains(m.HTML, "<script>") || !strings.Contains(m.HTML, "Hello &lt;script&gt;alert(1)&lt;/script&gt;&#34; &amp; &#39;x&#39;,") {
 		t.Errorf("HTML part not escaped:\n%s", m.HTML)
 	}
-	link, _ := r.Render(licadmin.EmailActivation, "en", "x@example.com", email.Data{FirstName: "A", Link: `javascript:alert(1)`})
-	if strings.Contains(link.HTML, `href="javascript:`) {
-		t.Errorf("a javascript: link reached the HTML part:\n%s", link.HTML)
+	if !strings.Contains(m.Text, "Hello "+name+",") {
+		t.Errorf("text part changed the name:\n%s", m.Text)
+	}
+	for _, c := range []struct{ link, href string }{
+		{`javascript:alert(1)`, `href="#ZgotmplZ"`},
+		{`data:text/html,<x>`, `href="#ZgotmplZ"`},
+		{`https://a.example/a b/"><x>é?t=1&u=2`, `href="https://a.example/a%20b/%22%3e%3cx%3e%c3%a9?t=1&amp;u=2"`},
+	} {
+		m, err := r.Render(licadmin.EmailActivation, "en", "x@example.com", email.Data{FirstName: "A", Link: c.link})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(m.HTML, c.href) != 2 || strings.Contains(m.HTML, `<x>`) {
+			t.Errorf("link %q: want %s twice in the HTML part:\n%s", c.link, c.href, m.HTML)
+		}
 	}
 }
 

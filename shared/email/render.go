@@ -2,23 +2,23 @@ package email
 
 import (
 	"embed"
+	"errors"
 	"fmt"
-	"html"
+	htmltemplate "html/template"
 	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
+	texttemplate "text/template"
 	"time"
 
 	"licenseadmin/shared/licadmin"
 )
 
-// templateFS holds the templates: plain files with named placeholders
-// that Go fills in (see Kinds), not text/template or html/template, whose
-// execution goes through reflect.Value.MethodByName and so makes the
-// linker keep every exported method of every type in the binary (the
-// whole AWS SDK clients of the functions that send mail), well over the
-// Lambda size budget.
+// templateFS holds the templates: the subject and text parts are
+// text/template, the HTML parts html/template, which escapes each value
+// for where it stands (text, attribute, URL) and refuses links that are
+// not http(s).
 //
 //go:embed templates
 var templateFS embed.FS
@@ -49,16 +49,16 @@ type ImportFigures struct {
 // per variant V of a kind (low_pool's "empty", when no license is left),
 // templates/<kind>.<V>.<L>.tmpl. Such a file has four sections, each
 // starting at a line "-- <name> --": "subject" and "text", the plain-text
-// parts, and "content" and "footer", HTML fragments that
-// templates/layout.html wraps. A section holds the lines up to the next
-// one (the newline ending its last line is not part of it) and may name
-// the placeholders {{FirstName}}, {{Link}}, {{ExpiresAt}} (a date in the
-// language's style), {{Tier}} (the tier's name in the language),
-// {{Available}}, {{Threshold}} and {{Licenses}} (the word "license" in the
-// language, plural or not for Available), and an ended import's
-// {{ImportID}}, {{FileName}}, {{Rows}}, {{Created}}, {{Failed}} and
-// {{Unlicensed}}. The layout's placeholders are
-// {{Lang}}, {{Subject}}, {{Content}} and {{Footer}}.
+// parts (text/template), and "content" and "footer", HTML fragments
+// (html/template) that templates/layout.html wraps. A section holds the
+// lines up to the next one (the newline ending its last line is not part
+// of it) and may show the fields of values: {{.FirstName}}, {{.Link}},
+// {{.ExpiresAt}} (a date in the language's style), {{.Tier}} (the tier's
+// name in the language), {{.Available}}, {{.Threshold}} and {{.Licenses}}
+// (the word "license" in the language, plural or not for Available), and
+// an ended import's {{.ImportID}}, {{.FileName}}, {{.Rows}}, {{.Created}},
+// {{.Failed}} and {{.Unlicensed}}. The layout shows those of page:
+// {{.Lang}}, {{.Subject}}, {{.Content}} and {{.Footer}}.
 var Kinds = []licadmin.EmailKind{licadmin.EmailActivation, licadmin.EmailLicenseAssigned, licadmin.EmailLowPool, licadmin.EmailImportEnded}
 
 // variants are the other wordings of a kind, chosen by variantOf: each is
@@ -83,63 +83,30 @@ func variantOf(kind licadmin.EmailKind, d Data) string {
 // sections are the parts of a message file, in message's field order.
 var sections = []string{"subject", "text", "content", "footer"}
 
-// layoutFields are the layout's placeholders; true marks HTML already
-// rendered, inserted as it is.
-var layoutFields = map[string]bool{"Lang": false, "Subject": false, "Content": true, "Footer": true}
-
-// escaping is how a placeholder's value is written.
-type escaping int
-
-const (
-	asIs    escaping = iota // plain text, or HTML already rendered
-	escHTML                 // HTML-escaped, in text or a quoted attribute
-	escURL                  // in a URL attribute: http(s) only, normalized, escaped
-)
-
-// chunk is a piece of a template: literal text, or the placeholder name.
-type chunk struct {
-	text string
-	name string
-	esc  escaping
-}
-
-// tmpl is a parsed template section.
-type tmpl []chunk
-
-// execute returns t with the placeholders replaced by vals.
-func (t tmpl) execute(vals map[string]string) string {
-	var b strings.Builder
-	for _, c := range t {
-		switch {
-		case c.name == "":
-			b.WriteString(c.text)
-		case c.esc == escHTML:
-			b.WriteString(html.EscapeString(vals[c.name]))
-		case c.esc == escURL:
-			b.WriteString(html.EscapeString(safeURL(vals[c.name])))
-		default:
-			b.WriteString(vals[c.name])
-		}
-	}
-	return b.String()
+// page is what the layout shows: the message's HTML parts, already
+// rendered (and escaped) by html/template, in the page of its language.
+type page struct {
+	Lang, Subject   string
+	Content, Footer htmltemplate.HTML
 }
 
 // message is the parsed file of one kind, variant and language.
 type message struct {
-	subject, text, content, footer tmpl
+	subject, text   *texttemplate.Template
+	content, footer *htmltemplate.Template
 }
 
 // Renderer renders messages from the embedded templates, parsed and
 // checked once by NewRenderer.
 type Renderer struct {
-	layout tmpl
+	layout *htmltemplate.Template
 	set    map[string]message // by file name without .tmpl
 }
 
 // NewRenderer parses every template, so that a defect in one stops the
 // function at start-up rather than a message later. It fails when a kind
-// lacks a language, a variant or a section, when a placeholder is unknown
-// or stands where escaping cannot make it safe, or when a language lacks
+// lacks a language, a variant or a section, when a template does not
+// parse or shows a field that does not exist, or when a language lacks
 // its tier names, date style or plural of "license".
 func NewRenderer() (*Renderer, error) {
 	sub, err := fs.Sub(templateFS, "templates")
@@ -163,28 +130,49 @@ func MustRenderer() *Renderer {
 // default language when there are no templates in lang).
 func (r *Renderer) Render(kind licadmin.EmailKind, lang, to string, d Data) (Message, error) {
 	lang = licadmin.Language(lang)
-	p, ok := r.set[fileName(kind, variantOf(kind, d), lang)]
+	name := fileName(kind, variantOf(kind, d), lang)
+	p, ok := r.set[name]
 	if !ok {
 		return Message{}, fmt.Errorf("render email: no templates for kind %q", kind)
 	}
-	vals := values(lang, d)
-	m := Message{
-		To: to,
-		// A subject is one line, whatever a value in it holds.
-		Subject: strings.Join(strings.Fields(p.subject.execute(vals)), " "),
-		Text:    strings.TrimSpace(p.text.execute(vals)) + "\n",
-		Tags:    map[string]string{"kind": string(kind), "language": lang},
+	m, err := p.render(r.layout, lang, values(lang, d))
+	if err != nil {
+		return Message{}, fmt.Errorf("render email %s: %w", name, err)
 	}
-	m.HTML = r.layout.execute(map[string]string{
-		"Lang":    lang,
-		"Subject": m.Subject,
-		"Content": p.content.execute(vals),
-		"Footer":  p.footer.execute(vals),
-	})
+	m.To = to
+	m.Tags = map[string]string{"kind": string(kind), "language": lang}
 	return m, nil
 }
 
-// parseTemplates parses layout.html and every message file of fsys.
+// render executes the message's templates and the layout with v.
+func (p message) render(layout *htmltemplate.Template, lang string, v fields) (Message, error) {
+	var subject, text, content, footer, html strings.Builder
+	for _, err := range []error{
+		p.subject.Execute(&subject, v),
+		p.text.Execute(&text, v),
+		p.content.Execute(&content, v),
+		p.footer.Execute(&footer, v),
+	} {
+		if err != nil {
+			return Message{}, err
+		}
+	}
+	m := Message{
+		// A subject is one line, whatever a value in it holds.
+		Subject: strings.Join(strings.Fields(subject.String()), " "),
+		Text:    strings.TrimSpace(text.String()) + "\n",
+	}
+	pg := page{Lang: lang, Subject: m.Subject, Content: htmltemplate.HTML(content.String()), Footer: htmltemplate.HTML(footer.String())}
+	if err := layout.Execute(&html, pg); err != nil {
+		return Message{}, err
+	}
+	m.HTML = html.String()
+	return m, nil
+}
+
+// parseTemplates parses layout.html and every message file of fsys, and
+// renders each once in each language, so that a template showing a field
+// that does not exist fails here.
 func parseTemplates(fsys fs.FS) (*Renderer, error) {
 	for _, lang := range licadmin.Languages {
 		if tierLabels[lang] == nil || dateFormats[lang] == nil || licenseWords[lang] == nil {
@@ -195,22 +183,22 @@ func parseTemplates(fsys fs.FS) (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("email templates: %w", err)
 	}
-	layout, err := parse("layout.html", string(src), layoutFields, true)
+	layout, err := htmltemplate.New("layout.html").Parse(string(src))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("email templates: %w", err)
 	}
 	r := &Renderer{layout: layout, set: map[string]message{}}
-	fields := map[string]bool{}
-	for name := range values(licadmin.Languages[0], Data{}) {
-		fields[name] = false
-	}
+	sample := Data{FirstName: "A", Link: "https://example.com/activate?token=t", ExpiresAt: time.Unix(0, 0), Tier: licadmin.Pro, Available: 1, Threshold: 1}
 	for _, kind := range Kinds {
 		for _, variant := range append([]string{""}, variants[kind]...) {
 			for _, lang := range licadmin.Languages {
 				name := fileName(kind, variant, lang)
-				m, err := parseMessage(fsys, name, fields)
+				m, err := parseMessage(fsys, name)
 				if err != nil {
 					return nil, err
+				}
+				if _, err := m.render(layout, lang, values(lang, sample)); err != nil {
+					return nil, fmt.Errorf("email templates: %s: %w", name, err)
 				}
 				r.set[name] = m
 			}
@@ -228,9 +216,8 @@ func fileName(kind licadmin.EmailKind, variant, lang string) string {
 	return string(kind) + "." + variant + "." + lang
 }
 
-// parseMessage parses the file name.tmpl of fsys, whose placeholders may
-// be fields.
-func parseMessage(fsys fs.FS, name string, fields map[string]bool) (message, error) {
+// parseMessage parses the file name.tmpl of fsys.
+func parseMessage(fsys fs.FS, name string) (message, error) {
 	file := name + ".tmpl"
 	src, err := fs.ReadFile(fsys, file)
 	if err != nil {
@@ -240,18 +227,21 @@ func parseMessage(fsys fs.FS, name string, fields map[string]bool) (message, err
 	if err != nil {
 		return message{}, err
 	}
-	var parsed [4]tmpl
-	for i, s := range sections {
-		body, ok := secs[s]
-		if !ok {
+	for _, s := range sections {
+		if _, ok := secs[s]; !ok {
 			return message{}, fmt.Errorf("email templates: %s has no %q section", file, s)
 		}
-		isHTML := s == "content" || s == "footer"
-		if parsed[i], err = parse(file+" "+s, body, fields, isHTML); err != nil {
-			return message{}, err
-		}
 	}
-	return message{subject: parsed[0], text: parsed[1], content: parsed[2], footer: parsed[3]}, nil
+	var m message
+	var errs [4]error
+	m.subject, errs[0] = texttemplate.New(file + " subject").Parse(secs["subject"])
+	m.text, errs[1] = texttemplate.New(file + " text").Parse(secs["text"])
+	m.content, errs[2] = htmltemplate.New(file + " content").Parse(secs["content"])
+	m.footer, errs[3] = htmltemplate.New(file + " footer").Parse(secs["footer"])
+	if err := errors.Join(errs[:]...); err != nil {
+		return message{}, fmt.Errorf("email templates: %w", err)
+	}
+	return m, nil
 }
 
 // splitSections returns the sections of a message file by name.
@@ -282,129 +272,33 @@ func splitSections(file, src string) (map[string]string, error) {
 	return secs, nil
 }
 
-// parse splits src into literals and placeholders, each of which must be
-// in fields (true for HTML already rendered). In HTML, a placeholder must
-// stand in text or be the whole value of a double-quoted attribute (not
-// an event handler nor a style), the only places where escaping its value
-// makes it safe; in href, src and action it is a URL, refused unless http
-// or https. HTML already rendered must stand in text, and an HTML
-// section must end in text, outside any tag, comment, script or style.
-func parse(name, src string, fields map[string]bool, isHTML bool) (tmpl, error) {
-	var t tmpl
-	var literal strings.Builder // the literal text so far, for the HTML context
-	for src != "" {
-		i := strings.Index(src, "{{")
-		if i < 0 {
-			i = len(src)
-		}
-		if i > 0 {
-			t = append(t, chunk{text: src[:i]})
-			literal.WriteString(src[:i])
-			src = src[i:]
-			continue
-		}
-		j := strings.Index(src, "}}")
-		if j < 0 {
-			return nil, fmt.Errorf("email templates: %s: unclosed {{", name)
-		}
-		field := src[2:j]
-		rendered, ok := fields[field]
-		if !ok {
-			return nil, fmt.Errorf("email templates: %s: unknown placeholder {{%s}}", name, field)
-		}
-		src = src[j+2:]
-		c := chunk{name: field, esc: asIs}
-		if isHTML {
-			attr, err := htmlContext(literal.String())
-			switch {
-			case err != nil:
-				return nil, fmt.Errorf("email templates: %s: {{%s}} %v", name, field, err)
-			case attr != "" && (rendered || !strings.HasPrefix(src, `"`)):
-				return nil, fmt.Errorf("email templates: %s: {{%s}} must be in text or the whole value of a double-quoted attribute", name, field)
-			case attr == "href" || attr == "src" || attr == "action":
-				c.esc = escURL
-			case !rendered:
-				c.esc = escHTML
-			}
-		}
-		t = append(t, c)
-	}
-	if isHTML {
-		if attr, err := htmlContext(literal.String()); err != nil || attr != "" {
-			return nil, fmt.Errorf("email templates: %s: ends inside a tag, comment, script or style", name)
-		}
-	}
-	return t, nil
+// fields are the values a message's sections may show, written in the
+// message's language.
+type fields struct {
+	FirstName, Link, ExpiresAt, Tier, Available, Threshold, Licenses string
+	ImportID, FileName, Rows, Created, Failed, Unlicensed            string
 }
 
-// htmlContext tells where text written after the HTML before lands: in
-// text (attr ""), or at the start of the double-quoted value of attribute
-// attr. Anywhere else (inside a tag elsewhere, in an event handler or a
-// style, in a comment, a script or a style element) is an error: escaping
-// does not make a value safe there.
-func htmlContext(before string) (attr string, err error) {
-	lower := strings.ToLower(before)
-	for _, el := range [][2]string{{"<!--", "-->"}, {"<script", "</script"}, {"<style", "</style"}} {
-		if i := strings.LastIndex(lower, el[0]); i >= 0 && strings.LastIndex(lower, el[1]) < i {
-			return "", fmt.Errorf("is inside %s", el[0])
-		}
-	}
-	lt, gt := strings.LastIndex(lower, "<"), strings.LastIndex(lower, ">")
-	if lt <= gt {
-		return "", nil
-	}
-	tag := lower[lt:]
-	if !strings.HasSuffix(tag, `="`) || strings.Count(tag, `"`)%2 != 1 {
-		return "", fmt.Errorf("is inside a tag, not at the start of a double-quoted attribute value")
-	}
-	attr = tag[strings.LastIndexAny(tag, " \t\n")+1 : len(tag)-2]
-	if attr == "" || strings.HasPrefix(attr, "on") || attr == "style" || attr == "srcdoc" {
-		return "", fmt.Errorf("is in attribute %q", attr)
-	}
-	return attr, nil
-}
-
-// safeURL returns u if it is an http or https URL, else an inert URL (as
-// html/template did with #ZgotmplZ), so that a javascript: or data: link
-// never reaches an href. Like html/template, it percent-encodes the bytes
-// a URL may not hold as they are (spaces, quotes, non-ASCII).
-func safeURL(u string) string {
-	lower := strings.ToLower(u)
-	if !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
-		return "about:invalid#zlinkz"
-	}
-	var b strings.Builder
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&*+,-./:;=?@[]_~", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02x", c)
-		}
-	}
-	return b.String()
-}
-
-// values are the placeholders of a message's sections for d in lang.
-func values(lang string, d Data) map[string]string {
+// values are the fields of a message's sections for d in lang.
+func values(lang string, d Data) fields {
 	tier, ok := tierLabels[lang][d.Tier]
 	if !ok {
 		tier = string(d.Tier)
 	}
-	return map[string]string{
-		"FirstName":  d.FirstName,
-		"Link":       d.Link,
-		"ExpiresAt":  dateFormats[lang](d.ExpiresAt),
-		"Tier":       tier,
-		"Available":  strconv.FormatInt(d.Available, 10),
-		"Threshold":  strconv.FormatInt(d.Threshold, 10),
-		"Licenses":   licenseWords[lang](d.Available),
-		"ImportID":   d.Import.ID,
-		"FileName":   d.Import.FileName,
-		"Rows":       strconv.FormatInt(d.Import.Rows, 10),
-		"Created":    strconv.FormatInt(d.Import.Created, 10),
-		"Failed":     strconv.FormatInt(d.Import.Failed, 10),
-		"Unlicensed": strconv.FormatInt(d.Import.Unlicensed, 10),
+	return fields{
+		FirstName:  d.FirstName,
+		Link:       d.Link,
+		ExpiresAt:  dateFormats[lang](d.ExpiresAt),
+		Tier:       tier,
+		Available:  strconv.FormatInt(d.Available, 10),
+		Threshold:  strconv.FormatInt(d.Threshold, 10),
+		Licenses:   licenseWords[lang](d.Available),
+		ImportID:   d.Import.ID,
+		FileName:   d.Import.FileName,
+		Rows:       strconv.FormatInt(d.Import.Rows, 10),
+		Created:    strconv.FormatInt(d.Import.Created, 10),
+		Failed:     strconv.FormatInt(d.Import.Failed, 10),
+		Unlicensed: strconv.FormatInt(d.Import.Unlicensed, 10),
 	}
 }
 

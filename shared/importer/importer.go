@@ -327,6 +327,7 @@ func (s *Service) Get(ctx context.Context, r licadmin.Request, importID string) 
 	if err != nil {
 		return nil, err
 	}
+	imp.Progress()
 	if err := s.withReportURL(ctx, imp); err != nil {
 		return nil, err
 	}

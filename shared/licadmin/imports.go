@@ -44,6 +44,13 @@ type Import struct {
 	Created    int64 `json:"created"`
 	Failed     int64 `json:"failed"`
 	Unlicensed int64 `json:"unlicensed"`
+	// BytesRead and BytesTotal show how far the import got through its
+	// file, which rows cannot (their count is known only at the end): the
+	// file position after the last committed chunk, and the file's size.
+	// Both are null while the import is pending (no file yet); once it is
+	// done BytesRead is BytesTotal. Set by Progress.
+	BytesRead  *int64 `json:"bytesRead"`
+	BytesTotal *int64 `json:"bytesTotal"`
 	// ReportURL is a presigned GET of the report CSV once the import has
 	// ended (done or failed), null before.
 	ReportURL *string `json:"reportUrl"`
@@ -72,6 +79,20 @@ type Import struct {
 	// other may commit a chunk meanwhile.
 	LeaseOwner string    `json:"-"`
 	LeaseUntil time.Time `json:"-"`
+}
+
+// Progress sets BytesRead and BytesTotal from the job state: the
+// checkpoint's offset and the object's size once the file arrived.
+func (imp *Import) Progress() {
+	if imp.Status == ImportPending {
+		imp.BytesRead, imp.BytesTotal = nil, nil
+		return
+	}
+	read, total := imp.Checkpoint.Offset, imp.Object.Size
+	if imp.Status == ImportDone {
+		read = total
+	}
+	imp.BytesRead, imp.BytesTotal = &read, &total
 }
 
 // ImportSource is how an import's file arrived.

@@ -214,4 +214,7 @@ type UserFilter struct {
 	License string
 	// Status is "", "pending" or "active".
 	Status string
+	// Search, when not empty, keeps the users whose email, first name or
+	// last name starts with it; it is a SearchKey, folded already.
+	Search string
 }

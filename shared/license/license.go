@@ -26,6 +26,7 @@ type Store interface {
 	TransferLicense(ctx context.Context, c *licadmin.Caller, from, to *licadmin.User, now time.Time) (*licadmin.User, error)
 	DeleteFromPool(ctx context.Context, c *licadmin.Caller, pool *licadmin.Pool, tier licadmin.Tier, quantity int64, now time.Time) (*licadmin.Pool, error)
 	SetAlertThreshold(ctx context.Context, c *licadmin.Caller, pool *licadmin.Pool, tier licadmin.Tier, threshold int64, now time.Time) (*licadmin.Pool, error)
+	BulkLicenses(ctx context.Context, c *licadmin.Caller, action licadmin.BulkAction, tier licadmin.Tier, us []*licadmin.User, now time.Time) (*licadmin.Users, error)
 }
 
 // Service applies the license rules for portal callers.

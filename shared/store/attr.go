@@ -116,6 +116,11 @@ func userItem(u *licadmin.User) Item {
 		it["tier"] = str(string(u.License.Tier))
 		it["assignedAt"] = timestamp(u.License.AssignedAt)
 	}
+	for attr, v := range searchKeys(u) {
+		if v != "" {
+			it[attr] = str(v)
+		}
+	}
 	if u.Mobile != nil {
 		it["mobile"] = str(*u.Mobile)
 	}

@@ -21,7 +21,8 @@ import (
 //	purchase order       ACCT#<accountId>          ORDER#<orderId>             makes "add licenses" idempotent
 //	account domain       ACCT#<accountId>          DOMAIN#<domain>             status, txtRecord
 //	audit record         ACCT#<accountId>          AUDIT#<time>#<id>           actor, action, target, ip, requestId
-//	user                 USER#<userId>             USER                        gsi1pk=ACCT#<accountId>#USERS, gsi1sk=<userId>
+//	user                 USER#<userId>             USER                        gsi1pk=ACCT#<accountId>#USERS, gsi1sk=<userId>,
+//	                                                                           searchEmail/searchFirstName/searchLastName (below)
 //	email claim          EMAIL#<email>             EMAIL                       accountId, userId, role: one email, one user
 //	domain claim         DOMAIN#<domain>           DOMAIN                      accountId, status: one domain, one account
 //	idempotency record   IDEM#<email>#<key>        IDEM                        request hash and response, ttl 24 h
@@ -52,6 +53,14 @@ import (
 // delivered from the table's stream (shared/notify); a token item is keyed
 // by the SHA-256 of the token, which is never stored.
 //
+// A user item also carries the search keys of its email, first name and
+// last name (licadmin.SearchKey): each is the sort key of a global
+// secondary index whose partition key is gsi1pk, so that one Query finds
+// an account's users by a prefix of one field. DynamoDB maintains the
+// indexes with every write of the user item (create, edit, email change,
+// delete, import), so they cannot drift from the users, and no write of
+// ours names an extra item for them (search.go says why).
+//
 // User items are keyed by user id alone so that the caller's email claim and
 // the users a request names are read in one BatchGetItem; the account a user
 // belongs to is an attribute checked on every read and in every write
@@ -65,6 +74,13 @@ const (
 
 	// GSI1 is the index that lists an account's users.
 	GSI1 = "gsi1"
+
+	// The indexes that find an account's users by a prefix of the search
+	// key of their email, first name or last name; each is keyed by gsi1pk
+	// and the attribute of the same name.
+	GSISearchEmail     = "searchEmail"
+	GSISearchFirstName = "searchFirstName"
+	GSISearchLastName  = "searchLastName"
 
 	skAccount = "ACCOUNT"
 	skPool    = "POOL"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -86,24 +87,18 @@ func (s *Store) putNewUser(t *txn, u *licadmin.User) {
 // starting after the position after (nil for the first page), and the
 // position after the last user returned, nil when there are no more.
 // Positions are opaque to callers; one of another account is refused.
+// With f.Search, it returns the users found by that prefix instead, in the
+// order and pages searchUsers says.
 func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error) {
+	if f.Search != "" {
+		return s.searchUsers(ctx, accountID, f, limit, after)
+	}
 	from, err := decodePosition(after, usersGSI1PK(accountID))
 	if err != nil {
 		return nil, nil, err
 	}
 	e := newExpr()
 	keyCond := fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))
-	var filters []string
-	switch f.License {
-	case "":
-	case "none":
-		filters = append(filters, fmt.Sprintf("attribute_not_exists(%s)", e.n("tier")))
-	default:
-		filters = append(filters, fmt.Sprintf("%s = %s", e.n("tier"), e.v(str(f.License))))
-	}
-	if f.Status != "" {
-		filters = append(filters, fmt.Sprintf("%s = %s", e.n("status"), e.v(str(f.Status))))
-	}
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.Table,
 		IndexName:                 aws.String(GSI1),
@@ -111,13 +106,7 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: e.values,
 		ExclusiveStartKey:         from,
-	}
-	if len(filters) > 0 {
-		fe := filters[0]
-		for _, f := range filters[1:] {
-			fe += " AND " + f
-		}
-		in.FilterExpression = &fe
+		FilterExpression:          userFilter(e, f),
 	}
 	var users []*licadmin.User
 	var last Item
@@ -146,6 +135,26 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+// userFilter returns the filter expression of f's license and status, nil
+// when f filters neither.
+func userFilter(e *expr, f licadmin.UserFilter) *string {
+	var filters []string
+	switch f.License {
+	case "":
+	case "none":
+		filters = append(filters, fmt.Sprintf("attribute_not_exists(%s)", e.n("tier")))
+	default:
+		filters = append(filters, fmt.Sprintf("%s = %s", e.n("tier"), e.v(str(f.License))))
+	}
+	if f.Status != "" {
+		filters = append(filters, fmt.Sprintf("%s = %s", e.n("status"), e.v(str(f.Status))))
+	}
+	if len(filters) == 0 {
+		return nil
+	}
+	return aws.String(strings.Join(filters, " AND "))
 }
 
 // encodePosition returns the GSI1 key of an item as bytes; decodePosition

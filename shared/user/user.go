@@ -128,6 +128,9 @@ func (s *Service) Get(ctx context.Context, r licadmin.Request, userID string) (*
 // ListQuery selects a page of users.
 type ListQuery struct {
 	Filter licadmin.UserFilter
+	// Search is the text a user's email, first name or last name must
+	// start with, as typed (List folds it); empty lists every user.
+	Search string
 	Limit  int
 	// After is the position the previous page ended at (already verified
 	// by the HTTP layer's cursor codec), nil for the first page.
@@ -135,8 +138,17 @@ type ListQuery struct {
 }
 
 // List returns a page of the caller's account users in creation order and
-// the position after it (nil at the end).
+// the position after it (nil at the end). With q.Search, the page holds
+// the users whose email, first name or last name starts with it, whatever
+// the case and accents, in the order of the matching text; such a page may
+// be short, even empty, while a next one exists. It fails with EINVALID for
+// a search longer than licadmin.MaxSearchLength characters.
 func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]*licadmin.User, []byte, error) {
+	if utf8.RuneCountInString(q.Search) > licadmin.MaxSearchLength {
+		return nil, nil, licadmin.Invalid("q", "too_long", "q must be at most 100 characters")
+	}
+	// A search box left empty (or blank) lists every user.
+	q.Filter.Search = licadmin.SearchKey(q.Search)
 	switch q.Filter.License {
 	case "", "none", string(licadmin.Eco), string(licadmin.Advanced), string(licadmin.Pro):
 	default:

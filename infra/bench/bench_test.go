@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// TestPercentileAndSpread ensures the latency percentiles use the nearest
+// rank and that min/median/max ignore runs that measured nothing.
+func TestPercentileAndSpread(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]float64{50: 50, 95: 95, 99: 99, 100: 100} {
+		if got := percentile(ds, p); got != want {
+			t.Errorf("p%v = %v, want %v", p, got, want)
+		}
+	}
+	if !math.IsNaN(percentile(nil, 50)) {
+		t.Error("percentile of nothing is not NaN")
+	}
+	s := spreadOf([]float64{3, math.NaN(), 1, 2})
+	if s != (spread{N: 3, Min: 1, Median: 2, Max: 3}) {
+		t.Errorf("spread %+v", s)
+	}
+	if s := spreadOf([]float64{1, 4}); s.Median != 2.5 {
+		t.Errorf("median of two = %v, want 2.5", s.Median)
+	}
+}
+
+// TestFigureRatiosAndVerdicts ensures a figure is compared with its floor
+// run by run, and judged on the medians.
+func TestFigureRatiosAndVerdicts(t *testing.T) {
+	fs := newFigureSet(3)
+	fs.define(figureDef{ID: "floor", Unit: "ms"})
+	fs.define(figureDef{ID: "api", Unit: "ms", Floor: "floor", Target: "ratio <= 1.3", Check: ratioAtMost(1.3)})
+	fs.define(figureDef{ID: "never", Unit: "ms", Target: "<= 1", Check: atMost(1)})
+	for run, v := range [][2]float64{{10, 12}, {20, 30}, {10, 11}} {
+		fs.record(run, "floor", v[0])
+		fs.record(run, "api", v[1])
+	}
+	rs := fs.ratios(fs.byID["api"])
+	if rs[0] != 1.2 || rs[1] != 1.5 || math.Abs(rs[2]-1.1) > 1e-9 {
+		t.Errorf("ratios %v, want [1.2 1.5 1.1]", rs)
+	}
+	if v := fs.verdict(fs.byID["api"]); v != "ok" {
+		t.Errorf("verdict %q, want ok (median ratio 1.2)", v)
+	}
+	if v := fs.verdict(fs.byID["never"]); v != "not measured" {
+		t.Errorf("verdict %q, want not measured", v)
+	}
+	var out strings.Builder
+	fs.printTable(&out, true)
+	if !strings.Contains(out.String(), "1.20 [1.10–1.50]") {
+		t.Errorf("table lacks the ratio's median [min–max]:\n%s", out.String())
+	}
+	if j := fs.jsonFigures(); len(j) != 3 || j[1].Ratio == nil || j[2].Values[0] != nil {
+		t.Errorf("JSON figures %+v", j)
+	}
+}
+
+// TestTemplateVariables ensures the start-up environment resolves the
+// template's variables as a deployment would.
+func TestTemplateVariables(t *testing.T) {
+	tpl := []byte(`
+Parameters:
+  LogLevel: {Type: String, Default: INFO}
+  PublicBaseUrl: {Type: String}
+Globals:
+  Function:
+    Environment:
+      Variables:
+        TABLE_NAME: !Ref Table
+        LOG_LEVEL: !Ref LogLevel
+        EMPTY: ""
+Resources:
+  Table: {Type: AWS::DynamoDB::Table}
+  Queue: {Type: AWS::SQS::Queue}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          BASE: !Ref PublicBaseUrl
+          QUEUE: !Ref Queue
+          BUCKET: !Sub "${AWS::StackName}-files-${AWS::AccountId}"
+          ARN: !GetAtt Table.Arn
+`)
+	samconfig := "[default.deploy.parameters]\nparameter_overrides = \"PublicBaseUrl=https://api.example.com LogLevel=WARN\"\n"
+	vars, err := templateVariables(tpl, samconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"TABLE_NAME": "license-admin-Table",
+		"LOG_LEVEL":  "WARN",
+		"EMPTY":      "",
+		"BASE":       "https://api.example.com",
+		"QUEUE":      "https://sqs.us-east-1.amazonaws.com/123456789012/license-admin-Queue",
+		"BUCKET":     "license-admin-files-123456789012",
+		"ARN":        "arn:aws:bench:us-east-1:123456789012:license-admin-Table",
+	}
+	for k, v := range want {
+		if vars[k] != v {
+			t.Errorf("%s = %q, want %q", k, vars[k], v)
+		}
+	}
+}
+
+// TestLoopbackOnly ensures the benchmark refuses to talk to anything but
+// this machine.
+func TestLoopbackOnly(t *testing.T) {
+	if _, err := loopbackDialer(context.Background(), "tcp", "192.0.2.1:80"); err == nil {
+		t.Error("dialed a non-loopback address")
+	}
+	for u, ok := range map[string]bool{
+		"http://127.0.0.1:8000": true, "http://[::1]:8000": true,
+		"http://dynamodb.us-east-1.amazonaws.com": false, "https://10.0.0.1": false,
+	} {
+		if err := checkLoopbackURL(u); (err == nil) != ok {
+			t.Errorf("checkLoopbackURL(%s) = %v", u, err)
+		}
+	}
+}
+
+// TestDriveIsBounded ensures a load stops at its count or its time limit,
+// whichever comes first, and counts failures apart.
+func TestDriveIsBounded(t *testing.T) {
+	var calls atomic.Int64
+	res := drive(context.Background(), 4, 10, time.Minute, func(context.Context, int, int) error {
+		if calls.Add(1)%5 == 0 {
+			return errors.New("boom")
+		}
+		return nil
+	})
+	if calls.Load() != 10 || len(res.lat) != 8 || res.failed != 2 || res.firstErr == nil {
+		t.Errorf("calls %d, ok %d, failed %d, err %v", calls.Load(), len(res.lat), res.failed, res.firstErr)
+	}
+	start := time.Now()
+	res = drive(context.Background(), 2, 1_000_000, 50*time.Millisecond, func(ctx context.Context, _, _ int) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+			return nil
+		}
+	})
+	if time.Since(start) > 5*time.Second || res.failed != 0 || len(res.lat) == 0 {
+		t.Errorf("time-bounded load: %d ok, %d failed in %s", len(res.lat), res.failed, time.Since(start))
+	}
+}
+
+func TestRowsLabel(t *testing.T) {
+	for n, want := range map[int]string{100_000: "100k", 1_000_000: "1m", 2_500: "2500"} {
+		if got := rowsLabel(n); got != want {
+			t.Errorf("rowsLabel(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestCapacityUnits holds the computed capacity units to DynamoDB's
+// published rules: writes per 1 KB rounded up, reads per 4 KB, half for
+// eventually consistent reads, twice inside transactions, a missing key
+// read for one unit.
+func TestCapacityUnits(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	item := func(bytes int) map[string]types.AttributeValue {
+		// "pk"+"sk"+"d" names (5 bytes) and values: bytes in all.
+		return map[string]types.AttributeValue{"pk": s("p"), "sk": s("s"), "d": s(strings.Repeat("x", bytes-7))}
+	}
+	if got := itemSize(item(1500)); got != 1500 {
+		t.Fatalf("itemSize = %d, want 1500", got)
+	}
+	if got := itemSize(map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "12345"}, "l": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("ab")}}}); got != 1+4+1+3+1+2 {
+		t.Fatalf("itemSize of a number and a list = %d, want %d", got, 1+4+1+3+1+2)
+	}
+	for _, tc := range []struct {
+		name     string
+		in, out  any
+		wcu, rcu float64
+	}{
+		{"put of 1500 bytes", &dynamodb.PutItemInput{Item: item(1500)}, &dynamodb.PutItemOutput{}, 2, 0},
+		{"put of 100 bytes", &dynamodb.PutItemInput{Item: item(100)}, &dynamodb.PutItemOutput{}, 1, 0},
+		{"transaction of two puts", &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Put: &types.Put{Item: item(100)}}, {Put: &types.Put{Item: item(2100)}}}},
+			&dynamodb.TransactWriteItemsOutput{}, 2 + 6, 0},
+		{"batch write, one left unprocessed", &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": {
+			{PutRequest: &types.PutRequest{Item: item(100)}}, {PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{"pk": s("q"), "sk": s("s")}}}}}},
+			&dynamodb.BatchWriteItemOutput{UnprocessedItems: map[string][]types.WriteRequest{"t": {{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{"pk": s("q"), "sk": s("s")}}}}}}, 1, 0},
+		{"consistent get of 5000 bytes", &dynamodb.GetItemInput{ConsistentRead: aws.Bool(true)}, &dynamodb.GetItemOutput{Item: item(5000)}, 0, 2},
+		{"eventual get of a missing item", &dynamodb.GetItemInput{}, &dynamodb.GetItemOutput{}, 0, 0.5},
+		{"eventual batch get, one of three missing", &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{"t": {Keys: make([]map[string]types.AttributeValue, 3)}}},
+			&dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{"t": {item(100), item(4097)}}}, 0, (1 + 2 + 1) * 0.5},
+		{"index query of 9000 bytes", &dynamodb.QueryInput{IndexName: aws.String("gsi1"), ConsistentRead: aws.Bool(false)},
+			&dynamodb.QueryOutput{Items: []map[string]types.AttributeValue{item(4500), item(4500)}}, 0, 3 * 0.5},
+	} {
+		c := requestCapacity(tc.in, tc.out)
+		if c.wcu != tc.wcu || c.rcu != tc.rcu || len(c.sized) != 0 {
+			t.Errorf("%s: %v WCU %v RCU (%d sized), want %v and %v", tc.name, c.wcu, c.rcu, len(c.sized), tc.wcu, tc.rcu)
+		}
+	}
+	c := requestCapacity(&dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Update: &types.Update{Key: item(10)}}, {ConditionCheck: &types.ConditionCheck{Key: item(10)}}}}, &dynamodb.TransactWriteItemsOutput{})
+	if len(c.sized) != 2 || c.sized[0].factor != 2 || c.sized[1].factor != 2 {
+		t.Errorf("a transaction's update and condition check: %+v, want two items sized from the table at twice their units", c.sized)
+	}
+}

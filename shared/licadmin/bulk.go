@@ -1,0 +1,24 @@
+package licadmin
+
+// BulkAction is what a bulk license change does to each of its users.
+type BulkAction string
+
+// The bulk actions: the single license operations, for many users at once.
+const (
+	BulkAssign BulkAction = "assign"
+	BulkModify BulkAction = "modify"
+	BulkRemove BulkAction = "remove"
+)
+
+// MaxBulkUsers is the most users one bulk license change names. The change
+// is one DynamoDB transaction, of at most 100 items: the idempotency
+// record, the caller's admin check, the pool and the audit record, then
+// per user its item and, for an assignment, the outbox item of its
+// confirmation email: 4 + 2 × 48 = 100.
+const MaxBulkUsers = (100 - 4) / 2
+
+// Users is the answer of a bulk license change: the users as committed,
+// in the order the request named them.
+type Users struct {
+	Items []*User `json:"items"`
+}
