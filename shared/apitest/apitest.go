@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/streamlocal"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/dnstxt"
@@ -40,6 +41,8 @@ type Env struct {
 	Table string
 	// S3 is the test's S3, with the import bucket (s3.go).
 	S3 *S3
+	// counts reads the table's stream for the usage recorder (usage.go).
+	counts *streamlocal.Poller
 
 	// iam checks the AWS calls of functions' handlers against their
 	// policies (iam.go).
