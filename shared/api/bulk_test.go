@@ -357,22 +357,10 @@ func TestBulkFaults(t *testing.T) {
 		}
 	})
 	t.Run("lost response", func(t *testing.T) {
-		var mu sync.Mutex
-		lost := false
-		opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-			mu.Lock()
-			defer mu.Unlock()
-			if op == "TransactWriteItems" && lost {
-				lost = false
-				return apitest.LostResponse
-			}
-			return apitest.NoFault
-		})
+		opt, calls, arm := apitest.LoseNextTransaction()
 		r := newRaceEnv(t, 3, opt)
 		r.MustLicenses(t, r.acct, licadmin.Eco, 3)
-		mu.Lock()
-		lost = true
-		mu.Unlock()
+		arm()
 		resp := apitest.Do(t, api.BulkLicenses(r.App), apitest.Request{Route: routeBulk, Email: r.admin, Body: bulkBody("assign", "eco", r.users...)})
 		resp.Want(t, http.StatusOK)
 		if calls.Get("lost:TransactWriteItems") != 1 {

@@ -231,22 +231,10 @@ func TestFaultsConflictsAndThrottling(t *testing.T) {
 // changes nothing the second time: one license assigned, not two, and the
 // client sees success.
 func TestFaultLostResponseAppliesOnce(t *testing.T) {
-	lost := false // armed once the fixture is built
-	var mu sync.Mutex
-	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-		mu.Lock()
-		defer mu.Unlock()
-		if op == "TransactWriteItems" && lost {
-			lost = false
-			return apitest.LostResponse
-		}
-		return apitest.NoFault
-	})
+	opt, calls, arm := apitest.LoseNextTransaction()
 	r := newRaceEnv(t, 1, opt)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 3)
-	mu.Lock()
-	lost = true
-	mu.Unlock()
+	arm()
 	resp := r.do(r.assign, routeAssign, map[string]string{"userId": r.users[0]}, nil, map[string]string{"tier": "eco"})
 	resp.Want(t, http.StatusOK)
 	if calls.Get("lost:TransactWriteItems") != 1 {
