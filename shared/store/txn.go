@@ -247,3 +247,25 @@ type TxnMetrics interface {
 	// transaction or throttling; retried is false when the store gives up.
 	TransactionConflict(retried bool)
 }
+
+// updateIf applies update to the item at k on condition cond, outside a
+// transaction. A failed condition answers lost (the caller's sentinel for
+// "someone else moved it"); any other failure is wrapped with what.
+func (s *Store) updateIf(ctx context.Context, k key, update, cond string, e *expr, lost error, what string) error {
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.Table,
+		Key:                       k,
+		UpdateExpression:          &update,
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		return lost
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
