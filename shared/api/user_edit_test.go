@@ -676,12 +676,7 @@ func TestConcurrentDemoteEachOther(t *testing.T) {
 // admins, and answers that are only success, last_admin, or forbidden (for
 // a caller demoted meanwhile).
 func TestConcurrentDemotionsKeepAnAdmin(t *testing.T) {
-	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n%4 == 0 {
-			return apitest.Conflict
-		}
-		return apitest.NoFault
-	})
+	opt, _ := apitest.Faults(apitest.ConflictEvery(4))
 	env := apitest.New(t, opt)
 	first := "admin0@five.test"
 	_, firstID := env.MustAccount(t, "Five", first)
@@ -848,12 +843,7 @@ func TestUserEditIdempotency(t *testing.T) {
 // counters always equal the licenses held, no deleted user keeps a claim
 // or a license, and every answer is a success or an expected refusal.
 func TestConcurrentDeleteAndLicenseOps(t *testing.T) {
-	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n%5 == 0 {
-			return apitest.Conflict
-		}
-		return apitest.NoFault
-	})
+	opt, _ := apitest.Faults(apitest.ConflictEvery(5))
 	r := newRaceEnv(t, 12, opt)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 5)
 	r.MustLicenses(t, r.acct, licadmin.Pro, 3)

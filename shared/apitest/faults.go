@@ -76,6 +76,17 @@ func Faults(f FaultFunc) (func(*dynamodb.Options), *Counter) {
 	}, c
 }
 
+// ConflictEvery is the fault policy that cancels every k-th
+// TransactWriteItems with a conflict and lets every other call through.
+func ConflictEvery(k int) FaultFunc {
+	return func(op string, n int) Fault {
+		if op == "TransactWriteItems" && n%k == 0 {
+			return Conflict
+		}
+		return NoFault
+	}
+}
+
 // LoseNextTransaction returns a DynamoDB client option that, once arm is
 // called, lets the next TransactWriteItems commit and loses its answer
 // (once), and the counter of calls. A test builds its fixture first, arms,
