@@ -238,22 +238,8 @@ func (s *Store) finishOutbox(ctx context.Context, id, claim, status string, set 
 	}
 	update += fmt.Sprintf(" REMOVE %s, %s", e.n("claim"), e.n("leaseUntil"))
 	cond := fmt.Sprintf("%s = %s AND %s = %s", e.n("status"), e.v(str(OutboxSending)), e.n("claim"), e.v(str(claim)))
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.Table,
-		Key:                       outboxKey(id),
-		UpdateExpression:          &update,
-		ConditionExpression:       &cond,
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return fmt.Errorf("outbox %s: the claim was lost before it was marked %s (lease too short?)", id, status)
-	}
-	if err != nil {
-		return fmt.Errorf("mark outbox %s %s: %w", id, status, err)
-	}
-	return nil
+	lost := fmt.Errorf("outbox %s: the claim was lost before it was marked %s (lease too short?)", id, status)
+	return s.updateIf(ctx, outboxKey(id), update, cond, e, lost, fmt.Sprintf("mark outbox %s %s", id, status))
 }
 
 // MarkOutboxSent records that the email of outbox item id was accepted by
