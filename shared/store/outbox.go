@@ -159,21 +159,7 @@ func RecipientOutbox(kind licadmin.EmailKind, u *licadmin.User, now time.Time) *
 // reports whether it wrote it. Callers that may run twice for one event
 // (a stream record delivered again) derive the id from the event.
 func (s *Store) PutOutboxOnce(ctx context.Context, o *Outbox) (bool, error) {
-	e := newExpr()
-	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &s.Table,
-		Item:                     outboxItem(o),
-		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
-		ExpressionAttributeNames: e.names,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("put outbox %s: %w", o.ID, err)
-	}
-	return true, nil
+	return s.putNew(ctx, outboxItem(o), "put outbox "+o.ID)
 }
 
 // GetOutbox returns the outbox item id, or nil when there is none.

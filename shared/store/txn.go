@@ -269,3 +269,23 @@ func (s *Store) updateIf(ctx context.Context, k key, update, cond string, e *exp
 	}
 	return nil
 }
+
+// putNew writes it unless an item with its key exists, and reports whether
+// it wrote it; any other failure is wrapped with what.
+func (s *Store) putNew(ctx context.Context, it Item, what string) (bool, error) {
+	e := newExpr()
+	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                &s.Table,
+		Item:                     it,
+		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
+		ExpressionAttributeNames: e.names,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
+}
