@@ -3,8 +3,8 @@
 #   make build      compile every Lambda for this machine into bin/ (quick check)
 #   make test       every test; starts and stops DynamoDB Local and the rest itself
 #   make test-browser  the activation page in headless Chromium (part of make test)
-#   make tools      what make test and make run need: the npm dev tools, and
-#                   Chromium (Debian's package, installed when missing as root)
+#   make tools      what make test needs: the npm dev tools (make run needs only
+#                   these), and Chromium (Debian's package, installed when missing as root)
 #   make py-tools   the Python tools (SAM CLI, cfn-lint, schemathesis) in .venv,
 #                   locked with hashes; validate, sam-build, deploy and fuzz-api
 #                   install them themselves

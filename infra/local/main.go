@@ -73,7 +73,7 @@ type command struct {
 // commands lists the subcommands; add new ones here.
 func commands() []command {
 	return []command{
-		{name: "run", summary: "run DynamoDB Local, the SES emulator, the stream function and the HTTP API in the foreground until Ctrl-C", run: stack.Run},
+		{name: "run", summary: "run the local stack (DynamoDB Local, the SES emulator, the S3 store, the queues, the stream and the HTTP API) in the foreground until Ctrl-C", run: stack.Run},
 		{name: "token", args: "EMAIL", summary: `print {"token"}: a bearer token the local API accepts for EMAIL (1 h)`, run: tokenCmd},
 		{name: "account create", args: "--name NAME --admin EMAIL", summary: `create an account and its first admin; print {"accountId","adminUserId"}`, run: accountCreateCmd},
 		{name: "licenses add", args: "--account ID --tier TIER --quantity N --order ORDER_ID", summary: "add purchased licenses (once per order id); print the pool", run: licensesAddCmd},

@@ -59,7 +59,7 @@ func TestCORS(t *testing.T) {
 		}},
 		{"request from the portal", http.MethodGet, "/activate", portal, false, 200, map[string]string{
 			"Access-Control-Allow-Origin":   portal,
-			"Access-Control-Expose-Headers": "etag,idempotent-replayed,location",
+			"Access-Control-Expose-Headers": "etag,idempotent-replayed,location,next-cursor",
 			"Etag":                          `"1"`,
 		}},
 		{"request from another origin", http.MethodGet, "/activate", "https://evil.example", false, 200, map[string]string{

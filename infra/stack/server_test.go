@@ -214,15 +214,15 @@ func TestFunctionDeadline(t *testing.T) {
 	if fn, _ := tpl.Function("GetUserFunction"); fn.Timeout != 40*time.Second {
 		t.Fatalf("GetUserFunction's Timeout %s, want the Globals' 40 s", fn.Timeout)
 	}
-	srv, err := newServer(tpl, map[string]apigw.Handler{"GetUserFunction": deadline}, nil, log.New(io.Discard, "", 0))
-	if err == nil {
+	if _, err := newServer(tpl, map[string]apigw.Handler{"GetUserFunction": deadline}, nil, log.New(io.Discard, "", 0)); err == nil {
 		t.Fatal("a server without every handler was built")
 	}
 	handlers := map[string]apigw.Handler{}
 	for _, fn := range tpl.Functions {
 		handlers[fn.LogicalID] = deadline
 	}
-	if srv, err = newServer(tpl, handlers, nil, log.New(io.Discard, "", 0)); err != nil {
+	srv, err := newServer(tpl, handlers, nil, log.New(io.Discard, "", 0))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.deadlines["GetUserFunction"]; got != integrationTimeout {

@@ -710,7 +710,7 @@ func TestDomainProblemsHaveStatuses(t *testing.T) {
 // of the routes they name, that the handlers answer as expected against an
 // account whose admin is the events' caller and that has none of their
 // users. Against the world that `go run ./infra/local seed` creates, every
-// sample event succeeds (infra/local TestSeededSampleEvents).
+// sample event succeeds (infra/stack TestSeededSampleEvents).
 func TestSampleEvents(t *testing.T) {
 	f := newDNSFixture(t)
 	cases := []struct {
