@@ -197,6 +197,19 @@ func (r *Response) Decode(tb testing.TB, v any) {
 	}
 }
 
+// Page fails the test unless the answer is a 200 list of the documented
+// shape, exactly "items" (an array) and "nextCursor", and decodes it into v.
+func (r *Response) Page(tb testing.TB, v any) {
+	tb.Helper()
+	r.Want(tb, http.StatusOK)
+	var raw map[string]json.RawMessage
+	r.Decode(tb, &raw)
+	if len(raw) != 2 || raw["items"] == nil || raw["nextCursor"] == nil || raw["items"][0] != '[' {
+		tb.Fatalf("list body %s, want {\"items\":[…],\"nextCursor\":…}", r.Body)
+	}
+	r.Decode(tb, v)
+}
+
 // User decodes the body as a user.
 func (r *Response) User(tb testing.TB) *licadmin.User {
 	tb.Helper()
