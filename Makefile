@@ -64,6 +64,7 @@ FUNCTIONS := \
 	CreateAccountFunction:create-account \
 	AddLicensesFunction:add-licenses \
 	IngestUsageFunction:ingest-usage \
+	RecordUsageFunction:record-usage \
 	ListUserLogsFunction:list-user-logs \
 	ListMyLogsFunction:list-my-logs \
 	ExportUserLogsFunction:export-user-logs \

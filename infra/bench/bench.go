@@ -170,7 +170,7 @@ func Cmd(ctx context.Context, e *cli.Env, args []string) error {
 }
 
 // benchSteps are the parts of the benchmark, in order; --only names some.
-var benchSteps = []string{"sizes", "data", "search", "license", "race", "long", "logs", "stats", "import", "startup"}
+var benchSteps = []string{"sizes", "data", "search", "license", "race", "long", "logs", "stats", "ingest", "import", "startup"}
 
 func (b *bench) wants(step string) bool {
 	return len(b.cfg.only) == 0 || slices.Contains(b.cfg.only, step)
@@ -236,6 +236,7 @@ func (b *bench) main(ctx context.Context) error {
 		}
 		defer stop()
 	}
+	b.defineCosts()
 	for b.run = 0; b.run < b.cfg.runs; b.run++ {
 		fmt.Fprintf(b.out, "run %d of %d\n", b.run+1, b.cfg.runs)
 		steps := []struct {
@@ -247,6 +248,7 @@ func (b *bench) main(ctx context.Context) error {
 			{"license", b.licenseFigures},
 			{"race", b.raceFigures},
 			{"long", b.longRunFigures},
+			{"ingest", b.ingestFigures},
 		}
 		if logs != nil {
 			steps = append(steps, []struct {

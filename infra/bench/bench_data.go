@@ -21,6 +21,12 @@ func (b *bench) batchQueryFigures(ctx context.Context) error {
 		Meaning: "a page of 50 users through the local API, sequentially: p50 latency", Floor: "floor.query.p50"})
 	b.figs.define(figureDef{ID: "api.list.c1.reads", Title: "list users DynamoDB reads per request", Unit: "req/op",
 		Meaning: "GET /v1/users?limit=50: DynamoDB read requests per request (every attempt), counted by SDK middleware"})
+	b.figs.define(figureDef{ID: "list.rcu", Title: "list users read units per request", Unit: "RCU/op",
+		Meaning: "GET /v1/users?limit=50: read capacity units per request, computed from the requests by DynamoDB's rules (bench_capacity.go; the index Query is eventually consistent)"})
+	b.figs.define(figureDef{ID: "user.create.wcu", Title: "create user write units", Unit: "WCU/op",
+		Meaning: "write capacity units of the store's CreateUser transaction (captured from POST /v1/users' code), by DynamoDB's rules"})
+	b.figs.define(figureDef{ID: "import.row.wcu", Title: "import write units per row", Unit: "WCU/row",
+		Meaning: fmt.Sprintf("write capacity units per row of the store's CommitImportChunk transactions for full chunks of %d rows without licenses (captured), by DynamoDB's rules: user, email claim, the chunk's audit record, checkpoint and domain checks, twice inside a transaction", importChunkRows)})
 
 	acct, err := b.stack.newAccount(ctx, "batch", nil)
 	if err != nil {
@@ -75,6 +81,34 @@ func (b *bench) batchQueryFigures(ctx context.Context) error {
 	}
 	b.figs.record(b.run, "api.list.c1.p50", percentile(res.lat, 50))
 	b.figs.record(b.run, "api.list.c1.reads", float64(counts.sum(readOps))/float64(len(res.lat)))
+	_, listRCU, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, counts.units)
+	if err != nil {
+		return err
+	}
+	b.figs.record(b.run, "list.rcu", listRCU/float64(len(res.lat)))
+
+	// Write units of a user's creation and of import rows, from the
+	// store's transactions.
+	const unitRows = 10
+	_, _, created, err := b.stack.userTxs(ctx, acct, fmt.Sprintf("units-r%d", b.run), unitRows)
+	if err != nil {
+		return err
+	}
+	createWCU, _, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, transactCapacity(created...))
+	if err != nil {
+		return err
+	}
+	b.figs.record(b.run, "user.create.wcu", createWCU/unitRows)
+	_, chunks, err := b.stack.importTxs(ctx, acct, fmt.Sprintf("units-import-r%d", b.run), 2*importChunkRows)
+	if err != nil {
+		return err
+	}
+	importWCU, _, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, transactCapacity(chunks...))
+	if err != nil {
+		return err
+	}
+	b.figs.record(b.run, "import.row.wcu", importWCU/float64(2*importChunkRows))
+	b.logf("units: list %.1f RCU per page; create user %.1f WCU; import %.2f WCU per row", listRCU/float64(len(res.lat)), createWCU/unitRows, importWCU/float64(2*importChunkRows))
 	b.logf("query floor p50 %.2f ms; GET /v1/users?limit=50 p50 %.2f ms, DynamoDB: %s", floorP50, percentile(res.lat, 50), counts.describe())
 	return nil
 }

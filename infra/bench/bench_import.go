@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os/exec"
@@ -84,6 +85,20 @@ func (b *bench) importFigures(ctx context.Context, builds *benchBuilds) error {
 	b.figs.record(0, "floor.import.rows", (plain.floor+licensed.floor)/2)
 	b.figs.record(0, "import.plain.rows", plain.rowsPerSecond())
 	b.figs.record(0, "import.licensed.rows", licensed.rowsPerSecond())
+	if f, ok := b.figs.byID["import.row.wcu"]; ok && !math.IsNaN(spreadOf(f.values).Median) {
+		wcu := spreadOf(f.values).Median
+		mb, err := functionMemoryMB("ImportUsersFunction")
+		if err != nil {
+			return err
+		}
+		const rows100k = 100_000
+		seconds := rows100k / plain.rowsPerSecond()
+		cost := rows100k*wcu*awsPrices.WriteUnit + seconds*float64(mb)/1024*awsPrices.GBSecond
+		b.figs.record(0, "cost.import.100k", cost)
+		b.logf("import: $%.3f per 100,000 rows (%.2f WCU per row, %.0f s of the import function at %d MB)", cost, wcu, seconds, mb)
+	} else {
+		b.figs.note("cost.import.100k", "not measured: import.row.wcu comes from the data step (--only data,import)")
+	}
 	rss := map[int]float64{rows: plain.peakMB}
 	for _, n := range b.cfg.rssRows {
 		if _, ok := rss[n]; !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,6 +267,26 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 			})
 		}
 	}
+	b.defineLatency("floor.fixed", "fixed minimal transaction", "floor that does not move with the design: a TransactWriteItems defined in the benchmark (bench_fixed.go), not taken from the store: the pool counter update with its condition, the user update with its version condition and an audit Put, sent directly with the SDK on fresh users at concurrency 1, in blocks alternating with the operations'", 1, "", 0)
+	for _, op := range licenseOps {
+		b.figs.define(figureDef{
+			ID: fmt.Sprintf("api.%s.c1.p50.fixed", op.name), Title: op.name + " p50 at concurrency 1 against the fixed floor", Unit: "ms",
+			Family:  "api.<op>.c1.p50.fixed",
+			Floor:   "floor.fixed.c1.p50",
+			Meaning: "the API p50 at concurrency 1 compared with the fixed minimal transaction (floor.fixed), which does not grow or shrink with the store's transactions",
+			Target:  "ratio <= 1.6", Check: ratioAtMost(1.6),
+		})
+		b.figs.define(figureDef{
+			ID: op.name + ".wcu", Title: op.name + " write units per operation", Unit: "WCU/op",
+			Family:  "<op>.wcu",
+			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction)",
+		})
+		b.figs.define(figureDef{
+			ID: op.name + ".rcu", Title: op.name + " read units per operation", Unit: "RCU/op",
+			Family:  "<op>.rcu",
+			Meaning: "read capacity units per operation, the same way (4 KB per unit, half when eventually consistent)",
+		})
+	}
 	acct, err := b.stack.newAccount(ctx, "latency", map[licadmin.Tier]int64{licadmin.Eco: 1_000_000, licadmin.Advanced: 1_000_000})
 	if err != nil {
 		return err
@@ -318,6 +339,13 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 			return fmt.Errorf("raw pair reads: %w", res.firstErr)
 		}
 		lat["floor.readpair"] = append(lat["floor.readpair"], res.lat...)
+		if c == 1 {
+			res, err := b.fixedBlock(ctx, acct, round, m)
+			if err != nil {
+				return fmt.Errorf("fixed floor: %w", err)
+			}
+			lat["floor.fixed"] = append(lat["floor.fixed"], res.lat...)
+		}
 		for k, op := range licenseOps {
 			apiOp := b.apiChainOp(acct, op.name, api[:m], api[m:])
 			rawOp := func() error {
@@ -355,6 +383,12 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 	b.recordLatency("floor.read", c, lat["floor.read"])
 	b.recordLatency("floor.readpair", c, lat["floor.readpair"])
 	b.figs.record(b.run, fmt.Sprintf("bound.transfer.c%d.p50", c), percentile(lat["floor.readpair"], 50)+percentile(lat["floor.transfer"], 50))
+	if c == 1 {
+		b.recordLatency("floor.fixed", 1, lat["floor.fixed"])
+		if err := b.licenseUnits(ctx, lat, counts); err != nil {
+			return err
+		}
+	}
 	for _, op := range licenseOps {
 		for _, kind := range []string{"floor", "api"} {
 			key := kind + "." + op.name
@@ -633,4 +667,40 @@ func (b *bench) longRunFigures(ctx context.Context) error {
 		len(raw.lat), raw.elapsed.Round(time.Millisecond), raw.opsPerSecond(), percentile(raw.lat, 99),
 		len(api.lat), api.elapsed.Round(time.Millisecond), api.opsPerSecond(), percentile(api.lat, 50), percentile(api.lat, 99), api.failed)
 	return nil
+}
+
+// licenseUnits records, from the operations at concurrency 1, each
+// operation's write and read units, its p50 against the fixed floor, and
+// the cost of a million operations (a quarter of each).
+func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration, counts map[string]requestCounts) error {
+	total := 0.0
+	var parts []string
+	for _, op := range licenseOps {
+		done := float64(len(lat["api."+op.name]))
+		wcu, rcu, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, counts[op.name].units)
+		if err != nil {
+			return err
+		}
+		wcu, rcu = wcu/done, rcu/done
+		p50 := percentile(lat["api."+op.name], 50)
+		b.figs.record(b.run, op.name+".wcu", wcu)
+		b.figs.record(b.run, op.name+".rcu", rcu)
+		b.figs.record(b.run, fmt.Sprintf("api.%s.c1.p50.fixed", op.name), p50)
+		mb, err := functionMemoryMB(licenseFunctions[op.name])
+		if err != nil {
+			return err
+		}
+		total += costOf(wcu, rcu, p50/1000, mb, 1) / float64(len(licenseOps))
+		parts = append(parts, fmt.Sprintf("%s %.1f WCU %.1f RCU, p50 %.2f ms = %.2f x fixed", op.name, wcu, rcu, p50, p50/percentile(lat["floor.fixed"], 50)))
+	}
+	b.figs.record(b.run, "cost.license.million", total*1e6)
+	b.logf("c=1  fixed floor p50 %.2f ms; %s; $%.2f per million operations", percentile(lat["floor.fixed"], 50), strings.Join(parts, "; "), total*1e6)
+	return nil
+}
+
+// licenseFunctions names the function of each license operation, for its
+// memory.
+var licenseFunctions = map[string]string{
+	"assign": "AssignLicenseFunction", "modify": "ModifyLicenseFunction",
+	"transfer": "TransferLicenseFunction", "remove": "RemoveLicenseFunction",
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -35,6 +36,8 @@ type benchLogs struct {
 	// statsBase is the items GET /v1/stats read before the heavy user's
 	// entries were written.
 	statsBase float64
+	// statsRCU is the read units per user of the last GET /v1/stats read.
+	statsRCU float64
 }
 
 // logWriteWorkers is how many BatchWriteItem calls write log entries at
@@ -72,11 +75,30 @@ func (b *bench) prepareLogs(ctx context.Context) (*benchLogs, error) {
 	l.heavyGen = l.heavy.LogGeneration
 
 	// One event per user through the store's ingestion, as the usage
-	// queue's function records it: counters and a log entry.
+	// queue's function records it (its claim), and its log entry and
+	// counters as the recording function writes them.
 	st := &store.Store{DB: b.stack.raw, Table: b.stack.table, NewID: func() string { return ulid.Make().String() }}
 	now := time.Now().UTC()
 	res := drive(ctx, 8, len(l.users), b.cfg.phaseLimit, func(ctx context.Context, _, i int) error {
-		return st.RecordUsage(ctx, usageEvent(l.acct, l.users[i], i, now.Add(-time.Duration(i)*time.Second)), l.users[i], now)
+		u := l.users[i]
+		ev := usageEvent(l.acct, u, i, now.Add(-time.Duration(i)*time.Second))
+		db, err := b.stack.captureAll(func(st *store.Store) error {
+			return errors.Join(st.RecordUsage(ctx, []store.UsageWrite{{Event: ev, User: u}}, now)...)
+		})
+		if err != nil {
+			return err
+		}
+		claims := batchPuts(db.batches, "USAGE#")
+		if err := batchWriteChunk(ctx, b.stack.raw, b.stack.table, claims); err != nil {
+			return err
+		}
+		if err := st.WriteLogEntries(ctx, logEntries(claims)); err != nil {
+			return err
+		}
+		var c licadmin.Counters
+		c.Count(ev.Type, ev.Bytes)
+		return st.AddUsageCount(ctx, store.UsageCount{UserID: u.ID, AccountID: l.acct.id, Month: ev.At.Format(licadmin.MonthLayout),
+			FirstSequence: "1", LastSequence: "1", Counters: c}, "")
 	})
 	if res.failed > 0 {
 		return nil, fmt.Errorf("record usage: %w", res.firstErr)
@@ -86,22 +108,22 @@ func (b *bench) prepareLogs(ctx context.Context) (*benchLogs, error) {
 	}
 
 	// The heavy user's entries: the log item of each event exactly as
-	// RecordUsage writes it, put with BatchWriteItem a chunk at a time.
+	// RecordUsage's claim carries it, put with BatchWriteItem a chunk at a
+	// time.
 	const chunk = 2000
 	for done := 0; done < b.cfg.logEntries; done += chunk {
 		n := min(chunk, b.cfg.logEntries-done)
-		txs, err := b.stack.capture(func(st *store.Store) error {
+		db, err := b.stack.captureAll(func(st *store.Store) error {
+			var writes []store.UsageWrite
 			for i := done; i < done+n; i++ {
-				if err := st.RecordUsage(ctx, usageEvent(l.acct, l.heavy, i, now.Add(-time.Duration(i)*time.Second)), l.heavy, now); err != nil {
-					return err
-				}
+				writes = append(writes, store.UsageWrite{Event: usageEvent(l.acct, l.heavy, i, now.Add(-time.Duration(i)*time.Second)), User: l.heavy})
 			}
-			return nil
+			return errors.Join(st.RecordUsage(ctx, writes, now)...)
 		})
 		if err != nil {
 			return nil, err
 		}
-		items := puts(txs, "LOG#")
+		items := logEntries(batchPuts(db.batches, "USAGE#"))
 		if len(items) != n {
 			return nil, fmt.Errorf("bench: RecordUsage put %d log items for %d events (pk LOG#...): update the benchmark to the log item's shape", len(items), n)
 		}
@@ -293,7 +315,13 @@ func (l *benchLogs) statsItems(ctx context.Context) (float64, error) {
 		}
 		cursor = next
 	}
-	return float64(l.b.stack.counter.reset().items), nil
+	counts := l.b.stack.counter.reset()
+	_, rcu, err := l.b.stack.sizes.units(ctx, l.b.stack.raw, l.b.stack.table, counts.units)
+	if err != nil {
+		return 0, err
+	}
+	l.statsRCU = rcu / float64(len(l.users))
+	return float64(counts.items), nil
 }
 
 // statsFigures reads the statistics of the logs account, whose heavy user
@@ -310,7 +338,10 @@ func (l *benchLogs) statsFigures(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.figs.define(figureDef{ID: "stats.rcu", Title: "GET /v1/stats read units per user", Unit: "RCU/user",
+		Meaning: "read capacity units of GET /v1/stats (this month, all pages of 200) per user listed, with the many log entries, computed from the requests by DynamoDB's rules (bench_capacity.go)"})
 	b.figs.record(b.run, "stats.items.base", l.statsBase)
+	b.figs.record(b.run, "stats.rcu", l.statsRCU)
 	b.figs.record(b.run, "stats.items.many", items)
 	b.logf("stats: GET /v1/stats read %.0f items with %d more log entries, %.0f before", items, b.cfg.logEntries, l.statsBase)
 	return nil
@@ -328,4 +359,16 @@ func nextCursor(body []byte) (string, error) {
 		return "", nil
 	}
 	return *p.NextCursor, nil
+}
+
+// logEntries returns the log entries that usage event claims carry, as
+// the recording function puts them.
+func logEntries(claims []map[string]types.AttributeValue) []map[string]types.AttributeValue {
+	var out []map[string]types.AttributeValue
+	for _, c := range claims {
+		if ce := store.CountedEventFromImage(c); ce != nil {
+			out = append(out, ce.Entry)
+		}
+	}
+	return out
 }

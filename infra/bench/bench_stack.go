@@ -46,7 +46,10 @@ type benchStack struct {
 	counter *requestCounter
 	// raw is the client of the floors: same configuration as the App's,
 	// its own connections.
-	raw     *dynamodb.Client
+	raw *dynamodb.Client
+	// sizes sizes the items of the writes whose capacity units depend on
+	// them (bench_capacity.go).
+	sizes   itemSizes
 	baseURL string
 	client  *http.Client
 	key     *stack.SigningKey
@@ -333,6 +336,7 @@ func (s *benchStack) newAccount(ctx context.Context, name string, licenses map[l
 type captureDB struct {
 	store.DynamoDB
 	txs     []*dynamodb.TransactWriteItemsInput
+	batches []*dynamodb.BatchWriteItemInput
 	queries []*dynamodb.QueryInput
 	reads   []*dynamodb.BatchGetItemInput
 	gets    []*dynamodb.GetItemInput
@@ -359,6 +363,35 @@ func (c *captureDB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(
 func (c *captureDB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	c.txs = append(c.txs, in)
 	return &dynamodb.TransactWriteItemsOutput{}, nil
+}
+
+// BatchWriteItem records the write and answers that every item was written.
+func (c *captureDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	c.batches = append(c.batches, in)
+	return &dynamodb.BatchWriteItemOutput{}, nil
+}
+
+// batchPuts returns the items that batches put whose partition key starts
+// with one of prefixes.
+func batchPuts(batches []*dynamodb.BatchWriteItemInput, prefixes ...string) []map[string]types.AttributeValue {
+	var out []map[string]types.AttributeValue
+	for _, in := range batches {
+		for _, reqs := range in.RequestItems {
+			for _, r := range reqs {
+				if r.PutRequest == nil {
+					continue
+				}
+				pk, _ := r.PutRequest.Item["pk"].(*types.AttributeValueMemberS)
+				for _, p := range prefixes {
+					if pk != nil && strings.HasPrefix(pk.Value, p) {
+						out = append(out, r.PutRequest.Item)
+						break
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // capture runs fn on a store over a captureDB and returns the transactions
@@ -429,6 +462,12 @@ func (s seedStore) CreateUser(ctx context.Context, c *licadmin.Caller, u *licadm
 // one of kinds ("USER#" the user, "EMAIL#" its email claim, "ACCT#" its
 // audit record).
 func (s *benchStack) userItems(ctx context.Context, acct *benchAccount, prefix string, n int, kinds ...string) ([]*licadmin.User, []map[string]types.AttributeValue, error) {
+	users, items, _, err := s.userTxs(ctx, acct, prefix, n, kinds...)
+	return users, items, err
+}
+
+// userTxs is userItems with the CreateUser transactions themselves.
+func (s *benchStack) userTxs(ctx context.Context, acct *benchAccount, prefix string, n int, kinds ...string) ([]*licadmin.User, []map[string]types.AttributeValue, []*dynamodb.TransactWriteItemsInput, error) {
 	users := make([]*licadmin.User, 0, n)
 	txs, err := s.capture(func(st *store.Store) error {
 		svc := &user.Service{
@@ -452,9 +491,9 @@ func (s *benchStack) userItems(ctx context.Context, acct *benchAccount, prefix s
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return users, puts(txs, kinds...), nil
+	return users, puts(txs, kinds...), txs, nil
 }
 
 // importChunkRows is how many rows of one domain without licenses the
@@ -466,9 +505,15 @@ var importChunkRows = importer.PlainChunkRows()
 // captured from the store's own CommitImportChunk in chunks as full as the
 // import makes them: the BatchWriteItem floor of the imports writes them.
 func (s *benchStack) importItems(ctx context.Context, acct *benchAccount, prefix string, n int) ([]map[string]types.AttributeValue, error) {
+	items, _, err := s.importTxs(ctx, acct, prefix, n)
+	return items, err
+}
+
+// importTxs is importItems with the CommitImportChunk transactions.
+func (s *benchStack) importTxs(ctx context.Context, acct *benchAccount, prefix string, n int) ([]map[string]types.AttributeValue, []*dynamodb.TransactWriteItemsInput, error) {
 	users, _, err := s.userItems(ctx, acct, prefix, n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	imp := &licadmin.Import{ID: ulid.Make().String(), AccountID: acct.id, Actor: acct.admin.Email, Status: licadmin.ImportRunning}
 	txs, err := s.capture(func(st *store.Store) error {
@@ -488,13 +533,13 @@ func (s *benchStack) importItems(ctx context.Context, acct *benchAccount, prefix
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	items := puts(txs, "USER#", "EMAIL#", "ACCT#")
 	if want := 2*n + (n+importChunkRows-1)/importChunkRows; len(items) != want {
-		return nil, fmt.Errorf("bench: an import of %d rows put %d user, claim and audit items, want %d (two per row, one per chunk): update the benchmark to the import's shape", n, len(items), want)
+		return nil, nil, fmt.Errorf("bench: an import of %d rows put %d user, claim and audit items, want %d (two per row, one per chunk): update the benchmark to the import's shape", n, len(items), want)
 	}
-	return items, nil
+	return items, txs, nil
 }
 
 // seedUsers writes n new users of acct (see userItems) with BatchWriteItem.
@@ -579,6 +624,7 @@ type requestCounter struct {
 	calls map[string]int
 	items int
 	took  map[string][]time.Duration
+	units capacity
 }
 
 func newRequestCounter() *requestCounter {
@@ -604,8 +650,10 @@ func (c *requestCounter) option() func(*dynamodb.Options) {
 		out, md, err := next.HandleInitialize(ctx, in)
 		if err == nil {
 			n := itemsRead(out.Result)
+			units := requestCapacity(in.Parameters, out.Result)
 			c.mu.Lock()
 			c.items += n
+			c.units = c.units.add(units)
 			c.mu.Unlock()
 		}
 		return out, md, err
@@ -655,11 +703,12 @@ type requestCounts struct {
 	calls map[string]int
 	items int
 	took  map[string][]time.Duration
+	units capacity
 }
 
 // add returns the sum of r and o.
 func (r requestCounts) add(o requestCounts) requestCounts {
-	sum := requestCounts{calls: map[string]int{}, items: r.items + o.items, took: map[string][]time.Duration{}}
+	sum := requestCounts{calls: map[string]int{}, items: r.items + o.items, took: map[string][]time.Duration{}, units: r.units.add(o.units)}
 	for _, x := range []requestCounts{r, o} {
 		for k, v := range x.calls {
 			sum.calls[k] += v
@@ -719,7 +768,7 @@ func containsString(list []string, s string) bool {
 func (c *requestCounter) reset() requestCounts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := requestCounts{calls: c.calls, items: c.items, took: c.took}
-	c.calls, c.items, c.took = map[string]int{}, 0, map[string][]time.Duration{}
+	r := requestCounts{calls: c.calls, items: c.items, took: c.took, units: c.units}
+	c.calls, c.items, c.took, c.units = map[string]int{}, 0, map[string][]time.Duration{}, capacity{}
 	return r
 }

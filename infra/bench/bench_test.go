@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // TestPercentileAndSpread ensures the latency percentiles use the nearest
@@ -161,5 +165,51 @@ func TestRowsLabel(t *testing.T) {
 		if got := rowsLabel(n); got != want {
 			t.Errorf("rowsLabel(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestCapacityUnits holds the computed capacity units to DynamoDB's
+// published rules: writes per 1 KB rounded up, reads per 4 KB, half for
+// eventually consistent reads, twice inside transactions, a missing key
+// read for one unit.
+func TestCapacityUnits(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	item := func(bytes int) map[string]types.AttributeValue {
+		// "pk"+"sk"+"d" names (5 bytes) and values: bytes in all.
+		return map[string]types.AttributeValue{"pk": s("p"), "sk": s("s"), "d": s(strings.Repeat("x", bytes-7))}
+	}
+	if got := itemSize(item(1500)); got != 1500 {
+		t.Fatalf("itemSize = %d, want 1500", got)
+	}
+	if got := itemSize(map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "12345"}, "l": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("ab")}}}); got != 1+4+1+3+1+2 {
+		t.Fatalf("itemSize of a number and a list = %d, want %d", got, 1+4+1+3+1+2)
+	}
+	for _, tc := range []struct {
+		name     string
+		in, out  any
+		wcu, rcu float64
+	}{
+		{"put of 1500 bytes", &dynamodb.PutItemInput{Item: item(1500)}, &dynamodb.PutItemOutput{}, 2, 0},
+		{"put of 100 bytes", &dynamodb.PutItemInput{Item: item(100)}, &dynamodb.PutItemOutput{}, 1, 0},
+		{"transaction of two puts", &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Put: &types.Put{Item: item(100)}}, {Put: &types.Put{Item: item(2100)}}}},
+			&dynamodb.TransactWriteItemsOutput{}, 2 + 6, 0},
+		{"batch write, one left unprocessed", &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{"t": {
+			{PutRequest: &types.PutRequest{Item: item(100)}}, {PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{"pk": s("q"), "sk": s("s")}}}}}},
+			&dynamodb.BatchWriteItemOutput{UnprocessedItems: map[string][]types.WriteRequest{"t": {{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{"pk": s("q"), "sk": s("s")}}}}}}, 1, 0},
+		{"consistent get of 5000 bytes", &dynamodb.GetItemInput{ConsistentRead: aws.Bool(true)}, &dynamodb.GetItemOutput{Item: item(5000)}, 0, 2},
+		{"eventual get of a missing item", &dynamodb.GetItemInput{}, &dynamodb.GetItemOutput{}, 0, 0.5},
+		{"eventual batch get, one of three missing", &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{"t": {Keys: make([]map[string]types.AttributeValue, 3)}}},
+			&dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{"t": {item(100), item(4097)}}}, 0, (1 + 2 + 1) * 0.5},
+		{"index query of 9000 bytes", &dynamodb.QueryInput{IndexName: aws.String("gsi1"), ConsistentRead: aws.Bool(false)},
+			&dynamodb.QueryOutput{Items: []map[string]types.AttributeValue{item(4500), item(4500)}}, 0, 3 * 0.5},
+	} {
+		c := requestCapacity(tc.in, tc.out)
+		if c.wcu != tc.wcu || c.rcu != tc.rcu || len(c.sized) != 0 {
+			t.Errorf("%s: %v WCU %v RCU (%d sized), want %v and %v", tc.name, c.wcu, c.rcu, len(c.sized), tc.wcu, tc.rcu)
+		}
+	}
+	c := requestCapacity(&dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Update: &types.Update{Key: item(10)}}, {ConditionCheck: &types.ConditionCheck{Key: item(10)}}}}, &dynamodb.TransactWriteItemsOutput{})
+	if len(c.sized) != 2 || c.sized[0].factor != 2 || c.sized[1].factor != 2 {
+		t.Errorf("a transaction's update and condition check: %+v, want two items sized from the table at twice their units", c.sized)
 	}
 }

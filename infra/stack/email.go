@@ -56,6 +56,7 @@ func startEmail(ctx context.Context, e *cli.Env, root string, cfg *app.Config) (
 func streamHandlers(load loader) map[string]streamlocal.Handler {
 	return map[string]streamlocal.Handler{
 		"ProcessTableStreamFunction": load(app.WithStream).Stream.Handle,
+		"RecordUsageFunction":        load().UsageRecorder.HandleStream,
 	}
 }
 

@@ -314,15 +314,18 @@ func TestStreamPollersFollowTemplate(t *testing.T) {
 	}
 	var sent []string
 	db := dynamodb.New(dynamodb.Options{Region: "us-east-1"})
-	pollers, err := streamPollers(tpl, map[string]streamlocal.Handler{"ProcessTableStreamFunction": nop}, db, "t",
+	pollers, err := streamPollers(tpl, map[string]streamlocal.Handler{"ProcessTableStreamFunction": nop, "RecordUsageFunction": nop}, db, "t",
 		func(queue string, _ []byte) error { sent = append(sent, queue); return nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pollers) != 1 {
+	if len(pollers) != 2 {
 		t.Fatalf("%d pollers, want one per DynamoDB event", len(pollers))
 	}
 	p := pollers[0]
+	if p.Function != "ProcessTableStreamFunction" {
+		p = pollers[1]
+	}
 	if p.Function != "ProcessTableStreamFunction" || p.BatchSize != 10 || p.Retries != 10 || !p.Bisect || p.Timeout != time.Minute || p.Filter == nil || p.OnFailure == nil {
 		t.Fatalf("poller %+v", p)
 	}

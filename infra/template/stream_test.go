@@ -77,9 +77,44 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 		{"user insert", record("INSERT", "USER#u1", "USER", nil), false},
 		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1", nil), false},
 		{"outbox modify (delivery state)", record("MODIFY", "OUTBOX#01J", "OUTBOX", nil), false},
+		{"usage event claim insert (RecordUsageFunction's)", record("INSERT", "USAGE#u1", "EVENT#e1", nil), false},
+		{"monthly counters modify", record("MODIFY", "USER#u1", "STATS#2026-11", nil), false},
 	} {
 		got := filter.MatchJSON(tc.record)
 		if got != tc.want {
+			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestRecordUsageFilter holds the recording function's FilterCriteria to
+// what it records: the INSERT of a usage event claim, nothing else (a
+// claim rewritten by a redelivered event is a MODIFY and must not count;
+// the counters' own updates must not come back to it).
+func TestRecordUsageFilter(t *testing.T) {
+	_, src := streamSource(t, "RecordUsageFunction")
+	filter, err := streamlocal.ParseFilter(src.Filters)
+	if err != nil || filter == nil {
+		t.Fatalf("RecordUsageFunction's filter patterns %v: %v", src.Filters, err)
+	}
+	record := func(event, pk, sk string) map[string]any {
+		return map[string]any{"eventName": event, "dynamodb": map[string]any{"Keys": map[string]any{
+			"pk": map[string]any{"S": pk}, "sk": map[string]any{"S": sk}}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		record map[string]any
+		want   bool
+	}{
+		{"claim insert", record("INSERT", "USAGE#u1", "EVENT#e1"), true},
+		{"claim rewritten (redelivered event)", record("MODIFY", "USAGE#u1", "EVENT#e1"), false},
+		{"claim expired", record("REMOVE", "USAGE#u1", "EVENT#e1"), false},
+		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1"), false},
+		{"counters insert", record("INSERT", "USER#u1", "STATS#2026-11"), false},
+		{"counters modify", record("MODIFY", "USER#u1", "STATS#2026-11"), false},
+		{"user insert", record("INSERT", "USER#u1", "USER"), false},
+	} {
+		if got := filter.MatchJSON(tc.record); got != tc.want {
 			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)
 		}
 	}

@@ -286,12 +286,8 @@ func TestBulkRacesSingleChanges(t *testing.T) {
 func raceBulk(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 	t.Helper()
 	bulk := api.BulkLicenses(r.App)
-	expected := map[string]bool{
-		"ok": true, licadmin.ENOLICENSE: true, licadmin.ELICENSEASSIGNED: true, licadmin.EUSERNOLICENSE: true,
-	}
+	seen := newAnswers("ok", licadmin.ENOLICENSE, licadmin.ELICENSEASSIGNED, licadmin.EUSERNOLICENSE)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	seen := map[string]int{}
 	for w := range workers {
 		rng := rand.New(rand.NewPCG(seed, uint64(w)))
 		wg.Go(func() {
@@ -328,21 +324,12 @@ func raceBulk(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 				default:
 					resp = r.do(r.remove, routeRemove, map[string]string{"userId": r.users[rng.IntN(len(r.users))]}, nil, nil)
 				}
-				code := r.codeOf(resp)
-				mu.Lock()
-				seen[kind+":"+code]++
-				mu.Unlock()
-				if !expected[code] {
-					t.Errorf("unexpected answer %d %s", resp.StatusCode, resp.Body)
-				}
+				seen.record(t, r, kind+":", resp)
 			}
 		})
 	}
 	wg.Wait()
-	t.Logf("answers: %v", seen)
-	if seen["bulk:ok"] == 0 {
-		t.Fatalf("no bulk change succeeded: %v", seen)
-	}
+	seen.mustHave(t, "bulk:ok", "no bulk change succeeded")
 	// Every bulk record names users whose license changed as it says:
 	// nothing half-applied would leave a record without its users, and
 	// the invariants above count every holder.
@@ -359,15 +346,7 @@ func raceBulk(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 // license once and the answer is a success.
 func TestBulkFaults(t *testing.T) {
 	t.Run("conflicts and throttling", func(t *testing.T) {
-		opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-			switch {
-			case op == "TransactWriteItems" && n%3 == 0:
-				return apitest.Conflict
-			case n%5 == 0:
-				return apitest.Throttle
-			}
-			return apitest.NoFault
-		})
+		opt, calls := apitest.Faults(conflictsAndThrottling)
 		r := newRaceEnv(t, 8, opt)
 		r.MustLicenses(t, r.acct, licadmin.Eco, 4)
 		r.MustLicenses(t, r.acct, licadmin.Pro, 2)
@@ -378,22 +357,10 @@ func TestBulkFaults(t *testing.T) {
 		}
 	})
 	t.Run("lost response", func(t *testing.T) {
-		var mu sync.Mutex
-		lost := false
-		opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-			mu.Lock()
-			defer mu.Unlock()
-			if op == "TransactWriteItems" && lost {
-				lost = false
-				return apitest.LostResponse
-			}
-			return apitest.NoFault
-		})
+		opt, calls, arm := apitest.LoseNextTransaction()
 		r := newRaceEnv(t, 3, opt)
 		r.MustLicenses(t, r.acct, licadmin.Eco, 3)
-		mu.Lock()
-		lost = true
-		mu.Unlock()
+		arm()
 		resp := apitest.Do(t, api.BulkLicenses(r.App), apitest.Request{Route: routeBulk, Email: r.admin, Body: bulkBody("assign", "eco", r.users...)})
 		resp.Want(t, http.StatusOK)
 		if calls.Get("lost:TransactWriteItems") != 1 {

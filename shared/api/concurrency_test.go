@@ -55,6 +55,46 @@ func (r *raceEnv) codeOf(resp *apitest.Response) string {
 	return p.Code
 }
 
+// answers tallies the answers of racing workers by code, so that a race
+// test can fail on a code it does not expect and on a run where nothing
+// succeeded.
+type answers struct {
+	mu       sync.Mutex
+	expected map[string]bool
+	seen     map[string]int
+}
+
+// newAnswers returns a tally that accepts the expected codes ("ok" for a
+// success).
+func newAnswers(expected ...string) *answers {
+	a := &answers{expected: map[string]bool{}, seen: map[string]int{}}
+	for _, code := range expected {
+		a.expected[code] = true
+	}
+	return a
+}
+
+// record counts resp's code under prefix and reports a code not expected.
+func (a *answers) record(t *testing.T, r *raceEnv, prefix string, resp *apitest.Response) {
+	code := r.codeOf(resp)
+	a.mu.Lock()
+	a.seen[prefix+code]++
+	a.mu.Unlock()
+	if !a.expected[code] {
+		t.Errorf("unexpected answer %d %s", resp.StatusCode, resp.Body)
+	}
+}
+
+// mustHave logs the tally and stops the test when nothing was counted
+// under key, saying msg.
+func (a *answers) mustHave(t *testing.T, key, msg string) {
+	t.Helper()
+	t.Logf("answers: %v", a.seen)
+	if a.seen[key] == 0 {
+		t.Fatalf("%s: %v", msg, a.seen)
+	}
+}
+
 // TestConcurrentAssignNeverOversubscribes ensures rule 1 of docs/api.md under load:
 // 100 goroutines assigning from a pool of 10 → exactly 10 succeed and 90
 // answer no_license_available, and the counters match the holders.
@@ -109,13 +149,9 @@ func TestConcurrentAssignSameUser(t *testing.T) {
 // and fails on any answer that is not a success or an expected conflict.
 func raceMix(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 	t.Helper()
-	expected := map[string]bool{
-		"ok": true, licadmin.ENOLICENSE: true, licadmin.ELICENSEASSIGNED: true, licadmin.EUSERNOLICENSE: true,
-		licadmin.ETARGETHASLICENSE: true, licadmin.ELICENSESINUSE: true,
-	}
+	seen := newAnswers("ok", licadmin.ENOLICENSE, licadmin.ELICENSEASSIGNED, licadmin.EUSERNOLICENSE,
+		licadmin.ETARGETHASLICENSE, licadmin.ELICENSESINUSE)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	seen := map[string]int{}
 	for w := range workers {
 		rng := rand.New(rand.NewPCG(seed, uint64(w)))
 		wg.Go(func() {
@@ -140,21 +176,12 @@ func raceMix(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 					r.MustLicenses(t, r.acct, licadmin.Tier(tier), 1)
 					continue
 				}
-				code := r.codeOf(resp)
-				mu.Lock()
-				seen[code]++
-				mu.Unlock()
-				if !expected[code] {
-					t.Errorf("unexpected answer %d %s", resp.StatusCode, resp.Body)
-				}
+				seen.record(t, r, "", resp)
 			}
 		})
 	}
 	wg.Wait()
-	t.Logf("answers: %v", seen)
-	if seen["ok"] == 0 {
-		t.Fatalf("no operation succeeded: %v", seen)
-	}
+	seen.mustHave(t, "ok", "no operation succeeded")
 }
 
 // TestConcurrentMixKeepsInvariants ensures rules 1 and 2 of docs/api.md hold after a
@@ -169,21 +196,26 @@ func TestConcurrentMixKeepsInvariants(t *testing.T) {
 	r.Invariants(t)
 }
 
+// conflictsAndThrottling is the fault policy the racing tests share: every
+// third TransactWriteItems is cancelled by a conflict and every fifth call of
+// any kind is throttled.
+func conflictsAndThrottling(op string, n int) apitest.Fault {
+	switch {
+	case op == "TransactWriteItems" && n%3 == 0:
+		return apitest.Conflict
+	case n%5 == 0:
+		return apitest.Throttle
+	}
+	return apitest.NoFault
+}
+
 // TestFaultsConflictsAndThrottling ensures that transactions cancelled by
 // conflicts and throttled calls are retried to the right result, without
 // double counting: the same racing mix as above, with every third
 // TransactWriteItems cancelled by a conflict and every fifth call of any
 // kind throttled.
 func TestFaultsConflictsAndThrottling(t *testing.T) {
-	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-		switch {
-		case op == "TransactWriteItems" && n%3 == 0:
-			return apitest.Conflict
-		case n%5 == 0:
-			return apitest.Throttle
-		}
-		return apitest.NoFault
-	})
+	opt, calls := apitest.Faults(conflictsAndThrottling)
 	r := newRaceEnv(t, 8, opt)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 4)
 	r.MustLicenses(t, r.acct, licadmin.Pro, 2)
@@ -199,22 +231,10 @@ func TestFaultsConflictsAndThrottling(t *testing.T) {
 // changes nothing the second time: one license assigned, not two, and the
 // client sees success.
 func TestFaultLostResponseAppliesOnce(t *testing.T) {
-	lost := false // armed once the fixture is built
-	var mu sync.Mutex
-	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-		mu.Lock()
-		defer mu.Unlock()
-		if op == "TransactWriteItems" && lost {
-			lost = false
-			return apitest.LostResponse
-		}
-		return apitest.NoFault
-	})
+	opt, calls, arm := apitest.LoseNextTransaction()
 	r := newRaceEnv(t, 1, opt)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 3)
-	mu.Lock()
-	lost = true
-	mu.Unlock()
+	arm()
 	resp := r.do(r.assign, routeAssign, map[string]string{"userId": r.users[0]}, nil, map[string]string{"tier": "eco"})
 	resp.Want(t, http.StatusOK)
 	if calls.Get("lost:TransactWriteItems") != 1 {

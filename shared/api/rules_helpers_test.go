@@ -120,14 +120,8 @@ type page struct {
 func (f *fixture) listPage(t *testing.T, caller string, query map[string]string) page {
 	t.Helper()
 	r := f.h.list(apitest.Request{Route: routeList, Email: caller, Query: query})
-	r.Want(t, http.StatusOK)
-	var raw map[string]json.RawMessage
-	r.Decode(t, &raw)
-	if len(raw) != 2 || raw["items"] == nil || raw["nextCursor"] == nil || raw["items"][0] != '[' {
-		t.Fatalf("list body %s, want {\"items\":[…],\"nextCursor\":…}", r.Body)
-	}
 	var p page
-	r.Decode(t, &p)
+	r.Page(t, &p)
 	return p
 }
 

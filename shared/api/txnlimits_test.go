@@ -264,40 +264,6 @@ func TestTransactionLimits(t *testing.T) {
 				CreatedAt: now, UpdatedAt: now, UploadExpiresAt: now.Add(time.Hour)}
 			return st.CreateImport(keyed("import"), caller(t, "second@acme.test"), imp, imp, now)
 		}, ""},
-		{"RecordUsage", "the most recipients, longest fields", func(t *testing.T) error {
-			ctx := bg
-			u := user(t, holderID)
-			return st.RecordUsage(ctx, &licadmin.UsageEvent{ID: long(128), AccountID: f.acct, UserID: u.ID, Type: licadmin.EventSent, At: now,
-				MessageRef: long(256), Recipients: recipients, Bytes: 1 << 40, IP: "2001:db8::1"}, u, now)
-		}, ""},
-		{"CreateReminder", "of every pending user, with a key", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
-			r := &licadmin.Reminder{ID: "r1", AccountID: f.acct, Actor: c.Email, Status: licadmin.ReminderRunning, AllPending: true,
-				CreatedAt: now, UpdatedAt: now}
-			return st.CreateReminder(keyed("remind"), c, r, r, now)
-		}, ""},
-		{"RemindUser", "the caller itself, twice for one reminder", func(t *testing.T) error {
-			ctx := bg
-			c := caller(t, "second@acme.test")
-			if _, err := st.RemindUser(ctx, c, user(t, c.UserID), "r1", now); err != nil {
-				return err
-			}
-			_, err := st.RemindUser(ctx, c, user(t, c.UserID), "r1", now)
-			return err
-		}, ""},
-		{"CreateDropImport", "the longest key, twice", func(t *testing.T) error {
-			ctx := bg
-			name := long(200) + ".csv"
-			imp := &licadmin.Import{ID: "drop1", AccountID: f.acct, Status: licadmin.ImportPending, Source: licadmin.ImportSourceDrop,
-				Actor: "AWS:" + long(128), Key: "drop/" + f.acct + "/" + name, FileName: &name, CreatedAt: now, UpdatedAt: now}
-			if err := st.CreateDropImport(ctx, imp, now); err != nil {
-				return err
-			}
-			if err := st.CreateDropImport(ctx, imp, now); !errors.Is(err, licadmin.ErrImportExists) {
-				return fmt.Errorf("the same drop again: %v, want ErrImportExists", err)
-			}
-			return nil
-		}, ""},
 		{"DeleteUser", "the caller itself", func(t *testing.T) error {
 			c := caller(t, "plain2@acme.test")
 			return st.DeleteUser(keyed("delete-self"), c, user(t, c.UserID), now)

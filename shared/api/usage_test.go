@@ -3,15 +3,19 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
@@ -47,20 +51,12 @@ func TestIngestIdempotent(t *testing.T) {
 }
 
 // TestIngestPartialBatchFailure ensures a batch reports in
-// batchItemFailures exactly the messages whose write failed for a reason
-// that may pass, while the others are written, and malformed or unknown
+// batchItemFailures exactly the messages whose items DynamoDB kept leaving
+// unprocessed, while the others are written, and malformed or unknown
 // events are dropped rather than retried; the redelivered message then
-// counts once.
+// counts once, and so does the duplicate redelivered with it.
 func TestIngestPartialBatchFailure(t *testing.T) {
 	f := newUsageFixture(t)
-	failing := func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n == 2 { // the second event's write, below
-			return apitest.Fail
-		}
-		return apitest.NoFault
-	}
-	opt, _ := apitest.Faults(failing)
-	f.App.Usage.Workers = 1 // one event at a time: the failing write is the second one
 	meter := &usageRecorder{}
 	f.App.Usage.Metrics = meter
 	now := time.Now().Add(-time.Minute)
@@ -68,7 +64,7 @@ func TestIngestPartialBatchFailure(t *testing.T) {
 	unknown := event(f.acct, "nobody@acme.test", licadmin.EventSent, now)
 
 	ingest(t, f.Env, m1) // m1 is written before the fault is armed
-	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), leaveUnprocessed(m2.EventID))
 	resp := f.Ingest(t, m1, m2, "{not json", unknown, m3)
 	want := []events.SQSBatchItemFailure{{ItemIdentifier: "m2"}}
 	if !slices.Equal(resp.BatchItemFailures, want) {
@@ -85,12 +81,70 @@ func TestIngestPartialBatchFailure(t *testing.T) {
 		t.Fatalf("bob's log %v, want m3", got)
 	}
 	// The queue redelivers m2 (and a duplicate of m3).
+	f.App.Store.DB = f.App.DynamoDB
 	ingest(t, f.Env, m2, m3)
 	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); len(got) != 2 {
 		t.Fatalf("ada's log %v, want m1 and m2", got)
 	}
 	if n := countItems(t, f.Env, "LOG#", ""); n != 3 {
 		t.Fatalf("%d log items, want 3", n)
+	}
+	wantCounters(t, f, f.ada, licadmin.Counters{Sent: 1, BytesSent: 1000, Opens: 1})
+	wantCounters(t, f, f.bob, licadmin.Counters{Sent: 1, BytesSent: 1000})
+}
+
+// leaveUnprocessed returns a DynamoDB client option with which every
+// BatchWriteItem leaves the items of event id unprocessed, as DynamoDB
+// does with part of a batch when a partition is throttled.
+func leaveUnprocessed(id string) func(*dynamodb.Options) {
+	mw := middleware.InitializeMiddlewareFunc("leaveUnprocessed", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		req, ok := in.Parameters.(*dynamodb.BatchWriteItemInput)
+		if !ok {
+			return next.HandleInitialize(ctx, in)
+		}
+		kept, left := map[string][]types.WriteRequest{}, map[string][]types.WriteRequest{}
+		for table, reqs := range req.RequestItems {
+			for _, r := range reqs {
+				pk := avString(r.PutRequest.Item["pk"])
+				if strings.HasSuffix(pk, "#"+id) || avString(r.PutRequest.Item["eventId"]) == id {
+					left[table] = append(left[table], r)
+				} else {
+					kept[table] = append(kept[table], r)
+				}
+			}
+		}
+		out := &dynamodb.BatchWriteItemOutput{}
+		if len(kept) > 0 {
+			in.Parameters = &dynamodb.BatchWriteItemInput{RequestItems: kept}
+			res, md, err := next.HandleInitialize(ctx, in)
+			if err != nil {
+				return res, md, err
+			}
+			out = res.Result.(*dynamodb.BatchWriteItemOutput)
+		}
+		if out.UnprocessedItems == nil {
+			out.UnprocessedItems = map[string][]types.WriteRequest{}
+		}
+		for table, reqs := range left {
+			out.UnprocessedItems[table] = append(out.UnprocessedItems[table], reqs...)
+		}
+		return middleware.InitializeOutput{Result: out}, middleware.Metadata{}, nil
+	})
+	return func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Initialize.Add(mw, middleware.After) })
+	}
+}
+
+// wantCounters fails unless the user's counters of the current month,
+// read through GET /v1/users/{userId}/stats, are want.
+func wantCounters(t *testing.T, f *usageFixture, userID string, want licadmin.Counters) {
+	t.Helper()
+	r := f.userStats(userReq(routeUserStats, f.admin, userID, nil))
+	r.Want(t, http.StatusOK)
+	var got licadmin.Counters
+	r.Decode(t, &got)
+	if got != want {
+		t.Fatalf("counters of %s %+v, want %+v (%s)", userID, got, want, r.Body)
 	}
 }
 
@@ -131,7 +185,7 @@ func TestIngestDrops(t *testing.T) {
 			}
 		})
 	}
-	for _, prefix := range []string{"LOG#", "EVENT#"} {
+	for _, prefix := range []string{"LOG#", "USAGE#"} {
 		if n := countItems(t, f.Env, prefix, ""); n != 0 {
 			t.Fatalf("%d %s items written, want none", n, prefix)
 		}
@@ -141,47 +195,96 @@ func TestIngestDrops(t *testing.T) {
 	}
 }
 
-// racingStore bumps the user's log generation (a license removal) between
-// the ingestion's read of the user and its write, once.
+// racingStore bumps a user's log generation (a license removal) between
+// the ingestion's read of the batch's users and its write, once.
 type racingStore struct {
 	usage.Store
 	bump func()
 	done bool
 }
 
-func (s *racingStore) FindUser(ctx context.Context, userID, email string) (*licadmin.User, error) {
-	u, err := s.Store.FindUser(ctx, userID, email)
+func (s *racingStore) UsageUsers(ctx context.Context, ids, emails []string) (map[string]*licadmin.User, map[string]*licadmin.User, error) {
+	byID, byEmail, err := s.Store.UsageUsers(ctx, ids, emails)
 	if !s.done {
 		s.done = true
 		s.bump()
 	}
-	return u, err
+	return byID, byEmail, err
 }
 
-// TestIngestRacesGenerationBump ensures an event whose user's log
-// generation changes between the read and the write lands in the current
-// generation, never in the old one that the change made unreadable.
-func TestIngestRacesGenerationBump(t *testing.T) {
+// TestIngestBatchMixed ensures a batch that mixes users, duplicates (the
+// same event twice, once by email and once by user id) and a log
+// generation change between its read and its write writes each event once:
+// the entries of the user whose license was removed meanwhile are in the
+// ended generation, which no read reaches (never in the current one, nor
+// readable in the old), and every event counts once in the monthly
+// counters; redelivered after the change, the batch writes no entry and
+// counts nothing again.
+func TestIngestBatchMixed(t *testing.T) {
 	f := newUsageFixture(t)
 	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
-	st := &racingStore{Store: f.App.Store, bump: func() {
+	at := time.Now().Add(-time.Minute)
+	a1, a2 := event(f.acct, f.adaEmail, licadmin.EventSent, at), event(f.acct, f.adaEmail, licadmin.EventOpened, at)
+	b1, b2 := event(f.acct, f.bobEmail, licadmin.EventSent, at), event(f.acct, f.bobEmail, licadmin.EventSigned, at)
+	a1ByID, b1ByID := a1, b1
+	a1ByID.Email, a1ByID.UserID = "", f.ada
+	b1ByID.Email, b1ByID.UserID = "", f.bob
+	batch := []any{a1, b1, a1ByID, a2, b2, b1ByID, a1}
+
+	st := &racingStore{Store: f.App.Usage.Store, bump: func() {
 		f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
 	}}
-	in := &usage.Ingester{Store: st}
-	m := event(f.acct, f.adaEmail, licadmin.EventSent, time.Now().Add(-time.Minute))
-	body, _ := json.Marshal(m)
-	if err := in.Ingest(context.Background(), body); err != nil {
-		t.Fatalf("ingest: %v", err)
+	f.App.Usage.Store = st
+	if resp := f.Ingest(t, batch...); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %v, want none", resp.BatchItemFailures)
+	}
+	if !st.done {
+		t.Fatal("the removal did not run between the read and the write")
 	}
 	if gen := f.LogGeneration(t, f.ada); gen != 1 {
-		t.Fatalf("log generation %d, want 1 after the removal", gen)
+		t.Fatalf("ada's log generation %d, want 1 after the removal", gen)
 	}
-	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); !slices.Equal(got, []string{m.MessageRef}) {
-		t.Fatalf("log %v, want the event in the current generation", got)
+	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); len(got) != 0 {
+		t.Fatalf("ada's log %v, want nothing: her events were written into the generation the removal ended", got)
 	}
-	if n := countItems(t, f.Env, "LOG#"+f.ada+"#0", ""); n != 0 {
-		t.Fatalf("%d entries in the old generation, want none", n)
+	if n := countItems(t, f.Env, "LOG#"+f.ada+"#1", ""); n != 0 {
+		t.Fatalf("%d entries in ada's current generation, want none", n)
 	}
+	if got := refs(f.userLogs(t, f.admin, f.bob, nil).Items); !slices.Equal(sorted(got), sorted([]string{b1.MessageRef, b2.MessageRef})) {
+		t.Fatalf("bob's log %v, want b1 and b2 once each", got)
+	}
+	if n := countItems(t, f.Env, "USAGE#", ""); n != 4 {
+		t.Fatalf("%d event claims, want 4", n)
+	}
+	adaWant := licadmin.Counters{Sent: 1, BytesSent: 1000, Opens: 1}
+	bobWant := licadmin.Counters{Sent: 1, BytesSent: 1000, Signed: 1}
+	wantCounters(t, f, f.ada, adaWant)
+	wantCounters(t, f, f.bob, bobWant)
+
+	// The queue delivers the whole batch again.
+	if resp := f.Ingest(t, batch...); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failures %v on redelivery, want none", resp.BatchItemFailures)
+	}
+	if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); len(got) != 0 {
+		t.Fatalf("ada's log %v after the redelivery, want nothing: her events were recorded in the ended generation", got)
+	}
+	if n := countItems(t, f.Env, "LOG#"+f.ada+"#0", ""); n != 2 {
+		t.Fatalf("%d entries in ada's ended generation, want a1 and a2 once each", n)
+	}
+	if n := countItems(t, f.Env, "LOG#", ""); n != 4 {
+		t.Fatalf("%d log entries in all, want 4", n)
+	}
+	if got := refs(f.userLogs(t, f.admin, f.bob, nil).Items); len(got) != 2 {
+		t.Fatalf("bob's log %v after the redelivery, want still 2 entries", got)
+	}
+	wantCounters(t, f, f.ada, adaWant)
+	wantCounters(t, f, f.bob, bobWant)
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 // TestLogsFiltersAndOrder ensures a log lists the user's own entries newest
@@ -473,5 +576,139 @@ func TestIngestRecordsRetention(t *testing.T) {
 				t.Errorf("unlicensed entry ttl %d, want 30 days after the event", n)
 			}
 		}
+	}
+}
+
+// TestRecordUsageRedelivered ensures the log entries and monthly counters
+// record each event once however the stream delivers its records to the
+// recording function:
+// a batch whose second sum failed, delivered again from the failed record
+// (as Lambda does with the reported failure), then whole (as after a
+// timeout), from the middle, and overlapping what an earlier batch
+// counted; and a sum whose update was written but whose answer was lost.
+func TestRecordUsageRedelivered(t *testing.T) {
+	f := newUsageFixture(t)
+	at := time.Now().Add(-time.Minute)
+	var msgs []string
+	for i, email := range []string{f.adaEmail, f.bobEmail, f.adaEmail, f.bobEmail, f.adaEmail} {
+		m := event(f.acct, email, licadmin.EventSent, at.Add(time.Duration(i)*time.Second))
+		b, _ := json.Marshal(m)
+		msgs = append(msgs, string(b))
+	}
+	// Written without counting: the test delivers the stream itself.
+	resp, err := f.App.Usage.HandleSQS(apitest.AsFunction(context.Background(), "IngestUsageFunction"), apitest.SQSEvent(msgs...))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
+	}
+	mail := f.WithEmail(t)
+	claimsOf := func(recs []events.DynamoDBEventRecord) []events.DynamoDBEventRecord {
+		var claims []events.DynamoDBEventRecord
+		for _, r := range recs {
+			if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "USAGE#") {
+				claims = append(claims, r)
+			}
+		}
+		return claims
+	}
+	claims := claimsOf(mail.Next(t))
+	if len(claims) != 5 {
+		t.Fatalf("%d claim INSERTs on the stream, want 5", len(claims))
+	}
+	counter := *f.App.UsageRecorder
+	counter.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deliver := func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
+		t.Helper()
+		resp, err := counter.HandleStream(apitest.AsFunction(context.Background(), "RecordUsageFunction"), events.DynamoDBEvent{Records: recs})
+		if err != nil {
+			t.Fatalf("count: %v", err)
+		}
+		return resp
+	}
+	ada := licadmin.Counters{Sent: 3, BytesSent: 3000}
+	bob := licadmin.Counters{Sent: 2, BytesSent: 2000}
+
+	// A first batch of three records: ada's first two and bob's first.
+	if resp := deliver(claims[:3]); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	wantCounters(t, f, f.ada, licadmin.Counters{Sent: 2, BytesSent: 2000})
+	wantCounters(t, f, f.bob, licadmin.Counters{Sent: 1, BytesSent: 1000})
+
+	// The next batch overlaps it (all five records); bob's update fails.
+	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
+		if op == "UpdateItem" && n == 3 { // bob's sum, after ada's two tries
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	failed := deliver(claims)
+	want := []events.DynamoDBBatchItemFailure{{ItemIdentifier: claims[1].Change.SequenceNumber}}
+	if !slices.Equal(failed.BatchItemFailures, want) {
+		t.Fatalf("batch item failures %v, want the first record of bob's sum (%s)", failed.BatchItemFailures, want[0].ItemIdentifier)
+	}
+	wantCounters(t, f, f.ada, ada)
+	wantCounters(t, f, f.bob, licadmin.Counters{Sent: 1, BytesSent: 1000})
+	f.App.Store.DB = f.App.DynamoDB
+	for name, recs := range map[string][]events.DynamoDBEventRecord{
+		"from the failed record": claims[1:], "the whole batch again": claims, "from the middle": claims[3:], "the last alone": claims[4:],
+	} {
+		if resp := deliver(recs); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("%s: failures %v", name, resp.BatchItemFailures)
+		}
+		wantCounters(t, f, f.ada, ada)
+		wantCounters(t, f, f.bob, bob)
+	}
+
+	// An update written whose answer was lost: the SDK's retry, and the
+	// stream's redelivery, find it counted.
+	more := event(f.acct, f.adaEmail, licadmin.EventOpened, at)
+	b, _ := json.Marshal(more)
+	if resp, err := f.App.Usage.HandleSQS(apitest.AsFunction(context.Background(), "IngestUsageFunction"), apitest.SQSEvent(string(b))); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
+	}
+	next := claimsOf(mail.Next(t))
+	lost, calls := apitest.Faults(func(op string, n int) apitest.Fault {
+		if op == "UpdateItem" && n == 1 {
+			return apitest.LostResponse
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), lost)
+	deliver(next)
+	deliver(next)
+	if calls.Get("lost:UpdateItem") != 1 {
+		t.Fatal("the lost answer was not injected")
+	}
+	ada.Opens = 1
+	wantCounters(t, f, f.ada, ada)
+	if n := countItems(t, f.Env, "LOG#", ""); n != 6 {
+		t.Fatalf("%d log entries, want the 6 events once each", n)
+	}
+}
+
+// TestIngestRemembersEmailsSafely ensures the ingest function's memory of
+// which user an email names never sends an event to the wrong user: once
+// the user is deleted and the email given to a new user, events naming
+// the email count for the new user only, and the memory spares the
+// email claim's read while it holds.
+func TestIngestRemembersEmailsSafely(t *testing.T) {
+	f := newUsageFixture(t)
+	at := time.Now().Add(-time.Minute)
+	reads := f.countReads()
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, at))
+	reads.reset()
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, at))
+	if got := reads.snapshot(); !strings.Contains(got, "BatchGetItem=1 ") || !strings.HasSuffix(got, " items=1") {
+		t.Fatalf("second event by the same email sent %s, want one read of the user alone (BatchGetItem=1, items=1)", got)
+	}
+	wantCounters(t, f, f.ada, licadmin.Counters{Sent: 2, BytesSent: 2000})
+
+	f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
+	again := f.user(t, f.adaEmail)
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventOpened, at))
+	wantCounters(t, f, again, licadmin.Counters{Opens: 1})
+	if got := refs(f.userLogs(t, f.admin, again, nil).Items); len(got) != 1 {
+		t.Fatalf("the new user's log %v, want the one event", got)
 	}
 }

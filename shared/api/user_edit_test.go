@@ -676,12 +676,7 @@ func TestConcurrentDemoteEachOther(t *testing.T) {
 // admins, and answers that are only success, last_admin, or forbidden (for
 // a caller demoted meanwhile).
 func TestConcurrentDemotionsKeepAnAdmin(t *testing.T) {
-	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n%4 == 0 {
-			return apitest.Conflict
-		}
-		return apitest.NoFault
-	})
+	opt, _ := apitest.Faults(apitest.ConflictEvery(4))
 	env := apitest.New(t, opt)
 	first := "admin0@five.test"
 	_, firstID := env.MustAccount(t, "Five", first)
@@ -848,12 +843,7 @@ func TestUserEditIdempotency(t *testing.T) {
 // counters always equal the licenses held, no deleted user keeps a claim
 // or a license, and every answer is a success or an expected refusal.
 func TestConcurrentDeleteAndLicenseOps(t *testing.T) {
-	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n%5 == 0 {
-			return apitest.Conflict
-		}
-		return apitest.NoFault
-	})
+	opt, _ := apitest.Faults(apitest.ConflictEvery(5))
 	r := newRaceEnv(t, 12, opt)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 5)
 	r.MustLicenses(t, r.acct, licadmin.Pro, 3)
@@ -863,12 +853,8 @@ func TestConcurrentDeleteAndLicenseOps(t *testing.T) {
 		tier := []string{"eco", "pro"}[i%2]
 		r.do(r.assign, routeAssign, map[string]string{"userId": id}, nil, map[string]string{"tier": tier}).Want(t, http.StatusOK)
 	}
-	expected := map[string]bool{
-		"ok": true, licadmin.ENOTFOUND: true, licadmin.ENOLICENSE: true, licadmin.ELICENSEASSIGNED: true,
-		licadmin.EUSERNOLICENSE: true, licadmin.ETARGETHASLICENSE: true,
-	}
-	var mu sync.Mutex
-	seen := map[string]int{}
+	seen := newAnswers("ok", licadmin.ENOTFOUND, licadmin.ENOLICENSE, licadmin.ELICENSEASSIGNED,
+		licadmin.EUSERNOLICENSE, licadmin.ETARGETHASLICENSE)
 	var wg sync.WaitGroup
 	for w := range 6 {
 		wg.Go(func() {
@@ -890,21 +876,12 @@ func TestConcurrentDeleteAndLicenseOps(t *testing.T) {
 				default:
 					resp = r.do(r.transfer, routeTransfer, map[string]string{"userId": to}, nil, map[string]string{"toUserId": id})
 				}
-				code := r.codeOf(resp)
-				mu.Lock()
-				seen[code]++
-				mu.Unlock()
-				if !expected[code] {
-					t.Errorf("unexpected answer %d %s", resp.StatusCode, resp.Body)
-				}
+				seen.record(t, r, "", resp)
 			}
 		})
 	}
 	wg.Wait()
-	t.Logf("answers: %v", seen)
-	if seen["ok"] == 0 {
-		t.Fatalf("nothing succeeded: %v", seen)
-	}
+	seen.mustHave(t, "ok", "nothing succeeded")
 	r.Invariants(t)
 	// Each deleted user is entirely gone: no item names it any more.
 	var remaining int

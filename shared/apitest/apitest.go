@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/streamlocal"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/dnstxt"
@@ -40,6 +41,8 @@ type Env struct {
 	Table string
 	// S3 is the test's S3, with the import bucket (s3.go).
 	S3 *S3
+	// counts reads the table's stream for the usage recorder (usage.go).
+	counts *streamlocal.Poller
 
 	// iam checks the AWS calls of functions' handlers against their
 	// policies (iam.go).
@@ -192,6 +195,19 @@ func (r *Response) Decode(tb testing.TB, v any) {
 	if err := json.Unmarshal([]byte(r.Body), v); err != nil {
 		tb.Fatalf("decode %d body %q: %v", r.StatusCode, r.Body, err)
 	}
+}
+
+// Page fails the test unless the answer is a 200 list of the documented
+// shape, exactly "items" (an array) and "nextCursor", and decodes it into v.
+func (r *Response) Page(tb testing.TB, v any) {
+	tb.Helper()
+	r.Want(tb, http.StatusOK)
+	var raw map[string]json.RawMessage
+	r.Decode(tb, &raw)
+	if len(raw) != 2 || raw["items"] == nil || raw["nextCursor"] == nil || raw["items"][0] != '[' {
+		tb.Fatalf("list body %s, want {\"items\":[…],\"nextCursor\":…}", r.Body)
+	}
+	r.Decode(tb, v)
 }
 
 // User decodes the body as a user.

@@ -76,6 +76,40 @@ func Faults(f FaultFunc) (func(*dynamodb.Options), *Counter) {
 	}, c
 }
 
+// ConflictEvery is the fault policy that cancels every k-th
+// TransactWriteItems with a conflict and lets every other call through.
+func ConflictEvery(k int) FaultFunc {
+	return func(op string, n int) Fault {
+		if op == "TransactWriteItems" && n%k == 0 {
+			return Conflict
+		}
+		return NoFault
+	}
+}
+
+// LoseNextTransaction returns a DynamoDB client option that, once arm is
+// called, lets the next TransactWriteItems commit and loses its answer
+// (once), and the counter of calls. A test builds its fixture first, arms,
+// then checks that the retried change is applied once.
+func LoseNextTransaction() (opt func(*dynamodb.Options), calls *Counter, arm func()) {
+	var mu sync.Mutex
+	lost := false
+	opt, calls = Faults(func(op string, n int) Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == "TransactWriteItems" && lost {
+			lost = false
+			return LostResponse
+		}
+		return NoFault
+	})
+	return opt, calls, func() {
+		mu.Lock()
+		lost = true
+		mu.Unlock()
+	}
+}
+
 // conflictError is the cancellation DynamoDB returns when another
 // transaction holds one of the items: every reason is TransactionConflict
 // or None.

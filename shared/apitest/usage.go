@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"licenseadmin/infra/streamlocal"
 )
 
 // SQSEvent returns the event Lambda sends for a batch of messages with
@@ -36,8 +38,10 @@ func SQSEvent(bodies ...string) events.SQSEvent {
 }
 
 // Ingest hands usage messages to the ingest function's handler as one SQS
-// batch, as the usage queue would, and returns its response. A message is
-// a string (sent as is) or a value encoded as JSON.
+// batch, as the usage queue would, then delivers the table's stream to the
+// counting function (CountUsage below) as its event source mapping would, and
+// returns the ingest handler's response. A message is a string (sent as
+// is) or a value encoded as JSON.
 func (e *Env) Ingest(tb testing.TB, msgs ...any) events.SQSEventResponse {
 	tb.Helper()
 	bodies := make([]string, len(msgs))
@@ -57,7 +61,32 @@ func (e *Env) Ingest(tb testing.TB, msgs ...any) events.SQSEventResponse {
 	if err != nil {
 		tb.Fatalf("ingest handler returned an error (the whole batch would be retried): %v", err)
 	}
+	e.DeliverUsageStream(tb)
 	return resp
+}
+
+// CountUsage delivers the table's stream records written since the last
+// call to the counting function's handler (App.UsageRecorder), as its own
+// event source mapping does, until the stream is quiet: the monthly
+// counters then include every event ingested so far.
+func (e *Env) DeliverUsageStream(tb testing.TB) {
+	tb.Helper()
+	if e.counts == nil {
+		e.App.UsageRecorder.Logger = quiet
+		e.counts = &streamlocal.Poller{
+			DynamoDB: e.DB, Streams: streamlocal.NewStreamsClient(e.DB), Table: e.Table,
+			Handler: func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+				return e.App.UsageRecorder.HandleStream(AsFunction(ctx, "RecordUsageFunction"), ev)
+			},
+			Logger:  quiet,
+			Retries: 1, Backoff: 10 * time.Millisecond,
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.counts.Drain(ctx); err != nil {
+		tb.Fatalf("deliver the table's stream to the usage counters: %v", err)
+	}
 }
 
 var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))

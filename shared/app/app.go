@@ -161,11 +161,14 @@ type App struct {
 	Domains   *domains.Service
 	// Usage ingestion, logs, exports, statistics and the log purge
 	// (shared/app/usage.go).
-	Usage   *usage.Ingester
-	Logs    *logs.Service
-	Exports *logs.Exports
-	Stats   *stats.Service
-	Purger  *logs.Purger
+	Usage *usage.Ingester
+	// UsageRecorder adds ingested events to the monthly counters, from
+	// the table's stream (the record-usage function).
+	UsageRecorder *usage.Recorder
+	Logs          *logs.Service
+	Exports       *logs.Exports
+	Stats         *stats.Service
+	Purger        *logs.Purger
 	// Metrics writes CloudWatch EMF metrics to stdout; nil when
 	// Config.Metrics is off (shared/app/metrics.go).
 	Metrics *metrics.Emitter

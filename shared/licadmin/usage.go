@@ -74,8 +74,8 @@ type LogRange struct {
 const MonthLayout = "2006-01"
 
 // Counters are the usage counters of one user for one month (or the sum of
-// several months). They are incremented by the ingestion, one event at a
-// time, in the same transaction as the log entry.
+// several months). They are added up from the table's stream, a few
+// seconds after the ingestion wrote the events (package usage, Counter).
 type Counters struct {
 	Sent      int64 `json:"sent"`
 	BytesSent int64 `json:"bytesSent"`
@@ -91,6 +91,21 @@ func (c *Counters) Add(o Counters) {
 	c.Opens += o.Opens
 	c.Downloads += o.Downloads
 	c.Signed += o.Signed
+}
+
+// Count adds one event of type t (of bytes, for a sent message) to c.
+func (c *Counters) Count(t EventType, bytes int64) {
+	switch t {
+	case EventSent:
+		c.Sent++
+		c.BytesSent += bytes
+	case EventOpened:
+		c.Opens++
+	case EventDownloaded:
+		c.Downloads++
+	case EventSigned:
+		c.Signed++
+	}
 }
 
 // Usage is counters with their ratios, as statistics show them.

@@ -7,10 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"licenseadmin/shared/licadmin"
 )
 
@@ -104,20 +100,12 @@ func (s *Store) FinishExport(ctx context.Context, exportID string, status licadm
 		e.n("status"), e.v(str(string(status))), e.n("rows"), e.v(num(rows)),
 		e.n("error"), e.v(str(reason)), e.n("updatedAt"), e.v(timestamp(now)))
 	cond := fmt.Sprintf("%s = %s", e.n("status"), e.v(str(string(licadmin.ExportRunning))))
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.Table,
-		Key:                       exportKey(exportID),
-		UpdateExpression:          aws.String(update),
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	err := s.updateIf(ctx, exportKey(exportID), update, cond, e, errExportNotRunning, "finish export "+exportID)
+	if errors.Is(err, errExportNotRunning) {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("finish export %s: %w", exportID, err)
-	}
-	return true, nil
+	return err == nil, err
 }
+
+// errExportNotRunning tells FinishExport the export had an outcome already.
+var errExportNotRunning = errors.New("export not running")

@@ -321,23 +321,8 @@ const maxDropNotices = licadmin.MaxChunkItems - 1
 // updateHeld applies update to imp's record on the condition that its
 // lease is still held and its checkpoint is the one imp has.
 func (s *Store) updateHeld(ctx context.Context, imp *licadmin.Import, e *expr, update string) error {
-	cond := heldCond(e, imp)
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.Table,
-		Key:                       importKey(imp.AccountID, imp.ID),
-		UpdateExpression:          &update,
-		ConditionExpression:       &cond,
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	switch {
-	case errors.As(err, &ccf):
-		return licadmin.ErrImportLeaseLost
-	case err != nil:
-		return fmt.Errorf("update import %s: %w", imp.ID, err)
-	}
-	return nil
+	return s.updateIf(ctx, importKey(imp.AccountID, imp.ID), update, heldCond(e, imp), e,
+		licadmin.ErrImportLeaseLost, "update import "+imp.ID)
 }
 
 // heldCond is the condition that imp's lease is still its owner's and

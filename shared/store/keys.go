@@ -32,9 +32,9 @@ import (
 //	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d;
 //	                                                                           gsi1pk=OUTBOX#DUE, gsi1sk=<due time>#<id> until sent or failed
 //	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
-//	usage event claim    EVENT#<acctId>#<eventId>  EVENT                       userId, ttl 30 d: a redelivered event counts once
+//	usage event claim    USAGE#<userId>            EVENT#<eventId>             accountId, userId, at, type, bytes, ttl 30 d: its INSERT is counted once
 //	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
-//	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD)
+//	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD), seq
 //	log export           EXPORT#<exportId>         EXPORT                      accountId, userId, logGen, range, status, key, ttl 7 d
 //	log purge marker     PURGE#<userId>            <fromGen>-<toGen>[-deleted] a purge that continues; round, ttl 7 d
 //	import               ACCT#<accountId>          IMPORT#<importId>           status, source, object, counters, checkpoint, lease; ttl 30 d;
@@ -159,6 +159,9 @@ const (
 	KindUser   = "user"
 	KindPurge  = "purge"
 	KindAudit  = "audit"
+	// KindEventClaim is a usage event's claim, whose INSERT the monthly
+	// counters count.
+	KindEventClaim = "event"
 )
 
 // ItemKind tells what an item is from its keys (a stream record's Keys),
@@ -174,6 +177,8 @@ func ItemKind(k Item) string {
 		return KindUser
 	case strings.HasPrefix(pk, purgePKPrefix):
 		return KindPurge
+	case strings.HasPrefix(pk, usagePKPrefix) && strings.HasPrefix(sk, skEventPrefix):
+		return KindEventClaim
 	case strings.HasPrefix(sk, skAuditPrefix) && strings.HasPrefix(pk, accountPK("")):
 		return KindAudit
 	}
@@ -195,14 +200,18 @@ func isUserPK(pk string) bool { return strings.HasPrefix(pk, "USER#") }
 
 // Usage, logs and exports (see the table above).
 const (
-	skEvent       = "EVENT"
 	skExport      = "EXPORT"
 	skStatsPrefix = "STATS#"
 	purgePKPrefix = "PURGE#"
+	usagePKPrefix = "USAGE#"
+	skEventPrefix = "EVENT#"
 )
 
-func eventKey(accountID, eventID string) key {
-	return mkKey("EVENT#"+accountID+"#"+eventID, skEvent)
+// eventKey keys a usage event's claim in its user's usage partition: the
+// table's stream delivers one partition's records in order, which the
+// monthly counters rely on.
+func eventKey(userID, eventID string) key {
+	return mkKey(usagePKPrefix+userID, skEventPrefix+eventID)
 }
 
 func logPK(userID string, gen int64) string {

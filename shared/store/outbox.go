@@ -176,21 +176,7 @@ func RecipientOutbox(kind licadmin.EmailKind, u *licadmin.User, now time.Time) *
 // reports whether it wrote it. Callers that may run twice for one event
 // (a stream record delivered again) derive the id from the event.
 func (s *Store) PutOutboxOnce(ctx context.Context, o *Outbox) (bool, error) {
-	e := newExpr()
-	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &s.Table,
-		Item:                     outboxItem(o),
-		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
-		ExpressionAttributeNames: e.names,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("put outbox %s: %w", o.ID, err)
-	}
-	return true, nil
+	return s.putNew(ctx, outboxItem(o), "put outbox "+o.ID)
 }
 
 // GetOutbox returns the outbox item id, or nil when there is none.
@@ -259,22 +245,8 @@ func (s *Store) finishOutbox(ctx context.Context, id, claim, status string, set 
 		update += fmt.Sprintf(", %s, %s", e.n(attrGSI1PK), e.n(attrGSI1SK))
 	}
 	cond := fmt.Sprintf("%s = %s AND %s = %s", e.n("status"), e.v(str(OutboxSending)), e.n("claim"), e.v(str(claim)))
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.Table,
-		Key:                       outboxKey(id),
-		UpdateExpression:          &update,
-		ConditionExpression:       &cond,
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return fmt.Errorf("outbox %s: the claim was lost before it was marked %s (lease too short?)", id, status)
-	}
-	if err != nil {
-		return fmt.Errorf("mark outbox %s %s: %w", id, status, err)
-	}
-	return nil
+	lost := fmt.Errorf("outbox %s: the claim was lost before it was marked %s (lease too short?)", id, status)
+	return s.updateIf(ctx, outboxKey(id), update, cond, e, lost, fmt.Sprintf("mark outbox %s %s", id, status))
 }
 
 // MarkOutboxSent records that the email of outbox item id was accepted by

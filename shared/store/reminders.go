@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/shared/licadmin"
 )
@@ -172,21 +171,8 @@ func (s *Store) AdvanceReminder(ctx context.Context, r *licadmin.Reminder, queue
 	if reason != "" {
 		update = fmt.Sprintf("SET %s = %s, ", e.n("error"), e.v(str(reason))) + update[len("SET "):]
 	}
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        &s.Table,
-		Key:              reminderKey(r.AccountID, r.ID),
-		UpdateExpression: &update,
-		ConditionExpression: aws.String(fmt.Sprintf("%s = %s AND %s = %s", e.n("seq"), e.v(num(r.Seq)),
-			e.n("status"), e.v(str(string(licadmin.ReminderRunning))))),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	switch {
-	case errors.As(err, &ccf):
-		return licadmin.ErrReminderMoved
-	case err != nil:
-		return fmt.Errorf("advance reminder %s: %w", r.ID, err)
-	}
-	return nil
+	cond := fmt.Sprintf("%s = %s AND %s = %s", e.n("seq"), e.v(num(r.Seq)),
+		e.n("status"), e.v(str(string(licadmin.ReminderRunning))))
+	return s.updateIf(ctx, reminderKey(r.AccountID, r.ID), update, cond, e,
+		licadmin.ErrReminderMoved, "advance reminder "+r.ID)
 }

@@ -127,6 +127,13 @@ func (s *Store) getItems(ctx context.Context, keys []key) ([]Item, error) {
 }
 
 func (s *Store) batchGet(ctx context.Context, keys []key) ([]Item, error) {
+	return s.batchGetRead(ctx, keys, true)
+}
+
+// batchGetRead reads keys (at most 100) with BatchGetItem, consistently or
+// not, asking again for the keys DynamoDB leaves unprocessed; absent items
+// are left out.
+func (s *Store) batchGetRead(ctx context.Context, keys []key, consistent bool) ([]Item, error) {
 	// Duplicate keys are refused by BatchGetItem: ask once for each.
 	seen := map[string]bool{}
 	uniq := keys[:0:0]
@@ -143,7 +150,7 @@ func (s *Store) batchGet(ctx context.Context, keys []key) ([]Item, error) {
 	if len(uniq) == 0 {
 		return nil, nil
 	}
-	req := map[string]types.KeysAndAttributes{s.Table: {Keys: uniq, ConsistentRead: aws.Bool(true)}}
+	req := map[string]types.KeysAndAttributes{s.Table: {Keys: uniq, ConsistentRead: aws.Bool(consistent)}}
 	var items []Item
 	for attempt := 0; len(req) > 0; attempt++ {
 		if attempt > 0 {

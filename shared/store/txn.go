@@ -247,3 +247,45 @@ type TxnMetrics interface {
 	// transaction or throttling; retried is false when the store gives up.
 	TransactionConflict(retried bool)
 }
+
+// updateIf applies update to the item at k on condition cond, outside a
+// transaction. A failed condition answers lost (the caller's sentinel for
+// "someone else moved it"); any other failure is wrapped with what.
+func (s *Store) updateIf(ctx context.Context, k key, update, cond string, e *expr, lost error, what string) error {
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.Table,
+		Key:                       k,
+		UpdateExpression:          &update,
+		ConditionExpression:       &cond,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf):
+		return lost
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// putNew writes it unless an item with its key exists, and reports whether
+// it wrote it; any other failure is wrapped with what.
+func (s *Store) putNew(ctx context.Context, it Item, what string) (bool, error) {
+	e := newExpr()
+	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                &s.Table,
+		Item:                     it,
+		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
+		ExpressionAttributeNames: e.names,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
+}

@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/big"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/shared/licadmin"
@@ -35,40 +40,233 @@ func (s *Store) FindUser(ctx context.Context, userID, email string) (*licadmin.U
 	return decodeUser(it), nil
 }
 
-// RecordUsage writes a usage event of u (as read) in one transaction: the
-// event's claim (so that it counts once), its log entry in u's current log
-// generation with a TTL from u's license tier, and the increment of u's
-// counters for the event's month, on the condition that u is still in the
-// event's account with the log generation read.
+// UsageUsers reads the users a batch of usage events names, by id and by
+// email, for ingestion: one eventually consistent BatchGetItem of the ids
+// and the email claims (half a read unit per item), a second one of the
+// users the claims name that the first did not read, then a consistent
+// read of whatever was not found, so that a user created a moment ago is
+// not taken for unknown. An absent user is absent from the maps.
 //
-// It returns licadmin.ErrDuplicateEvent when the event was already recorded,
-// ENOTFOUND when the user no longer exists (or is of another account), and
-// licadmin.ErrStale when its log generation changed since it was read (a
-// license was removed or transferred meanwhile): the caller reads the user
-// again and writes into the new generation.
-func (s *Store) RecordUsage(ctx context.Context, ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) error {
-	t := &txn{}
+// Reading eventually consistently is safe for ingestion because what it
+// decides on never goes back: a user's account never changes, and its
+// log generation only grows, so a stale generation is an ended one, which
+// no read reaches (see RecordUsage).
+func (s *Store) UsageUsers(ctx context.Context, ids, emails []string) (byID, byEmail map[string]*licadmin.User, err error) {
+	byID, byEmail = map[string]*licadmin.User{}, map[string]*licadmin.User{}
+	claims := map[string]string{} // email -> user id
+	read := func(consistent bool, ids, emails []string) error {
+		keys := make([]key, 0, len(ids)+len(emails))
+		for _, id := range ids {
+			keys = append(keys, userKey(id))
+		}
+		for _, e := range emails {
+			keys = append(keys, emailKey(e))
+		}
+		items, err := s.batchGetAll(ctx, keys, consistent)
+		if err != nil {
+			return fmt.Errorf("read the users of usage events: %w", err)
+		}
+		for _, it := range items {
+			if u := decodeUser(it); u != nil {
+				byID[u.ID] = u
+			} else if getS(it, attrSK) == skEmail {
+				claims[getS(it, attrPK)[len("EMAIL#"):]] = getS(it, "userId")
+			}
+		}
+		return nil
+	}
+	// missing returns the ids not read and the emails not resolved (or
+	// whose user was not read, added to the ids).
+	missing := func() (ids2, emails2 []string) {
+		seen := map[string]bool{}
+		add := func(id string) {
+			if _, ok := byID[id]; !ok && !seen[id] && id != "" {
+				seen[id] = true
+				ids2 = append(ids2, id)
+			}
+		}
+		for _, id := range ids {
+			add(id)
+		}
+		for _, e := range emails {
+			if id, ok := claims[e]; ok {
+				add(id)
+			} else {
+				emails2 = append(emails2, e)
+			}
+		}
+		return ids2, emails2
+	}
+	if err := read(false, ids, emails); err != nil {
+		return nil, nil, err
+	}
+	if more, _ := missing(); len(more) > 0 {
+		if err := read(false, more, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	if moreIDs, moreEmails := missing(); len(moreIDs)+len(moreEmails) > 0 {
+		if err := read(true, moreIDs, moreEmails); err != nil {
+			return nil, nil, err
+		}
+		if more, _ := missing(); len(more) > 0 {
+			if err := read(true, more, nil); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	for _, e := range emails {
+		if u := byID[claims[e]]; u != nil {
+			byEmail[e] = u
+		}
+	}
+	return byID, byEmail, nil
+}
 
-	claim := eventKey(ev.AccountID, ev.ID)
+// batchGetAll reads keys with BatchGetItem, 100 at a time, consistently
+// or not; absent items are left out.
+func (s *Store) batchGetAll(ctx context.Context, keys []key, consistent bool) ([]Item, error) {
+	var items []Item
+	for start := 0; start < len(keys); start += maxBatchGetKeys {
+		got, err := s.batchGetRead(ctx, keys[start:min(start+maxBatchGetKeys, len(keys))], consistent)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, got...)
+	}
+	return items, nil
+}
+
+// maxBatchGetKeys is BatchGetItem's limit.
+const maxBatchGetKeys = 100
+
+// UsageWrite is a usage event to record and its user as read.
+type UsageWrite struct {
+	Event *licadmin.UsageEvent
+	User  *licadmin.User
+}
+
+// RecordUsage writes usage events' claims with BatchWriteItem, one item
+// per event and no condition: the claim is keyed by user and event id in
+// the user's usage partition (a user's account never changes, so this is
+// as unique as account and event id) and carries the event's log entry,
+// in the user's log generation as read. A redelivered event rewrites its
+// claim, which is new (an INSERT on the table's stream) only the first
+// time: the stream's consumer (usage.Recorder) puts the entry and adds
+// the event to the monthly counters from that INSERT alone, so an event
+// is one entry and counts once however often it is written. An entry of
+// a generation that a remove or transfer ended meanwhile lands in a
+// partition no read reaches (reads use the user's current generation,
+// which only grows); the purge or its TTL deletes it.
+//
+// The writes must not name one event twice (BatchWriteItem refuses a
+// request with duplicate keys): the caller removes duplicates. It returns,
+// per write, nil or why its claim could not be written (it is retried with
+// backoff while DynamoDB leaves it unprocessed).
+func (s *Store) RecordUsage(ctx context.Context, writes []UsageWrite, now time.Time) []error {
+	errs := make([]error, len(writes))
+	reqs := make([]types.WriteRequest, 0, len(writes))
+	owner := map[string]int{} // claim key -> write
+	for i, w := range writes {
+		claim := usageClaim(w.Event, w.User, now)
+		if !keyFits(claim) || !keyFits(getM(claim, "entry")) {
+			errs[i] = licadmin.Errorf(licadmin.EINVALID, "usage event %s: its keys are too long", w.Event.ID)
+			continue
+		}
+		owner[itemID(claim)] = i
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: claim}})
+	}
+	for start := 0; start < len(reqs); start += batchDeleteSize {
+		left, err := s.batchWrite(ctx, reqs[start:min(start+batchDeleteSize, len(reqs))])
+		for _, r := range left {
+			if i := owner[itemID(r.PutRequest.Item)]; errs[i] == nil {
+				errs[i] = fmt.Errorf("record usage event %s: %w", writes[i].Event.ID, err)
+			}
+		}
+	}
+	return errs
+}
+
+// WriteLogEntries puts log entries (CountedEvent.Entry) with
+// BatchWriteItem, 25 at a time and logEntryWriters calls at once; putting
+// one again rewrites the same item.
+func (s *Store) WriteLogEntries(ctx context.Context, entries []Item) error {
+	seen := map[string]bool{}
+	reqs := make([]types.WriteRequest, 0, len(entries))
+	for _, e := range entries {
+		if id := itemID(e); !seen[id] {
+			seen[id] = true
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: e}})
+		}
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, logEntryWriters)
+	)
+	for start := 0; start < len(reqs); start += batchDeleteSize {
+		chunk := reqs[start:min(start+batchDeleteSize, len(reqs))]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := s.batchWrite(ctx, chunk); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("write log entries: %w", err)
+	}
+	return nil
+}
+
+// logEntryWriters is how many BatchWriteItem calls of log entries run at
+// once: a stream batch of 1,000 claims is 40 calls.
+const logEntryWriters = 4
+
+// batchWrite sends reqs (at most 25) with BatchWriteItem, again with
+// backoff while DynamoDB leaves some unprocessed, and returns those it
+// gave up on with the reason.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) ([]types.WriteRequest, error) {
+	pending := map[string][]types.WriteRequest{s.Table: reqs}
+	for attempt := 0; len(pending[s.Table]) > 0; attempt++ {
+		if attempt > 0 {
+			if attempt > 5 {
+				return pending[s.Table], licadmin.Errorf(licadmin.EUNAVAILABLE, "the table is busy; retry shortly")
+			}
+			if err := s.sleep(ctx, backoff(attempt)); err != nil {
+				return pending[s.Table], err
+			}
+		}
+		out, err := s.DB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return pending[s.Table], fmt.Errorf("batch write: %w", err)
+		}
+		pending = out.UnprocessedItems
+	}
+	return nil, nil
+}
+
+func itemID(it Item) string { return getS(it, attrPK) + "\x00" + getS(it, attrSK) }
+
+// usageClaim returns the claim of ev, of user u as read: what the
+// monthly counters need (user, time, type, bytes) and the log entry
+// ("entry", the item to put), so that the stream's consumer works from
+// the claim's INSERT alone.
+func usageClaim(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) Item {
+	claim := eventKey(u.ID, ev.ID)
+	claim["eventId"] = str(ev.ID)
+	claim["accountId"] = str(ev.AccountID)
 	claim["userId"] = str(u.ID)
 	claim["at"] = timestamp(ev.At)
+	claim["type"] = str(string(ev.Type))
+	claim["bytes"] = num(ev.Bytes)
 	claim[attrTTL] = num(now.Add(EventClaimTTL).Unix())
-	ce := newExpr()
-	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", ce.n(attrPK)), ce,
-		func(Item) error { return licadmin.ErrDuplicateEvent })
-
-	ue := newExpr()
-	genCond := fmt.Sprintf("%s = %s", ue.n("logGen"), ue.v(num(u.LogGeneration)))
-	if u.LogGeneration == 0 {
-		genCond = fmt.Sprintf("(attribute_not_exists(%s) OR %s)", ue.n("logGen"), genCond)
-	}
-	t.check(s.Table, userKey(u.ID), fmt.Sprintf("%s = %s AND %s", ue.n("accountId"), ue.v(str(ev.AccountID)), genCond), ue,
-		func(old Item) error {
-			if old == nil || getS(old, "accountId") != ev.AccountID {
-				return licadmin.Errorf(licadmin.ENOTFOUND, "user %s not found", u.ID)
-			}
-			return licadmin.ErrStale
-		})
 
 	entry := mkKey(logPK(u.ID, u.LogGeneration), logSK(ev.At, ev.ID))
 	entry["eventId"] = str(ev.ID)
@@ -85,40 +283,152 @@ func (s *Store) RecordUsage(ctx context.Context, ev *licadmin.UsageEvent, u *lic
 	entry["bytes"] = num(ev.Bytes)
 	entry["ip"] = str(ev.IP)
 	entry[attrTTL] = num(ev.At.Add(licadmin.Retention(u.License)).Unix())
-	t.put(s.Table, entry, "", nil, nil)
-
-	month := ev.At.UTC().Format(licadmin.MonthLayout)
-	se := newExpr()
-	one := se.v(num(1))
-	add := fmt.Sprintf("%s %s", se.n(counterAttr(ev.Type)), one)
-	if ev.Type == licadmin.EventSent {
-		add += fmt.Sprintf(", %s %s", se.n("bytesSent"), se.v(num(ev.Bytes)))
-	}
-	monthStart, _ := time.Parse(licadmin.MonthLayout, month)
-	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s ADD %s",
-		se.n("accountId"), se.v(str(ev.AccountID)),
-		se.n("userId"), se.v(str(u.ID)),
-		se.n("month"), se.v(str(month)),
-		se.n(attrTTL), se.v(num(monthStart.AddDate(0, 1, 0).Add(licadmin.MaxRetention).Unix())),
-		add)
-	t.update(s.Table, statsKey(u.ID, month), update, "", se, nil)
-
-	return s.transact(ctx, t)
+	claim["entry"] = &types.AttributeValueMemberM{Value: entry}
+	return claim
 }
 
-// counterAttr is the monthly counter an event type increments.
-func counterAttr(t licadmin.EventType) string {
-	switch t {
-	case licadmin.EventSent:
-		return "sent"
-	case licadmin.EventOpened:
-		return "opens"
-	case licadmin.EventDownloaded:
-		return "downloads"
-	case licadmin.EventSigned:
-		return "signed"
+// getM returns the map attribute name of it (nil when absent).
+func getM(it Item, name string) Item {
+	if m, ok := it[name].(*types.AttributeValueMemberM); ok {
+		return m.Value
 	}
-	panic("store: unknown event type " + string(t))
+	return nil
+}
+
+// CountedEvent is a usage event as its claim's INSERT on the table's
+// stream tells it: what the monthly counters add up, and its log entry.
+type CountedEvent struct {
+	UserID    string
+	AccountID string
+	Type      licadmin.EventType
+	At        time.Time
+	Bytes     int64
+	// Entry is the log entry item to put.
+	Entry Item
+}
+
+// CountedEventFromImage decodes the new image of a claim's INSERT; nil
+// when the image is not a usage event claim.
+func CountedEventFromImage(it Item) *CountedEvent {
+	if ItemKind(it) != KindEventClaim {
+		return nil
+	}
+	t, err := licadmin.ParseEventType("type", getS(it, "type"))
+	if err != nil || getS(it, "userId") == "" || !keyFits(getM(it, "entry")) {
+		return nil
+	}
+	return &CountedEvent{
+		UserID: getS(it, "userId"), AccountID: getS(it, "accountId"), Type: t,
+		At: getTime(it, "at"), Bytes: getN(it, "bytes"), Entry: getM(it, "entry"),
+	}
+}
+
+// UsageCount is what consecutive stream records of one user's claims add
+// to the user's counters of one month: FirstSequence and LastSequence are
+// the sequence numbers of the first and last of those records.
+type UsageCount struct {
+	UserID, AccountID, Month    string
+	FirstSequence, LastSequence string
+	licadmin.Counters
+}
+
+// ErrCounted means some of a UsageCount's records were already added to
+// the counters: Through is the sequence number of the last record added.
+type ErrCounted struct{ Through string }
+
+func (e *ErrCounted) Error() string {
+	return "usage already counted through stream sequence number " + e.Through
+}
+
+// AddUsageCount adds c to its user's counters of its month, with one
+// UpdateItem on the condition that the counters hold no record at or
+// after c.FirstSequence: the counter item keeps the sequence number of
+// the last record it counted ("seq"). The table's stream delivers the
+// records of one partition in order, and a user's claims all live in the
+// user's usage partition, so a redelivered record is never after the
+// last one counted. When the condition fails it returns *ErrCounted with
+// that sequence number: the caller counts again only the records after
+// it, with after set to it (the update then requires exactly that
+// sequence number, so that nothing counts twice).
+func (s *Store) AddUsageCount(ctx context.Context, c UsageCount, after string) error {
+	monthStart, err := time.Parse(licadmin.MonthLayout, c.Month)
+	if err != nil {
+		return fmt.Errorf("add usage count: month %q: %w", c.Month, err)
+	}
+	e := newExpr()
+	add := ""
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{{"sent", c.Sent}, {"bytesSent", c.BytesSent}, {"opens", c.Opens}, {"downloads", c.Downloads}, {"signed", c.Signed}} {
+		if f.n != 0 {
+			add += ", " + e.n(f.name) + " " + e.v(num(f.n))
+		}
+	}
+	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s, %s = %s",
+		e.n("accountId"), e.v(str(c.AccountID)),
+		e.n("userId"), e.v(str(c.UserID)),
+		e.n("month"), e.v(str(c.Month)),
+		e.n(attrTTL), e.v(num(monthStart.AddDate(0, 1, 0).Add(licadmin.MaxRetention).Unix())),
+		e.n(attrSeq), e.v(str(padSequence(c.LastSequence))))
+	if add != "" {
+		update += " ADD " + add[2:]
+	}
+	var cond string
+	if after == "" {
+		cond = fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(attrSeq), e.n(attrSeq), e.v(str(padSequence(c.FirstSequence))))
+	} else {
+		cond = fmt.Sprintf("%s = %s", e.n(attrSeq), e.v(str(padSequence(after))))
+	}
+	_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &s.Table,
+		Key:                                 statsKey(c.UserID, c.Month),
+		UpdateExpression:                    &update,
+		ConditionExpression:                 &cond,
+		ExpressionAttributeNames:            e.namesOrNil(),
+		ExpressionAttributeValues:           e.valuesOrNil(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		return &ErrCounted{Through: strings.TrimLeft(getS(failed.Item, attrSeq), "0")}
+	}
+	if err != nil {
+		return fmt.Errorf("add usage count of %s %s: %w", c.UserID, c.Month, err)
+	}
+	return nil
+}
+
+// attrSeq is the counter item's last counted stream sequence number.
+const attrSeq = "seq"
+
+// padSequence writes a stream sequence number (decimal, up to 40 digits)
+// on 40 digits, so that DynamoDB's string order is their numeric order.
+func padSequence(seq string) string {
+	seq = strings.TrimLeft(seq, "0")
+	if len(seq) >= 40 {
+		return seq
+	}
+	return strings.Repeat("0", 40-len(seq)) + seq
+}
+
+// SequenceAfter reports whether stream sequence number a comes after b
+// (decimal numbers of up to 40 digits, beyond int64).
+func SequenceAfter(a, b string) bool {
+	x, okx := new(big.Int).SetString(a, 10)
+	y, oky := new(big.Int).SetString(b, 10)
+	if !okx || !oky {
+		return padSequence(a) > padSequence(b)
+	}
+	return x.Cmp(y) > 0
+}
+
+// IsCounted returns err's *ErrCounted when some records were already
+// counted.
+func IsCounted(err error) (*ErrCounted, bool) {
+	var c *ErrCounted
+	ok := errors.As(err, &c)
+	return c, ok
 }
 
 // decodeCounters reads the counters of a monthly usage item.

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/shared/licadmin"
 )
@@ -199,20 +197,13 @@ func (s *Store) CursorKey(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	k["value"] = bin(secret)
-	e := newExpr()
-	_, err = s.DB.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &s.Table,
-		Item:                     k,
-		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
-		ExpressionAttributeNames: e.names,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	created, err := s.putNew(ctx, k, "create cursor key")
+	switch {
+	case err != nil:
+		return nil, err
+	case !created:
 		// Another function created it first: use theirs.
 		return s.CursorKey(ctx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create cursor key: %w", err)
 	}
 	return secret, nil
 }

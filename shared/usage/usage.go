@@ -1,7 +1,9 @@
 // Package usage ingests the messaging service's usage events (sent,
-// opened, downloaded, signed) from the usage queue: each event becomes an
-// entry of its user's current log generation and an increment of the
-// user's monthly counters, once, however often the queue delivers it.
+// opened, downloaded, signed) from the usage queue: each event becomes a
+// claim in its user's usage partition (Ingester) and, from the claim's
+// INSERT on the table's stream a few seconds later, an entry of its user's
+// log generation as read and an increment of the user's monthly counters
+// (Recorder), once, however often the queue delivers it.
 package usage
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
 )
 
 // Message is a usage event as the messaging service puts it on the queue
@@ -48,8 +51,8 @@ const (
 
 // Store is what ingestion needs from storage.
 type Store interface {
-	FindUser(ctx context.Context, userID, email string) (*licadmin.User, error)
-	RecordUsage(ctx context.Context, ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) error
+	UsageUsers(ctx context.Context, ids, emails []string) (byID, byEmail map[string]*licadmin.User, err error)
+	RecordUsage(ctx context.Context, writes []store.UsageWrite, now time.Time) []error
 }
 
 // Ingester consumes the usage queue.
@@ -60,9 +63,46 @@ type Ingester struct {
 	// Metrics is told, per batch, how many events were ingested, dropped
 	// and failed; nil records nothing.
 	Metrics BatchMetrics
-	// Workers bounds how many events of a batch are written at once
-	// (DefaultWorkers when 0).
-	Workers int
+
+	// emails remembers which user each email named, so that events naming
+	// their user by email cost no read of its email claim; a remembered
+	// user whose email is no longer that one is looked up again.
+	emails emailCache
+}
+
+// emailCache maps emails to user ids, at most maxRememberedEmails; full,
+// it starts again empty.
+type emailCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// maxRememberedEmails bounds emailCache (about 100 bytes each).
+const maxRememberedEmails = 100_000
+
+func (c *emailCache) get(email string) (string, bool) {
+	if email == "" {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.m[email]
+	return id, ok
+}
+
+func (c *emailCache) put(email, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxRememberedEmails {
+		c.m = map[string]string{}
+	}
+	c.m[email] = id
+}
+
+func (c *emailCache) forget(email string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, email)
 }
 
 // BatchMetrics records the outcome of a batch of usage events (CloudWatch
@@ -73,9 +113,6 @@ type BatchMetrics interface {
 	Usage(ingested, dropped, failed int)
 }
 
-// DefaultWorkers is how many events of a batch are written at once.
-const DefaultWorkers = 8
-
 // errDrop marks an event that is never retried: malformed, or naming a
 // user that does not exist in the event's account.
 type errDrop struct{ reason string }
@@ -84,83 +121,140 @@ func (e *errDrop) Error() string { return e.reason }
 
 func drop(reason string) error { return &errDrop{reason: reason} }
 
-// HandleSQS is the ingest function's handler. It writes every event of the
-// batch and reports in BatchItemFailures only the messages whose write
-// failed for a reason that may pass (throttling, an unavailable table), so
-// that the queue redelivers just those, and after its maxReceiveCount moves
-// them to the dead-letter queue. Malformed events and events of unknown
-// users, or of users of another account, are logged and dropped.
+// HandleSQS is the ingest function's handler. A batch costs one read of
+// its users (Store.UsageUsers) and one BatchWriteItem per 25 events
+// (Store.RecordUsage: the events' claims); the log entries and monthly
+// counters follow from the table's stream (Recorder). It reports in
+// BatchItemFailures only the messages whose write failed for a reason that
+// may pass (throttling, an unavailable table), so that the queue
+// redelivers just those, and after its maxReceiveCount moves them to the
+// dead-letter queue. Malformed events and events of unknown users, or of
+// users of another account, are logged and dropped. An event twice in the
+// batch (same account and event id) is written once.
 func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		resp    events.SQSEventResponse
-		sem     = make(chan struct{}, in.workers())
-		dropped int
-	)
-	for _, m := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := in.Ingest(ctx, []byte(m.Body)); err != nil {
-				var d *errDrop
-				if errors.As(err, &d) {
-					in.logger().WarnContext(ctx, "usage event dropped", "messageId", m.MessageId, "reason", d.reason)
-					mu.Lock()
-					dropped++
-					mu.Unlock()
-					return
-				}
-				in.logger().ErrorContext(ctx, "usage event not written; it will be redelivered", "messageId", m.MessageId,
-					"receiveCount", m.Attributes["ApproximateReceiveCount"], "err", err.Error())
-				mu.Lock()
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
-				mu.Unlock()
-			}
-		}()
+	now := in.Now.Read()
+	n := len(ev.Records)
+	parsed := make([]*licadmin.UsageEvent, n)
+	outcome := make([]error, n)
+	first := make([]int, n) // the message that writes this one's event
+	seen := map[[2]string]int{}
+	var ids, emails []string
+	cached := map[string]string{} // email -> user id remembered
+	for i, m := range ev.Records {
+		first[i] = i
+		e, err := Parse([]byte(m.Body), now)
+		if err != nil {
+			outcome[i] = err
+			continue
+		}
+		k := [2]string{e.AccountID, e.ID}
+		if j, ok := seen[k]; ok {
+			first[i] = j
+			continue
+		}
+		seen[k] = i
+		parsed[i] = e
+		switch id, ok := in.emails.get(e.Email); {
+		case e.UserID != "":
+			ids = append(ids, e.UserID)
+		case ok:
+			cached[e.Email] = id
+			ids = append(ids, id)
+		default:
+			emails = append(emails, e.Email)
+		}
 	}
-	wg.Wait()
+	var writes []store.UsageWrite
+	var writer []int
+	if len(ids)+len(emails) > 0 {
+		byID, byEmail, err := in.Store.UsageUsers(ctx, ids, emails)
+		if err == nil {
+			err = in.checkRemembered(ctx, cached, byID, byEmail)
+		}
+		for i, e := range parsed {
+			switch {
+			case e == nil:
+				continue
+			case err != nil:
+				outcome[i] = err
+				continue
+			}
+			u := byEmail[e.Email]
+			if e.UserID != "" {
+				u = byID[e.UserID]
+			}
+			switch {
+			case u == nil:
+				outcome[i] = drop("no such user")
+			case u.AccountID != e.AccountID:
+				outcome[i] = drop("the user is not of the event's account")
+			case e.UserID != "" && e.Email != "" && u.Email != e.Email:
+				outcome[i] = drop("userId and email name different users")
+			default:
+				writes = append(writes, store.UsageWrite{Event: e, User: u})
+				writer = append(writer, i)
+			}
+		}
+	}
+	if len(writes) > 0 {
+		for w, err := range in.Store.RecordUsage(ctx, writes, now) {
+			outcome[writer[w]] = err
+		}
+	}
+
+	var resp events.SQSEventResponse
+	dropped := 0
+	for i, m := range ev.Records {
+		err := outcome[first[i]]
+		if err == nil {
+			continue
+		}
+		if d := (*errDrop)(nil); errors.As(err, &d) {
+			in.logger().WarnContext(ctx, "usage event dropped", "messageId", m.MessageId, "reason", d.reason)
+			dropped++
+			continue
+		}
+		in.logger().ErrorContext(ctx, "usage event not written; it will be redelivered", "messageId", m.MessageId,
+			"receiveCount", m.Attributes["ApproximateReceiveCount"], "err", err.Error())
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+	}
 	if in.Metrics != nil {
 		failed := len(resp.BatchItemFailures)
-		in.Metrics.Usage(len(ev.Records)-dropped-failed, dropped, failed)
+		in.Metrics.Usage(n-dropped-failed, dropped, failed)
 	}
 	return resp, nil
 }
 
-// Ingest writes one event given as a queue message body. An event already
-// written is a success. It returns an error for which IsDropped is true
-// when the event must not be retried.
-func (in *Ingester) Ingest(ctx context.Context, body []byte) error {
-	ev, err := Parse(body, in.Now.Read())
-	if err != nil {
-		return err
+// checkRemembered keeps in byEmail the users of the remembered emails
+// whose user, as read, still has that email, and reads the others' email
+// claims again (the email moved to another user, or its user is gone);
+// then it remembers every email's user.
+func (in *Ingester) checkRemembered(ctx context.Context, cached map[string]string, byID, byEmail map[string]*licadmin.User) error {
+	var again []string
+	for email, id := range cached {
+		if u := byID[id]; u != nil && u.Email == email {
+			byEmail[email] = u
+		} else {
+			in.emails.forget(email)
+			again = append(again, email)
+		}
 	}
-	return licadmin.RetryStale(ctx, func() error {
-		u, err := in.Store.FindUser(ctx, ev.UserID, ev.Email)
+	if len(again) > 0 {
+		_, fresh, err := in.Store.UsageUsers(ctx, nil, again)
 		if err != nil {
 			return err
 		}
-		switch {
-		case u == nil:
-			return drop("no such user")
-		case u.AccountID != ev.AccountID:
-			return drop("the user is not of the event's account")
-		case ev.UserID != "" && ev.Email != "" && u.Email != ev.Email:
-			return drop("userId and email name different users")
+		for email, u := range fresh {
+			byEmail[email] = u
 		}
-		err = in.Store.RecordUsage(ctx, ev, u, in.Now.Read())
-		switch {
-		case errors.Is(err, licadmin.ErrDuplicateEvent):
-			return nil
-		case licadmin.ErrorCode(err) == licadmin.ENOTFOUND:
-			return drop("the user was deleted")
-		}
-		return err
-	})
+	}
+	for email, u := range byEmail {
+		in.emails.put(email, u.ID)
+	}
+	return nil
 }
 
-// IsDropped reports whether err, from Ingest, means the event was dropped
+// IsDropped reports whether err, from Parse, means the event was dropped
 // for good rather than failed for a while.
 func IsDropped(err error) bool {
 	var d *errDrop
@@ -239,13 +333,6 @@ func validID(s string) bool {
 		return false
 	}
 	return !strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r >= 0x7f })
-}
-
-func (in *Ingester) workers() int {
-	if in.Workers > 0 {
-		return in.Workers
-	}
-	return DefaultWorkers
 }
 
 func (in *Ingester) logger() *slog.Logger {
