@@ -14,6 +14,7 @@ import (
 
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/importer"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
 	"licenseadmin/shared/store"
@@ -24,8 +25,9 @@ import (
 // injected transaction conflicts, throttling and lost responses (and
 // clients that lose an answer and retry with the same Idempotency-Key),
 // each step checked against a plain Go model of the rules: pool counters,
-// who holds which license, which email belongs to whom, each user's log
-// generation and log entries, activation.
+// who holds which license, which email belongs to whom, each user's names,
+// log generation and log entries, activation, and which users a search
+// by a prefix of an email or name finds.
 //
 // To cover a new operation, add a modelOp to modelOps: its weight, and a
 // run that sends the request and applies to the model what the rules say
@@ -35,11 +37,12 @@ import (
 
 // mUser is a user as the model knows it.
 type mUser struct {
-	id, email string
-	tier      licadmin.Tier // "" without a license
-	gen       int64         // log generation
-	logs      int           // entries in the current generation
-	active    bool
+	id, email   string
+	first, last string
+	tier        licadmin.Tier // "" without a license
+	gen         int64         // log generation
+	logs        int           // entries in the current generation
+	active      bool
 }
 
 // mToken is an activation link the model handed out.
@@ -54,6 +57,8 @@ type model struct {
 	users               map[string]*mUser // by id
 	emails              map[string]string // canonical email -> user id
 	tokens              []*mToken
+	// admin is the account's admin, found by searches too.
+	admin mUser
 }
 
 func (m *model) available(t licadmin.Tier) int64 { return m.purchased[t] - m.assigned[t] }
@@ -88,6 +93,8 @@ var modelOps = []modelOp{
 	{"usage", 2, (*modelRun).usage},
 	{"activation link", 2, (*modelRun).activationLink},
 	{"activate", 2, (*modelRun).activate},
+	{"bulk license change", 3, (*modelRun).bulk},
+	{"import", 2, (*modelRun).importRows},
 }
 
 // TestModel runs random sequences of every state-changing operation
@@ -116,11 +123,15 @@ func TestModel(t *testing.T) {
 			if _, err := f.App.Operator.ApproveDomain(context.Background(), operator.ApproveDomainInput{AccountID: f.acct, Domain: "bücher.example"}); err != nil {
 				t.Fatal(err)
 			}
+			f.App.Imports.ChunkRows = 2 // imports of several chunks
+			adminID := callerOf(t, f.fixture, f.admin).UserID
+			admin := f.h.get(userReq(routeGetUser, f.admin, adminID, nil)).User(t)
 			r := &modelRun{t: t, f: f, rng: rand.New(rand.NewPCG(seed, 7)), m: &model{
 				purchased: map[licadmin.Tier]int64{licadmin.Eco: 2, licadmin.Pro: 1},
 				assigned:  map[licadmin.Tier]int64{},
 				users:     map[string]*mUser{},
-				emails:    map[string]string{f.admin: callerOf(t, f.fixture, f.admin).UserID},
+				emails:    map[string]string{f.admin: adminID},
+				admin:     mUser{id: adminID, email: admin.Email, first: admin.FirstName, last: admin.LastName},
 			}}
 			total := 0
 			for _, op := range modelOps {
@@ -294,7 +305,7 @@ func (r *modelRun) createUser() {
 	}
 	r.want(resp, http.StatusCreated, "")
 	u := resp.User(r.t)
-	r.m.users[u.ID] = &mUser{id: u.ID, email: email}
+	r.m.users[u.ID] = &mUser{id: u.ID, email: email, first: "Grace", last: "Hopper"}
 	r.m.emails[email] = u.ID
 	r.users = append(r.users, u.ID)
 }
@@ -371,6 +382,198 @@ func (r *modelRun) activate() {
 	tok.used, u.active = true, true
 }
 
+// bulk sends a bulk change of one to three users, unknown or deleted ones
+// among them: it applies to every user or to none, the first user that
+// cannot take it answering, else a pool short of licenses.
+func (r *modelRun) bulk() {
+	action := []string{"assign", "modify", "remove"}[r.rng.IntN(3)]
+	tier := r.tier()
+	if action == "remove" && r.rng.IntN(2) == 0 {
+		tier = "" // any tier
+	}
+	// Mostly users that can take the action, so that changes apply too.
+	fit := r.users
+	if r.rng.IntN(3) > 0 {
+		fit = nil
+		for _, id := range r.users {
+			if u := r.m.users[id]; u != nil && (u.tier == "") == (action == "assign") {
+				fit = append(fit, id)
+			}
+		}
+	}
+	var ids []string
+	for range 1 + r.rng.IntN(3) {
+		id := "no-such-user"
+		if len(fit) > 0 {
+			id = fit[r.rng.IntN(len(fit))]
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	resp := r.send(func(req apitest.Request) *apitest.Response { return apitest.Do(r.t, api.BulkLicenses(r.f.App), req) },
+		apitest.Request{Route: routeBulk, Email: r.f.admin, Body: bulkBody(action, string(tier), ids...)})
+	need := int64(0) // licenses of tier taken from the pool
+	for _, id := range ids {
+		u := r.m.users[id]
+		code := ""
+		switch {
+		case u == nil:
+			code = licadmin.ENOTFOUND
+		case action == "assign" && u.tier != "":
+			code = licadmin.ELICENSEASSIGNED
+		case action != "assign" && u.tier == "", action == "remove" && tier != "" && u.tier != tier:
+			code = licadmin.EUSERNOLICENSE
+		case action != "remove" && u.tier != tier:
+			need++
+		}
+		if code != "" {
+			status := http.StatusConflict
+			if code == licadmin.ENOTFOUND {
+				status = http.StatusNotFound
+			}
+			r.want(resp, status, code)
+			return
+		}
+	}
+	if need > r.m.available(tier) {
+		r.want(resp, http.StatusConflict, licadmin.ENOLICENSE)
+		return
+	}
+	r.want(resp, http.StatusOK, "")
+	for _, id := range ids {
+		u := r.m.users[id]
+		switch action {
+		case "remove":
+			r.m.assigned[u.tier]--
+			u.tier, u.gen, u.logs = "", u.gen+1, 0
+		default:
+			if u.tier != "" {
+				r.m.assigned[u.tier]--
+			}
+			r.m.assigned[tier]++
+			u.tier = tier
+		}
+	}
+}
+
+// modelNames are the names imported users take: accents and case for the
+// searches to fold.
+var modelNames = []string{"Élodie", "Dörr", "Zoë", "JANVIER", "Jansen", "Straße", "Ølsen", "ada"}
+
+// importRows imports a small CSV through the importer, in chunks of two
+// rows: rows with and without a license, some with an email taken. Each
+// row whose email is free creates a user, with its license while the pool
+// has one of its tier and without one after (reported, and counted as
+// unlicensed); the others are reported and counted as failed.
+func (r *modelRun) importRows() {
+	type row struct {
+		email       string
+		first, last string
+		tier        licadmin.Tier
+	}
+	var rows []row
+	var body strings.Builder
+	body.WriteString("email,first_name,last_name,language,license\n")
+	seen := map[string]bool{}
+	for range 1 + r.rng.IntN(4) {
+		raw, email := r.email()
+		if seen[email] {
+			continue // not a duplicate in the file: reported otherwise
+		}
+		seen[email] = true
+		w := row{email: email, first: modelNames[r.rng.IntN(len(modelNames))], last: modelNames[r.rng.IntN(len(modelNames))]}
+		if r.rng.IntN(3) > 0 {
+			w.tier = r.tier()
+		}
+		rows = append(rows, w)
+		fmt.Fprintf(&body, "%s,%s,%s,en,%s\n", raw, w.first, w.last, w.tier)
+	}
+	resp := apitest.Do(r.t, api.CreateImport(r.f.App), apitest.Request{Route: routeImports, Email: r.f.admin, Body: map[string]bool{"dryRun": false}})
+	resp.Want(r.t, http.StatusCreated)
+	var up importer.Upload
+	resp.Decode(r.t, &up)
+	put(r.t, &up, body.String())
+	r.f.RunImports(r.t, r.f.S3.Uploads(r.t, 1)...)
+	resp = apitest.Do(r.t, api.GetImport(r.f.App), apitest.Request{Route: routeImport, Params: map[string]string{"importId": up.ImportID}, Email: r.f.admin})
+	resp.Want(r.t, http.StatusOK)
+	var imp licadmin.Import
+	resp.Decode(r.t, &imp)
+
+	ids := map[string]string{} // email -> id of the users the import created
+	for _, it := range r.f.Scan(r.t) {
+		if u := store.UserFromImage(it); u != nil && avString(it["sk"]) == "USER" && u.AccountID == r.f.acct && r.m.emails[u.Email] == "" {
+			ids[u.Email] = u.ID
+		}
+	}
+	var created, failed, unlicensed int64
+	for _, w := range rows {
+		if _, taken := r.m.emails[w.email]; taken {
+			failed++
+			continue
+		}
+		u := &mUser{id: ids[w.email], email: w.email, first: w.first, last: w.last}
+		if u.id == "" {
+			r.t.Fatalf("import %s: no user for %s", imp.ID, w.email)
+		}
+		created++
+		switch {
+		case w.tier == "":
+		case r.m.available(w.tier) == 0:
+			unlicensed++ // reported, and created without a license
+		default:
+			u.tier = w.tier
+			r.m.assigned[w.tier]++
+		}
+		r.m.users[u.id] = u
+		r.m.emails[w.email] = u.id
+		r.users = append(r.users, u.id)
+	}
+	if imp.Status != licadmin.ImportDone || imp.Rows != int64(len(rows)) || imp.Created != created || imp.Failed != failed || imp.Unlicensed != unlicensed {
+		r.t.Fatalf("import %s rows %d created %d failed %d unlicensed %d, model %d %d %d %d",
+			imp.Status, imp.Rows, imp.Created, imp.Failed, imp.Unlicensed, len(rows), created, failed, unlicensed)
+	}
+}
+
+// checkSearch searches for a few users by a prefix of their email, first
+// or last name, typed in another case, and compares the users found with
+// those of the model whose folded email or name starts with it.
+func (r *modelRun) checkSearch(step int) {
+	t := r.t
+	t.Helper()
+	all := []*mUser{&r.m.admin}
+	for _, u := range r.m.users {
+		all = append(all, u)
+	}
+	// In a fixed order, so that a seed picks the same users again.
+	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
+	for range 2 {
+		u := all[r.rng.IntN(len(all))]
+		field := []string{u.email, u.first, u.last}[r.rng.IntN(3)]
+		runes := []rune(field)
+		q := string(runes[:1+r.rng.IntN(len(runes))])
+		if r.rng.IntN(2) == 0 {
+			q = strings.ToUpper(q)
+		}
+		key := licadmin.SearchKey(q)
+		var want []string // emails: one user each
+		for _, m := range all {
+			for _, text := range []string{m.email, m.first, m.last} {
+				if strings.HasPrefix(licadmin.SearchKey(text), key) {
+					want = append(want, m.email)
+					break
+				}
+			}
+		}
+		got := (&searchFixture{xfixture: r.f}).search(t, q, nil)
+		sort.Strings(want)
+		sort.Strings(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: q=%q found %v, model %v", step, q, got, want)
+		}
+	}
+}
+
 // check compares the table with the model.
 func (r *modelRun) check(step int) {
 	t, m := r.t, r.m
@@ -414,6 +617,9 @@ func (r *modelRun) check(step int) {
 		if u.License != nil {
 			tier = u.License.Tier
 		}
+		if u.FirstName != mu.first || u.LastName != mu.last {
+			t.Fatalf("step %d: user %s named %s %s, model %s %s", step, id, u.FirstName, u.LastName, mu.first, mu.last)
+		}
 		if tier != mu.tier || u.Email != mu.email || u.LogGeneration != mu.gen || (u.Status == licadmin.StatusActive) != mu.active {
 			t.Fatalf("step %d: user %s = tier %q email %s gen %d status %s; model tier %q email %s gen %d active %v",
 				step, id, tier, u.Email, u.LogGeneration, u.Status, mu.tier, mu.email, mu.gen, mu.active)
@@ -424,4 +630,5 @@ func (r *modelRun) check(step int) {
 			}
 		}
 	}
+	r.checkSearch(step)
 }
