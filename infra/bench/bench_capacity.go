@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/shared/store"
 )
 
 // Capacity units, computed from the requests the functions send by
@@ -112,7 +112,7 @@ func requestCapacity(params, result any) capacity {
 		out, _ := result.(*dynamodb.GetItemOutput)
 		units := 1.0
 		if out != nil && out.Item != nil {
-			units = readUnits(itemSize(out.Item))
+			units = readUnits(store.ItemSize(out.Item))
 		}
 		c.rcu += units * consistentFactor(in.ConsistentRead)
 	case *dynamodb.BatchGetItemInput:
@@ -126,7 +126,7 @@ func requestCapacity(params, result any) capacity {
 			units := 0.0
 			if out != nil {
 				for _, it := range out.Responses[table] {
-					units += readUnits(itemSize(it))
+					units += readUnits(store.ItemSize(it))
 					found++
 				}
 			}
@@ -138,7 +138,7 @@ func requestCapacity(params, result any) capacity {
 		size := 0
 		if out != nil {
 			for _, it := range out.Items {
-				size += itemSize(it)
+				size += store.ItemSize(it)
 			}
 		}
 		factor := consistentFactor(in.ConsistentRead)
@@ -151,7 +151,7 @@ func requestCapacity(params, result any) capacity {
 		size := 0
 		if out != nil {
 			for _, it := range out.Items {
-				size += itemSize(it)
+				size += store.ItemSize(it)
 			}
 		}
 		c.rcu += math.Max(1, readUnits(size)) * consistentFactor(in.ConsistentRead)
@@ -160,7 +160,7 @@ func requestCapacity(params, result any) capacity {
 		for i := range in.TransactItems {
 			units := 1.0
 			if out != nil && i < len(out.Responses) && out.Responses[i].Item != nil {
-				units = readUnits(itemSize(out.Responses[i].Item))
+				units = readUnits(store.ItemSize(out.Responses[i].Item))
 			}
 			c.rcu += 2 * units
 		}
@@ -198,75 +198,11 @@ func keyID(it map[string]types.AttributeValue) string {
 }
 
 func writeUnits(it map[string]types.AttributeValue) float64 {
-	return math.Max(1, math.Ceil(float64(itemSize(it))/writeUnitBytes))
+	return math.Max(1, math.Ceil(float64(store.ItemSize(it))/writeUnitBytes))
 }
 
 func readUnits(size int) float64 {
 	return math.Max(1, math.Ceil(float64(size)/readUnitBytes))
-}
-
-// itemSize is an item's size as DynamoDB counts it: the UTF-8 length of
-// each attribute name plus its value's size.
-func itemSize(it map[string]types.AttributeValue) int {
-	n := 0
-	for name, v := range it {
-		n += len(name) + valueSize(v)
-	}
-	return n
-}
-
-// valueSize is one value's size: strings and binaries their length,
-// numbers about one byte per two significant digits plus one, booleans
-// and nulls one byte, lists and maps 3 bytes plus one per element plus
-// their elements (a map's with their names).
-func valueSize(v types.AttributeValue) int {
-	switch x := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(x.Value)
-	case *types.AttributeValueMemberN:
-		return numberSize(x.Value)
-	case *types.AttributeValueMemberB:
-		return len(x.Value)
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
-		return 1
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range x.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range x.Value {
-			n += numberSize(s)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, b := range x.Value {
-			n += len(b)
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range x.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for name, e := range x.Value {
-			n += 1 + len(name) + valueSize(e)
-		}
-		return n
-	}
-	return 0
-}
-
-func numberSize(s string) int {
-	digits := strings.TrimLeft(strings.NewReplacer("-", "", ".", "", "+", "").Replace(strings.SplitN(strings.ToLower(s), "e", 2)[0]), "0")
-	digits = strings.TrimRight(digits, "0")
-	return (utf8.RuneCountInString(digits)+1)/2 + 1
 }
 
 // itemSizes sizes the items that writes name, from the table, once per
@@ -294,7 +230,7 @@ func (s *itemSizes) units(ctx context.Context, db *dynamodb.Client, table string
 				return 0, 0, fmt.Errorf("size item for its capacity units: %w", err)
 			}
 			if out.Item != nil {
-				size = itemSize(out.Item)
+				size = store.ItemSize(out.Item)
 			}
 			s.mu.Lock()
 			s.sizes[id] = size

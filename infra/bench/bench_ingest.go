@@ -96,9 +96,7 @@ func newIngestStream(users []*licadmin.User, acct *benchAccount, n int, seed uin
 		c.Count(t, ev.Bytes)
 		s.want[k] = c
 		bodies = append(bodies, string(body))
-		for _, extra := range redeliver[i] {
-			bodies = append(bodies, extra)
-		}
+		bodies = append(bodies, redeliver[i]...)
 		if rng.IntN(100) < 3 {
 			at := i + 20 + rng.IntN(200)
 			redeliver[at] = append(redeliver[at], string(body))

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"licenseadmin/shared/store"
 )
 
 // TestPercentileAndSpread ensures the latency percentiles use the nearest
@@ -178,10 +180,10 @@ func TestCapacityUnits(t *testing.T) {
 		// "pk"+"sk"+"d" names (5 bytes) and values: bytes in all.
 		return map[string]types.AttributeValue{"pk": s("p"), "sk": s("s"), "d": s(strings.Repeat("x", bytes-7))}
 	}
-	if got := itemSize(item(1500)); got != 1500 {
+	if got := store.ItemSize(item(1500)); got != 1500 {
 		t.Fatalf("itemSize = %d, want 1500", got)
 	}
-	if got := itemSize(map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "12345"}, "l": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("ab")}}}); got != 1+4+1+3+1+2 {
+	if got := store.ItemSize(map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "12345"}, "l": &types.AttributeValueMemberL{Value: []types.AttributeValue{s("ab")}}}); got != 1+4+1+3+1+2 {
 		t.Fatalf("itemSize of a number and a list = %d, want %d", got, 1+4+1+3+1+2)
 	}
 	for _, tc := range []struct {

@@ -81,7 +81,7 @@ func TestItemSize(t *testing.T) {
 		{"map", Item{"m": strMap(map[string]string{"k": "vv"})}, 1 + 3 + 1 + 1 + 2},
 		{"list", Item{"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{str("x"), str("yz")}}}, 1 + 3 + 2 + 3},
 	} {
-		if got := itemSize(tc.it); got != tc.want {
+		if got := ItemSize(tc.it); got != tc.want {
 			t.Errorf("%s: %d bytes, want %d", tc.name, got, tc.want)
 		}
 	}
