@@ -14,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"licenseadmin/infra/cli"
+	"licenseadmin/infra/streamlocal"
 	"licenseadmin/shared/licadmin"
 )
 
@@ -272,7 +275,37 @@ func (t *samSuite) run() {
 		return nil
 	})
 	t.check("invoke: the SQS usage event writes its log entry", func() error {
+		// The ingest function writes claims; the recording function, on
+		// the table's stream, turns them into log entries. sam local runs
+		// no stream: the claims' records are read here and handed to the
+		// recording function as the stream would hand them.
+		db := t.s.a.DynamoDB
+		stream := &streamlocal.Poller{DynamoDB: db, Streams: streamlocal.NewStreamsClient(db), Table: t.s.a.Store.Table}
+		if _, err := stream.Next(t.ctx); err != nil {
+			return fmt.Errorf("read the table's stream: %w", err)
+		}
 		if err := t.invoke("IngestUsageFunction", "ingest-usage.json"); err != nil {
+			return err
+		}
+		recs, err := stream.Next(t.ctx)
+		if err != nil {
+			return fmt.Errorf("read the table's stream: %w", err)
+		}
+		var claims []events.DynamoDBEventRecord
+		for _, r := range recs {
+			if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "USAGE#") {
+				claims = append(claims, r)
+			}
+		}
+		b, err := json.Marshal(events.DynamoDBEvent{Records: claims})
+		if err != nil {
+			return err
+		}
+		event := filepath.Join(t.s.root, ".local", "record-usage-event.json")
+		if err := os.WriteFile(event, b, 0o600); err != nil {
+			return err
+		}
+		if err := t.invokeFile("RecordUsageFunction", event); err != nil {
 			return err
 		}
 		var page struct {
@@ -305,9 +338,15 @@ func (t *samSuite) run() {
 // invoke runs sam local invoke of fn with a sample event and fails on an
 // error answer.
 func (t *samSuite) invoke(fn, event string) error {
+	return t.invokeFile(fn, filepath.Join("infra", "events", event))
+}
+
+// invokeFile runs sam local invoke of fn with the event in file and fails
+// on an error answer.
+func (t *samSuite) invokeFile(fn, file string) error {
 	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Minute)
 	defer cancel()
-	cmd := t.sam.command(ctx, "local", "invoke", fn, "-e", filepath.Join("infra", "events", event),
+	cmd := t.sam.command(ctx, "local", "invoke", fn, "-e", file,
 		"--env-vars", filepath.Join(t.s.root, samInvokeEnvFile))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, t.sam.out
