@@ -88,9 +88,11 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 }
 
 // TestRecordUsageFilter holds the recording function's FilterCriteria to
-// what it records: the INSERT of a usage event claim, nothing else (a
-// claim rewritten by a redelivered event is a MODIFY and must not count;
-// the counters' own updates must not come back to it).
+// what it records: the INSERT of a usage event claim (a claim rewritten by
+// a redelivered event is a MODIFY and must not count; the counters' own
+// updates must not come back to it), and every change of a user item, from
+// which it keeps the search index (its own writes, the entries and the
+// marker, must not come back to it).
 func TestRecordUsageFilter(t *testing.T) {
 	_, src := streamSource(t, "RecordUsageFunction")
 	filter, err := streamlocal.ParseFilter(src.Filters)
@@ -112,7 +114,12 @@ func TestRecordUsageFilter(t *testing.T) {
 		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1"), false},
 		{"counters insert", record("INSERT", "USER#u1", "STATS#2026-11"), false},
 		{"counters modify", record("MODIFY", "USER#u1", "STATS#2026-11"), false},
-		{"user insert", record("INSERT", "USER#u1", "USER"), false},
+		{"user insert (search index)", record("INSERT", "USER#u1", "USER"), true},
+		{"user modify (search index)", record("MODIFY", "USER#u1", "USER"), true},
+		{"user remove (search index)", record("REMOVE", "USER#u1", "USER"), true},
+		{"search index marker", record("MODIFY", "USER#u1", "SEARCH"), false},
+		{"search index entry", record("INSERT", "SEARCH#a1#j", "jane\x01f\x01u1"), false},
+		{"email claim", record("INSERT", "EMAIL#jane@acme.test", "EMAIL"), false},
 	} {
 		if got := filter.MatchJSON(tc.record); got != tc.want {
 			t.Errorf("%s: admitted = %v, want %v", tc.name, got, tc.want)

@@ -41,9 +41,11 @@ func newSearchFixture(t *testing.T) *searchFixture {
 }
 
 // search returns the emails of every user found by q (with more query
-// parameters), following nextCursor, in the order returned.
+// parameters), following nextCursor, in the order returned, once the
+// table's stream has delivered every change so far to the search index.
 func (f *searchFixture) search(t *testing.T, q string, more map[string]string) []string {
 	t.Helper()
+	f.DeliverUsageStream(t)
 	query := copyQuery(more)
 	query["q"] = q
 	var emails []string
@@ -98,6 +100,7 @@ func TestSearchUsers(t *testing.T) {
 		}
 	}
 	// Returned users are whole users, as the plain list shows them.
+	f.DeliverUsageStream(t)
 	p := f.listPage(t, f.admin, map[string]string{"q": "jane"})
 	if len(p.Items) != 1 || p.NextCursor != nil {
 		t.Fatalf("q=jane: %+v", p)
@@ -155,7 +158,8 @@ func TestSearchUsersWithFilters(t *testing.T) {
 
 // TestSearchFollowsChanges ensures the search never drifts from the users:
 // an edited name, a changed email, a deleted user and a user created or
-// imported are found (or not) at once.
+// imported are found (or not) once the table's stream has delivered the
+// change (search's helper delivers it).
 func TestSearchFollowsChanges(t *testing.T) {
 	f := newSearchFixture(t)
 	jane := f.ids["jane.doe@acme.test"]
@@ -186,6 +190,7 @@ func TestSearchFindsImportedUsers(t *testing.T) {
 	f := newImportFixture(t)
 	imp := f.importCSV(t, "email,first_name,last_name,language,license\njanine@acme.test,Janine,Müller,fr,\nmax@acme.test,Max,Jäger,en,eco\n", false)
 	wantCounts(t, imp, licadmin.ImportDone, 2, 2, 0, 0)
+	f.DeliverUsageStream(t)
 	list := api.ListUsers(f.App)
 	for q, want := range map[string]string{"jan": "janine@acme.test", "mull": "janine@acme.test", "jag": "max@acme.test"} {
 		r := apitest.Do(t, list, apitest.Request{Route: routeList, Email: f.admin, Query: map[string]string{"q": q}})
@@ -199,12 +204,14 @@ func TestSearchFindsImportedUsers(t *testing.T) {
 
 // TestSearchPagesAreBounded ensures a search reads a bounded number of
 // items per request and says where to continue: a filter that drops
-// almost every user found still answers each page after at most
-// 3 rounds of 3 Queries, and following the cursors finds exactly the
-// matching users, each once.
+// almost every user found still answers each page after reading at most
+// the store's read budget (lowered here to 200 items: two Queries of
+// 100), and following the cursors finds exactly the matching users, each
+// once, although each has three entries that start with the search.
 func TestSearchPagesAreBounded(t *testing.T) {
 	opt, calls := apitest.Faults(nil)
 	env := apitest.New(t, opt)
+	env.App.Store.MaxItemsRead = 200
 	admin := "admin@acme.test"
 	env.MustAccount(t, "Acme", admin)
 	create, list := api.CreateUser(env.App), api.ListUsers(env.App)
@@ -218,6 +225,7 @@ func TestSearchPagesAreBounded(t *testing.T) {
 			want = append(want, fmt.Sprintf("max%03d@acme.test", i))
 		}
 	}
+	env.DeliverUsageStream(t)
 	query := map[string]string{"q": "max", "status": "active", "limit": "1"}
 	var got []string
 	pages, short := 0, 0
@@ -226,8 +234,8 @@ func TestSearchPagesAreBounded(t *testing.T) {
 		r := apitest.Do(t, list, apitest.Request{Route: routeList, Email: admin, Query: query})
 		var p page
 		r.Decode(t, &p)
-		if n := calls.Get("Query"); n > 9 {
-			t.Fatalf("page %d: %d Queries, want at most 3 rounds of 3", pages, n)
+		if n := calls.Get("Query"); n > 2 {
+			t.Fatalf("page %d: %d Queries, want at most 2 (200 items read)", pages, n)
 		}
 		for _, u := range p.Items {
 			got = append(got, u.Email)
@@ -244,7 +252,7 @@ func TestSearchPagesAreBounded(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("found %v, want %v", got, want)
 	}
-	// 230 users × 3 entries, 100 evaluated per Query: some pages end
+	// 230 users × 3 entries, 200 evaluated per page: some pages end
 	// early, empty, with a cursor.
 	if short == 0 {
 		t.Fatalf("no page ended early in %d pages: the reads were not bounded", pages)
@@ -261,6 +269,7 @@ func TestSearchValidation(t *testing.T) {
 		t.Fatalf("errors %v, want q:too_long", got)
 	}
 	f.listPage(t, f.admin, map[string]string{"q": strings.Repeat("é", 100)})
+	f.DeliverUsageStream(t)
 	first := f.listPage(t, f.admin, map[string]string{"q": "jan", "limit": "1"})
 	if first.NextCursor == nil {
 		t.Fatal("no cursor after the first of 4 users found")

@@ -116,11 +116,6 @@ func userItem(u *licadmin.User) Item {
 		it["tier"] = str(string(u.License.Tier))
 		it["assignedAt"] = timestamp(u.License.AssignedAt)
 	}
-	for attr, v := range searchKeys(u) {
-		if v != "" {
-			it[attr] = str(v)
-		}
-	}
 	if u.Mobile != nil {
 		it["mobile"] = str(*u.Mobile)
 	}
@@ -135,6 +130,12 @@ func decodeUser(it Item) *licadmin.User {
 	if it == nil || !isUserPK(getS(it, attrPK)) {
 		return nil
 	}
+	return userFromItem(it)
+}
+
+// userFromItem decodes the user attributes of a user item or of a search
+// index item, which carries them too.
+func userFromItem(it Item) *licadmin.User {
 	u := &licadmin.User{
 		ID:        getS(it, "id"),
 		AccountID: getS(it, "accountId"),

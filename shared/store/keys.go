@@ -23,8 +23,9 @@ import (
 //	purchase order       ACCT#<accountId>          ORDER#<orderId>             makes "add licenses" idempotent
 //	account domain       ACCT#<accountId>          DOMAIN#<domain>             status, txtRecord
 //	audit record         ACCT#<accountId>          AUDIT#<time>#<id>           actor, action, target, ip, requestId
-//	user                 USER#<userId>             USER                        gsi1pk=ACCT#<accountId>#USERS, gsi1sk=<userId>,
-//	                                                                           searchEmail/searchFirstName/searchLastName (below)
+//	user                 USER#<userId>             USER                        gsi1pk=ACCT#<accountId>#USERS, gsi1sk=<userId>
+//	search index entry   SEARCH#<accountId>#<c>    <key>\x01<field>\x01<userId> the user as listed; searchEmail/FirstName/LastName (below)
+//	search index marker  USER#<userId>             SEARCH                      seq: the last stream record applied to the user's entries
 //	email claim          EMAIL#<email>             EMAIL                       accountId, userId, role: one email, one user
 //	domain claim         DOMAIN#<domain>           DOMAIN                      accountId, status: one domain, one account
 //	idempotency record   IDEM#<sha256(scope, key)> IDEM                        request hash and response, ttl 24 h
@@ -56,13 +57,15 @@ import (
 // delivered from the table's stream (shared/notify); a token item is keyed
 // by the SHA-256 of the token, which is never stored.
 //
-// A user item also carries the search keys of its email, first name and
-// last name (licadmin.SearchKey): each is the sort key of a global
-// secondary index whose partition key is gsi1pk, so that one Query finds
-// an account's users by a prefix of one field. DynamoDB maintains the
-// indexes with every write of the user item (create, edit, email change,
-// delete, import), so they cannot drift from the users, and no write of
-// ours names an extra item for them (search.go says why).
+// Each user has a search index entry per field (email, first name, last
+// name) whose search key (licadmin.SearchKey) is not empty, in a
+// partition of its account named by the key's first character <c>: one
+// Query finds an account's users by a prefix of any field. The table's
+// stream function writes them from every change of a user item (create,
+// edit, email change, delete, import, license change, activation), so no
+// write path can forget them; a marker in the user's partition keeps the
+// stream sequence number of the last change applied, so that a
+// redelivered record never undoes a later one (search.go says why).
 //
 // User items are keyed by user id alone so that the caller's email claim and
 // the users a request names are read in one BatchGetItem; the account a user
@@ -77,13 +80,6 @@ const (
 
 	// GSI1 is the index that lists an account's users.
 	GSI1 = "gsi1"
-
-	// The indexes that find an account's users by a prefix of the search
-	// key of their email, first name or last name; each is keyed by gsi1pk
-	// and the attribute of the same name.
-	GSISearchEmail     = "searchEmail"
-	GSISearchFirstName = "searchFirstName"
-	GSISearchLastName  = "searchLastName"
 
 	skAccount = "ACCOUNT"
 	skPool    = "POOL"

@@ -3,415 +3,269 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
-	"sync"
+	"time"
+	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/licadmin"
 )
 
-// User search. Each user item carries the search key (licadmin.SearchKey)
-// of its email, first name and last name, and each key is the sort key of
-// its own global secondary index, partitioned by the account like GSI1. A
-// search is three Queries of begins_with on those keys, whose answers are
-// merged in key order (searchUsers).
+// User search. Each user has one search index item per searched field
+// (email, first name, last name) whose search key (licadmin.SearchKey) is
+// not empty:
 //
-// Why indexes on the user item rather than index items of our own written
-// in each change's transaction: DynamoDB keeps a GSI in step with every
-// write of the item, so no code path (create, edit, email change, delete,
-// the import's chunks, anything added later) can forget the index, and no
-// transaction names an extra item. Index items would cost three more
-// items per user in every transaction that creates or renames one: the
-// import's chunk would hold 19 rows instead of 48 (five items a row instead
-// of two), and a bulk license change, which must filter by license, would
-// have to rewrite each user's three index items too. What the indexes cost
-// instead is one write unit per index each time a user item changes
-// (projection ALL, so that a search returns whole users in one round trip,
-// like the plain list) and eventually consistent reads: a user created a
-// moment ago may be missing from a search for a fraction of a second,
-// never from the plain list. docs/design.md gives the measured figures.
-
-// searchAttrs are the search key attributes, each also the name of its
-// index; between equal keys, the merge takes them in this order.
-var searchAttrs = []string{GSISearchEmail, GSISearchFirstName, GSISearchLastName}
-
-// searchKeys returns the search key of each of u's searched fields, by
-// attribute name; an empty key is left off the item (a GSI key cannot be
-// empty) and such a user is simply not found by that field.
-func searchKeys(u *licadmin.User) map[string]string {
-	return map[string]string{
-		GSISearchEmail:     licadmin.SearchKey(u.Email),
-		GSISearchFirstName: licadmin.SearchKey(u.FirstName),
-		GSISearchLastName:  licadmin.SearchKey(u.LastName),
-	}
-}
-
-// maxSearchRounds bounds the rounds of Queries of one search page: a page
-// reads at most maxSearchRounds × len(searchAttrs) Queries of at most
-// limit+1 items each (at least 100 with a filter, so at most 201), and
-// ends early (a short page, with a cursor) rather than read more.
-const maxSearchRounds = 3
-
-// searchQueryLimit is the Limit of one search Query for a page of limit
-// users of which found are found already: what the page lacks and one
-// more, so that a page drawn from one index needs a single round. With a
-// license or status filter, which drops some of the items evaluated, at
-// least 100.
-func searchQueryLimit(limit, found int, f licadmin.UserFilter) int32 {
-	n := limit - found + 1
-	if f.License != "" || f.Status != "" {
-		n = max(n, 100)
-	}
-	return int32(n)
-}
-
-// searchStream is one index's part of a search page: the items read and
-// not yet taken, and where the index is read from next.
-type searchStream struct {
-	attr string
-	buf  []Item
-	// from is the position after the last item taken (nil: the start).
-	from Item
-	// next is where the next Query starts (its ExclusiveStartKey), and
-	// more whether items may remain there.
-	next Item
-	more bool
-	// read tells that the index was read for this page, and readTo the
-	// key up to which it was: every item of a smaller key was read.
-	read   bool
-	readTo string
-}
-
-// head returns the sort key of the first item read and not taken.
-func (st *searchStream) head() string { return getS(st.buf[0], st.attr) }
-
-// position returns where the next page resumes this stream: after the last
-// item taken, or where the next Query would start when every item read was
-// taken; nil when the stream is exhausted.
-func (st *searchStream) position() Item {
-	switch {
-	case len(st.buf) > 0:
-		if st.from == nil {
-			return Item{}
-		}
-		return st.from
-	case st.more:
-		if st.next == nil {
-			return Item{}
-		}
-		return st.next
-	}
-	return nil
-}
-
-// searchReadOrder is the order the indexes are read in a round: the first
-// name, the last name, then the email (indexes into searchAttrs). A name
-// is often the prefix typed, whole, so the smallest keys, which fill the
-// page, are most often there; the others are then read only up to the
-// last key the first one returned.
-var searchReadOrder = []int{1, 2, 0}
-
-// searchUsers returns up to limit users of the account whose email, first
-// name or last name has the search key prefix f.Search (and who pass f's
-// license and status filters), ordered by the matching key, and the
-// position after them (nil at the end). Found by several fields, a user is
-// returned once, where its smallest matching key sorts.
+//	pk  SEARCH#<accountId>#<first character of the key>
+//	sk  <key> \x01 <field code> \x01 <userId>
 //
-// The three indexes are read and merged: a user is taken only when no
-// index can still hold a smaller key, which the last key each Query
-// evaluated tells even when the filter dropped the items. A round reads
-// the first index of searchReadOrder that needs reading, then the others
-// at once, each only up to the smallest key that an index read so far
-// stopped at: the merge could not take more this page. The first round
-// reads the three at once, the first a page and the others a few items,
-// which mostly show that their keys sort after the page: a page whose
-// users come from one index then costs one round trip of three Queries and
-// reads a quarter more items than the plain list. When a page is not full after maxSearchRounds
-// rounds, it ends early with a position, so that every request reads a
-// bounded number of items; a page may then be short, even empty, and
-// still have a next one.
-func (s *Store) searchUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error) {
-	gsiPK := usersGSI1PK(accountID)
-	streams, err := decodeSearchPosition(after, gsiPK)
-	if err != nil {
-		return nil, nil, err
-	}
-	var users []*licadmin.User
-	for round := 0; round < maxSearchRounds; round++ {
-		if err := s.readRound(ctx, gsiPK, f, searchQueryLimit(limit, len(users), f), streams, round == 0); err != nil {
-			return nil, nil, err
-		}
-		users = takeSearched(streams, f.Search, limit, users)
-		if len(users) == limit || !needsRead(streams) {
-			break
-		}
-	}
-	return users, encodeSearchPosition(streams), nil
+// carrying the user as the plain list returns it, and the sort string
+// (<key> \x01 <code>) of each of the user's three fields. A search is then
+// one Query of begins_with on one partition, whose filter keeps, of a
+// user's entries that match, only the one of the smallest sort string:
+// each user is returned once, where its smallest matching key sorts,
+// decided per item without another read. The separator \x01, which no
+// search key holds (SearchKey drops control characters), sorts before
+// every character, so the index's order is the keys' order.
+//
+// The partitions are split by the key's first character so that one
+// account's users (an import of 100,000) spread over some thirty partition
+// keys; a search text always names its partition.
+//
+// The index items are written from the table's stream (ApplySearchIndex,
+// called by the stream function for every change of a user item): no code
+// path that writes users (create, edit, email change, delete, the import's
+// chunks, license changes, activation) can forget them, and no transaction
+// of a request names them. The stream's lag makes the index eventually
+// consistent, as a global secondary index is. docs/design.md says why this
+// replaced three GSIs (a search was three Queries) and what it costs.
+
+// Search index layout.
+const (
+	searchPKPrefix = "SEARCH#"
+	searchSep      = "\x01"
+	// skSearchMarker keys, in the user's partition, the marker that
+	// records the last stream record applied to the user's index items.
+	skSearchMarker = "SEARCH"
+	// attrSearchField names the field an index item is the entry of.
+	attrSearchField = "searchField"
+)
+
+// searchField is one searched field of a user.
+type searchField struct {
+	code string
+	// attr holds, on every index item of the user, this field's sort
+	// string (absent when its key is empty).
+	attr  string
+	value func(*licadmin.User) string
 }
 
-// needsRead reports whether a stream has nothing read left and more to read.
-func needsRead(streams []*searchStream) bool {
-	for _, st := range streams {
-		if len(st.buf) == 0 && st.more {
-			return true
-		}
-	}
-	return false
+var searchFields = []searchField{
+	{"e", "searchEmail", func(u *licadmin.User) string { return u.Email }},
+	{"f", "searchFirstName", func(u *licadmin.User) string { return u.FirstName }},
+	{"l", "searchLastName", func(u *licadmin.User) string { return u.LastName }},
 }
 
-// readRound reads each stream that has nothing read left and more to
-// read. The first round reads them all at once: the first in
-// searchReadOrder n items, the others an eighth of that (all n with a
-// filter). A later round reads the first alone, then the others at once,
-// each up to the bound the streams read so far set (searchBound).
-func (s *Store) readRound(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, streams []*searchStream, first bool) error {
-	var todo []*searchStream
-	for _, i := range searchReadOrder {
-		if st := streams[i]; len(st.buf) == 0 && st.more {
-			todo = append(todo, st)
-		}
-	}
-	if len(todo) == 0 {
+// searchPK is the partition of the index items whose key starts as key.
+func searchPK(accountID, key string) string {
+	r, _ := utf8.DecodeRuneInString(key)
+	return searchPKPrefix + accountID + "#" + string(r)
+}
+
+func searchMarkerKey(userID string) key { return mkKey(userPK(userID), skSearchMarker) }
+
+// searchItems derives the index items of u (none for nil): what the table
+// holds for u once the stream has applied its last change.
+func searchItems(u *licadmin.User) []Item {
+	if u == nil {
 		return nil
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(todo))
-	reads := make([]func(), len(todo))
-	if first {
-		// All at once, the others a few items each: enough, when the page
-		// comes from the first, to show that their keys sort after it.
-		few := n
-		if f.License == "" && f.Status == "" {
-			few = min(n, max(2, (n+7)/8))
-		}
-		for i, st := range todo {
-			m := few
-			if i == 0 {
-				m = n
-			}
-			reads[i] = func() { errs[i] = s.readStreamTo(ctx, gsiPK, f, m, st, "", false) }
-		}
-	} else {
-		if err := s.readStream(ctx, gsiPK, f, n, todo[0], streams); err != nil {
-			return err
-		}
-		for i, st := range todo[1:] {
-			bound, ok := searchBound(streams, st)
-			if ok && st.read && bound <= st.readTo {
-				continue // read far enough for this page already
-			}
-			reads[i] = func() { errs[i] = s.readStreamTo(ctx, gsiPK, f, n, st, bound, ok) }
+	base := userItem(u)
+	delete(base, attrGSI1PK) // not in the account's user list
+	delete(base, attrGSI1SK)
+	delete(base, "logGen")
+	keys := make([]string, len(searchFields))
+	for i, f := range searchFields {
+		keys[i] = licadmin.SearchKey(f.value(u))
+		if keys[i] != "" {
+			base[f.attr] = str(keys[i] + searchSep + f.code)
 		}
 	}
-	for _, read := range reads {
-		if read != nil {
-			wg.Go(read)
+	var items []Item
+	for i, f := range searchFields {
+		if keys[i] == "" {
+			continue
+		}
+		it := make(Item, len(base)+3)
+		for k, v := range base {
+			it[k] = v
+		}
+		it[attrPK] = str(searchPK(u.AccountID, keys[i]))
+		it[attrSK] = str(keys[i] + searchSep + f.code + searchSep + u.ID)
+		it[attrSearchField] = str(f.code)
+		items = append(items, it)
+	}
+	return items
+}
+
+// SearchIndexItems returns the search index items of a user item, as the
+// stream function writes them (the benchmark writes them directly, since
+// waiting for the stream would take minutes).
+func SearchIndexItems(userItem Item) []Item { return searchItems(decodeUser(userItem)) }
+
+// SearchChange is what the stream records of one user in one batch do to
+// its search index: Images are every old and new image of those records
+// (the index may hold the items of any of them), Final the user item after
+// the last record (nil when it deleted the user) and Sequence that
+// record's stream sequence number.
+type SearchChange struct {
+	UserID   string
+	Sequence string
+	Images   []Item
+	Final    Item
+}
+
+// searchMarkerTTL keeps a deleted user's marker past the stream's 24-hour
+// retention, so that no redelivered record can bring its entries back.
+const searchMarkerTTL = 48 * time.Hour
+
+// ApplySearchIndex brings the user's index items to c.Final's: it puts
+// them and deletes those of the other images' keys, in one transaction
+// (more when it would name over 100 items) with the user's marker, on the
+// condition that the marker has applied no later record. A record
+// redelivered after a later one was applied changes nothing; one
+// redelivered after itself rewrites the same items. The table's stream
+// delivers a user's records in order, and the stream function reports a
+// failed user's first record so that Lambda delivers it and every later
+// one again: the index items present are always those of the marker's
+// record, whose image is among c.Images or is the first record's old
+// image. Changes that leave the items as they were (an activation email's
+// rate limit) write nothing.
+func (s *Store) ApplySearchIndex(ctx context.Context, c SearchChange, now time.Time) error {
+	final := searchItems(decodeUser(c.Final))
+	keep := map[[2]string]bool{}
+	for _, it := range final {
+		keep[[2]string{getS(it, attrPK), getS(it, attrSK)}] = true
+	}
+	var deletes []key
+	same := true
+	for _, img := range c.Images {
+		items := searchItems(decodeUser(img))
+		same = same && reflect.DeepEqual(items, final)
+		for _, it := range items {
+			k := [2]string{getS(it, attrPK), getS(it, attrSK)}
+			if !keep[k] {
+				keep[k] = true // once
+				deletes = append(deletes, mkKey(k[0], k[1]))
+			}
 		}
 	}
-	wg.Wait()
-	for _, err := range errs {
+	if same {
+		return nil
+	}
+	// The marker is in every transaction, so each carries the condition.
+	const perTxn = MaxTxnItems - 1
+	var ops []func(t *txn)
+	for _, it := range final {
+		ops = append(ops, func(t *txn) { t.put(s.Table, it, "", nil, nil) })
+	}
+	for _, k := range deletes {
+		ops = append(ops, func(t *txn) { t.delete(s.Table, k, "", nil, nil) })
+	}
+	for from := 0; from == 0 || from < len(ops); from += perTxn {
+		t := &txn{}
+		e := newExpr()
+		update := fmt.Sprintf("SET %s = %s", e.n(attrSeq), e.v(str(padSequence(c.Sequence))))
+		if c.Final == nil {
+			update += fmt.Sprintf(", %s = %s", e.n(attrTTL), e.v(num(now.Add(searchMarkerTTL).Unix())))
+		} else {
+			update += " REMOVE " + e.n(attrTTL)
+		}
+		cond := fmt.Sprintf("attribute_not_exists(%s) OR %s <= %s", e.n(attrSeq), e.n(attrSeq), e.v(str(padSequence(c.Sequence))))
+		t.update(s.Table, searchMarkerKey(c.UserID), update, cond, e, func(Item) error { return errSearchApplied })
+		for _, op := range ops[from:min(len(ops), from+perTxn)] {
+			op(t)
+		}
+		err := s.transact(ctx, t)
+		if errors.Is(err, errSearchApplied) {
+			return nil // a later record was applied already
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("search index of user %s: %w", c.UserID, err)
 		}
 	}
 	return nil
 }
 
-// searchBound returns the smallest key up to which another stream than st
-// was read and may hold more: the merge cannot take past it this page, so
-// st need not be read past it either; false when no stream sets a bound.
-func searchBound(streams []*searchStream, st *searchStream) (string, bool) {
-	bound, ok := "", false
-	for _, o := range streams {
-		if o != st && o.read && o.more && (!ok || o.readTo < bound) {
-			bound, ok = o.readTo, true
-		}
-	}
-	return bound, ok
-}
+// errSearchApplied is the marker's failed condition: a later record of
+// the user was applied.
+var errSearchApplied = errors.New("search index: a later stream record was applied")
 
-// readStream reads st up to the bound the other streams set.
-func (s *Store) readStream(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, st *searchStream, streams []*searchStream) error {
-	bound, ok := searchBound(streams, st)
-	return s.readStreamTo(ctx, gsiPK, f, n, st, bound, ok)
-}
-
-// readStreamTo sends the Query of st: at most n items from st.next whose
-// key starts with the search, and when bounded, is at most bound (which
-// itself starts with the search, so that BETWEEN search AND bound holds
-// exactly those keys).
-func (s *Store) readStreamTo(ctx context.Context, gsiPK string, f licadmin.UserFilter, n int32, st *searchStream, bound string, bounded bool) error {
-	if at := getS(st.next, st.attr); bounded && st.next != nil && at > bound {
-		// Read past bound on an earlier page already (and DynamoDB
-		// refuses a start key outside the key condition).
-		st.buf, st.read, st.readTo = nil, true, at
-		return nil
+// searchQuery returns the Query of the users of the account found by
+// f.Search, from the position after (nil: the first page). One Query of
+// one partition: its key condition selects the entries whose key starts
+// with the search, its filter the user's smallest matching entry (and f's
+// license and status).
+func (s *Store) searchQuery(accountID string, f licadmin.UserFilter, after []byte) (*dynamodb.QueryInput, error) {
+	pk := searchPK(accountID, f.Search)
+	from, err := decodeSearchPosition(after, pk, f.Search)
+	if err != nil {
+		return nil, err
 	}
 	e := newExpr()
-	keyCond := fmt.Sprintf("%s = %s AND ", e.n(attrGSI1PK), e.v(str(gsiPK)))
-	if bounded {
-		keyCond += fmt.Sprintf("%s BETWEEN %s AND %s", e.n(st.attr), e.v(str(f.Search)), e.v(str(bound)))
-	} else {
-		keyCond += fmt.Sprintf("begins_with(%s, %s)", e.n(st.attr), e.v(str(f.Search)))
+	keyCond := fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(str(pk)), e.n(attrSK), e.v(str(f.Search)))
+	filter := searchFirstFilter(e, f.Search)
+	if more := userFilter(e, f); more != nil {
+		filter += " AND " + *more
 	}
-	in := &dynamodb.QueryInput{
-		TableName:              &s.Table,
-		IndexName:              aws.String(st.attr),
-		KeyConditionExpression: &keyCond,
-		FilterExpression:       userFilter(e, f),
-		ExclusiveStartKey:      st.next,
-		Limit:                  aws.Int32(n),
-	}
-	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.names, e.values
-	out, err := s.DB.Query(ctx, in)
-	if err != nil {
-		return fmt.Errorf("search users by %s: %w", st.attr, err)
-	}
-	st.buf, st.read = out.Items, true
-	switch {
-	case out.LastEvaluatedKey != nil:
-		st.next, st.readTo = out.LastEvaluatedKey, getS(out.LastEvaluatedKey, st.attr)
-	case bounded:
-		// Everything up to bound is read; more may follow it.
-		if len(out.Items) > 0 {
-			st.next = searchKeyOf(out.Items[len(out.Items)-1], st.attr)
-		}
-		st.readTo = bound
-	default:
-		st.more = false
-	}
-	if len(out.Items) == 0 {
-		st.from = st.next
-	}
-	return nil
+	return &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		KeyConditionExpression:    &keyCond,
+		FilterExpression:          &filter,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ExclusiveStartKey:         from,
+	}, nil
 }
 
-// takeSearched appends to users, in key order, the items of streams that
-// no stream can precede any more, until the page holds limit users or an
-// exhausted buffer blocks the merge. An item whose user another index
-// returns (foundFirstBy) is taken without being returned: the merge met
-// that user already, so every item taken is one user returned or one of
-// its other two entries, and a round of full buffers fills a page. When
-// the page is full, such items are still taken, so that a page ending
-// with them needs no empty next page.
-func takeSearched(streams []*searchStream, prefix string, limit int, users []*licadmin.User) []*licadmin.User {
-	for {
-		i := -1
-		for j, st := range streams {
-			if len(st.buf) > 0 && (i < 0 || st.head() < streams[i].head()) {
-				i = j
+// searchFirstFilter keeps the index items that are their user's first
+// entry found by prefix: for the entry of field F, no other field G whose
+// key also starts with prefix has a smaller sort string.
+func searchFirstFilter(e *expr, prefix string) string {
+	q := e.v(str(prefix))
+	var alts []string
+	for _, f := range searchFields {
+		conds := []string{fmt.Sprintf("%s = %s", e.n(attrSearchField), e.v(str(f.code)))}
+		for _, g := range searchFields {
+			if g.code == f.code {
+				continue
 			}
+			conds = append(conds, fmt.Sprintf("(attribute_not_exists(%[1]s) OR NOT begins_with(%[1]s, %[2]s) OR %[1]s > %[3]s)",
+				e.n(g.attr), q, e.n(f.attr)))
 		}
-		if i < 0 {
-			return users
-		}
-		m := streams[i].head()
-		for _, st := range streams {
-			// Nothing read left, more to read: its next key may sort
-			// before m.
-			if len(st.buf) == 0 && st.more && (!st.read || st.readTo < m) {
-				return users
-			}
-		}
-		st := streams[i]
-		it := st.buf[0]
-		dup := foundFirstBy(it, prefix) != st.attr
-		if len(users) == limit && !dup {
-			return users
-		}
-		st.buf = st.buf[1:]
-		st.from = searchKeyOf(it, st.attr)
-		if len(st.buf) == 0 && st.more {
-			st.from = st.next
-		}
-		if !dup {
-			users = append(users, decodeUser(it))
-		}
+		alts = append(alts, "("+strings.Join(conds, " AND ")+")")
 	}
+	return "(" + strings.Join(alts, " OR ") + ")"
 }
 
-// foundFirstBy returns the attribute whose index a user item is returned
-// from: of its search keys that start with prefix, the smallest, the first
-// in searchAttrs order among equal ones. The merge meets the user there
-// first, so the other indexes' entries, met later, are only taken.
-func foundFirstBy(it Item, prefix string) string {
-	first, min := "", ""
-	for _, attr := range searchAttrs {
-		k := getS(it, attr)
-		if strings.HasPrefix(k, prefix) && (first == "" || k < min) {
-			first, min = attr, k
-		}
-	}
-	return first
-}
-
-// searchKeyOf returns the key of an item in the index of attr: the table's
-// key and the index's.
-func searchKeyOf(it Item, attr string) Item {
-	return Item{attrPK: it[attrPK], attrSK: it[attrSK], attrGSI1PK: it[attrGSI1PK], attr: it[attr]}
-}
-
-// A search position is, per index in searchAttrs order, null when the index
-// is exhausted, [] to read it from the start, or the [pk, sk, gsi1pk, key]
-// of the index item to read it after.
-type searchPosition struct {
-	Streams [][]string `json:"search"`
-}
-
-func encodeSearchPosition(streams []*searchStream) []byte {
-	var p searchPosition
-	done := true
-	for _, st := range streams {
-		pos := st.position()
-		if pos == nil {
-			p.Streams = append(p.Streams, nil)
-			continue
-		}
-		done = false
-		if len(pos) == 0 {
-			p.Streams = append(p.Streams, []string{})
-			continue
-		}
-		p.Streams = append(p.Streams, []string{getS(pos, attrPK), getS(pos, attrSK), getS(pos, attrGSI1PK), getS(pos, st.attr)})
-	}
-	if done {
-		return nil
-	}
-	b, _ := json.Marshal(p)
+// encodeSearchPosition returns the key of an index item as bytes;
+// decodeSearchPosition turns them back into an ExclusiveStartKey, refusing
+// a position of another account or search.
+func encodeSearchPosition(it Item) []byte {
+	b, _ := json.Marshal([2]string{getS(it, attrPK), getS(it, attrSK)})
 	return b
 }
 
-// decodeSearchPosition returns the streams of a search page that starts at
-// b (nil: the first page). A position of another account or list is
-// refused.
-func decodeSearchPosition(b []byte, gsiPK string) ([]*searchStream, error) {
-	streams := make([]*searchStream, len(searchAttrs))
-	for i, attr := range searchAttrs {
-		streams[i] = &searchStream{attr: attr, more: true}
-	}
+func decodeSearchPosition(b []byte, pk, prefix string) (Item, error) {
 	if len(b) == 0 {
-		return streams, nil
+		return nil, nil
 	}
-	invalid := licadmin.Invalid("cursor", "invalid_cursor", "the cursor is not valid for this list; start again without it")
-	var p searchPosition
-	if err := json.Unmarshal(b, &p); err != nil || len(p.Streams) != len(searchAttrs) {
-		return nil, invalid
+	var k [2]string
+	if err := json.Unmarshal(b, &k); err != nil || k[0] != pk || !strings.HasPrefix(k[1], prefix) {
+		return nil, licadmin.Invalid("cursor", "invalid_cursor", "the cursor is not valid for this list; start again without it")
 	}
-	for i, k := range p.Streams {
-		st := streams[i]
-		switch {
-		case k == nil:
-			st.more = false
-		case len(k) == 0:
-		case len(k) == 4 && k[2] == gsiPK:
-			st.from = Item{attrPK: str(k[0]), attrSK: str(k[1]), attrGSI1PK: str(k[2]), st.attr: str(k[3])}
-			st.next = st.from
-		default:
-			return nil, invalid
-		}
-	}
-	return streams, nil
+	return Item{attrPK: str(k[0]), attrSK: str(k[1])}, nil
 }

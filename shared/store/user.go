@@ -88,34 +88,43 @@ func (s *Store) putNewUser(t *txn, u *licadmin.User) {
 // users (none, even) with a position.
 // Positions are opaque to callers; one of another account is refused.
 // With f.Search, it returns the users found by that prefix instead, in the
-// order and pages searchUsers says.
+// order of their matching key, from the search index (search.go): one
+// Query, like the plain list.
 func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error) {
+	var in *dynamodb.QueryInput
+	encode := encodePosition
 	if f.Search != "" {
-		return s.searchUsers(ctx, accountID, f, limit, after)
-	}
-	from, err := decodePosition(after, usersGSI1PK(accountID))
-	if err != nil {
-		return nil, nil, err
-	}
-	e := newExpr()
-	keyCond := fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.Table,
-		IndexName:                 aws.String(GSI1),
-		KeyConditionExpression:    &keyCond,
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-		ExclusiveStartKey:         from,
-		FilterExpression:          userFilter(e, f),
+		var err error
+		if in, err = s.searchQuery(accountID, f, after); err != nil {
+			return nil, nil, err
+		}
+		encode = encodeSearchPosition
+	} else {
+		from, err := decodePosition(after, usersGSI1PK(accountID))
+		if err != nil {
+			return nil, nil, err
+		}
+		e := newExpr()
+		keyCond := fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))
+		in = &dynamodb.QueryInput{
+			TableName:                 &s.Table,
+			IndexName:                 aws.String(GSI1),
+			KeyConditionExpression:    &keyCond,
+			ExpressionAttributeNames:  e.names,
+			ExpressionAttributeValues: e.values,
+			ExclusiveStartKey:         from,
+			FilterExpression:          userFilter(e, f),
+		}
 	}
 	var users []*licadmin.User
 	var last Item
 	budget := s.budget()
 	for {
 		// Without a filter one extra item tells whether a next page exists;
-		// with one, read in larger steps since some items are dropped.
+		// with one, read in larger steps since some items are dropped (a
+		// search's filter drops only a user's other entries: few).
 		want := limit - len(users) + 1
-		if in.FilterExpression != nil {
+		if f.License != "" || f.Status != "" {
 			want = max(want, 100)
 		}
 		in.Limit = budget.limit(want)
@@ -126,9 +135,9 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 		for _, it := range out.Items {
 			if len(users) == limit {
 				// More items follow: continue after the last one returned.
-				return users, encodePosition(last), nil
+				return users, encode(last), nil
 			}
-			users = append(users, decodeUser(it))
+			users = append(users, userFromItem(it))
 			last = it
 		}
 		if out.LastEvaluatedKey == nil {
@@ -136,7 +145,7 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 		}
 		if budget.spent(out) {
 			// Continue after the last item read, returned or not.
-			return users, encodePosition(out.LastEvaluatedKey), nil
+			return users, encode(out.LastEvaluatedKey), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}

@@ -166,15 +166,6 @@ func userEditUpdate(e *expr, n *licadmin.User) string {
 		fmt.Sprintf("%s = %s", e.n("protectedReplies"), e.v(str(n.Security.ProtectedReplies))),
 	}
 	var remove []string
-	keys := searchKeys(n)
-	for _, attr := range searchAttrs {
-		// An empty key is no index key: the user leaves that index.
-		if v := keys[attr]; v != "" {
-			set = append(set, fmt.Sprintf("%s = %s", e.n(attr), e.v(str(v))))
-		} else {
-			remove = append(remove, e.n(attr))
-		}
-	}
 	for _, f := range []struct {
 		name string
 		v    *string

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -11,10 +12,12 @@ import (
 	"licenseadmin/shared/stream"
 )
 
-// RecorderStore is what the stream's side of ingestion needs from storage.
+// RecorderStore is what the stream's side of ingestion needs from storage,
+// and the user search index its stream mapping also keeps.
 type RecorderStore interface {
 	WriteLogEntries(ctx context.Context, entries []store.Item) error
 	AddUsageCount(ctx context.Context, c store.UsageCount, after string) error
+	ApplySearchIndex(ctx context.Context, c store.SearchChange, now time.Time) error
 }
 
 // Recorder puts the ingested events' log entries and keeps the users'
@@ -33,9 +36,17 @@ type RecorderStore interface {
 // failed record on) finds what it counted before and adds only the
 // records after it: the counters are exact, a few seconds (the mapping's
 // batching window) after the events.
+//
+// The same mapping delivers every change of a user item, from which the
+// Recorder keeps the user search index (searchIndex): DynamoDB Streams
+// allows two readers per shard, and this function's binary is the small
+// one of the two.
 type Recorder struct {
 	Store  RecorderStore
 	Logger *slog.Logger
+	// Now is the clock of the search index markers' expiry (time.Now
+	// when nil).
+	Now func() time.Time
 }
 
 // userMonth is a sum of one user's claims of one month in a batch, with
@@ -46,7 +57,9 @@ type userMonth struct {
 	seqs    []string
 }
 
-// HandleStream is the record-usage function's handler. When the entries
+// HandleStream is the record-usage function's handler. When a user's
+// search index cannot be updated it reports that user's first record of
+// the batch as failed (searchIndex). When the entries
 // cannot be written it reports the batch's first record as failed; when a
 // sum cannot be added, the earliest record of the sums that failed
 // (ReportBatchItemFailures), so that Lambda delivers the batch again from
@@ -58,6 +71,7 @@ func (c *Recorder) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (e
 	sums := map[[2]string]*userMonth{}
 	first := map[*userMonth]int{} // index of its first record
 	var entries []store.Item
+	failedAt := c.searchIndex(ctx, ev.Records)
 	for i := range ev.Records {
 		r := &ev.Records[i]
 		ce := c.counted(ctx, r)
@@ -81,7 +95,6 @@ func (c *Recorder) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (e
 		resp.BatchItemFailures = []events.DynamoDBBatchItemFailure{{ItemIdentifier: ev.Records[0].Change.SequenceNumber}}
 		return resp, nil
 	}
-	failedAt := -1
 	for _, um := range order {
 		if err := c.add(ctx, um); err != nil {
 			c.logger().ErrorContext(ctx, "usage not counted; the stream delivers these records again",
