@@ -1,13 +1,16 @@
 // Package callercache remembers, for a few seconds, the administrators a
 // function has just read, so that a license change by the same admin can
 // skip reading the admin's email claim again and read only the users it
-// changes.
+// changes, and a page of the user list can be read while the claim is.
 //
-// It is safe only where the write that follows checks the caller again:
-// every license transaction carries a ConditionCheck that the claim still
-// names an admin of the same account, so a demoted or deleted admin's
-// change fails in the transaction whatever the cache says. Reads answered
-// without a transaction must not use it.
+// It is safe only where the caller is checked again before anything is
+// answered: every license transaction carries a ConditionCheck that the
+// claim still names an admin of the same account, so a demoted or deleted
+// admin's change fails in the transaction whatever the cache says; the
+// user list reads the claim at the same time as the remembered account's
+// page and returns the page only when the fresh claim names an admin of
+// that account (user.Service.List). Nothing may be answered on what the
+// cache says alone.
 package callercache
 
 import (
