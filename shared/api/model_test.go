@@ -548,12 +548,16 @@ func (r *modelRun) importRows() {
 	}
 }
 
-// checkSearch searches for a few users by a prefix of their email, first
-// or last name, typed in another case, and compares the users found with
-// those of the model whose folded email or name starts with it.
+// checkSearch checks the search index entries against the users once the
+// stream has delivered every change, then searches for a few users by a
+// prefix of their email, first or last name, typed in another case, and
+// compares the users found with those of the model whose folded email or
+// name starts with it.
 func (r *modelRun) checkSearch(step int) {
 	t := r.t
 	t.Helper()
+	r.f.DeliverUsageStream(t)
+	r.f.SearchIndexInvariant(t)
 	all := []*mUser{&r.m.admin}
 	for _, u := range r.m.users {
 		all = append(all, u)

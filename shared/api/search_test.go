@@ -1,12 +1,18 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
@@ -182,6 +188,7 @@ func TestSearchFollowsChanges(t *testing.T) {
 	if got := f.search(t, "jan", nil); !slices.Equal(got, []string{"janet@acme.test", "p.jansen@acme.test", "zoe@gmail.com"}) {
 		t.Errorf("after a create, q=jan found %v", got)
 	}
+	f.SearchIndexInvariant(t) // search's helper delivered the stream
 }
 
 // TestSearchFindsImportedUsers ensures users created by a CSV import are
@@ -283,4 +290,116 @@ func TestSearchValidation(t *testing.T) {
 			t.Fatalf("%v: errors %v, want cursor:invalid_cursor", q, got)
 		}
 	}
+}
+
+// TestSearchIndexRedelivered ensures the search index follows the users
+// however the stream delivers their records to the recording function: a
+// batch in which one user's index transaction failed (the failed user's
+// first record reported, as ReportBatchItemFailures asks), delivered again
+// from there and then whole; records delivered twice; old records
+// delivered after newer ones (a user's creation after its rename and its
+// deletion), which must not bring back what the newer ones removed; and a
+// transaction whose answer was lost.
+func TestSearchIndexRedelivered(t *testing.T) {
+	f := newSearchFixture(t)
+	mail := f.WithEmail(t)
+	userRecords := func() []events.DynamoDBEventRecord {
+		var recs []events.DynamoDBEventRecord
+		for _, r := range mail.Next(t) {
+			if strings.HasPrefix(r.Change.Keys["pk"].String(), "USER#") && r.Change.Keys["sk"].String() == "USER" {
+				recs = append(recs, r)
+			}
+		}
+		return recs
+	}
+	recorder := *f.App.UsageRecorder
+	recorder.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	deliver := func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
+		t.Helper()
+		resp, err := recorder.HandleStream(apitest.AsFunction(context.Background(), "RecordUsageFunction"), events.DynamoDBEvent{Records: recs})
+		if err != nil {
+			t.Fatalf("deliver: %v", err)
+		}
+		return resp
+	}
+	created := userRecords()
+	if resp := deliver(created); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	f.SearchIndexInvariant(t)
+
+	// Changes of three users: a rename with a new email, a deletion, an
+	// edit of the renamed user again, a license.
+	jane, janK, zoe := f.ids["jane.doe@acme.test"], f.ids["jan.k@acme.test"], f.ids["zoe@gmail.com"]
+	_, etag := f.getUser(t, jane)
+	f.patch(f.admin, jane, map[string]string{"firstName": "Ingrid", "lastName": "Ödegaard", "email": "ingrid@acme.test"},
+		map[string]string{"If-Match": etag}).Want(t, http.StatusOK)
+	f.deleteUser(userReq(routeDeleteUser, f.admin, janK, nil)).Want(t, http.StatusNoContent)
+	f.patch(f.admin, jane, map[string]string{"lastName": "Berg"}, nil).Want(t, http.StatusOK)
+	f.assign(f.admin, zoe, "pro").Want(t, http.StatusOK)
+	changes := userRecords()
+	if len(changes) < 4 {
+		t.Fatalf("%d user records, want at least 4", len(changes))
+	}
+
+	// One user's transaction fails: its first record is reported.
+	opt, _ := apitest.Faults(func(op string, n int) apitest.Fault {
+		if op == "TransactWriteItems" && n == 1 {
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	failed := deliver(changes)
+	f.App.Store.DB = f.App.DynamoDB
+	if len(failed.BatchItemFailures) != 1 {
+		t.Fatalf("batch item failures %v, want the failed user's first record", failed.BatchItemFailures)
+	}
+	from := slices.IndexFunc(changes, func(r events.DynamoDBEventRecord) bool {
+		return r.Change.SequenceNumber == failed.BatchItemFailures[0].ItemIdentifier
+	})
+	if from < 0 {
+		t.Fatalf("reported %s, not a record of the batch", failed.BatchItemFailures[0].ItemIdentifier)
+	}
+	for _, re := range []struct {
+		name string
+		recs []events.DynamoDBEventRecord
+	}{
+		{"from the failed record", changes[from:]},
+		{"the whole batch again", changes},
+		{"the last record alone", changes[len(changes)-1:]},
+		{"the users' creation, after their changes", created},
+		{"the first change alone", changes[:1]},
+		{"everything, twice", append(slices.Clone(created), append(slices.Clone(changes), changes...)...)},
+	} {
+		if resp := deliver(re.recs); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("%s: failures %v", re.name, resp.BatchItemFailures)
+		}
+		f.SearchIndexInvariant(t)
+		if t.Failed() {
+			t.Fatalf("after %s, the index is not the users'", re.name)
+		}
+	}
+	if got := f.search(t, "jan", nil); !slices.Equal(got, []string{"p.jansen@acme.test", "zoe@gmail.com"}) {
+		t.Fatalf("q=jan found %v", got)
+	}
+
+	// A transaction whose answer was lost: the SDK's retry commits
+	// nothing twice, and the redelivery finds it applied.
+	f.patch(f.admin, zoe, map[string]string{"firstName": "Jana"}, nil).Want(t, http.StatusOK)
+	next := userRecords()
+	lost, calls := apitest.Faults(func(op string, n int) apitest.Fault {
+		if op == "TransactWriteItems" && n == 1 {
+			return apitest.LostResponse
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), lost)
+	deliver(next)
+	deliver(next)
+	f.App.Store.DB = f.App.DynamoDB
+	if calls.Get("lost:TransactWriteItems") != 1 {
+		t.Fatal("the lost answer was not injected")
+	}
+	f.SearchIndexInvariant(t)
 }

@@ -324,6 +324,37 @@ func (e *Env) Invariants(tb testing.TB) {
 	}
 }
 
+// SearchIndexInvariant checks that the search index entries are exactly
+// those the users derive (store.SearchIndexItems): none missing, stale or
+// left by a deleted user. The index follows the table's stream: deliver it
+// first (DeliverUsageStream).
+func (e *Env) SearchIndexInvariant(tb testing.TB) {
+	tb.Helper()
+	want, got := map[string]string{}, map[string]string{}
+	for _, it := range e.Scan(tb) {
+		switch pk := s(it, "pk"); {
+		case s(it, "sk") == "USER" && strings.HasPrefix(pk, "USER#"):
+			for _, x := range store.SearchIndexItems(it) {
+				want[s(x, "pk")+" "+s(x, "sk")] = CanonItem(x)
+			}
+		case strings.HasPrefix(pk, "SEARCH#"):
+			got[pk+" "+s(it, "sk")] = CanonItem(it)
+		}
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			tb.Errorf("search index entry %q missing", k)
+		} else if g != w {
+			tb.Errorf("search index entry %q is\n%s\nthe user derives\n%s", k, g, w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			tb.Errorf("search index entry %q is of no user", k)
+		}
+	}
+}
+
 // LogGeneration reads a user's log generation from its item.
 func (e *Env) LogGeneration(tb testing.TB, userID string) int64 {
 	tb.Helper()
