@@ -207,7 +207,7 @@ func (s *benchSearch) writeCostFigures(ctx context.Context) error {
 				}
 				u := store.UserFromImage(it)
 				seq := fmt.Sprintf("%d%06d", time.Now().UnixMilli(), i)
-				if err := st.ApplySearchIndex(ctx, store.SearchChange{UserID: u.ID, Sequence: seq, Images: []store.Item{nil, it}, Final: it}, time.Now()); err != nil {
+				if err := st.ApplySearchIndex(ctx, store.SearchChange{UserID: u.ID, Sequence: seq, Seen: []*licadmin.User{nil, u}, Final: u}, time.Now()); err != nil {
 					return err
 				}
 			}

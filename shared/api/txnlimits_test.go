@@ -353,6 +353,30 @@ func TestTransactionLimits(t *testing.T) {
 		return nil
 	}, ""})
 
+	// ApplySearchIndex, as the stream function calls it: a user of the
+	// longest fields renamed in every field (three entries put, three
+	// deleted, the marker), forty renames in one batch (more deletions
+	// than one transaction holds), then its deletion.
+	searched := newU(f.acct, "searched@acme.test", licadmin.RoleUser)
+	searched.Email = long(64) + "@" + strings.Repeat("d", 63) + ".acme.test"
+	var renames []*licadmin.User
+	for i := range 40 {
+		renames = append(renames, edited(searched, func(n *licadmin.User) {
+			n.Email, n.FirstName, n.LastName = fmt.Sprintf("r%02d", i)+searched.Email[3:], fmt.Sprintf("F%02d", i)+long(97), fmt.Sprintf("L%02d", i)+long(97)
+		}))
+	}
+	searchCase := func(name string, seq int, seen []*licadmin.User, final *licadmin.User) txnCase {
+		return txnCase{"ApplySearchIndex", name, func(t *testing.T) error {
+			return st.ApplySearchIndex(bg, store.SearchChange{UserID: searched.ID, Sequence: fmt.Sprint(seq), Seen: seen, Final: final}, now)
+		}, ""}
+	}
+	cases = append(cases,
+		searchCase("created", 100, []*licadmin.User{nil, searched}, searched),
+		searchCase("renamed in every field", 200, []*licadmin.User{searched, renames[0]}, renames[0]),
+		searchCase("forty renames in one batch", 300, append([]*licadmin.User{renames[0]}, renames...), renames[39]),
+		searchCase("deleted", 400, []*licadmin.User{renames[39], nil}, nil),
+	)
+
 	covered := map[string]bool{}
 	for _, tc := range cases {
 		covered[tc.method] = true

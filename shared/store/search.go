@@ -117,15 +117,15 @@ func searchItems(u *licadmin.User) []Item {
 func SearchIndexItems(userItem Item) []Item { return searchItems(decodeUser(userItem)) }
 
 // SearchChange is what the stream records of one user in one batch do to
-// its search index: Images are every old and new image of those records
-// (the index may hold the items of any of them), Final the user item after
-// the last record (nil when it deleted the user) and Sequence that
-// record's stream sequence number.
+// its search index: Seen holds the user of every old and new image of
+// those records (nil for none; the index may hold the entries of any of
+// them), Final the user after the last record (nil when it deleted the
+// user) and Sequence that record's stream sequence number.
 type SearchChange struct {
 	UserID   string
 	Sequence string
-	Images   []Item
-	Final    Item
+	Seen     []*licadmin.User
+	Final    *licadmin.User
 }
 
 // searchMarkerTTL keeps a deleted user's marker past the stream's 24-hour
@@ -141,19 +141,18 @@ const searchMarkerTTL = 48 * time.Hour
 // delivers a user's records in order, and the stream function reports a
 // failed user's first record so that Lambda delivers it and every later
 // one again: the index items present are always those of the marker's
-// record, whose image is among c.Images or is the first record's old
-// image. Changes that leave the items as they were (an activation email's
+// record, whose user is among c.Seen (the first record's old image is). Changes that leave the items as they were (an activation email's
 // rate limit) write nothing.
 func (s *Store) ApplySearchIndex(ctx context.Context, c SearchChange, now time.Time) error {
-	final := searchItems(decodeUser(c.Final))
+	final := searchItems(c.Final)
 	keep := map[[2]string]bool{}
 	for _, it := range final {
 		keep[[2]string{getS(it, attrPK), getS(it, attrSK)}] = true
 	}
 	var deletes []key
 	same := true
-	for _, img := range c.Images {
-		items := searchItems(decodeUser(img))
+	for _, u := range c.Seen {
+		items := searchItems(u)
 		same = same && reflect.DeepEqual(items, final)
 		for _, it := range items {
 			k := [2]string{getS(it, attrPK), getS(it, attrSK)}

@@ -38,22 +38,24 @@ func (c *Recorder) searchIndex(ctx context.Context, recs []events.DynamoDBEventR
 			c.logger().WarnContext(ctx, "user record not indexed: its image does not decode", "eventId", r.EventID)
 			continue
 		}
-		u := store.UserFromImage(newImg)
-		if u == nil {
-			u = store.UserFromImage(oldImg)
-		}
-		if u == nil {
+		old, cur := store.UserFromImage(oldImg), store.UserFromImage(newImg)
+		id := ""
+		switch {
+		case cur != nil:
+			id = cur.ID
+		case old != nil:
+			id = old.ID
+		default:
 			continue
 		}
-		id := u.ID
 		ch := changes[id]
 		if ch == nil {
 			ch = &store.SearchChange{UserID: id}
 			changes[id], first[id] = ch, i
 			order = append(order, ch)
 		}
-		ch.Images = append(ch.Images, oldImg, newImg)
-		ch.Final, ch.Sequence = newImg, r.Change.SequenceNumber
+		ch.Seen = append(ch.Seen, old, cur)
+		ch.Final, ch.Sequence = cur, r.Change.SequenceNumber
 	}
 	now := time.Now
 	if c.Now != nil {
