@@ -117,7 +117,7 @@ func TestRecordUsageFilter(t *testing.T) {
 		{"user insert (search index)", record("INSERT", "USER#u1", "USER"), true},
 		{"user modify (search index)", record("MODIFY", "USER#u1", "USER"), true},
 		{"user remove (search index)", record("REMOVE", "USER#u1", "USER"), true},
-		{"search index marker", record("MODIFY", "USER#u1", "SEARCH"), false},
+		{"search index marker", record("MODIFY", "SEARCH#u1", "MARKER"), false},
 		{"search index entry", record("INSERT", "SEARCH#a1#j", "jane\x01f\x01u1"), false},
 		{"email claim", record("INSERT", "EMAIL#jane@acme.test", "EMAIL"), false},
 	} {

@@ -25,7 +25,7 @@ import (
 //	audit record         ACCT#<accountId>          AUDIT#<time>#<id>           actor, action, target, ip, requestId
 //	user                 USER#<userId>             USER                        gsi1pk=ACCT#<accountId>#USERS, gsi1sk=<userId>
 //	search index entry   SEARCH#<accountId>#<c>    <key>\x01<field>\x01<userId> the user as listed; searchEmail/FirstName/LastName (below)
-//	search index marker  USER#<userId>             SEARCH                      seq: the last stream record applied to the user's entries
+//	search index marker  SEARCH#<userId>           MARKER                      seq: the last stream record applied to the user's entries; ttl 48 h once deleted
 //	email claim          EMAIL#<email>             EMAIL                       accountId, userId, role: one email, one user
 //	domain claim         DOMAIN#<domain>           DOMAIN                      accountId, status: one domain, one account
 //	idempotency record   IDEM#<sha256(scope, key)> IDEM                        request hash and response, ttl 24 h
@@ -63,8 +63,8 @@ import (
 // Query finds an account's users by a prefix of any field. The table's
 // stream function writes them from every change of a user item (create,
 // edit, email change, delete, import, license change, activation), so no
-// write path can forget them; a marker in the user's partition keeps the
-// stream sequence number of the last change applied, so that a
+// write path can forget them; a marker per user keeps the stream sequence
+// number of the last change applied, so that a
 // redelivered record never undoes a later one (search.go says why).
 //
 // User items are keyed by user id alone so that the caller's email claim and

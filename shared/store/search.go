@@ -47,9 +47,12 @@ import (
 const (
 	searchPKPrefix = "SEARCH#"
 	searchSep      = "\x01"
-	// skSearchMarker keys, in the user's partition, the marker that
-	// records the last stream record applied to the user's index items.
-	skSearchMarker = "SEARCH"
+	// skSearchMarker keys, in a partition of its own (SEARCH#<userId>,
+	// which no entry's two-part key can equal), the marker that records
+	// the last stream record applied to the user's entries. Not in the
+	// user's partition: the marker outlives the user, whose partition a
+	// deletion purges.
+	skSearchMarker = "MARKER"
 	// attrSearchField names the field an index item is the entry of.
 	attrSearchField = "searchField"
 )
@@ -75,7 +78,7 @@ func searchPK(accountID, key string) string {
 	return searchPKPrefix + accountID + "#" + string(r)
 }
 
-func searchMarkerKey(userID string) key { return mkKey(userPK(userID), skSearchMarker) }
+func searchMarkerKey(userID string) key { return mkKey(searchPKPrefix+userID, skSearchMarker) }
 
 // searchItems derives the index items of u (none for nil): what the table
 // holds for u once the stream has applied its last change.
