@@ -114,7 +114,8 @@ type job struct {
 	Purge    *FilePurge `json:"purge,omitempty"`
 }
 
-// valid reports whether j is one job or the other, naming what it needs.
+// valid reports whether j is exactly one kind of job, with what that kind
+// needs.
 func (j job) valid() bool {
 	if j.Purge != nil {
 		return j.ExportID == "" && j.Purge.AccountID != "" && j.Purge.UserID != ""
