@@ -1,10 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
@@ -312,16 +309,7 @@ func TestSearchIndexRedelivered(t *testing.T) {
 		}
 		return recs
 	}
-	recorder := *f.App.UsageRecorder
-	recorder.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	deliver := func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
-		t.Helper()
-		resp, err := recorder.HandleStream(apitest.AsFunction(context.Background(), "RecordUsageFunction"), events.DynamoDBEvent{Records: recs})
-		if err != nil {
-			t.Fatalf("deliver: %v", err)
-		}
-		return resp
-	}
+	deliver := recorderDelivery(t, f.Env)
 	created := userRecords()
 	if resp := deliver(created); len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %v", resp.BatchItemFailures)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/oklog/ulid/v2"
@@ -208,4 +209,20 @@ func (f *usageFixture) countReads() *readCounter {
 	c := &readCounter{calls: map[string]int{}}
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), c.option())
 	return c
+}
+
+// recorderDelivery returns a function that hands stream records to the
+// recording function's handler (App.UsageRecorder, its logs discarded) as
+// one batch, as its event source mapping would, and returns its answer.
+func recorderDelivery(t *testing.T, env *apitest.Env) func([]events.DynamoDBEventRecord) events.DynamoDBEventResponse {
+	recorder := *env.App.UsageRecorder
+	recorder.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	return func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
+		t.Helper()
+		resp, err := recorder.HandleStream(apitest.AsFunction(context.Background(), "RecordUsageFunction"), events.DynamoDBEvent{Records: recs})
+		if err != nil {
+			t.Fatalf("deliver to the recording function: %v", err)
+		}
+		return resp
+	}
 }

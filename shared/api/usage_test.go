@@ -3,8 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -614,16 +612,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 	if len(claims) != 5 {
 		t.Fatalf("%d claim INSERTs on the stream, want 5", len(claims))
 	}
-	counter := *f.App.UsageRecorder
-	counter.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	deliver := func(recs []events.DynamoDBEventRecord) events.DynamoDBEventResponse {
-		t.Helper()
-		resp, err := counter.HandleStream(apitest.AsFunction(context.Background(), "RecordUsageFunction"), events.DynamoDBEvent{Records: recs})
-		if err != nil {
-			t.Fatalf("count: %v", err)
-		}
-		return resp
-	}
+	deliver := recorderDelivery(t, f.Env)
 	ada := licadmin.Counters{Sent: 3, BytesSent: 3000}
 	bob := licadmin.Counters{Sent: 2, BytesSent: 2000}
 
