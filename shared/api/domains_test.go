@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -121,11 +121,7 @@ func TestCreateDomain(t *testing.T) {
 			r.Want(t, http.StatusCreated)
 			var raw map[string]json.RawMessage
 			r.Decode(t, &raw)
-			keys := make([]string, 0, len(raw))
-			for k := range raw {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
+			keys := slices.Sorted(maps.Keys(raw))
 			if !slices.Equal(keys, []string{"approvedAt", "createdAt", "domain", "status", "txtRecord"}) || string(raw["approvedAt"]) != "null" {
 				t.Fatalf("domain fields %s", r.Body)
 			}

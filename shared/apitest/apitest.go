@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -383,11 +385,7 @@ func (e *Env) AuditLog(tb testing.TB, accountID string) []store.Audit {
 // values (sets sorted), so that two snapshots of the table compare as
 // strings.
 func CanonItem(it map[string]types.AttributeValue) string {
-	keys := make([]string, 0, len(it))
-	for k := range it {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(it))
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s;", k, canonAV(it[k]))

@@ -3,7 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,11 +218,7 @@ func changes(u, n *licadmin.User) map[string]string {
 			d[f.name] = f.old + " -> " + f.new
 		}
 	}
-	names := make([]string, 0, len(d))
-	for k := range d {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(d))
 	d["fields"] = strings.Join(names, ",")
 	return d
 }
