@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"licenseadmin/infra/dynamolocal"
-	"licenseadmin/infra/seslocal"
 	"licenseadmin/shared/activation"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
@@ -25,11 +23,7 @@ import (
 	"licenseadmin/shared/store"
 )
 
-func TestMain(m *testing.M) {
-	code := dynamolocal.RunTests(m)
-	seslocal.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
 
 // fixture is an account on a fresh table whose email goes to the SES
 // emulator, with its own domain so that its mail is told apart, and a

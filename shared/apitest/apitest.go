@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/seslocal"
 	"licenseadmin/infra/streamlocal"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
@@ -49,6 +50,17 @@ type Env struct {
 	// iam checks the AWS calls of functions' handlers against their
 	// policies (iam.go).
 	iam *iamCheck
+}
+
+// RunTests runs a test binary's tests and then stops the peers they
+// shared (DynamoDB Local and the SES emulator), if they started; call it
+// from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
+func RunTests(m *testing.M) int {
+	code := dynamolocal.RunTests(m)
+	seslocal.StopShared()
+	return code
 }
 
 // New returns an Env over a fresh DynamoDB Local table. optFns adjust the
