@@ -33,7 +33,7 @@ func TestRememberedAdmin(t *testing.T) {
 
 	// Each case: the admin is remembered from a change, the other admin
 	// demotes it, and its next request is refused and writes nothing.
-	adminID := callerOf(t, f.fixture, f.admin).UserID
+	adminID := f.MustCaller(t, f.admin).UserID
 	tier := "eco"
 	cases := []struct {
 		name string

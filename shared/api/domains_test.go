@@ -536,7 +536,7 @@ func TestDeleteDomain(t *testing.T) {
 
 	// Another account can have it now.
 	f.approve(t, f.other, "gone.example")
-	if h := claimHolder(t, f.Env, "gone.example"); h != callerOf(t, f.fixture, f.other).AccountID {
+	if h := claimHolder(t, f.Env, "gone.example"); h != f.MustCaller(t, f.other).AccountID {
 		t.Fatalf("claim held by %q after the other account verified", h)
 	}
 
@@ -545,18 +545,18 @@ func TestDeleteDomain(t *testing.T) {
 	f.request(t, f.admin, "shared.example")
 	f.approve(t, f.other, "shared.example")
 	f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "shared.example")).Want(t, http.StatusNoContent)
-	if h := claimHolder(t, f.Env, "shared.example"); h != callerOf(t, f.fixture, f.other).AccountID {
+	if h := claimHolder(t, f.Env, "shared.example"); h != f.MustCaller(t, f.other).AccountID {
 		t.Fatalf("deleting a pending request released another account's claim: holder %q", h)
 	}
 	f.userAs(t, f.other, "x@shared.example", "user")
 
-	before := accountState(t, f.Env, callerOf(t, f.fixture, f.other).AccountID)
+	before := accountState(t, f.Env, f.MustCaller(t, f.other).AccountID)
 	unknown := f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "unknown.example"))
 	unknown.WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
 	foreign := f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "globex.test"))
 	wantSameAnswer(t, foreign, unknown, "globex.test", "unknown.example")
 	f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "not a domain")).WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
-	wantState(t, f.Env, callerOf(t, f.fixture, f.other).AccountID, before)
+	wantState(t, f.Env, f.MustCaller(t, f.other).AccountID, before)
 	f.Invariants(t)
 }
 
@@ -677,7 +677,7 @@ func TestOperatorApproveDomain(t *testing.T) {
 		in   operator.ApproveDomainInput
 		code string
 	}{
-		{"domain of another account", operator.ApproveDomainInput{AccountID: callerOf(t, f.fixture, f.other).AccountID, Domain: "ops.example"}, licadmin.EDOMAINCLAIMED},
+		{"domain of another account", operator.ApproveDomainInput{AccountID: f.MustCaller(t, f.other).AccountID, Domain: "ops.example"}, licadmin.EDOMAINCLAIMED},
 		{"unknown account", operator.ApproveDomainInput{AccountID: "01NOSUCHACCOUNT", Domain: "free.example"}, licadmin.ENOTFOUND},
 		{"webmail", operator.ApproveDomainInput{AccountID: f.acct, Domain: "gmail.com"}, licadmin.EINVALIDDOMAIN},
 		{"invalid name", operator.ApproveDomainInput{AccountID: f.acct, Domain: "not a domain"}, licadmin.EINVALIDDOMAIN},

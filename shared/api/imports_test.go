@@ -739,7 +739,7 @@ func TestImportDryRun(t *testing.T) {
 // is refused and logged, and creates nothing.
 func TestImportRejectedObjects(t *testing.T) {
 	f := newImportFixture(t)
-	globex := callerOfEnv(t, f.Env, f.other).AccountID
+	globex := f.MustCaller(t, f.other).AccountID
 	mine := f.newImport(t, f.admin, false)
 	client := f.S3.Client()
 	body := "email,first_name,last_name\nintruder@gmail.com,In,Truder\n"
@@ -772,15 +772,6 @@ func TestImportRejectedObjects(t *testing.T) {
 			t.Errorf("no log line %q in:\n%s", want, logs)
 		}
 	}
-}
-
-func callerOfEnv(t *testing.T, env *apitest.Env, email string) *licadmin.Caller {
-	t.Helper()
-	c, _, err := env.App.Store.LoadCaller(context.Background(), email)
-	if err != nil || c == nil {
-		t.Fatalf("load %s: %v", email, err)
-	}
-	return c
 }
 
 // TestImportFileFailures ensures a file that cannot be imported fails its

@@ -178,7 +178,7 @@ func TestRemindAllPending(t *testing.T) {
 	g.Want(t, http.StatusOK)
 	g.Decode(t, &read)
 	// The admin is pending too (its account was created by an operator).
-	admin := callerOf(t, f.fixture, f.admin)
+	admin := f.MustCaller(t, f.admin)
 	adminPending := 0
 	if u, _ := f.App.Store.FindUser(context.Background(), admin.UserID, ""); u != nil && u.Status == licadmin.StatusPending {
 		adminPending = 1

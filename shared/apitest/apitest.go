@@ -96,6 +96,17 @@ func (e *Env) MustAccount(tb testing.TB, name, adminEmail string) (accountID, ad
 
 var orderSeq atomic.Int64
 
+// MustCaller returns the caller whose token carries email, as the table
+// records it (its account, user id and role).
+func (e *Env) MustCaller(tb testing.TB, email string) *licadmin.Caller {
+	tb.Helper()
+	c, _, err := e.App.Store.LoadCaller(context.Background(), email)
+	if err != nil || c == nil {
+		tb.Fatalf("load caller %s: %v", email, err)
+	}
+	return c
+}
+
 // MustLicenses adds n purchased licenses of tier to an account's pool.
 func (e *Env) MustLicenses(tb testing.TB, accountID string, tier licadmin.Tier, n int64) {
 	tb.Helper()
