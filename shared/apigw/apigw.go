@@ -365,6 +365,22 @@ func Render[T any](ctx context.Context, render func(T) *Response) {
 	}
 }
 
+// Answer runs a route's change and answers render of what it committed.
+// render is declared first (Render), so that the response a retry with the
+// same Idempotency-Key replays is the one sent.
+func Answer[T any](ctx context.Context, render func(T) *Response, change func() (T, error)) (*Response, error) {
+	Render(ctx, render)
+	v, err := change()
+	if err != nil {
+		return nil, err
+	}
+	return render(v), nil
+}
+
+// NoContent renders a deletion's answer, 204 with no body, whatever was
+// deleted; give it to Answer.
+func NoContent[T any](T) *Response { return &Response{Status: http.StatusNoContent} }
+
 func canonicalPath(p map[string]string) string {
 	b, _ := json.Marshal(p) // map keys are sorted by encoding/json
 	return string(b)
