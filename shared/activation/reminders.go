@@ -160,11 +160,8 @@ func (x *Reminders) send(ctx context.Context, body []byte) error {
 // Get returns a reminder of the caller's account, with its progress.
 // Admins only; ENOTFOUND for unknown ids and ids of other accounts alike.
 func (x *Reminders) Get(ctx context.Context, r licadmin.Request, id string) (*licadmin.Reminder, error) {
-	c, _, err := x.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, x.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	if id == "" || len(id) > 64 {

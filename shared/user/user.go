@@ -58,11 +58,8 @@ func (s *Service) Create(ctx context.Context, r licadmin.Request, in NewUser) (*
 	if len(fields) > 0 {
 		return nil, &licadmin.Error{Code: licadmin.EINVALID, Message: "some fields are invalid; see errors", Fields: fields}
 	}
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	now := s.Now.Read()
@@ -165,11 +162,8 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]
 	if q.Limit < 1 || q.Limit > MaxLimit {
 		return nil, nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
 	}
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, nil, err
 	}
 	return s.Store.ListUsers(ctx, c.AccountID, q.Filter, q.Limit, q.After)
