@@ -82,19 +82,9 @@ func (s *Store) UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadm
 	switch {
 	case n.Email != u.Email:
 		if emailDomain != "" {
-			de := newExpr()
-			t.check(s.Table, domainKey(emailDomain),
-				fmt.Sprintf("%s = %s AND %s = %s", de.n("accountId"), de.v(str(u.AccountID)), de.n("status"), de.v(str(DomainApproved))), de,
-				func(Item) error {
-					return licadmin.Errorf(licadmin.EDOMAINNOTAPPROVED, "the domain %s is not approved for this account; request and verify it first", emailDomain)
-				})
+			s.checkDomainApproved(t, u.AccountID, emailDomain, func(Item) error { return domainNotApproved(emailDomain) })
 		}
-		claim := emailKey(n.Email)
-		claim["accountId"] = str(n.AccountID)
-		claim["userId"] = str(n.ID)
-		claim["role"] = str(string(n.Role))
-		ne := newExpr()
-		t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", ne.n(attrPK)), ne, func(Item) error {
+		t.putNew(s.Table, emailClaim(n), func(Item) error {
 			return emailTaken(n.Email)
 		})
 		oe := newExpr()
