@@ -235,6 +235,29 @@ func (r *Response) Page(tb testing.TB, v any) {
 	r.Decode(tb, v)
 }
 
+// Pages follows a list's nextCursor from its first page, as a client
+// does: get answers the page for a query (query, plus the cursor of the
+// page before), each page must have the list shape (Page), and Pages
+// returns every page's items in order. It fails the test when the list
+// goes on for more than 100 pages: the cursor does not advance.
+func Pages[T any](tb testing.TB, query map[string]string, get func(query map[string]string) *Response) [][]T {
+	tb.Helper()
+	q := map[string]string{}
+	maps.Copy(q, query)
+	var pages [][]T
+	for range 100 {
+		var p apigw.Page[T]
+		get(maps.Clone(q)).Page(tb, &p)
+		pages = append(pages, p.Items)
+		if p.NextCursor == nil {
+			return pages
+		}
+		q["cursor"] = *p.NextCursor
+	}
+	tb.Fatalf("more than 100 pages: the cursor does not advance")
+	return nil
+}
+
 // User decodes the body as a user.
 func (r *Response) User(tb testing.TB) *licadmin.User {
 	tb.Helper()
