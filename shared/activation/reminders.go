@@ -1,6 +1,7 @@
 package activation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -299,9 +300,4 @@ func (x *Reminders) deadline(ctx context.Context) time.Time {
 	return licadmin.WorkDeadline(ctx, x.Now.Read(), margin, x.MaxRunTime)
 }
 
-func (x *Reminders) logger() *slog.Logger {
-	if x.Logger != nil {
-		return x.Logger
-	}
-	return slog.Default()
-}
+func (x *Reminders) logger() *slog.Logger { return cmp.Or(x.Logger, slog.Default()) }

@@ -7,6 +7,7 @@ package apigw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -500,12 +501,7 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-func (s *Server) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
+func (s *Server) logger() *slog.Logger { return cmp.Or(s.Logger, slog.Default()) }
 
 // log writes the request's one log line and records its metrics. The line
 // never holds a token, a body, or an email address: the caller is known by

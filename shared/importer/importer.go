@@ -16,6 +16,7 @@
 package importer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -377,9 +378,4 @@ func (s *Service) maxFileBytes() int64 {
 	return DefaultMaxFileBytes
 }
 
-func (s *Service) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
+func (s *Service) logger() *slog.Logger { return cmp.Or(s.Logger, slog.Default()) }

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -184,9 +185,4 @@ func (p *Purger) budget() int {
 	return DefaultPurgeBudget
 }
 
-func (p *Purger) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.Default()
-}
+func (p *Purger) logger() *slog.Logger { return cmp.Or(p.Logger, slog.Default()) }
