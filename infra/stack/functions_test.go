@@ -273,7 +273,7 @@ func TestLocalQueuesFollowTemplate(t *testing.T) {
 	nop := func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 		return events.SQSEventResponse{}, nil
 	}
-	queues, err := localQueueSet(tpl, sources, map[string]localsqs.Handler{"IngestUsageFunction": nop, "ExportLogsFunction": nop, "SendRemindersFunction": nop})
+	queues, err := LocalQueueSet(tpl, sources, map[string]localsqs.Handler{"IngestUsageFunction": nop, "ExportLogsFunction": nop, "SendRemindersFunction": nop})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestLocalQueuesFollowTemplate(t *testing.T) {
 			t.Errorf("%s: %+v, want a queue that keeps its messages", name, q)
 		}
 	}
-	if _, err := localQueueSet(tpl, sources, nil); err == nil {
+	if _, err := LocalQueueSet(tpl, sources, nil); err == nil {
 		t.Error("queues built without their functions' handlers")
 	}
 }

@@ -86,7 +86,7 @@ func (q *localQueues) url(logicalID string) string {
 // serve builds the template's queues, those consumed by a function with
 // its handler from load, and serves them until stop.
 func (q *localQueues) serve(ctx context.Context, load loader, logger *slog.Logger) error {
-	queues, err := localQueueSet(q.tpl, q.sources, queueHandlers(load))
+	queues, err := LocalQueueSet(q.tpl, q.sources, queueHandlers(load))
 	if err != nil {
 		q.ln.Close()
 		return err
@@ -108,10 +108,12 @@ func (q *localQueues) serve(ctx context.Context, load loader, logger *slog.Logge
 	return nil
 }
 
-// localQueueSet is every queue of tpl as the local SQS serves it: those
+// LocalQueueSet is every queue of tpl as the local SQS serves it: those
 // that sources name delivering to their function's handler with the
-// event's and the queue's settings, the others only stored.
-func localQueueSet(tpl *template.Template, sources []template.QueueSource, handlers map[string]localsqs.Handler) ([]localsqs.Queue, error) {
+// event's and the queue's settings (the function's Timeout bounds each
+// invocation), the others only stored. The benchmark serves the reminder
+// queue with it, as `run` does.
+func LocalQueueSet(tpl *template.Template, sources []template.QueueSource, handlers map[string]localsqs.Handler) ([]localsqs.Queue, error) {
 	consumed := map[string]localsqs.Queue{}
 	for _, s := range sources {
 		h, ok := handlers[s.Function]

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
 )
 
 // Bulk reminders (POST /v1/activation-emails): a fresh activation link to
@@ -32,7 +33,8 @@ const (
 	MaxReminderUsers = 100
 	// ReminderPage is how many users of the account a page reads.
 	ReminderPage = 200
-	// reminderWorkers is how many users of a page are reminded at once.
+	// reminderWorkers is how many groups of a page (store.RemindGroup
+	// users, one transaction) are reminded at once.
 	reminderWorkers = 8
 	// DefaultReminderMargin is how long before the invocation's deadline
 	// the reminder function stops taking pages and continues in a fresh
@@ -45,7 +47,7 @@ type ReminderStore interface {
 	LoadCaller(ctx context.Context, email string, userIDs ...string) (*licadmin.Caller, []*licadmin.User, error)
 	CreateReminder(ctx context.Context, c *licadmin.Caller, r *licadmin.Reminder, response any, now time.Time) error
 	GetReminder(ctx context.Context, accountID, id string) (*licadmin.Reminder, error)
-	RemindUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, reminderID string, now time.Time) (bool, error)
+	RemindUsers(ctx context.Context, c *licadmin.Caller, users []*licadmin.User, reminderID string, now time.Time) ([]bool, error)
 	PendingUsers(ctx context.Context, accountID string, limit int, after []byte) ([]*licadmin.User, []byte, error)
 	AdvanceReminder(ctx context.Context, r *licadmin.Reminder, queued, skipped int64, next []byte, status licadmin.ReminderStatus, reason string, now time.Time) error
 }
@@ -171,9 +173,10 @@ func (x *Reminders) Get(ctx context.Context, r licadmin.Request, id string) (*li
 	return x.Store.GetReminder(ctx, c.AccountID, id)
 }
 
-// remind reminds users, a few at a time, and returns how many got an
-// email queued. It fails when a user cannot be reminded for another
-// reason than the rules (the admin lost its role, an outage).
+// remind reminds users, a group of store.RemindGroup per transaction and
+// a few groups at a time, and returns how many got an email queued. It
+// fails when a user cannot be reminded for another reason than the rules
+// (the admin lost its role, an outage).
 func (x *Reminders) remind(ctx context.Context, c *licadmin.Caller, reminderID string, users []*licadmin.User) (int64, error) {
 	var (
 		mu     sync.Mutex
@@ -181,16 +184,22 @@ func (x *Reminders) remind(ctx context.Context, c *licadmin.Caller, reminderID s
 		errs   []error
 		wg     sync.WaitGroup
 	)
-	next := make(chan *licadmin.User)
-	for range min(reminderWorkers, len(users)) {
+	var groups [][]*licadmin.User
+	for from := 0; from < len(users); from += store.RemindGroup {
+		groups = append(groups, users[from:min(len(users), from+store.RemindGroup)])
+	}
+	next := make(chan []*licadmin.User)
+	for range min(reminderWorkers, len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for u := range next {
-				ok, err := x.Store.RemindUser(ctx, c, u, reminderID, x.Now.Read())
+			for g := range next {
+				ok, err := x.Store.RemindUsers(ctx, c, g, reminderID, x.Now.Read())
 				mu.Lock()
-				if ok {
-					queued++
+				for _, q := range ok {
+					if q {
+						queued++
+					}
 				}
 				if err != nil {
 					errs = append(errs, err)
@@ -199,8 +208,8 @@ func (x *Reminders) remind(ctx context.Context, c *licadmin.Caller, reminderID s
 			}
 		}()
 	}
-	for _, u := range users {
-		next <- u
+	for _, g := range groups {
+		next <- g
 	}
 	close(next)
 	wg.Wait()

@@ -134,9 +134,10 @@ func exportFiles(t *testing.T, env *apitest.Env, accountID, userID string) int {
 }
 
 // TestExportGoneWithLogs ensures an export's file goes with the logs it
-// holds: after remove, transfer or user delete, the purge deletes the
-// former holder's export files, so a download URL handed out before is
-// refused; files of the new generation stay.
+// holds: after remove, transfer or user delete, the purge has the export
+// function delete the former holder's export files (a job on the export
+// queue), so a download URL handed out before is refused; files of the new
+// generation stay.
 func TestExportGoneWithLogs(t *testing.T) {
 	for _, op := range []string{"remove", "transfer", "delete user"} {
 		t.Run(op, func(t *testing.T) {
@@ -164,6 +165,12 @@ func TestExportGoneWithLogs(t *testing.T) {
 				f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
 			}
 			mail.Drain(t)
+			if n := exportFiles(t, f.Env, f.acct, f.ada); n == 0 {
+				t.Fatal("the stream deleted the export files itself; it should leave them to the export function")
+			}
+			if failed := f.RunExports(t, q); len(failed) != 0 {
+				t.Fatalf("export files not deleted: %v", failed)
+			}
 
 			resp, err := http.Get(*v.URL)
 			if err != nil {
@@ -185,6 +192,7 @@ func TestExportGoneWithLogs(t *testing.T) {
 			f.startExport(t, f.ada, nil, nil)
 			f.RunExports(t, q)
 			mail.Drain(t)
+			f.RunExports(t, q)
 			if n := exportFiles(t, f.Env, f.acct, f.ada); n != 1 {
 				t.Fatalf("%d export files of the new generation, want 1", n)
 			}

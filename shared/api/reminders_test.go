@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -212,6 +213,100 @@ func TestRemindAllPending(t *testing.T) {
 	f.reminder(t, f.admin, rem.ID).Decode(t, &read)
 	if read.Status != licadmin.ReminderFailed || read.Error == nil {
 		t.Fatalf("reminder whose job was not queued: %+v, want failed with a reason", read)
+	}
+	f.Invariants(t)
+}
+
+// TestRemindUsersGroups ensures that reminding users several per
+// transaction keeps each user's own conditions: in groups where some users
+// were sent a link less than 60 s ago, some are active and some were
+// already reminded by the same reminder (a page done again), exactly the
+// others get a new email, an audit record and their activationSentAt;
+// the users counted queued are those reminded now or by the reminder
+// before; the same users again (a job delivered again) change nothing;
+// and a caller who is no admin gets EFORBIDDEN and changes nothing.
+func TestRemindUsersGroups(t *testing.T) {
+	f := newReminderFixture(t)
+	st := f.App.Store
+	bg := context.Background()
+	admin := f.MustCaller(t, f.admin)
+	now := time.Now().UTC()
+	const n = store.RemindGroup + 15 // two groups
+	type kind int
+	const (
+		fresh  kind = iota // reminded now
+		recent             // sent a link 10 s ago: skipped
+		active             // not pending: skipped
+		before             // reminded by this reminder 5 min ago: counted, not sent again
+	)
+	var users []*licadmin.User
+	kinds := map[string]kind{}
+	var earlier []*licadmin.User
+	for i := range n {
+		u := &licadmin.User{ID: fmt.Sprintf("grp%02d", i), AccountID: f.acct, Email: fmt.Sprintf("grp%d@acme.test", i), FirstName: "Ada",
+			LastName: "Lovelace", Language: "en", Role: licadmin.RoleUser, Status: licadmin.StatusPending, CreatedAt: now, UpdatedAt: now, Version: 1}
+		if _, err := st.CreateUser(bg, admin, u, "acme.test", now.Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		k := kind(i % 4)
+		switch k {
+		case recent:
+			if err := st.RequestActivationEmail(bg, admin, u, now.Add(-10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		case active:
+			setStatus(t, f.Env, u.ID, licadmin.StatusActive)
+		case before:
+			earlier = append(earlier, u)
+		}
+		kinds[u.ID] = k
+		users = append(users, u)
+	}
+	if q, err := st.RemindUsers(bg, admin, earlier, "r1", now.Add(-5*time.Minute)); err != nil || slices.Contains(q, false) {
+		t.Fatalf("the earlier reminder: %v %v", q, err)
+	}
+
+	q, err := st.RemindUsers(bg, admin, users, "r1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox := activationOutbox(t, f.Env)
+	audits := map[string]int{}
+	for _, a := range f.AuditLog(t, f.acct) {
+		if a.Action == store.ActionActivationEmail {
+			audits[a.Target]++
+		}
+	}
+	for i, u := range users {
+		k := kinds[u.ID]
+		wantQueued, wantEmails := k == fresh || k == before, 1
+		if k == active {
+			wantEmails = 0
+		}
+		if q[i] != wantQueued || outbox[u.ID] != wantEmails || audits[u.ID] != wantEmails {
+			t.Errorf("user %s (kind %d): queued %v, %d emails, %d audit records; want %v, %d, %d",
+				u.ID, k, q[i], outbox[u.ID], audits[u.ID], wantQueued, wantEmails, wantEmails)
+		}
+	}
+
+	// The same users again for the same reminder: counted as before, and
+	// nothing written.
+	items := len(f.Scan(t))
+	again, err := st.RemindUsers(bg, admin, users, "r1", now.Add(20*time.Second))
+	if err != nil || !slices.Equal(again, q) {
+		t.Fatalf("again: %v %v, want %v", again, err, q)
+	}
+	if got := len(f.Scan(t)); got != items {
+		t.Fatalf("%d items, %d after the same reminder again", items, got)
+	}
+
+	// A caller who is no admin: refused, nothing written.
+	plain := &licadmin.Caller{Email: users[0].Email, UserID: users[0].ID, AccountID: f.acct, Role: licadmin.RoleAdmin}
+	if _, err := st.RemindUsers(bg, plain, users, "r2", now.Add(3*time.Minute)); licadmin.ErrorCode(err) != licadmin.EFORBIDDEN {
+		t.Fatalf("a user who is no admin: %v, want EFORBIDDEN", err)
+	}
+	if got := len(f.Scan(t)); got != items {
+		t.Fatalf("%d items, %d after a refused reminder", items, got)
 	}
 	f.Invariants(t)
 }

@@ -269,13 +269,26 @@ func TestTransactionLimits(t *testing.T) {
 				CreatedAt: now, UpdatedAt: now}
 			return st.CreateReminder(keyed("remind"), c, r, r, now)
 		}, ""},
-		{"RemindUser", "the caller itself, twice for one reminder", func(t *testing.T) error {
+		{"RemindUsers", "the caller itself and full groups, twice for one reminder", func(t *testing.T) error {
 			ctx := bg
 			c := f.MustCaller(t, "second@acme.test")
-			if _, err := st.RemindUser(ctx, c, user(t, c.UserID), "r1", now); err != nil {
+			us := []*licadmin.User{user(t, c.UserID)}
+			all, _, err := st.ListUsers(bg, f.acct, licadmin.UserFilter{}, 200, nil)
+			if err != nil {
 				return err
 			}
-			_, err := st.RemindUser(ctx, c, user(t, c.UserID), "r1", now)
+			for _, u := range all {
+				if len(us) < 2*store.RemindGroup && u.ID != c.UserID {
+					us = append(us, u)
+				}
+			}
+			if len(us) < 2*store.RemindGroup {
+				return fmt.Errorf("only %d users", len(us))
+			}
+			if _, err := st.RemindUsers(ctx, c, us, "r1", now); err != nil {
+				return err
+			}
+			_, err = st.RemindUsers(ctx, c, us, "r1", now)
 			return err
 		}, ""},
 		{"CreateDropImport", "the longest key, twice", func(t *testing.T) error {

@@ -132,11 +132,13 @@ func (q *ExportQueue) Len() int {
 }
 
 // UseExports gives env's exports the test's S3 bucket and an ExportQueue,
-// and returns the queue.
+// on which the log purge queues the deletion of export files too, as in
+// AWS, and returns the queue.
 func (e *Env) UseExports() *ExportQueue {
 	q := &ExportQueue{iam: e.iam}
 	e.App.Exports.Queue = q
 	e.App.Exports.Objects = e.App.Files
+	e.App.Purger.Files = e.App.Exports
 	e.App.Exports.Logger = quiet
 	return q
 }

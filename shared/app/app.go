@@ -273,7 +273,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 	now := func() time.Time { return time.Now().UTC() }
 	newID := func() string { return ulid.Make().String() }
 	webmail := licadmin.NewWebmail(cfg.WebmailDomains)
-	st := &store.Store{DB: db, Table: cfg.TableName, NewID: newID}
+	st := &store.Store{DB: store.Operations(db), Table: cfg.TableName, NewID: newID}
 	a := &App{
 		now:      now,
 		newID:    newID,

@@ -74,16 +74,17 @@ func (c *EmailConfig) readEmail(getenv func(string) string) error {
 	return nil
 }
 
-// newSESClient returns the SES client for cfg. It does not retry: the
-// outbox delivery retries throttling itself, with its own backoff, and
-// records what happened.
-func newSESClient(awsCfg aws.Config, cfg EmailConfig) *ses.Client {
-	return ses.NewFromConfig(awsCfg, func(o *ses.Options) {
+// newSESClient returns the SendEmail of an SES client for cfg (only that
+// method: email.SendEmailFunc says why). It does not retry: the outbox
+// delivery retries throttling itself, with its own backoff, and records
+// what happened.
+func newSESClient(awsCfg aws.Config, cfg EmailConfig) email.SESAPI {
+	return email.SendEmailFunc(ses.NewFromConfig(awsCfg, func(o *ses.Options) {
 		if cfg.SESEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.SESEndpoint)
 		}
 		o.Retryer = aws.NopRetryer{}
-	})
+	}).SendEmail)
 }
 
 // wireEmail builds the activation service of a (links and tokens).

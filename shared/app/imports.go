@@ -37,8 +37,6 @@ func (a *App) UseImportFiles(client *s3.Client, invoker importer.Invoker) {
 	a.Imports.Bucket = a.Config.S3.Bucket
 	a.Imports.Invoker = invoker
 	a.Imports.Logger = a.Logger
-	// Export files live in the same bucket; the log purge deletes them.
-	a.Purger.Objects = a.Files
 }
 
 // useAWSImportFiles wires imports in AWS: S3 (or S3_ENDPOINT's store) and

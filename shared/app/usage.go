@@ -88,16 +88,26 @@ func wirePurge(a *App) {
 		On(store.KindPurge, stream.Modify, a.continuePurge)
 }
 
-// useAWSExports gives exports the export queue (EXPORT_QUEUE_URL, through
-// SQS_ENDPOINT's queue when set) and the bucket of Config.S3 through the
-// import files' client. A setting that is missing leaves its part unset:
-// the export operations then fail with an internal error naming it.
+// useAWSExports gives exports the export queue (useExportQueue) and the
+// bucket of Config.S3 through the import files' client. A setting that is
+// missing leaves its part unset: the export operations then fail with an
+// internal error naming it.
 func useAWSExports(a *App, awsCfg aws.Config) {
-	if url := a.Config.Queues.ExportQueueURL; url != "" {
-		a.Exports.Queue = sqsqueue.New(awsCfg, a.Config.Queues.SQSEndpoint, url)
-	}
+	useExportQueue(a, awsCfg)
 	if a.Config.S3.Bucket != "" && a.Files != nil {
 		a.Exports.Objects = a.Files
+	}
+}
+
+// useExportQueue gives exports the export queue (EXPORT_QUEUE_URL, through
+// SQS_ENDPOINT's queue when set), and the log purge the export function,
+// through that queue, to delete the export files of purged generations.
+// Without the setting neither is set: exports fail naming it, and the
+// purge leaves the files to their one-day lifecycle.
+func useExportQueue(a *App, awsCfg aws.Config) {
+	if url := a.Config.Queues.ExportQueueURL; url != "" {
+		a.Exports.Queue = sqsqueue.New(awsCfg, a.Config.Queues.SQSEndpoint, url)
+		a.Purger.Files = a.Exports
 	}
 }
 

@@ -52,6 +52,9 @@ type Objects interface {
 	PresignDownload(ctx context.Context, key, filename, contentType string, ttl time.Duration) (string, error)
 	// Delete deletes the object key (none is no error).
 	Delete(ctx context.Context, key string) error
+	// DeletePrefix deletes every object whose key starts with prefix and
+	// returns how many it deleted: the files of a purged log generation.
+	DeletePrefix(ctx context.Context, prefix string) (int, error)
 }
 
 // Exports applies the export rules and runs export jobs.
@@ -105,9 +108,20 @@ type ExportView struct {
 	CreatedAt time.Time             `json:"createdAt"`
 }
 
-// job is the body of an export queue message.
+// job is the body of an export queue message: an export to run, or the
+// export files of a log purge to delete (PurgeFiles).
 type job struct {
-	ExportID string `json:"exportId"`
+	ExportID string     `json:"exportId,omitempty"`
+	Purge    *FilePurge `json:"purge,omitempty"`
+}
+
+// valid reports whether j is exactly one kind of job, with what that kind
+// needs.
+func (j job) valid() bool {
+	if j.Purge != nil {
+		return j.ExportID == "" && j.Purge.AccountID != "" && j.Purge.UserID != ""
+	}
+	return j.ExportID != ""
 }
 
 // Request starts exporting the log of user userID of the caller's account
@@ -278,16 +292,55 @@ func exportFilename(exp *licadmin.Export) string {
 	return "logs-" + exp.UserID + "-" + exp.Range.From.Format("20060102") + "-" + exp.Range.To.Format("20060102") + ".csv"
 }
 
+// PurgeFiles queues the deletion of the export files of a log purge: the
+// export function, which writes them, deletes them (DeleteFiles), so that
+// the table stream's function, which purges the logs, links no S3 client.
+// An error means the purge may be tried again.
+func (x *Exports) PurgeFiles(ctx context.Context, f FilePurge) error {
+	if x.Queue == nil {
+		return errors.New("exports: no export queue is configured (EXPORT_QUEUE_URL)")
+	}
+	body, _ := json.Marshal(job{Purge: &f})
+	return x.Queue.Send(ctx, body)
+}
+
+// DeleteFiles deletes the export files f names. Deletions are idempotent:
+// a job interrupted anywhere simply runs again.
+func (x *Exports) DeleteFiles(ctx context.Context, f FilePurge) error {
+	if x.Objects == nil {
+		return errors.New("exports: no bucket is configured (BUCKET_NAME)")
+	}
+	for _, prefix := range f.Prefixes() {
+		n, err := x.Objects.DeletePrefix(ctx, prefix)
+		if err != nil {
+			return fmt.Errorf("delete the export files of %s: %w", f.UserID, err)
+		}
+		if n > 0 {
+			x.logger().InfoContext(ctx, "export files deleted", "userId", f.UserID, "files", n)
+		}
+	}
+	return nil
+}
+
 // HandleSQS is the export function's handler: it runs the job of each
-// message, and reports only the jobs that failed and may succeed when
-// tried again, so that the queue redelivers just those. On the last
-// attempt a failing export is marked failed instead.
+// message (an export, or the deletion of a purge's files), and reports
+// only the jobs that failed and may succeed when tried again, so that the
+// queue redelivers just those. On the last attempt a failing export is
+// marked failed instead; a failing deletion goes on to the dead-letter
+// queue.
 func (x *Exports) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	for _, m := range ev.Records {
 		var j job
-		if err := json.Unmarshal([]byte(m.Body), &j); err != nil || j.ExportID == "" {
+		if err := json.Unmarshal([]byte(m.Body), &j); err != nil || !j.valid() {
 			x.logger().ErrorContext(ctx, "export job dropped: malformed", "messageId", m.MessageId)
+			continue
+		}
+		if j.Purge != nil {
+			if err := x.DeleteFiles(ctx, *j.Purge); err != nil {
+				x.logger().ErrorContext(ctx, "export files not deleted", "userId", j.Purge.UserID, "err", err.Error())
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+			}
 			continue
 		}
 		err := x.Run(ctx, j.ExportID)

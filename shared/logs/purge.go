@@ -19,16 +19,43 @@ type PurgeStore interface {
 	DeletePurge(ctx context.Context, j *store.PurgeJob) error
 }
 
-// PurgeObjects deletes export files (shared/s3files in S3).
-type PurgeObjects interface {
-	DeletePrefix(ctx context.Context, prefix string) (int, error)
+// FilePurger deletes the export files of purged log generations. Exports
+// is one: it hands the deletion to the export function through the export
+// queue, so that the stream's function, which purges, needs no S3 client.
+type FilePurger interface {
+	PurgeFiles(ctx context.Context, f FilePurge) error
+}
+
+// FilePurge names the export files of a purge: those of log generations
+// FromGen..ToGen of user UserID of account AccountID, or every file of the
+// user when Deleted.
+type FilePurge struct {
+	AccountID string `json:"accountId"`
+	UserID    string `json:"userId"`
+	FromGen   int64  `json:"fromGen"`
+	ToGen     int64  `json:"toGen"`
+	Deleted   bool   `json:"deleted,omitempty"`
+}
+
+// Prefixes returns the key prefixes of f's files: the user's, for a
+// deleted user, else one per generation.
+func (f FilePurge) Prefixes() []string {
+	if f.Deleted {
+		return []string{UserPrefix(f.AccountID, f.UserID)}
+	}
+	var prefixes []string
+	for gen := f.FromGen; gen <= f.ToGen; gen++ {
+		prefixes = append(prefixes, GenerationPrefix(f.AccountID, f.UserID, gen))
+	}
+	return prefixes
 }
 
 // Purger deletes the log entries that no read can reach any more: those of
 // the generations that remove or transfer left behind, and every entry and
 // counter of a deleted user, with the export files of those generations
-// (so that a download URL handed out before stops working). It reacts to the table's stream (user items'
-// MODIFY and REMOVE records) and deletes at most Budget items per call, so
+// (so that a download URL handed out before stops working; Files deletes
+// them, the export function in AWS). It reacts to the table's stream (user
+// items' MODIFY and REMOVE records) and deletes at most Budget items per call, so
 // that a huge log never makes one invocation run out of time; a purge that
 // is not finished saves a marker item whose own stream record triggers the
 // next call, until it is. A call also stops, with a marker, when its
@@ -38,10 +65,11 @@ type PurgeObjects interface {
 // anywhere simply runs again. The entries' TTL remains the backstop.
 type Purger struct {
 	Store PurgeStore
-	// Objects deletes the export files; nil deletes none (a function
-	// without the bucket; the files' one-day lifecycle is the backstop).
-	Objects PurgeObjects
-	Now     licadmin.Clock
+	// Files deletes the export files; nil deletes none (a function
+	// without the export queue; the files' one-day lifecycle is the
+	// backstop).
+	Files FilePurger
+	Now   licadmin.Clock
 	// Budget bounds the items one call deletes (DefaultPurgeBudget when 0).
 	Budget int
 	// Margin is the time a call leaves before its context's deadline
@@ -105,27 +133,15 @@ func (p *Purger) Run(ctx context.Context, j *store.PurgeJob) error {
 	return p.Store.SavePurge(ctx, &next, p.Now.Read())
 }
 
-// deleteExports deletes the export files of j's generations (of every
-// generation, for a deleted user).
+// deleteExports has the export files of j's generations (of every
+// generation, for a deleted user) deleted.
 func (p *Purger) deleteExports(ctx context.Context, j *store.PurgeJob) error {
-	if p.Objects == nil || j.AccountID == "" {
+	if p.Files == nil || j.AccountID == "" {
 		return nil
 	}
-	prefixes := []string{UserPrefix(j.AccountID, j.UserID)}
-	if !j.Deleted {
-		prefixes = prefixes[:0]
-		for gen := j.FromGen; gen <= j.ToGen; gen++ {
-			prefixes = append(prefixes, GenerationPrefix(j.AccountID, j.UserID, gen))
-		}
-	}
-	for _, prefix := range prefixes {
-		n, err := p.Objects.DeletePrefix(ctx, prefix)
-		if err != nil {
-			return fmt.Errorf("delete the export files of %s: %w", j.UserID, err)
-		}
-		if n > 0 {
-			p.logger().InfoContext(ctx, "export files deleted", "userId", j.UserID, "files", n)
-		}
+	f := FilePurge{AccountID: j.AccountID, UserID: j.UserID, FromGen: j.FromGen, ToGen: j.ToGen, Deleted: j.Deleted}
+	if err := p.Files.PurgeFiles(ctx, f); err != nil {
+		return fmt.Errorf("delete the export files of %s: %w", j.UserID, err)
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package logs_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/logs"
 	"licenseadmin/shared/store"
 )
@@ -62,5 +64,69 @@ func TestPurgeStopsAtDeadline(t *testing.T) {
 				t.Fatalf("%d entries left, markers %+v; want %d left, marker %v", st.left[0], st.saved, tc.wantLeft, tc.wantMarker)
 			}
 		})
+	}
+}
+
+// jobQueue keeps what is sent to it, as the export queue would.
+type jobQueue struct{ bodies []string }
+
+func (q *jobQueue) Send(_ context.Context, body []byte) error {
+	q.bodies = append(q.bodies, string(body))
+	return nil
+}
+
+// prefixObjects records the prefixes deleted; the other operations are
+// not used here.
+type prefixObjects struct {
+	logs.Objects
+	deleted []string
+}
+
+func (o *prefixObjects) DeletePrefix(_ context.Context, prefix string) (int, error) {
+	o.deleted = append(o.deleted, prefix)
+	return 1, nil
+}
+
+// TestPurgeQueuesExportFiles ensures the purge hands the export files of
+// the purged generations (every file of a deleted user) to the export
+// function, as a job on the export queue, and that the export function
+// deletes exactly those prefixes; a purge job that names no account or
+// user is dropped rather than deleting anything.
+func TestPurgeQueuesExportFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		oldGen, newGen int64
+		deleted        bool
+		want           []string
+	}{
+		{"license removed", 2, 3, false, []string{"exports/a1/u1/2/"}},
+		{"two generations", 2, 4, false, []string{"exports/a1/u1/2/", "exports/a1/u1/3/"}},
+		{"user deleted", 5, 0, true, []string{"exports/a1/u1/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, objects := &jobQueue{}, &prefixObjects{}
+			x := &logs.Exports{Queue: q, Objects: objects, Now: time.Now}
+			p := &logs.Purger{Store: &purgeStore{left: map[int64]int{}}, Files: x, Now: time.Now}
+			if err := p.UserChanged(context.Background(), "a1", "u1", tc.oldGen, tc.newGen, tc.deleted); err != nil {
+				t.Fatal(err)
+			}
+			if len(q.bodies) != 1 || len(objects.deleted) != 0 {
+				t.Fatalf("%d jobs queued, %d prefixes deleted by the purge itself; want 1 job, none", len(q.bodies), len(objects.deleted))
+			}
+			resp, err := x.HandleSQS(context.Background(), apitest.SQSEvent(q.bodies...))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("HandleSQS: %v, %v", resp, err)
+			}
+			if !slices.Equal(objects.deleted, tc.want) {
+				t.Errorf("deleted %v, want %v", objects.deleted, tc.want)
+			}
+		})
+	}
+	objects := &prefixObjects{}
+	x := &logs.Exports{Objects: objects, Now: time.Now}
+	for _, body := range []string{`{"purge":{"accountId":"a1"}}`, `{"purge":{"userId":"u1"}}`, `{"exportId":"e1","purge":{"accountId":"a1","userId":"u1"}}`} {
+		if resp, err := x.HandleSQS(context.Background(), apitest.SQSEvent(body)); err != nil || len(resp.BatchItemFailures) != 0 || len(objects.deleted) != 0 {
+			t.Errorf("%s: %v, %v, deleted %v; want dropped", body, resp, err, objects.deleted)
+		}
 	}
 }

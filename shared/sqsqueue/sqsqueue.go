@@ -12,14 +12,18 @@ import (
 
 // Queue sends to one queue.
 type Queue struct {
-	Client *sqs.Client
-	URL    string
+	// SendMessage is a client's SendMessage method value, not the client:
+	// in a function that renders emails, whose templates' reflection makes
+	// the linker keep every exported method of every type stored in an
+	// interface, a *sqs.Client here would keep all of SQS's operations.
+	SendMessage func(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	URL         string
 }
 
 // New returns a Queue for the queue at url, with a client from cfg that
 // talks to endpoint when it is not empty.
 func New(cfg aws.Config, endpoint, url string) *Queue {
-	return &Queue{Client: NewClient(cfg, endpoint), URL: url}
+	return &Queue{SendMessage: NewClient(cfg, endpoint).SendMessage, URL: url}
 }
 
 // NewClient returns an SQS client from cfg that talks to endpoint when it
@@ -35,7 +39,7 @@ func NewClient(cfg aws.Config, endpoint string) *sqs.Client {
 // Send puts one message with body on the queue and returns once SQS has
 // stored it.
 func (q *Queue) Send(ctx context.Context, body []byte) error {
-	_, err := q.Client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body))})
+	_, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(string(body))})
 	if err != nil {
 		return fmt.Errorf("send to %s: %w", q.URL, err)
 	}

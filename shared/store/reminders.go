@@ -14,8 +14,9 @@ import (
 
 // Bulk reminders (POST /v1/activation-emails). A reminder record
 // (ACCT#<accountId>, REMIND#<reminderId>) holds the request and its
-// progress. Each user is reminded in a transaction of its own, as a single
-// activation-email request is (RemindUser); a reminder of every pending
+// progress. Users are reminded up to RemindGroup per transaction, each
+// under its own conditions as a single activation-email request is
+// (RemindUsers); a reminder of every pending
 // user goes through the account's users a page at a time, and writes each
 // page's progress on the condition that no other invocation wrote it
 // first (AdvanceReminder).
@@ -77,51 +78,6 @@ func (s *Store) GetReminder(ctx context.Context, accountID, id string) (*licadmi
 	return r, nil
 }
 
-// RemindUser queues an activation email to u (as read) for reminder
-// reminderID asked by c, in one transaction: the user's activationSentAt
-// and remindedBy, on the conditions that u is still a pending user of the
-// account, sent none in the last ActivationEmailInterval and was not
-// reminded by this reminder yet; the outbox item; the caller's admin check
-// and the audit record. It reports whether the email was queued, by this
-// call or an earlier one for the same reminder (a page done again); false
-// means the user is skipped. It fails with EFORBIDDEN when c is no longer
-// an admin.
-func (s *Store) RemindUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, reminderID string, now time.Time) (bool, error) {
-	t := &txn{}
-	e := newExpr()
-	sent, by := e.n("activationSentAt"), e.n("remindedBy")
-	job := e.v(str(reminderID))
-	var skipped, again bool
-	t.update(s.Table, userKey(u.ID), fmt.Sprintf("SET %s = %s, %s = %s", sent, e.v(num(now.UnixMilli())), by, job),
-		fmt.Sprintf("%s = %s AND %s = %s AND (attribute_not_exists(%s) OR %s <= %s) AND (attribute_not_exists(%s) OR %s <> %s)",
-			e.n("accountId"), e.v(str(u.AccountID)), e.n("status"), e.v(str(string(licadmin.StatusPending))),
-			sent, sent, e.v(num(now.Add(-ActivationEmailInterval).UnixMilli())), by, by, job),
-		e, func(old Item) error {
-			if getS(old, "remindedBy") == reminderID {
-				again = true
-			} else {
-				skipped = true
-			}
-			return errSkipped
-		})
-	s.putOutbox(t, RecipientOutbox(licadmin.EmailActivation, u, now))
-	s.callerCheck(t, c)
-	s.addAudit(ctx, t, Audit{AccountID: u.AccountID, Actor: c.Email, Action: ActionActivationEmail, Target: u.ID,
-		Details: map[string]string{"reminderId": reminderID}, At: now})
-	err := s.transact(ctx, t)
-	switch {
-	case errors.Is(err, errSkipped) && again:
-		return true, nil
-	case errors.Is(err, errSkipped) && skipped:
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return true, nil
-}
-
-var errSkipped = errors.New("user skipped")
-
 // PendingUsers returns the pending users of accountID among the next page
 // of its users (at most limit read) after the position after, and the
 // position of the next page (nil once every user was read).
@@ -168,4 +124,97 @@ func (s *Store) AdvanceReminder(ctx context.Context, r *licadmin.Reminder, queue
 		e.n("status"), e.v(str(string(licadmin.ReminderRunning))))
 	return s.updateIf(ctx, reminderKey(r.AccountID, r.ID), update, cond, e,
 		licadmin.ErrReminderMoved, "advance reminder "+r.ID)
+}
+
+// RemindUsers queues an activation email to each of users (as read) for
+// reminder reminderID asked by c, several users per transaction (at most
+// RemindGroup): for each user, its activationSentAt and remindedBy, on
+// the conditions that it is still a pending user of the account, sent
+// none in the last ActivationEmailInterval and was not reminded by this
+// reminder yet, its outbox item and its audit record; and once per
+// transaction the caller's admin check. Each user's items commit with
+// its own condition, as a single activation-email request's do: when a
+// user's condition fails, DynamoDB cancels the whole transaction, and it
+// is sent again without that user (and any other the cancellation
+// named), so a user is never reminded without its email, nor its email
+// queued without its condition. It reports for each user whether its
+// email was queued, by this call or an earlier one for the same reminder
+// (a page done again); false means the user is skipped. It fails with
+// EFORBIDDEN when c is no longer an admin; users of groups sent before
+// the failure keep their emails.
+func (s *Store) RemindUsers(ctx context.Context, c *licadmin.Caller, users []*licadmin.User, reminderID string, now time.Time) ([]bool, error) {
+	queued := make([]bool, len(users))
+	for from := 0; from < len(users); from += RemindGroup {
+		group := users[from:min(len(users), from+RemindGroup)]
+		if err := s.remindGroup(ctx, c, group, reminderID, now, queued[from:from+len(group)]); err != nil {
+			return queued, err
+		}
+	}
+	return queued, nil
+}
+
+// RemindGroup is how many users one transaction of RemindUsers reminds:
+// three items each and the caller's check, within DynamoDB's 100 items.
+const RemindGroup = 25
+
+// errSkipped is the error of a user's failed condition in RemindUsers.
+var errSkipped = errors.New("user skipped")
+
+// remindGroup reminds group in one transaction, sent again without the
+// users whose conditions failed until it commits or none is left; it sets
+// queued[i] for group[i].
+func (s *Store) remindGroup(ctx context.Context, c *licadmin.Caller, group []*licadmin.User, reminderID string, now time.Time, queued []bool) error {
+	left := make([]int, len(group))
+	for i := range group {
+		left[i] = i
+	}
+	for len(left) > 0 {
+		t := &txn{}
+		// outcome[j] is how left[j]'s condition failed: 0 it held, 1 the
+		// user is skipped, 2 this reminder already reminded it.
+		outcome := make([]int, len(left))
+		s.callerCheck(t, c)
+		for j, i := range left {
+			u := group[i]
+			e := newExpr()
+			sent, by := e.n("activationSentAt"), e.n("remindedBy")
+			job := e.v(str(reminderID))
+			t.update(s.Table, userKey(u.ID), fmt.Sprintf("SET %s = %s, %s = %s", sent, e.v(num(now.UnixMilli())), by, job),
+				fmt.Sprintf("%s = %s AND %s = %s AND (attribute_not_exists(%s) OR %s <= %s) AND (attribute_not_exists(%s) OR %s <> %s)",
+					e.n("accountId"), e.v(str(u.AccountID)), e.n("status"), e.v(str(string(licadmin.StatusPending))),
+					sent, sent, e.v(num(now.Add(-ActivationEmailInterval).UnixMilli())), by, by, job),
+				e, func(old Item) error {
+					outcome[j] = 1
+					if getS(old, "remindedBy") == reminderID {
+						outcome[j] = 2
+					}
+					return errSkipped
+				})
+			s.putOutbox(t, RecipientOutbox(licadmin.EmailActivation, u, now))
+			s.addAudit(ctx, t, Audit{AccountID: u.AccountID, Actor: c.Email, Action: ActionActivationEmail, Target: u.ID,
+				Details: map[string]string{"reminderId": reminderID}, At: now})
+		}
+		err := s.transact(ctx, t)
+		if err != nil && !errors.Is(err, errSkipped) {
+			return err
+		}
+		var again []int
+		for j, i := range left {
+			switch outcome[j] {
+			case 0:
+				if err == nil {
+					queued[i] = true
+				} else {
+					again = append(again, i)
+				}
+			case 2:
+				queued[i] = true
+			}
+		}
+		if err != nil && len(again) == len(left) {
+			return fmt.Errorf("remind users: the transaction was cancelled without naming a user: %w", err)
+		}
+		left = again
+	}
+	return nil
 }
