@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -207,11 +207,7 @@ func startupEnv(root, dir string) ([]string, error) {
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_LAMBDA_FUNCTION_NAME=bench",
 	}
-	names := make([]string, 0, len(vars))
-	for k := range vars {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(vars))
 	for _, k := range names {
 		env = append(env, k+"="+vars[k])
 	}
@@ -323,11 +319,7 @@ func templateVariables(tpl []byte, samconfig string) (map[string]string, error) 
 	for k, n := range doc.Globals.Function.Environment.Variables {
 		vars[k] = value(n)
 	}
-	ids := make([]string, 0, len(doc.Resources))
-	for id := range doc.Resources {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(doc.Resources))
 	for _, id := range ids {
 		r := doc.Resources[id]
 		if r.Type != "AWS::Serverless::Function" {

@@ -55,17 +55,13 @@ func (b *bench) batchQueryFigures(ctx context.Context) error {
 	}
 	b.figs.record(b.run, "floor.query.p50", floorP50)
 
-	b.stack.counter.reset()
-	res := drive(ctx, 1, b.cfg.queryOps, b.cfg.phaseLimit, func(ctx context.Context, _, _ int) error {
+	res, counts, err := b.sequential(ctx, "api.list.c1", "list users", func(ctx context.Context) error {
 		_, err := b.stack.expect(ctx, 200, "GET", "/v1/users?limit=50", acct.token, nil)
 		return err
 	})
-	counts := b.stack.counter.reset()
-	if res.failed > 0 {
-		return fmt.Errorf("list users: %w", res.firstErr)
+	if err != nil {
+		return err
 	}
-	b.figs.record(b.run, "api.list.c1.p50", percentile(res.lat, 50))
-	b.figs.record(b.run, "api.list.c1.reads", float64(counts.sum(readOps))/float64(len(res.lat)))
 	_, listRCU, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, counts.units)
 	if err != nil {
 		return err

@@ -112,6 +112,22 @@ func (b *bench) assignTxs(ctx context.Context, acct *benchAccount, users []*lica
 	return txs, nil
 }
 
+// sequential sends op's request b.cfg.queryOps times, one at a time, and
+// records its p50 latency as figure id.p50 and the DynamoDB reads it made
+// per request as id.reads; it returns the latencies and the DynamoDB
+// requests counted. what names the request in an error.
+func (b *bench) sequential(ctx context.Context, id, what string, op func(ctx context.Context) error) (driveResult, requestCounts, error) {
+	b.stack.counter.reset()
+	res := drive(ctx, 1, b.cfg.queryOps, b.cfg.phaseLimit, func(ctx context.Context, _, _ int) error { return op(ctx) })
+	counts := b.stack.counter.reset()
+	if res.failed > 0 {
+		return res, counts, fmt.Errorf("%s: %w", what, res.firstErr)
+	}
+	b.figs.record(b.run, id+".p50", percentile(res.lat, 50))
+	b.figs.record(b.run, id+".reads", float64(counts.sum(readOps))/float64(len(res.lat)))
+	return res, counts, nil
+}
+
 // benchRequest gives ctx the request metadata the API gives a request, so
 // that captured audit records are the size of real ones.
 func benchRequest(ctx context.Context, acct *benchAccount) context.Context {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 	"licenseadmin/shared/user"
@@ -60,12 +58,7 @@ func (b *bench) prepareSearch(ctx context.Context) (*benchSearch, error) {
 	const slice = 5_000
 	for from := 0; from < n; from += slice {
 		txs, err := b.stack.capture(func(st *store.Store) error {
-			svc := &user.Service{
-				Store:   seedStore{caller: acct.admin, create: st.CreateUser},
-				Now:     func() time.Time { return time.Now().UTC() },
-				NewID:   func() string { return ulid.Make().String() },
-				Webmail: licadmin.NewWebmail(licadmin.DefaultWebmailDomains),
-			}
+			svc := seedUsers(acct, st)
 			ctx := benchRequest(ctx, acct)
 			for i := from; i < min(n, from+slice); i++ {
 				first := benchFirstNames[i%len(benchFirstNames)]
@@ -119,8 +112,7 @@ func (s *benchSearch) figures(ctx context.Context) error {
 	b.figs.record(b.run, "search.query.p50", queryP50)
 
 	path := "/v1/users?limit=50&q=" + searchQuery
-	b.stack.counter.reset()
-	res := drive(ctx, 1, b.cfg.queryOps, b.cfg.phaseLimit, func(ctx context.Context, _, _ int) error {
+	res, counts, err := b.sequential(ctx, "search.c1", "search", func(ctx context.Context) error {
 		r, err := b.stack.expect(ctx, 200, "GET", path, s.acct.token, nil)
 		if err != nil {
 			return err
@@ -136,12 +128,9 @@ func (s *benchSearch) figures(ctx context.Context) error {
 		}
 		return nil
 	})
-	counts := b.stack.counter.reset()
-	if res.failed > 0 {
-		return fmt.Errorf("search: %w", res.firstErr)
+	if err != nil {
+		return err
 	}
-	b.figs.record(b.run, "search.c1.p50", percentile(res.lat, 50))
-	b.figs.record(b.run, "search.c1.reads", float64(counts.sum(readOps))/float64(len(res.lat)))
 	b.logf("GET %s on %d users p50 %.2f ms, DynamoDB: %s", path, n, percentile(res.lat, 50), counts.describe())
 	return s.writeCostFigures(ctx)
 }

@@ -448,6 +448,17 @@ type seedStore struct {
 	create func(ctx context.Context, c *licadmin.Caller, u *licadmin.User, domain string, now time.Time) (*licadmin.User, error)
 }
 
+// seedUsers returns the user service, as the API builds it, whose
+// creations by acct's admin go to st's CreateUser (a capturing store's).
+func seedUsers(acct *benchAccount, st *store.Store) *user.Service {
+	return &user.Service{
+		Store:   seedStore{caller: acct.admin, create: st.CreateUser},
+		Now:     func() time.Time { return time.Now().UTC() },
+		NewID:   func() string { return ulid.Make().String() },
+		Webmail: licadmin.NewWebmail(licadmin.DefaultWebmailDomains),
+	}
+}
+
 func (s seedStore) LoadCaller(context.Context, string, ...string) (*licadmin.Caller, []*licadmin.User, error) {
 	return s.caller, nil, nil
 }
@@ -470,12 +481,7 @@ func (s *benchStack) userItems(ctx context.Context, acct *benchAccount, prefix s
 func (s *benchStack) userTxs(ctx context.Context, acct *benchAccount, prefix string, n int, kinds ...string) ([]*licadmin.User, []map[string]types.AttributeValue, []*dynamodb.TransactWriteItemsInput, error) {
 	users := make([]*licadmin.User, 0, n)
 	txs, err := s.capture(func(st *store.Store) error {
-		svc := &user.Service{
-			Store:   seedStore{caller: acct.admin, create: st.CreateUser},
-			Now:     func() time.Time { return time.Now().UTC() },
-			NewID:   func() string { return ulid.Make().String() },
-			Webmail: licadmin.NewWebmail(licadmin.DefaultWebmailDomains),
-		}
+		svc := seedUsers(acct, st)
 		ctx := benchRequest(ctx, acct)
 		for i := range n {
 			u, err := svc.Create(ctx, licadmin.Request{Email: acct.admin.Email}, user.NewUser{

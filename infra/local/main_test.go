@@ -8,15 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"licenseadmin/infra/dynamolocal"
-	"licenseadmin/infra/seslocal"
+	"licenseadmin/shared/apitest"
 )
 
-func TestMain(m *testing.M) {
-	code := dynamolocal.RunTests(m)
-	seslocal.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
 
 // TestDispatch ensures unknown commands and help print the usage with the
 // right exit status, that the usage shows every command with its required

@@ -71,19 +71,7 @@ func TestRunImport(t *testing.T) {
 		Failed    int     `json:"failed"`
 		ReportURL *string `json:"reportUrl"`
 	}
-	for deadline := time.Now().Add(time.Minute); status.Status != "done"; {
-		resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/imports/"+up.ImportID, nil, tok))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET import: %d %s", resp.StatusCode, body)
-		}
-		if err := json.Unmarshal([]byte(body), &status); err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("import still %s after a minute: %s\n%s", status.Status, body, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	st.Poll(t, "/v1/imports/"+up.ImportID, tok, time.Minute, &status, func() bool { return status.Status == "done" })
 	if status.Rows != 3 || status.Created != 2 || status.Failed != 1 || status.ReportURL == nil {
 		t.Fatalf("import %+v", status)
 	}
@@ -117,19 +105,9 @@ func TestRunImport(t *testing.T) {
 			Created  int     `json:"created"`
 		} `json:"items"`
 	}
-	for deadline := time.Now().Add(time.Minute); len(list.Items) == 0 || list.Items[0].Source != "drop" || list.Items[0].Status != "done"; {
-		resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/imports", nil, tok))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /v1/imports: %d %s", resp.StatusCode, body)
-		}
-		if err := json.Unmarshal([]byte(body), &list); err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no dropped import done after a minute: %s\n%s", body, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	st.Poll(t, "/v1/imports", tok, time.Minute, &list, func() bool {
+		return len(list.Items) > 0 && list.Items[0].Source == "drop" && list.Items[0].Status == "done"
+	})
 	if len(list.Items) != 2 || list.Items[0].FileName == nil || *list.Items[0].FileName != "hr-export.csv" || list.Items[0].Created != 1 || list.Items[1].Source != "api" {
 		t.Fatalf("imports %+v, want the drop (1 user) then the upload", list.Items)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,7 +19,7 @@ import (
 func TestUsageCommand(t *testing.T) {
 	vars := map[string]string{}
 	st := apitest.StartStack(t, stack.Run, vars)
-	api, sqs, e, ctx := st.API, st.SQS, st.Env, context.Background()
+	sqs, e, ctx := st.SQS, st.Env, context.Background()
 	getenv := e.Getenv
 	e = &env{Stdout: e.Stdout, Stderr: e.Stderr, Dir: e.Dir, Getenv: func(k string) string {
 		if v, ok := vars[k]; ok {
@@ -65,18 +64,7 @@ func TestUsageCommand(t *testing.T) {
 			Recipients []string `json:"recipients"`
 		} `json:"items"`
 	}
-	for deadline := time.Now().Add(20 * time.Second); len(page.Items) == 0; time.Sleep(100 * time.Millisecond) {
-		resp, body := apitest.HTTPDo(t, apitest.HTTPRequest(t, http.MethodGet, api+"/v1/me/logs", nil, tok))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /v1/me/logs: %d %s", resp.StatusCode, body)
-		}
-		if err := json.Unmarshal([]byte(body), &page); err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the event did not reach the log: %s\n%s", st.Stdout.String(), st.Stderr.String())
-		}
-	}
+	st.Poll(t, "/v1/me/logs", tok, 20*time.Second, &page, func() bool { return len(page.Items) > 0 })
 	if it := page.Items[0]; len(page.Items) != 1 || it.ID != sent.Event.EventID || it.Type != "sent" || it.SourceIP != "192.0.2.44" || len(it.Recipients) != 2 {
 		t.Fatalf("log %+v, want the event sent", page.Items)
 	}

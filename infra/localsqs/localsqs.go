@@ -18,8 +18,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -429,12 +430,7 @@ func (s *Server) Delete(name, receipt string) error {
 func (s *Server) QueueNames() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.queues))
-	for n := range s.queues {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(s.queues))
 }
 
 func md5Hex(b []byte) string {
@@ -446,11 +442,7 @@ func md5Hex(b []byte) string {
 // by name, the length-prefixed name, data type, a transport byte (1 string,
 // 2 binary) and the length-prefixed value.
 func attributesMD5(attrs map[string]events.SQSMessageAttribute) string {
-	names := make([]string, 0, len(attrs))
-	for n := range attrs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(attrs))
 	h := md5.New()
 	put := func(b []byte) {
 		var l [4]byte

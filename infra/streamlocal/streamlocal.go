@@ -6,6 +6,7 @@
 package streamlocal
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -510,9 +511,4 @@ func attribute(v types.AttributeValue) events.DynamoDBAttributeValue {
 	return events.NewNullAttribute()
 }
 
-func (p *Poller) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.Default()
-}
+func (p *Poller) logger() *slog.Logger { return cmp.Or(p.Logger, slog.Default()) }

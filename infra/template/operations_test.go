@@ -2,7 +2,8 @@ package template_test
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,11 +198,7 @@ func failureQueue(d *template.Document, v any) string {
 func TestAsyncFunctionsHaveDestinations(t *testing.T) {
 	d := realDocument(t)
 	async := asyncFunctions(d)
-	ids := make([]string, 0, len(async))
-	for id := range async {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(async))
 	for _, id := range ids {
 		eic, _ := d.Resources[id].Properties["EventInvokeConfig"].(map[string]any)
 		if eic == nil {

@@ -2,6 +2,8 @@ package template
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // StreamSource is a DynamoDB event of a function: an event source mapping
@@ -90,7 +92,7 @@ func (t *Template) StreamSources() ([]StreamSource, error) {
 // dead-letter queues can be read.
 func (t *Template) Queues() []string {
 	var out []string
-	for _, id := range sortedKeys(t.resources) {
+	for _, id := range slices.Sorted(maps.Keys(t.resources)) {
 		if t.resources[id].Type == typeQueue {
 			out = append(out, id)
 		}

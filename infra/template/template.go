@@ -3,7 +3,9 @@ package template
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -207,7 +209,7 @@ func Parse(b []byte) (*Template, error) {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
 	t.CORS = cors
-	for _, id := range sortedKeys(doc.Resources) {
+	for _, id := range slices.Sorted(maps.Keys(doc.Resources)) {
 		r := doc.Resources[id]
 		if r.Type != typeFunction {
 			continue
@@ -249,7 +251,7 @@ func (t *Template) function(id string, r resource, doc *document) (Function, err
 	if err := decodeOptional(&r.Properties, &p); err != nil {
 		return Function{}, fmt.Errorf("properties: %w", err)
 	}
-	fn := Function{LogicalID: id, Policies: asList(p.Policies)}
+	fn := Function{LogicalID: id, Policies: List(p.Policies)} // SAM accepts one policy or a list of them
 	codeURI := p.CodeURI
 	if codeURI == nil {
 		codeURI = doc.Globals.Function.CodeURI
@@ -262,7 +264,7 @@ func (t *Template) function(id string, r resource, doc *document) (Function, err
 		fn.Timeout = time.Duration(doc.Globals.Function.Timeout) * time.Second
 	}
 	fn.BuildMethod, _ = r.Metadata["BuildMethod"].(string)
-	for _, name := range sortedKeys(p.Events) {
+	for _, name := range slices.Sorted(maps.Keys(p.Events)) {
 		ev := p.Events[name]
 		if ev.Type == "ScheduleV2" || ev.Type == "Schedule" {
 			var sp struct {
@@ -337,7 +339,7 @@ func (t *Template) defaultAuthorizer(apiID string, doc *document) string {
 
 // cors reads the CorsConfiguration of the template's first HttpApi.
 func (t *Template) cors(doc *document) (*CORS, error) {
-	for _, id := range sortedKeys(t.resources) {
+	for _, id := range slices.Sorted(maps.Keys(t.resources)) {
 		r := t.resources[id]
 		if r.Type != typeHTTPAPI {
 			continue
@@ -381,32 +383,11 @@ func decodeOptional(n *yaml.Node, v any) error {
 	return n.Decode(v)
 }
 
-// asList returns v as a list: SAM accepts one policy or a list of them.
-func asList(v any) []any {
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case []any:
-		return v
-	default:
-		return []any{v}
-	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // eachEvent calls fn, in function then event name order, with the
 // properties of every event of type typ decoded into an E; a property that
 // does not decode, and fn's errors, stop the walk.
 func eachEvent[E any](t *Template, typ string, fn func(id, name string, e *E) error) error {
-	for _, id := range sortedKeys(t.resources) {
+	for _, id := range slices.Sorted(maps.Keys(t.resources)) {
 		r := t.resources[id]
 		if r.Type != typeFunction {
 			continue
@@ -415,7 +396,7 @@ func eachEvent[E any](t *Template, typ string, fn func(id, name string, e *E) er
 		if err := decodeOptional(&r.Properties, &p); err != nil {
 			return fmt.Errorf("template: function %s: %w", id, err)
 		}
-		for _, name := range sortedKeys(p.Events) {
+		for _, name := range slices.Sorted(maps.Keys(p.Events)) {
 			ev := p.Events[name]
 			if ev.Type != typ {
 				continue

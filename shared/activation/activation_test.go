@@ -12,12 +12,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"licenseadmin/infra/dynamolocal"
-	"licenseadmin/infra/seslocal"
 	"licenseadmin/shared/activation"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
@@ -25,11 +22,7 @@ import (
 	"licenseadmin/shared/store"
 )
 
-func TestMain(m *testing.M) {
-	code := dynamolocal.RunTests(m)
-	seslocal.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
 
 // fixture is an account on a fresh table whose email goes to the SES
 // emulator, with its own domain so that its mail is told apart, and a
@@ -40,8 +33,7 @@ type fixture struct {
 	acct   string
 	admin  string
 	domain string
-	now    time.Time
-	mu     sync.Mutex
+	clock  *apitest.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -49,24 +41,12 @@ func newFixture(t *testing.T) *fixture {
 	env := apitest.New(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	f := &fixture{Env: env, domain: "a" + hex.EncodeToString(b) + ".test", now: time.Now().UTC()}
+	f := &fixture{Env: env, domain: "a" + hex.EncodeToString(b) + ".test", clock: apitest.NewClock(time.Now().UTC())}
 	f.mail = env.WithEmail(t)
-	env.App.Activation.Now = f.clock
+	env.App.Activation.Now = f.clock.Now
 	f.admin = "admin@" + f.domain
 	f.acct, _ = env.MustAccount(t, "Acme", f.admin)
 	return f
-}
-
-func (f *fixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fixture) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
 }
 
 func (f *fixture) user(t *testing.T, name, lang string) (id, email string) {
@@ -278,13 +258,13 @@ func TestActivationRateLimit(t *testing.T) {
 	if replay.Headers["Idempotent-Replayed"] != "true" {
 		t.Fatalf("the same key was not replayed: %v", replay.Headers)
 	}
-	f.advance(59 * time.Second)
+	f.clock.Advance(59 * time.Second)
 	p := f.sendLink(t, f.admin, u, map[string]string{"Idempotency-Key": "k2"}).WantProblem(t, http.StatusTooManyRequests, licadmin.ERATELIMITED)
 	if !strings.Contains(p.Detail, "retry in 1 seconds") {
 		t.Fatalf("detail %q", p.Detail)
 	}
 	f.sendLink(t, f.admin, v, nil).Want(t, http.StatusAccepted)
-	f.advance(time.Second)
+	f.clock.Advance(time.Second)
 	f.sendLink(t, f.admin, u, map[string]string{"Idempotency-Key": "k2"}).Want(t, http.StatusAccepted)
 	f.sendLink(t, f.admin, u, nil).WantProblem(t, http.StatusTooManyRequests, licadmin.ERATELIMITED)
 
@@ -359,7 +339,7 @@ func TestActivationInvalidTokens(t *testing.T) {
 	f := newFixture(t)
 	u, email := f.user(t, "hana", "en")
 	token := f.link(t, u, email)
-	f.advance(activation.DefaultTTL + time.Second)
+	f.clock.Advance(activation.DefaultTTL + time.Second)
 	f.activate(t, map[string]string{"token": token}).WantProblem(t, http.StatusGone, licadmin.ETOKENINVALID)
 	if f.status(t, u) != licadmin.StatusPending {
 		t.Fatal("an expired token activated the user")
@@ -399,7 +379,7 @@ func TestActivationPageSameForEveryToken(t *testing.T) {
 		var first string
 		for _, tok := range []string{valid, used, unknown, expired} {
 			if tok == expired {
-				f.advance(activation.DefaultTTL + time.Second)
+				f.clock.Advance(activation.DefaultTTL + time.Second)
 			}
 			p := f.pageIn(t, tok, lang)
 			p.Want(t, http.StatusOK)
@@ -410,7 +390,7 @@ func TestActivationPageSameForEveryToken(t *testing.T) {
 				t.Fatalf("Accept-Language %q: the page for %q differs from a valid token's:\n%s\n---\n%s", lang, tok, body, first)
 			}
 			if tok == expired {
-				f.advance(-activation.DefaultTTL - time.Second)
+				f.clock.Advance(-activation.DefaultTTL - time.Second)
 			}
 		}
 	}
@@ -424,7 +404,7 @@ func TestEmailChangeRevokesLinks(t *testing.T) {
 	f := newFixture(t)
 	u, email := f.user(t, "lea", "en")
 	old := f.link(t, u, email)
-	f.advance(time.Minute) // past the activation email's rate limit
+	f.clock.Advance(time.Minute) // past the activation email's rate limit
 	apitest.Do(t, api.UpdateUser(f.App), apitest.Request{Route: "PATCH /v1/users/{userId}", Params: map[string]string{"userId": u},
 		Email: f.admin, Body: map[string]string{"email": "lea.new@" + f.domain}}).Want(t, http.StatusOK)
 	f.activate(t, map[string]string{"token": old}).WantProblem(t, http.StatusGone, licadmin.ETOKENINVALID)

@@ -1,6 +1,7 @@
 package activation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,11 +163,8 @@ func (x *Reminders) send(ctx context.Context, body []byte) error {
 // Get returns a reminder of the caller's account, with its progress.
 // Admins only; ENOTFOUND for unknown ids and ids of other accounts alike.
 func (x *Reminders) Get(ctx context.Context, r licadmin.Request, id string) (*licadmin.Reminder, error) {
-	c, _, err := x.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, x.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	if id == "" || len(id) > 64 {
@@ -311,9 +309,4 @@ func (x *Reminders) deadline(ctx context.Context) time.Time {
 	return licadmin.WorkDeadline(ctx, x.Now.Read(), margin, x.MaxRunTime)
 }
 
-func (x *Reminders) logger() *slog.Logger {
-	if x.Logger != nil {
-		return x.Logger
-	}
-	return slog.Default()
-}
+func (x *Reminders) logger() *slog.Logger { return cmp.Or(x.Logger, slog.Default()) }

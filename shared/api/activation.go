@@ -12,9 +12,6 @@ import (
 	"licenseadmin/shared/store"
 )
 
-// noStore keeps answers that concern activation tokens out of caches.
-var noStore = map[string]string{"Cache-Control": "no-store"}
-
 // SendActivationEmail serves POST /v1/users/{userId}/activation-email:
 // 202 {"userId","status":"queued"}; the email leaves from the outbox.
 func SendActivationEmail(a *app.App) apigw.Handler {
@@ -22,12 +19,10 @@ func SendActivationEmail(a *app.App) apigw.Handler {
 		accepted := func(q store.ActivationQueued) *apigw.Response {
 			return &apigw.Response{Status: http.StatusAccepted, Body: q}
 		}
-		apigw.Render(ctx, accepted)
 		userID := r.Param("userId")
-		if err := a.Activation.RequestEmail(ctx, r.Request, userID); err != nil {
-			return nil, err
-		}
-		return accepted(store.ActivationQueued{UserID: userID, Status: "queued"}), nil
+		return apigw.Answer(ctx, accepted, func() (store.ActivationQueued, error) {
+			return store.ActivationQueued{UserID: userID, Status: "queued"}, a.Activation.RequestEmail(ctx, r.Request, userID)
+		})
 	}, apigw.Idempotent())
 }
 
@@ -63,11 +58,9 @@ func Activate(a *app.App) apigw.Handler {
 		ok := func(v map[string]string) *apigw.Response {
 			return &apigw.Response{Status: http.StatusOK, Body: v, Headers: noStore}
 		}
-		apigw.Render(ctx, ok)
-		if err := a.Activation.Activate(ctx, *b.Token); err != nil {
-			return nil, err
-		}
-		return ok(store.Activated), nil
+		return apigw.Answer(ctx, ok, func() (map[string]string, error) {
+			return store.Activated, a.Activation.Activate(ctx, *b.Token)
+		})
 	}, apigw.Public(), apigw.Idempotent())
 }
 
@@ -114,12 +107,9 @@ func SendActivationEmails(a *app.App) apigw.Handler {
 		accepted := func(rem *licadmin.Reminder) *apigw.Response {
 			return &apigw.Response{Status: http.StatusAccepted, Body: rem, Headers: map[string]string{"Location": "/v1/activation-emails/" + rem.ID}}
 		}
-		apigw.Render(ctx, accepted)
-		rem, err := a.Reminders.Request(ctx, r.Request, in)
-		if err != nil {
-			return nil, err
-		}
-		return accepted(rem), nil
+		return apigw.Answer(ctx, accepted, func() (*licadmin.Reminder, error) {
+			return a.Reminders.Request(ctx, r.Request, in)
+		})
 	}, apigw.Idempotent())
 }
 

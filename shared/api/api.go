@@ -15,6 +15,11 @@ import (
 	"licenseadmin/shared/user"
 )
 
+// noStore keeps out of caches the answers that hold a credential (an
+// activation token's outcome, a presigned URL) or a job's progress, which
+// a cached copy would show stale.
+var noStore = map[string]string{"Cache-Control": "no-store"}
+
 type tierBody struct {
 	Tier *string `json:"tier"`
 }
@@ -135,12 +140,9 @@ func CreateUser(a *app.App) apigw.Handler {
 				"ETag":     etag(u),
 			}}
 		}
-		apigw.Render(ctx, created)
-		u, err := a.Users.Create(ctx, r.Request, in)
-		if err != nil {
-			return nil, err
-		}
-		return created(u), nil
+		return apigw.Answer(ctx, created, func() (*licadmin.User, error) {
+			return a.Users.Create(ctx, r.Request, in)
+		})
 	}, apigw.Idempotent())
 }
 
@@ -163,12 +165,9 @@ func etag(u *licadmin.User) string { return `"` + strconv.FormatInt(u.Version, 1
 func ListUsers(a *app.App) apigw.Handler {
 	return a.API.Handle("ListUsers", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
 		q := user.ListQuery{Filter: licadmin.UserFilter{License: r.Query["license"], Status: r.Query["status"]}, Search: r.Query["q"]}
-		if v, ok := r.Query["limit"]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
-			}
-			q.Limit = n
+		var err error
+		if q.Limit, err = r.Limit(); err != nil {
+			return nil, err
 		}
 		// A cursor continues the list it came from: same caller, filters
 		// and search (folded, as the search compares it).
@@ -176,20 +175,11 @@ func ListUsers(a *app.App) apigw.Handler {
 		if search := licadmin.SearchKey(q.Search); search != "" {
 			scope += "\x00q\x00" + search
 		}
-		after, err := a.Cursors.Decode(ctx, scope, r.Query["cursor"])
+		page, err := apigw.ListPage(ctx, a.Cursors, r, scope, func(after []byte) ([]*licadmin.User, []byte, error) {
+			q.After = after
+			return a.Users.List(ctx, r.Request, q)
+		})
 		if err != nil {
-			return nil, err
-		}
-		q.After = after
-		users, next, err := a.Users.List(ctx, r.Request, q)
-		if err != nil {
-			return nil, err
-		}
-		page := apigw.Page[*licadmin.User]{Items: users}
-		if page.Items == nil {
-			page.Items = []*licadmin.User{}
-		}
-		if page.NextCursor, err = a.Cursors.Encode(ctx, scope, next); err != nil {
 			return nil, err
 		}
 		return apigw.OK(page)

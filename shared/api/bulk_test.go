@@ -346,15 +346,7 @@ func raceBulk(t *testing.T, r *raceEnv, workers, ops int, seed uint64) {
 // license once and the answer is a success.
 func TestBulkFaults(t *testing.T) {
 	t.Run("conflicts and throttling", func(t *testing.T) {
-		opt, calls := apitest.Faults(conflictsAndThrottling)
-		r := newRaceEnv(t, 8, opt)
-		r.MustLicenses(t, r.acct, licadmin.Eco, 4)
-		r.MustLicenses(t, r.acct, licadmin.Pro, 2)
-		raceBulk(t, r, 4, 15, 4)
-		r.Invariants(t)
-		if calls.Get("TransactWriteItems") < 20 {
-			t.Fatalf("only %d transactions: the faults were not exercised", calls.Get("TransactWriteItems"))
-		}
+		raceUnderFaults(t, 20, func(r *raceEnv) { raceBulk(t, r, 4, 15, 4) })
 	})
 	t.Run("lost response", func(t *testing.T) {
 		opt, calls, arm := apitest.LoseNextTransaction()

@@ -41,7 +41,7 @@ func TestRememberedAdmin(t *testing.T) {
 
 	// Each case: the admin is remembered from a change, the other admin
 	// demotes it, and its next request is refused and writes nothing.
-	adminID := callerOf(t, f.fixture, f.admin).UserID
+	adminID := f.MustCaller(t, f.admin).UserID
 	tier := "eco"
 	cases := []struct {
 		name string
@@ -111,8 +111,8 @@ func TestRememberedAdminList(t *testing.T) {
 	f.patch(f.admin, bossID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
 	f.user(t, "jan@acme.test")
 	f.DeliverUsageStream(t)
-	adminID := callerOf(t, f.fixture, f.admin).UserID
-	otherAcct := callerOf(t, f.fixture, f.other).AccountID
+	adminID := f.MustCaller(t, f.admin).UserID
+	otherAcct := f.MustCaller(t, f.other).AccountID
 	for _, query := range []map[string]string{nil, {"q": "jan"}} {
 		// Remembered, then demoted.
 		f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
@@ -138,7 +138,7 @@ func TestRememberedAdminList(t *testing.T) {
 
 	// Remembered, then its claim names an admin of the other account.
 	f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
-	acct := callerOf(t, f.fixture, f.admin).AccountID
+	acct := f.MustCaller(t, f.admin).AccountID
 	moveClaim := func(to string) {
 		t.Helper()
 		_, err := f.App.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -85,6 +86,16 @@ func (a *answers) record(t *testing.T, r *raceEnv, prefix string, resp *apitest.
 	}
 }
 
+// want stops the test unless the tally is exactly counts.
+func (a *answers) want(t *testing.T, counts map[string]int) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !maps.Equal(a.seen, counts) {
+		t.Fatalf("answers = %v, want %v", a.seen, counts)
+	}
+}
+
 // mustHave logs the tally and stops the test when nothing was counted
 // under key, saying msg.
 func (a *answers) mustHave(t *testing.T, key, msg string) {
@@ -101,21 +112,11 @@ func (a *answers) mustHave(t *testing.T, key, msg string) {
 func TestConcurrentAssignNeverOversubscribes(t *testing.T) {
 	r := newRaceEnv(t, 100)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 10)
-	codes := make([]string, len(r.users))
-	var wg sync.WaitGroup
-	for i, id := range r.users {
-		wg.Go(func() {
-			codes[i] = r.codeOf(r.do(r.assign, routeAssign, map[string]string{"userId": id}, nil, map[string]string{"tier": "eco"}))
-		})
-	}
-	wg.Wait()
-	count := map[string]int{}
-	for _, c := range codes {
-		count[c]++
-	}
-	if count["ok"] != 10 || count[licadmin.ENOLICENSE] != 90 {
-		t.Fatalf("answers = %v, want 10 ok and 90 %s", count, licadmin.ENOLICENSE)
-	}
+	seen := newAnswers("ok", licadmin.ENOLICENSE)
+	apitest.Concurrently(len(r.users), func(i int) {
+		seen.record(t, r, "", r.do(r.assign, routeAssign, map[string]string{"userId": r.users[i]}, nil, map[string]string{"tier": "eco"}))
+	})
+	seen.want(t, map[string]int{"ok": 10, licadmin.ENOLICENSE: 90})
 	r.Invariants(t)
 }
 
@@ -126,22 +127,12 @@ func TestConcurrentAssignSameUser(t *testing.T) {
 	for _, tier := range licadmin.Tiers {
 		r.MustLicenses(t, r.acct, tier, 10)
 	}
-	codes := make([]string, 20)
-	var wg sync.WaitGroup
-	for i := range codes {
-		wg.Go(func() {
-			tier := licadmin.Tiers[i%3]
-			codes[i] = r.codeOf(r.do(r.assign, routeAssign, map[string]string{"userId": r.users[0]}, nil, map[string]string{"tier": string(tier)}))
-		})
-	}
-	wg.Wait()
-	count := map[string]int{}
-	for _, c := range codes {
-		count[c]++
-	}
-	if count["ok"] != 1 || count[licadmin.ELICENSEASSIGNED] != 19 {
-		t.Fatalf("answers = %v, want 1 ok and 19 %s", count, licadmin.ELICENSEASSIGNED)
-	}
+	seen := newAnswers("ok", licadmin.ELICENSEASSIGNED)
+	apitest.Concurrently(20, func(i int) {
+		tier := licadmin.Tiers[i%3]
+		seen.record(t, r, "", r.do(r.assign, routeAssign, map[string]string{"userId": r.users[0]}, nil, map[string]string{"tier": string(tier)}))
+	})
+	seen.want(t, map[string]int{"ok": 1, licadmin.ELICENSEASSIGNED: 19})
 	r.Invariants(t)
 }
 
@@ -215,14 +206,23 @@ func conflictsAndThrottling(op string, n int) apitest.Fault {
 // TransactWriteItems cancelled by a conflict and every fifth call of any
 // kind throttled.
 func TestFaultsConflictsAndThrottling(t *testing.T) {
+	raceUnderFaults(t, 30, func(r *raceEnv) { raceMix(t, r, 4, 30, 2) })
+}
+
+// raceUnderFaults runs race on 8 users and a pool of 4 eco and 2 pro
+// licenses, through conflictsAndThrottling's faults, then checks the
+// invariants and that at least minTxs transactions were sent, so that the
+// faults were exercised.
+func raceUnderFaults(t *testing.T, minTxs int, race func(r *raceEnv)) {
+	t.Helper()
 	opt, calls := apitest.Faults(conflictsAndThrottling)
 	r := newRaceEnv(t, 8, opt)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 4)
 	r.MustLicenses(t, r.acct, licadmin.Pro, 2)
-	raceMix(t, r, 4, 30, 2)
+	race(r)
 	r.Invariants(t)
-	if calls.Get("TransactWriteItems") < 30 {
-		t.Fatalf("only %d transactions: the faults were not exercised", calls.Get("TransactWriteItems"))
+	if n := calls.Get("TransactWriteItems"); n < minTxs {
+		t.Fatalf("only %d transactions: the faults were not exercised", n)
 	}
 }
 

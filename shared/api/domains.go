@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
@@ -57,12 +56,9 @@ func VerifyDomain(a *app.App) apigw.Handler {
 // DeleteDomain serves DELETE /v1/domains/{domain}: 204 No Content.
 func DeleteDomain(a *app.App) apigw.Handler {
 	return a.API.Handle("DeleteDomain", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
-		noContent := func(*licadmin.Domain) *apigw.Response { return &apigw.Response{Status: http.StatusNoContent} }
-		apigw.Render(ctx, noContent)
-		if err := a.Domains.Delete(ctx, r.Request, r.Param("domain")); err != nil {
-			return nil, err
-		}
-		return noContent(nil), nil
+		return apigw.Answer(ctx, apigw.NoContent, func() (*licadmin.Domain, error) {
+			return nil, a.Domains.Delete(ctx, r.Request, r.Param("domain"))
+		})
 	}, apigw.Idempotent())
 }
 
@@ -70,28 +66,15 @@ func DeleteDomain(a *app.App) apigw.Handler {
 func ListDomains(a *app.App) apigw.Handler {
 	return a.API.Handle("ListDomains", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
 		var q domains.ListQuery
-		if v, ok := r.Query["limit"]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
-			}
-			q.Limit = n
-		}
-		scope := "domains\x00" + r.Email
-		after, err := a.Cursors.Decode(ctx, scope, r.Query["cursor"])
-		if err != nil {
+		var err error
+		if q.Limit, err = r.Limit(); err != nil {
 			return nil, err
 		}
-		q.After = after
-		ds, next, err := a.Domains.List(ctx, r.Request, q)
+		page, err := apigw.ListPage(ctx, a.Cursors, r, "domains\x00"+r.Email, func(after []byte) ([]*licadmin.Domain, []byte, error) {
+			q.After = after
+			return a.Domains.List(ctx, r.Request, q)
+		})
 		if err != nil {
-			return nil, err
-		}
-		page := apigw.Page[*licadmin.Domain]{Items: ds}
-		if page.Items == nil {
-			page.Items = []*licadmin.Domain{}
-		}
-		if page.NextCursor, err = a.Cursors.Encode(ctx, scope, next); err != nil {
 			return nil, err
 		}
 		return apigw.OK(page)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -121,11 +121,7 @@ func TestCreateDomain(t *testing.T) {
 			r.Want(t, http.StatusCreated)
 			var raw map[string]json.RawMessage
 			r.Decode(t, &raw)
-			keys := make([]string, 0, len(raw))
-			for k := range raw {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
+			keys := slices.Sorted(maps.Keys(raw))
 			if !slices.Equal(keys, []string{"approvedAt", "createdAt", "domain", "status", "txtRecord"}) || string(raw["approvedAt"]) != "null" {
 				t.Fatalf("domain fields %s", r.Body)
 			}
@@ -407,23 +403,16 @@ func (f *xfixture) listDomainPages(t *testing.T, caller string, limit string) []
 		q["limit"] = limit
 	}
 	var pages [][]string
-	for i := 0; ; i++ {
-		if i > 50 {
-			t.Fatal("the cursor does not advance")
-		}
-		r := f.listDomains(apitest.Request{Route: routeListDomains, Email: caller, Query: copyQuery(q)})
-		var p domainPage
-		r.Page(t, &p)
+	for _, ds := range apitest.Pages[*licadmin.Domain](t, q, func(q map[string]string) *apitest.Response {
+		return f.listDomains(apitest.Request{Route: routeListDomains, Email: caller, Query: q})
+	}) {
 		var names []string
-		for _, d := range p.Items {
+		for _, d := range ds {
 			names = append(names, d.Domain)
 		}
 		pages = append(pages, names)
-		if p.NextCursor == nil {
-			return pages
-		}
-		q["cursor"] = *p.NextCursor
 	}
+	return pages
 }
 
 // TestListDomains ensures GET /v1/domains lists the caller's account's
@@ -540,7 +529,7 @@ func TestDeleteDomain(t *testing.T) {
 
 	// Another account can have it now.
 	f.approve(t, f.other, "gone.example")
-	if h := claimHolder(t, f.Env, "gone.example"); h != callerOf(t, f.fixture, f.other).AccountID {
+	if h := claimHolder(t, f.Env, "gone.example"); h != f.MustCaller(t, f.other).AccountID {
 		t.Fatalf("claim held by %q after the other account verified", h)
 	}
 
@@ -549,18 +538,18 @@ func TestDeleteDomain(t *testing.T) {
 	f.request(t, f.admin, "shared.example")
 	f.approve(t, f.other, "shared.example")
 	f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "shared.example")).Want(t, http.StatusNoContent)
-	if h := claimHolder(t, f.Env, "shared.example"); h != callerOf(t, f.fixture, f.other).AccountID {
+	if h := claimHolder(t, f.Env, "shared.example"); h != f.MustCaller(t, f.other).AccountID {
 		t.Fatalf("deleting a pending request released another account's claim: holder %q", h)
 	}
 	f.userAs(t, f.other, "x@shared.example", "user")
 
-	before := accountState(t, f.Env, callerOf(t, f.fixture, f.other).AccountID)
+	before := accountState(t, f.Env, f.MustCaller(t, f.other).AccountID)
 	unknown := f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "unknown.example"))
 	unknown.WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
 	foreign := f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "globex.test"))
 	wantSameAnswer(t, foreign, unknown, "globex.test", "unknown.example")
 	f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "not a domain")).WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
-	wantState(t, f.Env, callerOf(t, f.fixture, f.other).AccountID, before)
+	wantState(t, f.Env, f.MustCaller(t, f.other).AccountID, before)
 	f.Invariants(t)
 }
 
@@ -681,7 +670,7 @@ func TestOperatorApproveDomain(t *testing.T) {
 		in   operator.ApproveDomainInput
 		code string
 	}{
-		{"domain of another account", operator.ApproveDomainInput{AccountID: callerOf(t, f.fixture, f.other).AccountID, Domain: "ops.example"}, licadmin.EDOMAINCLAIMED},
+		{"domain of another account", operator.ApproveDomainInput{AccountID: f.MustCaller(t, f.other).AccountID, Domain: "ops.example"}, licadmin.EDOMAINCLAIMED},
 		{"unknown account", operator.ApproveDomainInput{AccountID: "01NOSUCHACCOUNT", Domain: "free.example"}, licadmin.ENOTFOUND},
 		{"webmail", operator.ApproveDomainInput{AccountID: f.acct, Domain: "gmail.com"}, licadmin.EINVALIDDOMAIN},
 		{"invalid name", operator.ApproveDomainInput{AccountID: f.acct, Domain: "not a domain"}, licadmin.EINVALIDDOMAIN},

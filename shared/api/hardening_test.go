@@ -110,7 +110,7 @@ func TestDeleteFromPoolChecksCallerFirst(t *testing.T) {
 	f := newXFixture(t)
 	boss := "boss@acme.test"
 	bossID := f.userAs(t, f.admin, boss, "admin")
-	stale := callerOf(t, f.fixture, boss)
+	stale := f.MustCaller(t, boss)
 	pool := f.pool(t)
 	f.patch(f.admin, bossID, map[string]string{"role": "user"}, nil).Want(t, http.StatusOK)
 	for _, q := range []int64{1, 100} { // enough unassigned, and not

@@ -43,12 +43,9 @@ func CreateImport(a *app.App) apigw.Handler {
 				"Cache-Control": "no-store", // the URL is a credential until it expires
 			}}
 		}
-		apigw.Render(ctx, created)
-		up, err := a.Imports.Create(ctx, r.Request, in.DryRun)
-		if err != nil {
-			return nil, err
-		}
-		return created(up), nil
+		return apigw.Answer(ctx, created, func() (*importer.Upload, error) {
+			return a.Imports.Create(ctx, r.Request, in.DryRun)
+		})
 	}, apigw.Idempotent())
 }
 
@@ -60,7 +57,7 @@ func GetImport(a *app.App) apigw.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return &apigw.Response{Status: http.StatusOK, Body: imp, Headers: map[string]string{"Cache-Control": "no-store"}}, nil
+		return &apigw.Response{Status: http.StatusOK, Body: imp, Headers: noStore}, nil
 	})
 }
 
@@ -69,26 +66,16 @@ func GetImport(a *app.App) apigw.Handler {
 // its report's URL once ended.
 func ListImports(a *app.App) apigw.Handler {
 	return a.API.Handle("ListImports", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
-		limit, err := limitParam(r)
+		limit, err := r.Limit()
 		if err != nil {
 			return nil, err
 		}
-		scope := "imports\x00" + r.Email
-		after, err := a.Cursors.Decode(ctx, scope, r.Query["cursor"])
+		page, err := apigw.ListPage(ctx, a.Cursors, r, "imports\x00"+r.Email, func(after []byte) ([]*licadmin.Import, []byte, error) {
+			return a.Imports.List(ctx, r.Request, limit, after)
+		})
 		if err != nil {
 			return nil, err
 		}
-		imps, next, err := a.Imports.List(ctx, r.Request, limit, after)
-		if err != nil {
-			return nil, err
-		}
-		page := apigw.Page[*licadmin.Import]{Items: imps}
-		if page.Items == nil {
-			page.Items = []*licadmin.Import{}
-		}
-		if page.NextCursor, err = a.Cursors.Encode(ctx, scope, next); err != nil {
-			return nil, err
-		}
-		return &apigw.Response{Status: http.StatusOK, Body: page, Headers: map[string]string{"Cache-Control": "no-store"}}, nil
+		return &apigw.Response{Status: http.StatusOK, Body: page, Headers: noStore}, nil
 	})
 }

@@ -501,17 +501,11 @@ func TestImportSameEventThreeTimes(t *testing.T) {
 		up := f.newImport(t, f.admin, false)
 		put(t, up, strings.ReplaceAll(body, "@acme.test", "-c@gmail.com"))
 		ev := f.S3.Uploads(t, 1)[0]
-		var wg sync.WaitGroup
-		for range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := f.Deliver(ev); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
+		apitest.Concurrently(3, func(int) {
+			if err := f.Deliver(ev); err != nil {
+				t.Error(err)
+			}
+		})
 		f.RunImports(t)
 		imp := f.status(t, f.admin, up.ImportID)
 		if imp.Status != licadmin.ImportDone {
@@ -545,17 +539,11 @@ func TestImportConcurrentSmallPool(t *testing.T) {
 		put(t, up, body)
 		events = append(events, f.S3.Uploads(t, 1)...)
 	}
-	var wg sync.WaitGroup
-	for _, ev := range events {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f.Deliver(ev); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	apitest.Concurrently(len(events), func(i int) {
+		if err := f.Deliver(events[i]); err != nil {
+			t.Error(err)
+		}
+	})
 	var licensed, unlicensed int64
 	for _, id := range ids {
 		imp := f.status(t, f.admin, id)
@@ -739,7 +727,7 @@ func TestImportDryRun(t *testing.T) {
 // is refused and logged, and creates nothing.
 func TestImportRejectedObjects(t *testing.T) {
 	f := newImportFixture(t)
-	globex := callerOfEnv(t, f.Env, f.other).AccountID
+	globex := f.MustCaller(t, f.other).AccountID
 	mine := f.newImport(t, f.admin, false)
 	client := f.S3.Client()
 	body := "email,first_name,last_name\nintruder@gmail.com,In,Truder\n"
@@ -772,15 +760,6 @@ func TestImportRejectedObjects(t *testing.T) {
 			t.Errorf("no log line %q in:\n%s", want, logs)
 		}
 	}
-}
-
-func callerOfEnv(t *testing.T, env *apitest.Env, email string) *licadmin.Caller {
-	t.Helper()
-	c, _, err := env.App.Store.LoadCaller(context.Background(), email)
-	if err != nil || c == nil {
-		t.Fatalf("load %s: %v", email, err)
-	}
-	return c
 }
 
 // TestImportFileFailures ensures a file that cannot be imported fails its

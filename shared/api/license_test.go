@@ -7,14 +7,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
 )
 
-func TestMain(m *testing.M) { os.Exit(dynamolocal.RunTests(m)) }
+func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
 
 const (
 	routePool     = "GET /v1/licenses"

@@ -125,7 +125,7 @@ func TestModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.App.Imports.ChunkRows = 2 // imports of several chunks
-			adminID := callerOf(t, f.fixture, f.admin).UserID
+			adminID := f.MustCaller(t, f.admin).UserID
 			admin := f.h.get(userReq(routeGetUser, f.admin, adminID, nil)).User(t)
 			r := &modelRun{t: t, f: f, rng: rand.New(rand.NewPCG(seed, 7)), m: &model{
 				purchased: map[licadmin.Tier]int64{licadmin.Eco: 2, licadmin.Pro: 1},

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -663,11 +665,7 @@ func TestSpecCoverage(t *testing.T) {
 		answered[c.op][code] = true
 		allCodes[code] = true
 	}
-	ids := make([]string, 0, len(specHandlers))
-	for id := range specHandlers {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(specHandlers))
 	for _, id := range ids {
 		op, ok := apispec.ByID(doc, id)
 		if !ok {

@@ -179,7 +179,7 @@ func TestRemindAllPending(t *testing.T) {
 	g.Want(t, http.StatusOK)
 	g.Decode(t, &read)
 	// The admin is pending too (its account was created by an operator).
-	admin := callerOf(t, f.fixture, f.admin)
+	admin := f.MustCaller(t, f.admin)
 	adminPending := 0
 	if u, _ := f.App.Store.FindUser(context.Background(), admin.UserID, ""); u != nil && u.Status == licadmin.StatusPending {
 		adminPending = 1
@@ -229,7 +229,7 @@ func TestRemindUsersGroups(t *testing.T) {
 	f := newReminderFixture(t)
 	st := f.App.Store
 	bg := context.Background()
-	admin := callerOf(t, f.fixture, f.admin)
+	admin := f.MustCaller(t, f.admin)
 	now := time.Now().UTC()
 	const n = store.RemindGroup + 15 // two groups
 	type kind int

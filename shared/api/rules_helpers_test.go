@@ -129,26 +129,24 @@ func (f *fixture) listPage(t *testing.T, caller string, query map[string]string)
 // every page, in order.
 func (f *fixture) listAll(t *testing.T, caller string, query map[string]string) [][]string {
 	t.Helper()
-	q := map[string]string{}
-	for k, v := range query {
-		q[k] = v
-	}
 	var pages [][]string
-	for i := 0; ; i++ {
-		if i > 100 {
-			t.Fatalf("more than 100 pages: the cursor does not advance")
-		}
-		p := f.listPage(t, caller, q)
+	for _, us := range f.pages(t, caller, query) {
 		var ids []string
-		for _, u := range p.Items {
+		for _, u := range us {
 			ids = append(ids, u.ID)
 		}
 		pages = append(pages, ids)
-		if p.NextCursor == nil {
-			return pages
-		}
-		q["cursor"] = *p.NextCursor
 	}
+	return pages
+}
+
+// pages follows nextCursor through GET /v1/users as caller with query and
+// returns the users of every page, in order.
+func (f *fixture) pages(t *testing.T, caller string, query map[string]string) [][]*licadmin.User {
+	t.Helper()
+	return apitest.Pages[*licadmin.User](t, query, func(q map[string]string) *apitest.Response {
+		return f.h.list(apitest.Request{Route: routeList, Email: caller, Query: q})
+	})
 }
 
 // flatten concatenates pages.

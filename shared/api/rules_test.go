@@ -50,17 +50,6 @@ func handlerConstructors(t *testing.T) []string {
 	return names
 }
 
-// callerOf returns the account, user id and role of the user with email,
-// as the table records them.
-func callerOf(t *testing.T, f *fixture, email string) *licadmin.Caller {
-	t.Helper()
-	c, _, err := f.App.Store.LoadCaller(context.Background(), email)
-	if err != nil || c == nil {
-		t.Fatalf("load %s: %v", email, err)
-	}
-	return c
-}
-
 // TestTenantIsolation ensures rule 4 for every route handler of package
 // api: an admin of account B who names ids of account A gets exactly the
 // answer an unknown id gets (404 not_found for users), routes without ids
@@ -71,7 +60,7 @@ func TestTenantIsolation(t *testing.T) {
 	// Account A is acme (f.admin), account B is globex (f.other, the caller).
 	aHeld, aFree := f.user(t, "held@acme.test"), f.user(t, "free@acme.test")
 	f.assign(f.admin, aHeld, "eco").Want(t, http.StatusOK)
-	bAcct := callerOf(t, f, f.other).AccountID
+	bAcct := f.MustCaller(t, f.other).AccountID
 	f.MustLicenses(t, bAcct, licadmin.Eco, 3)
 	f.MustLicenses(t, bAcct, licadmin.Pro, 1)
 	bHeld, bFree := f.userAs(t, f.other, "held@globex.test", "user"), f.userAs(t, f.other, "free@globex.test", "user")
@@ -287,7 +276,7 @@ func TestTenantIsolation(t *testing.T) {
 		var x struct{ ExportID string }
 		r.Decode(t, &x)
 		exp, err := f.App.Store.GetExport(t.Context(), x.ExportID)
-		if err != nil || exp == nil || exp.AccountID != bAcct || exp.UserID != callerOf(t, f, b).UserID {
+		if err != nil || exp == nil || exp.AccountID != bAcct || exp.UserID != f.MustCaller(t, b).UserID {
 			t.Fatalf("B's own export %+v (%v), want B's account and user", exp, err)
 		}
 		do(getExport, apitest.Request{Route: "GET /v1/exports/{exportId}", Params: map[string]string{"exportId": x.ExportID}, Email: f.admin}).
@@ -633,7 +622,7 @@ func TestIdempotency(t *testing.T) {
 
 	t.Run("transfer", func(t *testing.T) {
 		n := audits()
-		req := withHeaders(userReq(routeTransfer, f.admin, u, map[string]string{"toUserId": callerOf(t, f, admin2).UserID}), idemKey("transfer-1"))
+		req := withHeaders(userReq(routeTransfer, f.admin, u, map[string]string{"toUserId": f.MustCaller(t, admin2).UserID}), idemKey("transfer-1"))
 		first := f.h.transfer(req)
 		first.Want(t, http.StatusOK)
 		wantReplay(t, first, f.h.transfer(req))

@@ -42,7 +42,6 @@ func TestTransactionLimits(t *testing.T) {
 	st := f.App.Store
 	bg := context.Background()
 	now := time.Now().UTC()
-	caller := func(t *testing.T, email string) *licadmin.Caller { return callerOfEnv(t, f.Env, email) }
 	user := func(t *testing.T, id string) *licadmin.User {
 		t.Helper()
 		us, err := st.LoadUsers(bg, id)
@@ -56,7 +55,7 @@ func TestTransactionLimits(t *testing.T) {
 	}
 	long := func(n int) string { return strings.Repeat("x", n) }
 	longEmail := long(64) + "@" + strings.Repeat("d", 63) + ".acme.test"
-	admin := caller(t, f.admin)
+	admin := f.MustCaller(t, f.admin)
 	adminUser := user(t, admin.UserID)
 
 	// Users the cases work on, made through the API.
@@ -135,48 +134,48 @@ func TestTransactionLimits(t *testing.T) {
 			return err
 		}, ""},
 		{"UpdateUser", "the caller demotes itself, with a key", func(t *testing.T) error {
-			c := caller(t, "boss2@acme.test")
+			c := f.MustCaller(t, "boss2@acme.test")
 			u := user(t, c.UserID)
 			_, err := st.UpdateUser(keyed("demote-self"), c, u, edited(u, func(n *licadmin.User) { n.Role = licadmin.RoleUser }), "", false, now)
 			return err
 		}, ""},
 		{"UpdateUser", "another admin's email and role at once", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			u := user(t, plainID)
 			_, err := st.UpdateUser(ctx, c, u, edited(u, func(n *licadmin.User) { n.Email = "plain2@acme.test"; n.Role = licadmin.RoleAdmin }), "acme.test", false, now)
 			return err
 		}, ""},
 		{"AssignLicense", "to the caller itself", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			_, err := st.AssignLicense(keyed("assign-self"), c, user(t, c.UserID), licadmin.Pro, now)
 			return err
 		}, ""},
 		{"ModifyLicense", "the caller's own", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			_, err := st.ModifyLicense(ctx, c, user(t, c.UserID), licadmin.Eco, now)
 			return err
 		}, ""},
 		{"TransferLicense", "from the caller to another", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			_, err := st.TransferLicense(keyed("transfer-self"), c, user(t, c.UserID), user(t, plainID), now)
 			return err
 		}, ""},
 		{"TransferLicense", "from a user to itself", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			_, err := st.TransferLicense(ctx, c, user(t, holderID), user(t, holderID), now)
 			return err
 		}, licadmin.ETARGETHASLICENSE},
 		{"RemoveLicense", "the caller's own", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "plain2@acme.test")
+			c := f.MustCaller(t, "plain2@acme.test")
 			_, err := st.RemoveLicense(ctx, c, user(t, c.UserID), now)
 			return err
 		}, ""},
 		{"BulkLicenses", "the caller itself and the most users, with a key", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			f.MustLicenses(t, f.acct, licadmin.Advanced, licadmin.MaxBulkUsers)
 			us := []*licadmin.User{user(t, c.UserID)}
 			all, _, err := st.ListUsers(bg, f.acct, licadmin.UserFilter{License: "none"}, 200, nil)
@@ -196,7 +195,7 @@ func TestTransactionLimits(t *testing.T) {
 		}, ""},
 		{"DeleteFromPool", "with a key", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			p, err := st.Pool(ctx, f.acct)
 			if err != nil {
 				return err
@@ -206,7 +205,7 @@ func TestTransactionLimits(t *testing.T) {
 		}, ""},
 		{"SetAlertThreshold", "with a key", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			p, err := st.Pool(ctx, f.acct)
 			if err != nil {
 				return err
@@ -215,7 +214,7 @@ func TestTransactionLimits(t *testing.T) {
 			return err
 		}, ""},
 		{"RequestActivationEmail", "to the caller itself", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			return st.RequestActivationEmail(keyed("activate-self"), c, user(t, c.UserID), now)
 		}, ""},
 		{"ConsumeActivationToken", "with a key", func(t *testing.T) error {
@@ -227,12 +226,12 @@ func TestTransactionLimits(t *testing.T) {
 		}, ""},
 		{"RequestDomain", "the longest name", func(t *testing.T) error {
 			txt := long(200)
-			_, err := st.RequestDomain(keyed("domain"), caller(t, "second@acme.test"), &licadmin.Domain{Domain: strings.Repeat("d", 63) + ".acme.test", Status: licadmin.DomainPending, TXTRecord: &txt, CreatedAt: now}, now)
+			_, err := st.RequestDomain(keyed("domain"), f.MustCaller(t, "second@acme.test"), &licadmin.Domain{Domain: strings.Repeat("d", 63) + ".acme.test", Status: licadmin.DomainPending, TXTRecord: &txt, CreatedAt: now}, now)
 			return err
 		}, ""},
 		{"ApproveDomain", "by DNS", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			d, _, err := st.Domain(ctx, f.acct, strings.Repeat("d", 63)+".acme.test")
 			if err != nil {
 				return err
@@ -251,10 +250,10 @@ func TestTransactionLimits(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return st.DeleteDomain(ctx, caller(t, "second@acme.test"), d, true, now)
+			return st.DeleteDomain(ctx, f.MustCaller(t, "second@acme.test"), d, true, now)
 		}, ""},
 		{"CreateExport", "of the caller's own logs, with a key", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			x := &licadmin.Export{ID: "x1", AccountID: f.acct, UserID: c.UserID, Status: licadmin.ExportRunning, Key: long(900),
 				CreatedBy: c.Email, CreatedAt: now, UpdatedAt: now}
 			return st.CreateExport(keyed("export"), c, x, x, now)
@@ -262,17 +261,17 @@ func TestTransactionLimits(t *testing.T) {
 		{"CreateImport", "with a key", func(t *testing.T) error {
 			imp := &licadmin.Import{ID: "i1", AccountID: f.acct, Status: licadmin.ImportPending, Actor: "second@acme.test", Key: long(900),
 				CreatedAt: now, UpdatedAt: now, UploadExpiresAt: now.Add(time.Hour)}
-			return st.CreateImport(keyed("import"), caller(t, "second@acme.test"), imp, imp, now)
+			return st.CreateImport(keyed("import"), f.MustCaller(t, "second@acme.test"), imp, imp, now)
 		}, ""},
 		{"CreateReminder", "of every pending user, with a key", func(t *testing.T) error {
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			r := &licadmin.Reminder{ID: "r1", AccountID: f.acct, Actor: c.Email, Status: licadmin.ReminderRunning, AllPending: true,
 				CreatedAt: now, UpdatedAt: now}
 			return st.CreateReminder(keyed("remind"), c, r, r, now)
 		}, ""},
 		{"RemindUsers", "the caller itself and full groups, twice for one reminder", func(t *testing.T) error {
 			ctx := bg
-			c := caller(t, "second@acme.test")
+			c := f.MustCaller(t, "second@acme.test")
 			us := []*licadmin.User{user(t, c.UserID)}
 			all, _, err := st.ListUsers(bg, f.acct, licadmin.UserFilter{}, 200, nil)
 			if err != nil {
@@ -306,12 +305,12 @@ func TestTransactionLimits(t *testing.T) {
 			return nil
 		}, ""},
 		{"DeleteUser", "the caller itself", func(t *testing.T) error {
-			c := caller(t, "plain2@acme.test")
+			c := f.MustCaller(t, "plain2@acme.test")
 			return st.DeleteUser(keyed("delete-self"), c, user(t, c.UserID), now)
 		}, ""},
 		{"DeleteUser", "another user holding a license", func(t *testing.T) error {
 			ctx := bg
-			return st.DeleteUser(ctx, caller(t, "second@acme.test"), user(t, holderID), now)
+			return st.DeleteUser(ctx, f.MustCaller(t, "second@acme.test"), user(t, holderID), now)
 		}, ""},
 	}
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strconv"
 
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
@@ -13,38 +12,19 @@ import (
 	"licenseadmin/shared/stats"
 )
 
-// limitParam reads the optional limit query parameter; 0 means absent. The
-// service checks the range.
-func limitParam(r *apigw.Request) (int, error) {
-	v, ok := r.Query["limit"]
-	if !ok {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, licadmin.Invalid("limit", "out_of_range", "limit must be a whole number from 1")
-	}
-	return n, nil
-}
-
 // logPage answers a page of log entries with the cursor of scope.
 func logPage(ctx context.Context, a *app.App, r *apigw.Request, list, userID string,
 	read func(q logs.Query) ([]licadmin.LogEntry, []byte, error)) (*apigw.Response, error) {
 	q := logs.Query{From: r.Query["from"], To: r.Query["to"], Type: r.Query["type"]}
 	var err error
-	if q.Limit, err = limitParam(r); err != nil {
+	if q.Limit, err = r.Limit(); err != nil {
 		return nil, err
 	}
-	scope := r.Email + "\x00" + q.Scope(list, userID)
-	if q.After, err = a.Cursors.Decode(ctx, scope, r.Query["cursor"]); err != nil {
-		return nil, err
-	}
-	entries, next, err := read(q)
+	page, err := apigw.ListPage(ctx, a.Cursors, r, r.Email+"\x00"+q.Scope(list, userID), func(after []byte) ([]licadmin.LogEntry, []byte, error) {
+		q.After = after
+		return read(q)
+	})
 	if err != nil {
-		return nil, err
-	}
-	page := apigw.Page[licadmin.LogEntry]{Items: entries}
-	if page.NextCursor, err = a.Cursors.Encode(ctx, scope, next); err != nil {
 		return nil, err
 	}
 	return apigw.OK(page)
@@ -104,12 +84,9 @@ func exportHandler(a *app.App, name string, start func(context.Context, *apigw.R
 		accepted := func(x *logs.Accepted) *apigw.Response {
 			return &apigw.Response{Status: http.StatusAccepted, Body: x, Headers: map[string]string{"Location": "/v1/exports/" + x.ExportID}}
 		}
-		apigw.Render(ctx, accepted)
-		x, err := start(ctx, r, in)
-		if err != nil {
-			return nil, err
-		}
-		return accepted(x), nil
+		return apigw.Answer(ctx, accepted, func() (*logs.Accepted, error) {
+			return start(ctx, r, in)
+		})
 	}, append(opts, apigw.Idempotent())...)
 }
 
@@ -123,7 +100,7 @@ func GetExport(a *app.App) apigw.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return &apigw.Response{Status: http.StatusOK, Body: v, Headers: map[string]string{"Cache-Control": "no-store"}}, nil
+		return &apigw.Response{Status: http.StatusOK, Body: v, Headers: noStore}, nil
 	})
 }
 
@@ -141,7 +118,7 @@ func GetStats(a *app.App) apigw.Handler {
 			return nil, licadmin.Invalid("format", "unknown_format", "format must be json or csv")
 		}
 		var err error
-		if q.Limit, err = limitParam(r); err != nil {
+		if q.Limit, err = r.Limit(); err != nil {
 			return nil, err
 		}
 		scope := r.Email + "\x00" + q.Scope()

@@ -26,24 +26,18 @@ func UpdateUser(a *app.App) apigw.Handler {
 		ok := func(u *licadmin.User) *apigw.Response {
 			return &apigw.Response{Status: http.StatusOK, Body: u, Headers: map[string]string{"ETag": etag(u)}}
 		}
-		apigw.Render(ctx, ok)
-		u, err := a.Users.Update(ctx, r.Request, r.Param("userId"), p, pre)
-		if err != nil {
-			return nil, err
-		}
-		return ok(u), nil
+		return apigw.Answer(ctx, ok, func() (*licadmin.User, error) {
+			return a.Users.Update(ctx, r.Request, r.Param("userId"), p, pre)
+		})
 	}, apigw.Idempotent())
 }
 
 // DeleteUser serves DELETE /v1/users/{userId}: 204 No Content.
 func DeleteUser(a *app.App) apigw.Handler {
 	return a.API.Handle("DeleteUser", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
-		noContent := func(*licadmin.User) *apigw.Response { return &apigw.Response{Status: http.StatusNoContent} }
-		apigw.Render(ctx, noContent)
-		if err := a.Users.Delete(ctx, r.Request, r.Param("userId")); err != nil {
-			return nil, err
-		}
-		return noContent(nil), nil
+		return apigw.Answer(ctx, apigw.NoContent, func() (*licadmin.User, error) {
+			return nil, a.Users.Delete(ctx, r.Request, r.Param("userId"))
+		})
 	}, apigw.Idempotent())
 }
 

@@ -361,7 +361,7 @@ func TestUpdateUserRequiresPro(t *testing.T) {
 
 	// The store's condition: a user read without Pro, edited to use SMS as
 	// if the service had not checked, is refused by the transaction.
-	c := callerOf(t, f.fixture, f.admin)
+	c := f.MustCaller(t, f.admin)
 	_, us, err := f.App.Store.LoadCaller(context.Background(), f.admin, eco)
 	if err != nil {
 		t.Fatal(err)
@@ -439,7 +439,7 @@ func TestUpdateUserEmail(t *testing.T) {
 	if g := f.LogGeneration(t, id); g != gen {
 		t.Fatalf("log generation %d -> %d: an email change keeps the logs", gen, g)
 	}
-	if c := callerOf(t, f.fixture, "new@acme.test"); c.UserID != id || c.Role != licadmin.RoleUser {
+	if c := f.MustCaller(t, "new@acme.test"); c.UserID != id || c.Role != licadmin.RoleUser {
 		t.Fatalf("the new claim is %+v", c)
 	}
 	if rec := f.Env.AuditLog(t, f.acct)[0]; rec.Action != store.ActionUserUpdate || rec.Details["email"] != "old@acme.test -> new@acme.test" {
@@ -494,7 +494,7 @@ func TestUpdateUserEmail(t *testing.T) {
 // new address is an admin at once, the old one nobody.
 func TestUpdateOwnEmail(t *testing.T) {
 	f := newXFixture(t)
-	self := callerOf(t, f.fixture, f.admin).UserID
+	self := f.MustCaller(t, f.admin).UserID
 	r := f.patch(f.admin, self, `{"email":"chief@acme.test","lastName":"Chief"}`, nil)
 	if u := r.User(t); u.Email != "chief@acme.test" || u.Role != licadmin.RoleAdmin {
 		t.Fatalf("own edit answered %+v", u)
@@ -514,7 +514,7 @@ func TestUpdateOwnEmail(t *testing.T) {
 // another admin remains.
 func TestUpdateUserRole(t *testing.T) {
 	f := newXFixture(t)
-	self := callerOf(t, f.fixture, f.admin).UserID
+	self := f.MustCaller(t, f.admin).UserID
 	plain := "plain@acme.test"
 	id := f.user(t, plain)
 
@@ -758,7 +758,7 @@ func TestDeleteUser(t *testing.T) {
 
 	// Admins: the last one cannot go, another one can, and so can an admin
 	// itself while another remains.
-	self := callerOf(t, f.fixture, f.admin).UserID
+	self := f.MustCaller(t, f.admin).UserID
 	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	f.deleteUser(userReq(routeDeleteUser, f.admin, self, nil)).WantProblem(t, http.StatusConflict, licadmin.ELASTADMIN)
 	wantNothingWritten(t, f.Env, f.acct, items, audits)

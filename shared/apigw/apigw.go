@@ -7,6 +7,7 @@ package apigw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -365,6 +366,22 @@ func Render[T any](ctx context.Context, render func(T) *Response) {
 	}
 }
 
+// Answer runs a route's change and answers render of what it committed.
+// render is declared first (Render), so that the response a retry with the
+// same Idempotency-Key replays is the one sent.
+func Answer[T any](ctx context.Context, render func(T) *Response, change func() (T, error)) (*Response, error) {
+	Render(ctx, render)
+	v, err := change()
+	if err != nil {
+		return nil, err
+	}
+	return render(v), nil
+}
+
+// NoContent renders a deletion's answer, 204 with no body, whatever was
+// deleted; give it to Answer.
+func NoContent[T any](T) *Response { return &Response{Status: http.StatusNoContent} }
+
 func canonicalPath(p map[string]string) string {
 	b, _ := json.Marshal(p) // map keys are sorted by encoding/json
 	return string(b)
@@ -484,12 +501,7 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-func (s *Server) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
+func (s *Server) logger() *slog.Logger { return cmp.Or(s.Logger, slog.Default()) }
 
 // log writes the request's one log line and records its metrics. The line
 // never holds a token, a body, or an email address: the caller is known by

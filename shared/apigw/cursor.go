@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"licenseadmin/shared/licadmin"
@@ -98,4 +99,43 @@ func (c *Cursors) Decode(ctx context.Context, scope, cursor string) ([]byte, err
 type Page[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"nextCursor"`
+}
+
+// Limit reads a listing's optional limit query parameter: 0 when it is
+// absent (the service's default), EINVALID out_of_range when it is not a
+// whole number from 1. The upper bound is the service's to check.
+func (r *Request) Limit() (int, error) {
+	v, ok := r.Query["limit"]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, licadmin.Invalid("limit", "out_of_range", "limit must be a whole number from 1")
+	}
+	return n, nil
+}
+
+// ListPage reads one page of a listing whose cursors belong to scope (the
+// caller, and the filters a cursor must not outlive): it opens the
+// request's cursor, lists from its position, and seals the next page's
+// position for the same scope. An empty page's items are [], never null.
+func ListPage[T any](ctx context.Context, c *Cursors, r *Request, scope string, list func(after []byte) ([]T, []byte, error)) (Page[T], error) {
+	var page Page[T]
+	after, err := c.Decode(ctx, scope, r.Query["cursor"])
+	if err != nil {
+		return page, err
+	}
+	items, next, err := list(after)
+	if err != nil {
+		return page, err
+	}
+	page.Items = items
+	if page.Items == nil {
+		page.Items = []T{}
+	}
+	if page.NextCursor, err = c.Encode(ctx, scope, next); err != nil {
+		return page, err
+	}
+	return page, nil
 }

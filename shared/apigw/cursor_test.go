@@ -53,3 +53,59 @@ func TestCursors(t *testing.T) {
 		}
 	}
 }
+
+// TestLimit ensures a listing's limit is optional, and that anything but a
+// whole number from 1 is refused as out_of_range on the limit field.
+func TestLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		query map[string]string
+		want  int
+		code  string
+	}{
+		{"absent", nil, 0, ""},
+		{"one", map[string]string{"limit": "1"}, 1, ""},
+		{"large", map[string]string{"limit": "5000"}, 5000, ""},
+		{"zero", map[string]string{"limit": "0"}, 0, licadmin.EINVALID},
+		{"negative", map[string]string{"limit": "-3"}, 0, licadmin.EINVALID},
+		{"not a number", map[string]string{"limit": "ten"}, 0, licadmin.EINVALID},
+		{"empty", map[string]string{"limit": ""}, 0, licadmin.EINVALID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := (&apigw.Request{Query: tc.query}).Limit()
+			if got != tc.want || licadmin.ErrorCode(err) != tc.code {
+				t.Fatalf("Limit() = %d, %v; want %d, %q", got, err, tc.want, tc.code)
+			}
+			if err != nil && !strings.Contains(err.Error(), "limit") {
+				t.Fatalf("the error %q does not name the parameter", err)
+			}
+		})
+	}
+}
+
+// TestListPage ensures a page lists from its cursor's position, hands out
+// the next position sealed for the same scope (so a cursor of another
+// listing or caller is refused), and answers an empty page as [] and no
+// cursor.
+func TestListPage(t *testing.T) {
+	ctx := context.Background()
+	c := &apigw.Cursors{Keys: fixedKey(strings.Repeat("k", 32))}
+	list := func(after []byte) ([]string, []byte, error) {
+		if after == nil {
+			return []string{"a", "b"}, []byte("b"), nil
+		}
+		return nil, nil, nil
+	}
+	first, err := apigw.ListPage(ctx, c, &apigw.Request{}, "scope-a", list)
+	if err != nil || len(first.Items) != 2 || first.NextCursor == nil {
+		t.Fatalf("first page = %+v, %v", first, err)
+	}
+	next := &apigw.Request{Query: map[string]string{"cursor": *first.NextCursor}}
+	last, err := apigw.ListPage(ctx, c, next, "scope-a", list)
+	if err != nil || last.Items == nil || len(last.Items) != 0 || last.NextCursor != nil {
+		t.Fatalf("last page = %+v, %v; want [] and no cursor", last, err)
+	}
+	if _, err := apigw.ListPage(ctx, c, next, "scope-b", list); licadmin.ErrorCode(err) != licadmin.EINVALID {
+		t.Fatalf("a cursor in another scope: %v, want %s", err, licadmin.EINVALID)
+	}
+}

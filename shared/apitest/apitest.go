@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/infra/dynamolocal"
+	"licenseadmin/infra/seslocal"
 	"licenseadmin/infra/streamlocal"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/app"
@@ -47,6 +50,17 @@ type Env struct {
 	// iam checks the AWS calls of functions' handlers against their
 	// policies (iam.go).
 	iam *iamCheck
+}
+
+// RunTests runs a test binary's tests and then stops the peers they
+// shared (DynamoDB Local and the SES emulator), if they started; call it
+// from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
+func RunTests(m *testing.M) int {
+	code := dynamolocal.RunTests(m)
+	seslocal.StopShared()
+	return code
 }
 
 // New returns an Env over a fresh DynamoDB Local table. optFns adjust the
@@ -81,6 +95,17 @@ func (e *Env) MustAccount(tb testing.TB, name, adminEmail string) (accountID, ad
 }
 
 var orderSeq atomic.Int64
+
+// MustCaller returns the caller whose token carries email, as the table
+// records it (its account, user id and role).
+func (e *Env) MustCaller(tb testing.TB, email string) *licadmin.Caller {
+	tb.Helper()
+	c, _, err := e.App.Store.LoadCaller(context.Background(), email)
+	if err != nil || c == nil {
+		tb.Fatalf("load caller %s: %v", email, err)
+	}
+	return c
+}
 
 // MustLicenses adds n purchased licenses of tier to an account's pool.
 func (e *Env) MustLicenses(tb testing.TB, accountID string, tier licadmin.Tier, n int64) {
@@ -208,6 +233,29 @@ func (r *Response) Page(tb testing.TB, v any) {
 		tb.Fatalf("list body %s, want {\"items\":[…],\"nextCursor\":…}", r.Body)
 	}
 	r.Decode(tb, v)
+}
+
+// Pages follows a list's nextCursor from its first page, as a client
+// does: get answers the page for a query (query, plus the cursor of the
+// page before), each page must have the list shape (Page), and Pages
+// returns every page's items in order. It fails the test when the list
+// goes on for more than 100 pages: the cursor does not advance.
+func Pages[T any](tb testing.TB, query map[string]string, get func(query map[string]string) *Response) [][]T {
+	tb.Helper()
+	q := map[string]string{}
+	maps.Copy(q, query)
+	var pages [][]T
+	for range 100 {
+		var p apigw.Page[T]
+		get(maps.Clone(q)).Page(tb, &p)
+		pages = append(pages, p.Items)
+		if p.NextCursor == nil {
+			return pages
+		}
+		q["cursor"] = *p.NextCursor
+	}
+	tb.Fatalf("more than 100 pages: the cursor does not advance")
+	return nil
 }
 
 // User decodes the body as a user.
@@ -414,11 +462,7 @@ func (e *Env) AuditLog(tb testing.TB, accountID string) []store.Audit {
 // values (sets sorted), so that two snapshots of the table compare as
 // strings.
 func CanonItem(it map[string]types.AttributeValue) string {
-	keys := make([]string, 0, len(it))
-	for k := range it {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(it))
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s;", k, canonAV(it[k]))
@@ -473,4 +517,29 @@ func Concurrently(n int, fn func(i int)) {
 	}
 	close(start)
 	wg.Wait()
+}
+
+// Clock is a clock that tests move by hand, safe for the handlers and
+// workers that read it concurrently: give its Now to a service's Now
+// field.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock that reads t until moved.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock by d (backwards when d is negative).
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }

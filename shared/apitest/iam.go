@@ -3,9 +3,10 @@ package apitest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/mail"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,11 +122,7 @@ func newIAMCheck(tb testing.TB, table string) *iamCheck {
 	tb.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		msgs := make([]string, 0, len(c.denied))
-		for m := range c.denied {
-			msgs = append(msgs, m)
-		}
-		sort.Strings(msgs)
+		msgs := slices.Sorted(maps.Keys(c.denied))
 		for _, m := range msgs {
 			tb.Errorf("IAM: %s", m)
 		}
@@ -374,11 +371,7 @@ func (c *iamCheck) sent(ctx context.Context, queueID string) {
 func (e *Env) IAMDenied() []string {
 	e.iam.mu.Lock()
 	defer e.iam.mu.Unlock()
-	out := make([]string, 0, len(e.iam.denied))
-	for m := range e.iam.denied {
-		out = append(out, m)
-	}
-	sort.Strings(out)
+	out := slices.Sorted(maps.Keys(e.iam.denied))
 	e.iam.denied = map[string]bool{}
 	return out
 }

@@ -3,6 +3,7 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -137,6 +138,29 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Poll GETs path from the stack's API with token every 100 ms, decoding
+// each answer, which must be a 200, into v, until done says what the test
+// waits for is there. After wait it fails the test with the last answer
+// and what run wrote.
+func (s *Stack) Poll(tb testing.TB, path, token string, wait time.Duration, v any, done func() bool) {
+	tb.Helper()
+	for deadline := time.Now().Add(wait); ; time.Sleep(100 * time.Millisecond) {
+		resp, body := HTTPDo(tb, HTTPRequest(tb, http.MethodGet, s.API+path, nil, token))
+		if resp.StatusCode != http.StatusOK {
+			tb.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+		if err := json.Unmarshal([]byte(body), v); err != nil {
+			tb.Fatalf("GET %s: %v: %s", path, err, body)
+		}
+		if done() {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("GET %s: still not there after %s: %s\n%s%s", path, wait, body, s.Stdout.String(), s.Stderr.String())
+		}
+	}
 }
 
 // HTTPRequest returns a request, with a bearer token unless token is "".

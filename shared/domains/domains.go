@@ -79,15 +79,15 @@ func (s *Service) pathDomain(raw string) (string, error) {
 	return d, nil
 }
 
-func (s *Service) admin(ctx context.Context, r licadmin.Request) (*licadmin.Caller, error) {
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
-	if err != nil {
-		return nil, err
+// entry loads the caller, who must be an admin, its account's entry for
+// name (nil when it has none) and the account whose claim holds name (""
+// when none does).
+func (s *Service) entry(ctx context.Context, r licadmin.Request, name string) (c *licadmin.Caller, d *licadmin.Domain, holder string, err error) {
+	if c, err = licadmin.Admin(ctx, s.Store, r.Email); err != nil {
+		return nil, nil, "", err
 	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	d, holder, err = s.Store.Domain(ctx, c.AccountID, name)
+	return c, d, holder, err
 }
 
 // Request records the caller's account's request for a domain and returns
@@ -103,11 +103,7 @@ func (s *Service) Request(ctx context.Context, r licadmin.Request, raw string) (
 	var out *licadmin.Domain
 	var created bool
 	err = licadmin.RetryStale(ctx, func() error {
-		c, err := s.admin(ctx, r)
-		if err != nil {
-			return err
-		}
-		d, holder, err := s.Store.Domain(ctx, c.AccountID, name)
+		c, d, holder, err := s.entry(ctx, r, name)
 		switch {
 		case err != nil:
 			return err
@@ -115,7 +111,7 @@ func (s *Service) Request(ctx context.Context, r licadmin.Request, raw string) (
 			out = d
 			return nil
 		case holder != "" && holder != c.AccountID:
-			return licadmin.Errorf(licadmin.EDOMAINCLAIMED, "the domain %s is already approved for another account", name)
+			return licadmin.DomainClaimed(name)
 		}
 		txt := licadmin.TXTRecordPrefix + s.token()
 		d = &licadmin.Domain{Domain: name, Status: licadmin.DomainPending, TXTRecord: &txt, CreatedAt: s.Now.Read(), AccountID: c.AccountID}
@@ -140,11 +136,7 @@ func (s *Service) Verify(ctx context.Context, r licadmin.Request, raw string) (*
 	var out *licadmin.Domain
 	verified := "" // the TXT value found in DNS, looked up once
 	err = licadmin.RetryStale(ctx, func() error {
-		c, err := s.admin(ctx, r)
-		if err != nil {
-			return err
-		}
-		d, holder, err := s.Store.Domain(ctx, c.AccountID, name)
+		c, d, holder, err := s.entry(ctx, r, name)
 		switch {
 		case err != nil:
 			return err
@@ -154,7 +146,7 @@ func (s *Service) Verify(ctx context.Context, r licadmin.Request, raw string) (*
 			out = d
 			return nil
 		case holder != "" && holder != c.AccountID:
-			return licadmin.Errorf(licadmin.EDOMAINCLAIMED, "the domain %s is already approved for another account", name)
+			return licadmin.DomainClaimed(name)
 		}
 		want := strings.TrimSpace(derefString(d.TXTRecord))
 		if want == "" {
@@ -202,11 +194,7 @@ func (s *Service) Delete(ctx context.Context, r licadmin.Request, raw string) er
 		return err
 	}
 	return licadmin.RetryStale(ctx, func() error {
-		c, err := s.admin(ctx, r)
-		if err != nil {
-			return err
-		}
-		d, holder, err := s.Store.Domain(ctx, c.AccountID, name)
+		c, d, holder, err := s.entry(ctx, r, name)
 		if err != nil {
 			return err
 		}
@@ -234,7 +222,7 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]
 	if q.Limit < 1 || q.Limit > MaxLimit {
 		return nil, nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
 	}
-	c, err := s.admin(ctx, r)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ses"
@@ -65,11 +66,7 @@ func (s *SES) Send(ctx context.Context, m Message) (string, error) {
 	if s.ConfigurationSet != "" {
 		in.ConfigurationSetName = aws.String(s.ConfigurationSet)
 	}
-	names := make([]string, 0, len(m.Tags))
-	for k := range m.Tags {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m.Tags))
 	for _, k := range names {
 		in.Tags = append(in.Tags, types.MessageTag{Name: aws.String(k), Value: aws.String(m.Tags[k])})
 	}

@@ -16,6 +16,7 @@
 package importer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -240,11 +241,7 @@ func isID(s string) bool {
 
 // Template returns the CSV template for admins: the header row.
 func (s *Service) Template(ctx context.Context, r licadmin.Request) ([]byte, error) {
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
-	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
+	if _, err := licadmin.Admin(ctx, s.Store, r.Email); err != nil {
 		return nil, err
 	}
 	return csvimport.Template(), nil
@@ -267,11 +264,8 @@ type Upload struct {
 // Create starts an import for the caller's account: it records a pending
 // import and returns a presigned PUT for its file. Admins only.
 func (s *Service) Create(ctx context.Context, r licadmin.Request, dryRun bool) (*Upload, error) {
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	if s.Files == nil {
@@ -313,11 +307,8 @@ func (s *Service) Create(ctx context.Context, r licadmin.Request, dryRun bool) (
 // presigned URL of its report. Admins only; ENOTFOUND for unknown ids and
 // ids of other accounts alike.
 func (s *Service) Get(ctx context.Context, r licadmin.Request, importID string) (*licadmin.Import, error) {
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	if !isID(importID) {
@@ -351,11 +342,8 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, limit int, after
 	if limit < 1 || limit > MaxListLimit {
 		return nil, nil, licadmin.Invalid("limit", "out_of_range", fmt.Sprintf("limit must be from 1 to %d", MaxListLimit))
 	}
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, nil, err
 	}
 	imps, next, err := s.Store.ListImports(ctx, c.AccountID, limit, after)
@@ -390,9 +378,4 @@ func (s *Service) maxFileBytes() int64 {
 	return DefaultMaxFileBytes
 }
 
-func (s *Service) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
+func (s *Service) logger() *slog.Logger { return cmp.Or(s.Logger, slog.Default()) }

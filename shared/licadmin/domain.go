@@ -14,6 +14,12 @@ const (
 	DomainApproved = "approved"
 )
 
+// DomainClaimed is the answer to a request for a domain that another
+// account holds: one account per domain (docs/api.md, rule 5).
+func DomainClaimed(domain string) error {
+	return Errorf(EDOMAINCLAIMED, "the domain %s is already approved for another account", domain)
+}
+
 // TXTRecordPrefix starts the value of the TXT record that proves control of
 // a domain: "license-admin-verification=<random>".
 const TXTRecordPrefix = "license-admin-verification="

@@ -118,6 +118,19 @@ type CallerLoader interface {
 	LoadCaller(ctx context.Context, email string, userIDs ...string) (*Caller, []*User, error)
 }
 
+// Admin loads the caller and checks that it is an admin of its account
+// (EFORBIDDEN): the prelude of every admin operation that names no user.
+func Admin(ctx context.Context, l CallerLoader, email string) (*Caller, error) {
+	c, _, err := l.LoadCaller(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	if err := RequireAdmin(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // AdminAndUsers loads the caller and the users ids in one read and checks
 // that the caller is an admin (EFORBIDDEN) and that every user belongs to
 // its account (ENOTFOUND, exactly as for an unknown id): the prelude of

@@ -17,11 +17,8 @@ func (s *Service) SetAlertThreshold(ctx context.Context, r licadmin.Request, tie
 	if threshold < 0 || threshold > MaxAlertThreshold {
 		return nil, licadmin.Invalid("alertThreshold", "out_of_range", "alertThreshold must be a whole number from 0 to 1000000")
 	}
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	pool, err := s.Store.Pool(ctx, c.AccountID)

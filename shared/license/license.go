@@ -51,11 +51,8 @@ const MaxDeleteQuantity = 1_000_000
 
 // Pool returns the caller's account pool. Admins only.
 func (s *Service) Pool(ctx context.Context, r licadmin.Request) (*licadmin.Pool, error) {
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	return s.Store.Pool(ctx, c.AccountID)
@@ -210,11 +207,8 @@ func (s *Service) DeleteFromPool(ctx context.Context, r licadmin.Request, tier l
 	}
 	var out *licadmin.Pool
 	err := licadmin.RetryStale(ctx, func() error {
-		c, _, err := s.Store.LoadCaller(ctx, r.Email)
+		c, err := licadmin.Admin(ctx, s.Store, r.Email)
 		if err != nil {
-			return err
-		}
-		if err := licadmin.RequireAdmin(c); err != nil {
 			return err
 		}
 		pool, err := s.Store.Pool(ctx, c.AccountID)

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -438,9 +439,4 @@ func (x *Exports) maxAttempts() int {
 	return DefaultMaxAttempts
 }
 
-func (x *Exports) logger() *slog.Logger {
-	if x.Logger != nil {
-		return x.Logger
-	}
-	return slog.Default()
-}
+func (x *Exports) logger() *slog.Logger { return cmp.Or(x.Logger, slog.Default()) }

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -200,9 +201,4 @@ func (p *Purger) budget() int {
 	return DefaultPurgeBudget
 }
 
-func (p *Purger) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.Default()
-}
+func (p *Purger) logger() *slog.Logger { return cmp.Or(p.Logger, slog.Default()) }

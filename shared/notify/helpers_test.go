@@ -16,19 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ses"
 	"github.com/aws/smithy-go/middleware"
 
-	"licenseadmin/infra/dynamolocal"
-	"licenseadmin/infra/seslocal"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/store"
 )
 
-func TestMain(m *testing.M) {
-	code := dynamolocal.RunTests(m)
-	seslocal.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(apitest.RunTests(m)) }
 
 // world is an account on a fresh table whose email goes to the SES
 // emulator: its admin, its own email domain (so that its mail is told

@@ -10,6 +10,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -446,9 +447,4 @@ func (s *Service) lease() time.Duration {
 	return DefaultLease
 }
 
-func (s *Service) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
+func (s *Service) logger() *slog.Logger { return cmp.Or(s.Logger, slog.Default()) }

@@ -15,24 +15,6 @@ import (
 	"licenseadmin/shared/store"
 )
 
-// testClock is a settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) read() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // givenUp counts the emails the sweeper gave up.
 type givenUp struct{ n atomic.Int64 }
 
@@ -58,12 +40,12 @@ func (o *sesOutage) fault(int) error {
 // sweepWorld is a world whose emails were queued while SES failed and
 // whose stream delivery gave up on them (each record handled once, as
 // when Lambda's retries ran out).
-func sweepWorld(t *testing.T, users int) (*world, *testClock, *sesOutage, []string) {
+func sweepWorld(t *testing.T, users int) (*world, *apitest.Clock, *sesOutage, []string) {
 	t.Helper()
 	outage := &sesOutage{on: true}
 	w := newWorld(t, outage.fault)
-	clock := &testClock{now: time.Now().UTC()}
-	w.App.Notify.Now = clock.read
+	clock := apitest.NewClock(time.Now().UTC())
+	w.App.Notify.Now = clock.Now
 	w.App.Notify.SendAttempts = 1
 	w.MustLicenses(t, w.acct, licadmin.Eco, int64(users))
 	w.mail.Drain(t) // the account's own records
@@ -73,7 +55,7 @@ func sweepWorld(t *testing.T, users int) (*world, *testClock, *sesOutage, []stri
 		w.assign(t, u, "eco").Want(t, http.StatusOK)
 		emails = append(emails, email)
 	}
-	clock.advance(time.Now().UTC().Sub(clock.read())) // the items' time
+	clock.Advance(time.Now().UTC().Sub(clock.Now())) // the items' time
 	recs := w.mail.Next(t)
 	if _, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs)); err != nil {
 		t.Fatal(err)
@@ -105,7 +87,7 @@ func TestSweeperRedrivesAfterOutage(t *testing.T) {
 	}
 	// Still failing: each due item (past the stream's grace, or its retry
 	// time) is tried and released again, later.
-	clock.advance(store.OutboxSweepGrace + time.Second)
+	clock.Advance(store.OutboxSweepGrace + time.Second)
 	if res := sweep(); res.Due != users || res.Retrying != users {
 		t.Fatalf("sweep during the outage: %+v, want %d retrying", res, users)
 	}
@@ -119,11 +101,11 @@ func TestSweeperRedrivesAfterOutage(t *testing.T) {
 	}
 	// SES recovers: the next due sweep sends each email once.
 	outage.set(false)
-	clock.advance(notify.MaxRetryDelay)
+	clock.Advance(notify.MaxRetryDelay)
 	if res := sweep(); res.Delivered != users {
 		t.Fatalf("sweep after the outage: %+v, want %d delivered", res, users)
 	}
-	clock.advance(notify.MaxRetryDelay)
+	clock.Advance(notify.MaxRetryDelay)
 	if res := sweep(); res.Due != 0 {
 		t.Fatalf("sweep after delivery: %+v, want nothing due", res)
 	}
@@ -154,7 +136,7 @@ func TestSweeperGivesUp(t *testing.T) {
 	w.App.Notify.MaxAttempts = 3
 	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
 	for range 6 {
-		clock.advance(notify.MaxRetryDelay)
+		clock.Advance(notify.MaxRetryDelay)
 		if _, err := w.App.Notify.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +150,7 @@ func TestSweeperGivesUp(t *testing.T) {
 		}
 	}
 	sends := w.sends.n.Load()
-	clock.advance(notify.MaxRetryDelay)
+	clock.Advance(notify.MaxRetryDelay)
 	if res, _ := w.App.Notify.Sweep(ctx); res.Due != 0 || w.sends.n.Load() != sends {
 		t.Fatalf("a given-up email was tried again: %+v", res)
 	}

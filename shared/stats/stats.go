@@ -164,11 +164,8 @@ func (s *Service) Account(ctx context.Context, r licadmin.Request, q Query) (*Re
 		}
 		pos.Period = p
 	}
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, nil, err
 	}
 	pool, err := s.Store.Pool(ctx, c.AccountID)

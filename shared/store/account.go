@@ -20,8 +20,7 @@ func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin
 	acct["name"] = str(name)
 	acct["adminCount"] = num(1)
 	acct["createdAt"] = timestamp(now)
-	e := newExpr()
-	t.put(s.Table, acct, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+	t.putNew(s.Table, acct, func(Item) error {
 		return fmt.Errorf("account id %s collides with an existing account", accountID)
 	})
 	pool := poolKey(accountID)
@@ -44,18 +43,10 @@ func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin
 // putApprovedDomain appends the global domain claim (one account per
 // domain, rule 5 of docs/api.md) and the account's own domain entry.
 func (s *Store) putApprovedDomain(t *txn, accountID, domain string, now time.Time) {
-	claim := domainKey(domain)
-	claim["accountId"] = str(accountID)
-	claim["status"] = str(DomainApproved)
-	claim["approvedAt"] = timestamp(now)
-	e := newExpr()
-	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s) OR %s = %s", e.n(attrPK), e.n("accountId"), e.v(str(accountID))), e,
-		func(Item) error {
-			return licadmin.Errorf(licadmin.EDOMAINCLAIMED, "the domain %s is already approved for another account", domain)
-		})
+	s.putDomainClaim(t, accountID, domain, now)
 	own := accountDomainKey(accountID, domain)
 	own["domain"] = str(domain)
-	own["status"] = str(DomainApproved)
+	own["status"] = str(licadmin.DomainApproved)
 	own["approvedAt"] = timestamp(now)
 	t.put(s.Table, own, "", nil, nil)
 }
@@ -72,8 +63,7 @@ func (s *Store) AddLicenses(ctx context.Context, accountID string, tier licadmin
 	order["tier"] = str(string(tier))
 	order["quantity"] = num(quantity)
 	order["at"] = timestamp(now)
-	e := newExpr()
-	t.put(s.Table, order, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(old Item) error {
+	t.putNew(s.Table, order, func(old Item) error {
 		if getS(old, "tier") == string(tier) && getN(old, "quantity") == quantity {
 			return errOrderDone
 		}

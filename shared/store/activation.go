@@ -3,12 +3,10 @@ package store
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/licadmin"
 )
@@ -87,17 +85,11 @@ func (s *Store) PutActivationToken(ctx context.Context, tok *ActivationToken) er
 	it["createdAt"] = timestamp(tok.CreatedAt)
 	it["expiresAt"] = num(tok.ExpiresAt.Unix())
 	it[attrTTL] = num(tok.ExpiresAt.Unix())
-	e := newExpr()
-	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                &s.Table,
-		Item:                     it,
-		ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK))),
-		ExpressionAttributeNames: e.names,
-	})
-	if err != nil {
-		return fmt.Errorf("put activation token: %w", err)
+	written, err := s.putNew(ctx, it, "put activation token")
+	if err == nil && !written {
+		err = errors.New("put activation token: a token with this hash exists")
 	}
-	return nil
+	return err
 }
 
 // GetActivationToken returns the token whose hash is hash, or nil when

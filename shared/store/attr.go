@@ -90,6 +90,17 @@ func getOptS(it Item, name string) *string {
 	return nil
 }
 
+// emailClaim is the item that makes u's email address u's alone
+// (docs/api.md, rule 3), with what signing in needs: the user's account,
+// id and role.
+func emailClaim(u *licadmin.User) Item {
+	claim := emailKey(u.Email)
+	claim["accountId"] = str(u.AccountID)
+	claim["userId"] = str(u.ID)
+	claim["role"] = str(string(u.Role))
+	return claim
+}
+
 // userItem encodes u as its table item.
 func userItem(u *licadmin.User) Item {
 	it := Item{

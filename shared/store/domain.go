@@ -80,8 +80,7 @@ func (s *Store) RequestDomain(ctx context.Context, c *licadmin.Caller, d *licadm
 	it["status"] = str(d.Status)
 	it["txtRecord"] = str(aws.ToString(d.TXTRecord))
 	it["createdAt"] = timestamp(d.CreatedAt)
-	e := newExpr()
-	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error { return licadmin.ErrStale })
+	t.putNew(s.Table, it, func(Item) error { return licadmin.ErrStale })
 	s.callerCheck(t, c)
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionDomainRequest, Target: d.Domain,
 		Details: map[string]string{"txtRecord": aws.ToString(d.TXTRecord)}, At: now})
@@ -91,9 +90,36 @@ func (s *Store) RequestDomain(ctx context.Context, c *licadmin.Caller, d *licadm
 	return d, nil
 }
 
+// putDomainClaim appends the global claim of domain, approved for
+// accountID at now, on the condition that no other account holds it
+// (EDOMAINCLAIMED): one account per domain (docs/api.md, rule 5).
+func (s *Store) putDomainClaim(t *txn, accountID, domain string, now time.Time) {
+	claim := domainKey(domain)
+	claim["accountId"] = str(accountID)
+	claim["status"] = str(licadmin.DomainApproved)
+	claim["approvedAt"] = timestamp(now)
+	e := newExpr()
+	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s) OR %s = %s", e.n(attrPK), e.n("accountId"), e.v(str(accountID))), e,
+		claimedBy(domain))
+}
+
+// checkDomainApproved appends the condition that domain's claim is
+// approved for accountID, which holds a new or changed email address to
+// the account's domains; onFail answers its failure.
+func (s *Store) checkDomainApproved(t *txn, accountID, domain string, onFail func(Item) error) {
+	e := newExpr()
+	t.check(s.Table, domainKey(domain),
+		fmt.Sprintf("%s = %s AND %s = %s", e.n("accountId"), e.v(str(accountID)), e.n("status"), e.v(str(licadmin.DomainApproved))), e,
+		onFail)
+}
+
+func domainNotApproved(domain string) error {
+	return licadmin.Errorf(licadmin.EDOMAINNOTAPPROVED, "the domain %s is not approved for this account; request and verify it first", domain)
+}
+
 func claimedBy(domain string) func(Item) error {
 	return func(Item) error {
-		return licadmin.Errorf(licadmin.EDOMAINCLAIMED, "the domain %s is already approved for another account", domain)
+		return licadmin.DomainClaimed(domain)
 	}
 }
 
@@ -114,13 +140,7 @@ func (s *Store) ApproveDomain(ctx context.Context, c *licadmin.Caller, accountID
 	}
 	t, p := s.begin(ctx, now)
 
-	claim := domainKey(domain)
-	claim["accountId"] = str(accountID)
-	claim["status"] = str(licadmin.DomainApproved)
-	claim["approvedAt"] = timestamp(now)
-	ce := newExpr()
-	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s) OR %s = %s", ce.n(attrPK), ce.n("accountId"), ce.v(str(accountID))), ce,
-		claimedBy(domain))
+	s.putDomainClaim(t, accountID, domain, now)
 
 	e := newExpr()
 	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = if_not_exists(%s, %s)",

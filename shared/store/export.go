@@ -42,8 +42,7 @@ func (s *Store) CreateExport(ctx context.Context, c *licadmin.Caller, x *licadmi
 	it["createdAt"] = timestamp(x.CreatedAt)
 	it["updatedAt"] = timestamp(x.CreatedAt)
 	it[attrTTL] = num(now.Add(ExportTTL).Unix())
-	e := newExpr()
-	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+	t.putNew(s.Table, it, func(Item) error {
 		return fmt.Errorf("export id %s collides with an existing export", x.ID)
 	})
 	if x.Own {

@@ -54,8 +54,7 @@ const ImportRetention = 30 * 24 * time.Hour
 // being an admin.
 func (s *Store) CreateImport(ctx context.Context, c *licadmin.Caller, imp *licadmin.Import, response any, now time.Time) error {
 	t, p := s.begin(ctx, now)
-	e := newExpr()
-	t.put(s.Table, importItem(imp), fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+	t.putNew(s.Table, importItem(imp), func(Item) error {
 		return fmt.Errorf("import id %s collides with an existing import", imp.ID)
 	})
 	s.callerCheck(t, c)
@@ -73,8 +72,7 @@ func (s *Store) CreateImport(ctx context.Context, c *licadmin.Caller, imp *licad
 // licadmin.ErrImportExists for an id already recorded.
 func (s *Store) CreateDropImport(ctx context.Context, imp *licadmin.Import, now time.Time) error {
 	t := &txn{}
-	e := newExpr()
-	t.put(s.Table, importItem(imp), fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error { return licadmin.ErrImportExists })
+	t.putNew(s.Table, importItem(imp), func(Item) error { return licadmin.ErrImportExists })
 	ae := newExpr()
 	t.check(s.Table, accountKey(imp.AccountID), fmt.Sprintf("attribute_exists(%s)", ae.n(attrPK)), ae, func(Item) error {
 		return licadmin.Errorf(licadmin.ENOTFOUND, "account %s not found", imp.AccountID)
@@ -124,18 +122,11 @@ func (s *Store) ListImports(ctx context.Context, accountID string, limit int, af
 	if err != nil {
 		return nil, nil, err
 	}
-	e := newExpr()
-	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 &s.Table,
-		IndexName:                 aws.String(GSI1),
-		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(gpk)))),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-		ExclusiveStartKey:         from,
-		ScanIndexForward:          aws.Bool(false),
-		// One more tells whether a next page exists.
-		Limit: aws.Int32(int32(limit + 1)),
-	})
+	in := s.queryIndex(newExpr(), gpk)
+	in.ExclusiveStartKey = from
+	in.ScanIndexForward = aws.Bool(false)
+	in.Limit = aws.Int32(int32(limit + 1)) // one more tells whether a next page exists
+	out, err := s.DB.Query(ctx, in)
 	if err != nil {
 		return nil, nil, fmt.Errorf("query imports of %s: %w", accountID, err)
 	}
@@ -541,14 +532,11 @@ func (s *Store) checkDomains(t *txn, accountID string, rows []licadmin.ImportRow
 		}
 		seen[r.Domain] = true
 		domain := r.Domain
-		e := newExpr()
-		t.check(s.Table, domainKey(domain),
-			fmt.Sprintf("%s = %s AND %s = %s", e.n("accountId"), e.v(str(accountID)), e.n("status"), e.v(str(DomainApproved))), e,
-			func(Item) error {
-				*refused = append(*refused, chunkFailure{row: -1, domain: domain, code: licadmin.RowDomainNotApproved,
-					msg: fmt.Sprintf("the domain %s is not approved for this account; request and verify it first", domain)})
-				return errChunkCondition
-			})
+		s.checkDomainApproved(t, accountID, domain, func(Item) error {
+			*refused = append(*refused, chunkFailure{row: -1, domain: domain, code: licadmin.RowDomainNotApproved,
+				msg: domainNotApproved(domain).Error()})
+			return errChunkCondition
+		})
 	}
 }
 
@@ -558,13 +546,9 @@ func (s *Store) checkDomains(t *txn, accountID string, rows []licadmin.ImportRow
 // from a user that existed (email_taken).
 func (s *Store) putImportedUser(t *txn, ch *licadmin.ImportChunk, i int, u *licadmin.User, refused *[]chunkFailure) {
 	imp := ch.Import
-	claim := emailKey(u.Email)
-	claim["accountId"] = str(u.AccountID)
-	claim["userId"] = str(u.ID)
-	claim["role"] = str(string(u.Role))
+	claim := emailClaim(u)
 	claim["importId"] = str(imp.ID)
-	e := newExpr()
-	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(old Item) error {
+	t.putNew(s.Table, claim, func(old Item) error {
 		f := chunkFailure{row: i, code: licadmin.RowEmailTaken, msg: fmt.Sprintf("a user with the email %s already exists", u.Email)}
 		if getS(old, "importId") == imp.ID {
 			f.code, f.msg = licadmin.RowDuplicateInFile, "an earlier row of the file has the same email"
@@ -574,8 +558,7 @@ func (s *Store) putImportedUser(t *txn, ch *licadmin.ImportChunk, i int, u *lica
 	})
 	it := userItem(u)
 	it["importId"] = str(imp.ID)
-	ue := newExpr()
-	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", ue.n(attrPK)), ue, func(Item) error {
+	t.putNew(s.Table, it, func(Item) error {
 		*refused = append(*refused, chunkFailure{row: -1, err: fmt.Errorf("user id %s collides with an existing user", u.ID)})
 		return errChunkCondition
 	})
@@ -610,8 +593,7 @@ func (s *Store) markSeen(t *txn, ch *licadmin.ImportChunk, rows []licadmin.Impor
 		it := importSeenKey(ch.Import.ID, r.User.Email)
 		it["line"] = num(r.Line)
 		it[attrTTL] = num(ch.Import.CreatedAt.Add(ImportRetention).Unix())
-		e := newExpr()
-		t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+		t.putNew(s.Table, it, func(Item) error {
 			*refused = append(*refused, chunkFailure{row: i, code: licadmin.RowDuplicateInFile, msg: "an earlier row of the file has the same email"})
 			return errChunkCondition
 		})
@@ -691,7 +673,7 @@ func (s *Store) LookupImportRows(ctx context.Context, imp *licadmin.Import, emai
 	}
 	for _, d := range domains {
 		ask(domainKey(d), func(it Item) {
-			out.Approved[d] = getS(it, "accountId") == imp.AccountID && getS(it, "status") == DomainApproved
+			out.Approved[d] = getS(it, "accountId") == imp.AccountID && getS(it, "status") == licadmin.DomainApproved
 		})
 	}
 	for len(keys) > 0 {

@@ -311,14 +311,8 @@ func truncate(s string) string {
 // account-wide emails such as low-pool alerts).
 func (s *Store) AccountAdmins(ctx context.Context, accountID string) ([]*licadmin.User, error) {
 	e := newExpr()
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.Table,
-		IndexName:                 aws.String(GSI1),
-		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))),
-		FilterExpression:          aws.String(fmt.Sprintf("%s = %s", e.n("role"), e.v(str(string(licadmin.RoleAdmin))))),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	}
+	in := s.queryIndex(e, usersGSI1PK(accountID))
+	in.FilterExpression = aws.String(fmt.Sprintf("%s = %s", e.n("role"), e.v(str(string(licadmin.RoleAdmin)))))
 	var admins []*licadmin.User
 	for {
 		out, err := s.DB.Query(ctx, in)

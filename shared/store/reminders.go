@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/licadmin"
 )
@@ -48,8 +47,7 @@ func (s *Store) CreateReminder(ctx context.Context, c *licadmin.Caller, r *licad
 	it["createdAt"] = timestamp(r.CreatedAt)
 	it["updatedAt"] = timestamp(r.UpdatedAt)
 	it[attrTTL] = num(r.CreatedAt.Add(ReminderRetention).Unix())
-	e := newExpr()
-	t.put(s.Table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+	t.putNew(s.Table, it, func(Item) error {
 		return fmt.Errorf("reminder id %s collides with an existing one", r.ID)
 	})
 	s.callerCheck(t, c)
@@ -89,16 +87,11 @@ func (s *Store) PendingUsers(ctx context.Context, accountID string, limit int, a
 		return nil, nil, err
 	}
 	e := newExpr()
-	out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 &s.Table,
-		IndexName:                 aws.String(GSI1),
-		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))),
-		FilterExpression:          aws.String(fmt.Sprintf("%s = %s", e.n("status"), e.v(str(string(licadmin.StatusPending))))),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-		ExclusiveStartKey:         from,
-		Limit:                     aws.Int32(int32(limit)),
-	})
+	in := s.queryIndex(e, usersGSI1PK(accountID))
+	in.FilterExpression = aws.String(fmt.Sprintf("%s = %s", e.n("status"), e.v(str(string(licadmin.StatusPending)))))
+	in.ExclusiveStartKey = from
+	in.Limit = aws.Int32(int32(limit))
+	out, err := s.DB.Query(ctx, in)
 	if err != nil {
 		return nil, nil, fmt.Errorf("query pending users of %s: %w", accountID, err)
 	}

@@ -97,15 +97,8 @@ func (s *Store) UsageOf(ctx context.Context, userIDs, months []string) (map[stri
 // grows with the number of users, never with their logs.
 func (s *Store) CountUsers(ctx context.Context, accountID string) (licadmin.UserCounts, error) {
 	e := newExpr()
-	keyCond := fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.Table,
-		IndexName:                 aws.String(GSI1),
-		KeyConditionExpression:    &keyCond,
-		ProjectionExpression:      aws.String(e.n("status") + ", " + e.n("tier")),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	}
+	in := s.queryIndex(e, usersGSI1PK(accountID))
+	in.ProjectionExpression = aws.String(e.n("status") + ", " + e.n("tier"))
 	var c licadmin.UserCounts
 	p := dynamodb.NewQueryPaginator(s.DB, in)
 	for p.HasMorePages() {

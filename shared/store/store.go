@@ -171,6 +171,18 @@ func (s *Store) batchGetRead(ctx context.Context, keys []key, consistent bool) (
 	return items, nil
 }
 
+// queryIndex returns the query of GSI1's partition gpk, its names and
+// values in e, to which a filter or a projection adds its own.
+func (s *Store) queryIndex(e *expr, gpk string) *dynamodb.QueryInput {
+	return &dynamodb.QueryInput{
+		TableName:                 &s.Table,
+		IndexName:                 aws.String(GSI1),
+		KeyConditionExpression:    aws.String(fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(gpk)))),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+	}
+}
+
 func (s *Store) getItem(ctx context.Context, k key) (Item, error) {
 	if !keyFits(k) {
 		return nil, nil

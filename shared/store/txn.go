@@ -80,6 +80,14 @@ func (t *txn) put(table string, it Item, cond string, e *expr, onFail func(Item)
 	t.onFail = append(t.onFail, onFail)
 }
 
+// putNew appends a put of it on the condition that no item has its key:
+// how every new item (account, user, email claim, import, ...) is created,
+// so that an id or a claim is never written over.
+func (t *txn) putNew(table string, it Item, onFail func(Item) error) {
+	e := newExpr()
+	t.put(table, it, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, onFail)
+}
+
 func (t *txn) update(table string, k key, update, cond string, e *expr, onFail func(Item) error) {
 	u := &types.Update{
 		TableName:                 &table,

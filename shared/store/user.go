@@ -14,12 +14,6 @@ import (
 	"licenseadmin/shared/licadmin"
 )
 
-// Domain statuses.
-const (
-	DomainPending  = "pending"
-	DomainApproved = "approved"
-)
-
 // CreateUser writes a new user of c's account with its email claim. When
 // domain is not empty, the domain must be approved for the account when the
 // transaction commits (EDOMAINNOTAPPROVED); public webmail domains pass "".
@@ -31,12 +25,7 @@ func (s *Store) CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.
 	}
 	t, p := s.begin(ctx, now)
 	if domain != "" {
-		e := newExpr()
-		t.check(s.Table, domainKey(domain),
-			fmt.Sprintf("%s = %s AND %s = %s", e.n("accountId"), e.v(str(u.AccountID)), e.n("status"), e.v(str(DomainApproved))), e,
-			func(Item) error {
-				return licadmin.Errorf(licadmin.EDOMAINNOTAPPROVED, "the domain %s is not approved for this account; request and verify it first", domain)
-			})
+		s.checkDomainApproved(t, u.AccountID, domain, func(Item) error { return domainNotApproved(domain) })
 	}
 	s.putNewUser(t, u)
 	if u.Role == licadmin.RoleAdmin {
@@ -67,16 +56,10 @@ func ownEmailTaken(email string) error { return emailTaken(email) }
 // putNewUser appends the user item and its email claim, both required to
 // be new: the claim is what makes an email belong to one user (docs/api.md, rule 3).
 func (s *Store) putNewUser(t *txn, u *licadmin.User) {
-	claim := emailKey(u.Email)
-	claim["accountId"] = str(u.AccountID)
-	claim["userId"] = str(u.ID)
-	claim["role"] = str(string(u.Role))
-	e := newExpr()
-	t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", e.n(attrPK)), e, func(Item) error {
+	t.putNew(s.Table, emailClaim(u), func(Item) error {
 		return emailTaken(u.Email)
 	})
-	ue := newExpr()
-	t.put(s.Table, userItem(u), fmt.Sprintf("attribute_not_exists(%s)", ue.n(attrPK)), ue, func(Item) error {
+	t.putNew(s.Table, userItem(u), func(Item) error {
 		return fmt.Errorf("user id %s collides with an existing user", u.ID)
 	})
 }
@@ -105,16 +88,9 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 			return nil, nil, err
 		}
 		e := newExpr()
-		keyCond := fmt.Sprintf("%s = %s", e.n(attrGSI1PK), e.v(str(usersGSI1PK(accountID))))
-		in = &dynamodb.QueryInput{
-			TableName:                 &s.Table,
-			IndexName:                 aws.String(GSI1),
-			KeyConditionExpression:    &keyCond,
-			ExpressionAttributeNames:  e.names,
-			ExpressionAttributeValues: e.values,
-			ExclusiveStartKey:         from,
-			FilterExpression:          userFilter(e, f),
-		}
+		in = s.queryIndex(e, usersGSI1PK(accountID))
+		in.ExclusiveStartKey = from
+		in.FilterExpression = userFilter(e, f)
 	}
 	var users []*licadmin.User
 	var last Item

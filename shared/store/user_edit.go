@@ -3,7 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,19 +82,9 @@ func (s *Store) UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadm
 	switch {
 	case n.Email != u.Email:
 		if emailDomain != "" {
-			de := newExpr()
-			t.check(s.Table, domainKey(emailDomain),
-				fmt.Sprintf("%s = %s AND %s = %s", de.n("accountId"), de.v(str(u.AccountID)), de.n("status"), de.v(str(DomainApproved))), de,
-				func(Item) error {
-					return licadmin.Errorf(licadmin.EDOMAINNOTAPPROVED, "the domain %s is not approved for this account; request and verify it first", emailDomain)
-				})
+			s.checkDomainApproved(t, u.AccountID, emailDomain, func(Item) error { return domainNotApproved(emailDomain) })
 		}
-		claim := emailKey(n.Email)
-		claim["accountId"] = str(n.AccountID)
-		claim["userId"] = str(n.ID)
-		claim["role"] = str(string(n.Role))
-		ne := newExpr()
-		t.put(s.Table, claim, fmt.Sprintf("attribute_not_exists(%s)", ne.n(attrPK)), ne, func(Item) error {
+		t.putNew(s.Table, emailClaim(n), func(Item) error {
 			return emailTaken(n.Email)
 		})
 		oe := newExpr()
@@ -208,11 +199,7 @@ func changes(u, n *licadmin.User) map[string]string {
 			d[f.name] = f.old + " -> " + f.new
 		}
 	}
-	names := make([]string, 0, len(d))
-	for k := range d {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(d))
 	d["fields"] = strings.Join(names, ",")
 	return d
 }

@@ -8,6 +8,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -112,9 +113,4 @@ func (d *Dispatcher) handle(ctx context.Context, er *events.DynamoDBEventRecord)
 	return nil
 }
 
-func (d *Dispatcher) logger() *slog.Logger {
-	if d.Logger != nil {
-		return d.Logger
-	}
-	return slog.Default()
-}
+func (d *Dispatcher) logger() *slog.Logger { return cmp.Or(d.Logger, slog.Default()) }

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -152,9 +153,4 @@ func (c *Recorder) counted(ctx context.Context, r *events.DynamoDBEventRecord) *
 	return store.CountedEventFromImage(img)
 }
 
-func (c *Recorder) logger() *slog.Logger {
-	if c.Logger != nil {
-		return c.Logger
-	}
-	return slog.Default()
-}
+func (c *Recorder) logger() *slog.Logger { return cmp.Or(c.Logger, slog.Default()) }

@@ -7,6 +7,7 @@
 package usage
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -335,9 +336,4 @@ func validID(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool { return r <= 0x20 || r >= 0x7f })
 }
 
-func (in *Ingester) logger() *slog.Logger {
-	if in.Logger != nil {
-		return in.Logger
-	}
-	return slog.Default()
-}
+func (in *Ingester) logger() *slog.Logger { return cmp.Or(in.Logger, slog.Default()) }

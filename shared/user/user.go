@@ -63,11 +63,8 @@ func (s *Service) Create(ctx context.Context, r licadmin.Request, in NewUser) (*
 	if len(fields) > 0 {
 		return nil, &licadmin.Error{Code: licadmin.EINVALID, Message: "some fields are invalid; see errors", Fields: fields}
 	}
-	c, _, err := s.Store.LoadCaller(ctx, r.Email)
+	c, err := licadmin.Admin(ctx, s.Store, r.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
 		return nil, err
 	}
 	now := s.Now.Read()
@@ -176,15 +173,14 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]
 		if c, page = s.listEarly(ctx, r, cached, q); page.done {
 			return page.users, page.next, page.err
 		}
-	} else {
-		var err error
-		if c, _, err = s.Store.LoadCaller(ctx, r.Email); err != nil {
+		if err := licadmin.RequireAdmin(c); err != nil {
 			return nil, nil, err
 		}
-	}
-	if err := licadmin.RequireAdmin(c); err != nil {
-		s.Callers.Forget(r.Email)
-		return nil, nil, err
+	} else {
+		var err error
+		if c, err = licadmin.Admin(ctx, s.Store, r.Email); err != nil {
+			return nil, nil, err
+		}
 	}
 	users, next, err := s.Store.ListUsers(ctx, c.AccountID, q.Filter, q.Limit, q.After)
 	if err == nil {
