@@ -24,9 +24,9 @@ import (
 //
 // carrying the user as the plain list returns it, and the sort string
 // (<key> \x01 <code>) of each of the user's three fields. A search is then
-// one Query of begins_with on one partition, whose filter keeps, of a
-// user's entries that match, only the one of the smallest sort string:
-// each user is returned once, where its smallest matching key sorts,
+// one Query of begins_with on one partition, of which, of a user's
+// entries that match, only the one of the smallest sort string is kept
+// (searchFirst): each user is returned once, where its smallest matching key sorts,
 // decided per item without another read. The separator \x01, which no
 // search key holds (SearchKey drops control characters), sorts before
 // every character, so the index's order is the keys' order.
@@ -209,8 +209,8 @@ var errSearchApplied = errors.New("search index: a later stream record was appli
 // searchQuery returns the Query of the users of the account found by
 // f.Search, from the position after (nil: the first page). One Query of
 // one partition: its key condition selects the entries whose key starts
-// with the search, its filter the user's smallest matching entry (and f's
-// license and status).
+// with the search, its filter f's license and status; ListUsers keeps, of
+// a user's entries, the first (searchFirst).
 func (s *Store) searchQuery(accountID string, f licadmin.UserFilter, after []byte) (*dynamodb.QueryInput, error) {
 	pk := searchPK(accountID, f.Search)
 	from, err := decodeSearchPosition(after, pk, f.Search)
@@ -219,38 +219,36 @@ func (s *Store) searchQuery(accountID string, f licadmin.UserFilter, after []byt
 	}
 	e := newExpr()
 	keyCond := fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(str(pk)), e.n(attrSK), e.v(str(f.Search)))
-	filter := searchFirstFilter(e, f.Search)
-	if more := userFilter(e, f); more != nil {
-		filter += " AND " + *more
-	}
 	return &dynamodb.QueryInput{
 		TableName:                 &s.Table,
 		KeyConditionExpression:    &keyCond,
-		FilterExpression:          &filter,
+		FilterExpression:          userFilter(e, f),
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: e.values,
 		ExclusiveStartKey:         from,
 	}, nil
 }
 
-// searchFirstFilter keeps the index items that are their user's first
-// entry found by prefix: for the entry of field F, no other field G whose
-// key also starts with prefix has a smaller sort string.
-func searchFirstFilter(e *expr, prefix string) string {
-	q := e.v(str(prefix))
-	var alts []string
+// searchFirst reports whether an index item is its user's first entry
+// found by prefix: no other field of the user whose key also starts with
+// prefix has a smaller sort string. ListUsers skips the others, so that
+// a user found by several fields is returned once. Decided here rather
+// than in the Query's filter: DynamoDB Local evaluates such a filter
+// slowly, and the entries skipped are few.
+func searchFirst(it Item, prefix string) bool {
+	field := getS(it, attrSearchField)
+	var own string
 	for _, f := range searchFields {
-		conds := []string{fmt.Sprintf("%s = %s", e.n(attrSearchField), e.v(str(f.code)))}
-		for _, g := range searchFields {
-			if g.code == f.code {
-				continue
-			}
-			conds = append(conds, fmt.Sprintf("(attribute_not_exists(%[1]s) OR NOT begins_with(%[1]s, %[2]s) OR %[1]s > %[3]s)",
-				e.n(g.attr), q, e.n(f.attr)))
+		if f.code == field {
+			own = getS(it, f.attr)
 		}
-		alts = append(alts, "("+strings.Join(conds, " AND ")+")")
 	}
-	return "(" + strings.Join(alts, " OR ") + ")"
+	for _, g := range searchFields {
+		if k := getS(it, g.attr); g.code != field && k != "" && strings.HasPrefix(k, prefix) && k < own {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeSearchPosition returns the key of an index item as bytes;

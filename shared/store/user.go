@@ -98,7 +98,7 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 	for {
 		// Without a filter one extra item tells whether a next page exists;
 		// with one, read in larger steps since some items are dropped (a
-		// search's filter drops only a user's other entries: few).
+		// search also skips a user's other entries: few).
 		want := limit - len(users) + 1
 		if f.License != "" || f.Status != "" {
 			want = max(want, 100)
@@ -113,8 +113,11 @@ func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.User
 				// More items follow: continue after the last one returned.
 				return users, encode(last), nil
 			}
-			users = append(users, userFromItem(it))
 			last = it
+			if f.Search != "" && !searchFirst(it, f.Search) {
+				continue // the user's entry of a smaller key is returned
+			}
+			users = append(users, userFromItem(it))
 		}
 		if out.LastEvaluatedKey == nil {
 			return users, nil, nil
