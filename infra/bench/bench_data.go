@@ -16,7 +16,7 @@ func (b *bench) batchQueryFigures(ctx context.Context) error {
 	b.figs.define(figureDef{ID: "floor.batch.rows", Title: "BatchWriteItem stream of user rows", Unit: "rows/s",
 		Meaning: fmt.Sprintf("floor: the items an import writes, as the store's CommitImportChunk puts them (per row the user item and email claim, per chunk of %d rows one audit record), put with BatchWriteItem, 25 items per call, one call at a time: rows (users) per second", importChunkRows)})
 	b.figs.define(figureDef{ID: "floor.query.p50", Title: "Query of a page of users", Unit: "ms",
-		Meaning: "floor: the store's Query of one page of 50 users (GSI1, the exact input ListUsers sends) sent directly with the SDK, sequentially: p50 latency"})
+		Meaning: "floor: the store's Query of one page of 50 users (GSI1, the exact input ListUsers sends) sent directly with the SDK, one at a time, in turn with the requests compared with it (the list's and the search's pages): p50 latency"})
 	b.figs.define(figureDef{ID: "api.list.c1.p50", Title: "GET /v1/users?limit=50 p50", Unit: "ms",
 		Meaning: "a page of 50 users through the local API, sequentially: p50 latency", Floor: "floor.query.p50"})
 	b.figs.define(figureDef{ID: "api.list.c1.reads", Title: "list users DynamoDB reads per request", Unit: "req/op",
@@ -45,28 +45,40 @@ func (b *bench) batchQueryFigures(ctx context.Context) error {
 	b.figs.record(b.run, "floor.batch.rows", float64(rows)/elapsed.Seconds())
 	b.logf("floor: BatchWriteItem of %d rows (%d items) in %s: %.0f rows/s", rows, len(items), elapsed.Round(time.Millisecond), float64(rows)/elapsed.Seconds())
 
-	// The users of the batch account make more than one page.
-	floorP50, err := b.rawPageQuery(ctx, "the page query", func(st *store.Store) error {
+	// The users of the batch account make more than one page. The floor,
+	// the list and the search (when measured) are sent in turn.
+	floor, err := b.pageQuery("floor.query", "the page query", func(st *store.Store) error {
 		_, _, err := st.ListUsers(ctx, acct.id, licadmin.UserFilter{}, 50, nil)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	b.figs.record(b.run, "floor.query.p50", floorP50)
-
-	res, counts, err := b.sequential(ctx, "api.list.c1", "list users", func(ctx context.Context) error {
+	ops := []pageOp{floor, {id: "api.list.c1", what: "list users", api: true, op: func(ctx context.Context) error {
 		_, err := b.stack.expect(ctx, 200, "GET", "/v1/users?limit=50", acct.token, nil)
 		return err
-	})
+	}}}
+	if b.search != nil {
+		searchOps, err := b.search.pageOps(ctx)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, searchOps...)
+	}
+	results, counts, err := b.interleaved(ctx, ops)
 	if err != nil {
 		return err
 	}
-	_, listRCU, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, counts.units)
+	res := results[1]
+	_, listRCU, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, counts[1].units)
 	if err != nil {
 		return err
 	}
 	b.figs.record(b.run, "list.rcu", listRCU/float64(len(res.lat)))
+	floorP50 := percentile(results[0].lat, 50)
+	if b.search != nil {
+		b.logf("GET /v1/users?limit=50&q=%s on %d users p50 %.2f ms (its Query %.2f ms), DynamoDB: %s", searchQuery, b.cfg.searchUsers(), percentile(results[3].lat, 50), percentile(results[2].lat, 50), counts[3].describe())
+	}
 
 	// Write units of a user's creation and of import rows, from the
 	// store's transactions.
@@ -90,31 +102,27 @@ func (b *bench) batchQueryFigures(ctx context.Context) error {
 	}
 	b.figs.record(b.run, "import.row.wcu", importWCU/float64(2*importChunkRows))
 	b.logf("units: list %.1f RCU per page; create user %.1f WCU; import %.2f WCU per row", listRCU/float64(len(res.lat)), createWCU/unitRows, importWCU/float64(2*importChunkRows))
-	b.logf("query floor p50 %.2f ms; GET /v1/users?limit=50 p50 %.2f ms, DynamoDB: %s", floorP50, percentile(res.lat, 50), counts.describe())
+	b.logf("query floor p50 %.2f ms; GET /v1/users?limit=50 p50 %.2f ms, DynamoDB: %s", floorP50, percentile(res.lat, 50), counts[1].describe())
 	return nil
 }
 
-// rawPageQuery captures the one Query that call (a store's page of 50
-// users) sends, then sends it directly with the SDK, sequentially, and
-// returns its p50 latency; what names it in errors.
-func (b *bench) rawPageQuery(ctx context.Context, what string, call func(st *store.Store) error) (float64, error) {
+// pageQuery captures the one Query that call (a store's page of 50 users)
+// sends, and returns the request that sends it directly with the SDK, as
+// figure id; what names it in errors.
+func (b *bench) pageQuery(id, what string, call func(st *store.Store) error) (pageOp, error) {
 	db, err := b.stack.captureAll(call)
 	if err != nil {
-		return 0, err
+		return pageOp{}, err
 	}
 	if len(db.queries) != 1 {
-		return 0, fmt.Errorf("bench: %s: the store sent %d queries, want 1", what, len(db.queries))
+		return pageOp{}, fmt.Errorf("bench: %s: the store sent %d queries, want 1", what, len(db.queries))
 	}
 	q := db.queries[0]
-	res := drive(ctx, 1, b.cfg.queryOps, b.cfg.phaseLimit, func(ctx context.Context, _, _ int) error {
+	return pageOp{id: id, what: what, op: func(ctx context.Context) error {
 		out, err := b.stack.raw.Query(ctx, q)
 		if err == nil && len(out.Items) < 50 {
 			err = fmt.Errorf("%s returned %d items, want at least 50", what, len(out.Items))
 		}
 		return err
-	})
-	if res.failed > 0 {
-		return 0, fmt.Errorf("%s: %w", what, res.firstErr)
-	}
-	return percentile(res.lat, 50), nil
+	}}, nil
 }

@@ -112,19 +112,49 @@ func (b *bench) assignTxs(ctx context.Context, acct *benchAccount, users []*lica
 	return txs, nil
 }
 
-// sequential sends op's request b.cfg.queryOps times, one at a time, and
-// records its p50 latency as figure id.p50 and the DynamoDB reads it made
-// per request as id.reads; it returns the latencies and the DynamoDB
-// requests counted. what names the request in an error.
-func (b *bench) sequential(ctx context.Context, id, what string, op func(ctx context.Context) error) (driveResult, requestCounts, error) {
-	b.stack.counter.reset()
-	res := drive(ctx, 1, b.cfg.queryOps, b.cfg.phaseLimit, func(ctx context.Context, _, _ int) error { return op(ctx) })
-	counts := b.stack.counter.reset()
-	if res.failed > 0 {
-		return res, counts, fmt.Errorf("%s: %w", what, res.firstErr)
+// pageOp is one request of an interleaved measurement: figure id.p50
+// records its latency, and for a request through the API (api) id.reads
+// the DynamoDB reads it made; what names it in errors.
+type pageOp struct {
+	id, what string
+	api      bool
+	op       func(ctx context.Context) error
+}
+
+// interleaved sends the requests of ops in turn, one at a time, for
+// b.cfg.queryOps rounds (or until b.cfg.phaseLimit), and records each
+// one's figures. A floor and the requests compared with it are so measured
+// at the same moments: DynamoDB Local's pace here moves by a third within
+// a minute, which measured one after the other moved their ratio by as
+// much. It returns each op's latencies and the DynamoDB requests it made.
+func (b *bench) interleaved(ctx context.Context, ops []pageOp) ([]driveResult, []requestCounts, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.phaseLimit)
+	defer cancel()
+	res := make([]driveResult, len(ops))
+	counts := make([]requestCounts, len(ops))
+	for round := 0; round < b.cfg.queryOps && ctx.Err() == nil; round++ {
+		for i, o := range ops {
+			b.stack.counter.reset()
+			t0 := time.Now()
+			err := o.op(ctx)
+			d := time.Since(t0)
+			counts[i] = counts[i].add(b.stack.counter.reset())
+			if err != nil {
+				if ctx.Err() != nil {
+					break // cut by the time limit: not a failure
+				}
+				return nil, nil, fmt.Errorf("%s: %w", o.what, err)
+			}
+			res[i].lat = append(res[i].lat, d)
+			res[i].elapsed += d
+		}
 	}
-	b.figs.record(b.run, id+".p50", percentile(res.lat, 50))
-	b.figs.record(b.run, id+".reads", float64(counts.sum(readOps))/float64(len(res.lat)))
+	for i, o := range ops {
+		b.figs.record(b.run, o.id+".p50", percentile(res[i].lat, 50))
+		if o.api {
+			b.figs.record(b.run, o.id+".reads", float64(counts[i].sum(readOps))/float64(len(res[i].lat)))
+		}
+	}
 	return res, counts, nil
 }
 

@@ -89,30 +89,30 @@ func (b *bench) prepareSearch(ctx context.Context) (*benchSearch, error) {
 	return &benchSearch{b: b, acct: acct}, nil
 }
 
-// figures measures the search through the local API, sequentially, next
-// to the page of the plain list's Query (floor.query.p50, measured by the
-// data step of the same run).
-func (s *benchSearch) figures(ctx context.Context) error {
+// pageOps defines the search's page figures and returns their requests:
+// the store's Query of a search page, sent directly, and the search
+// through the local API, sequentially. The data step sends them in turn
+// with the plain list's page and its Query (floor.query.p50), so that the
+// search and its floor are measured at the same moments.
+func (s *benchSearch) pageOps(ctx context.Context) ([]pageOp, error) {
 	b := s.b
 	n := b.cfg.searchUsers()
 	b.figs.define(figureDef{ID: "search.c1.p50", Title: "GET /v1/users?q=jan&limit=50 p50", Unit: "ms",
-		Meaning: fmt.Sprintf("a search (q=%s: first names, last names and emails start with it) on an account of %d users through the local API, sequentially, every page full: p50 latency, against the Query of one page of the plain list", searchQuery, n),
+		Meaning: fmt.Sprintf("a search (q=%s: first names, last names and emails start with it) on an account of %d users through the local API, sequentially, every page full, sent in turn with the plain list's page Query: p50 latency, against that Query", searchQuery, n),
 		Floor:   "floor.query.p50", Target: "ratio <= 1.5", Check: ratioAtMost(1.5)})
 	b.figs.define(figureDef{ID: "search.c1.reads", Title: "search DynamoDB reads per request", Unit: "req/op",
 		Meaning: "GET /v1/users?q=jan&limit=50: DynamoDB read requests per request (every attempt), counted by SDK middleware"})
 	b.figs.define(figureDef{ID: "search.query.p50", Title: "search Query p50", Unit: "ms",
 		Meaning: "the store's Query of one search page of 50 (q=jan, the exact input ListUsers sends) sent directly with the SDK, sequentially: p50 latency, against the Query of one page of the plain list", Floor: "floor.query.p50"})
-	queryP50, err := b.rawPageQuery(ctx, "the search query", func(st *store.Store) error {
+	query, err := b.pageQuery("search.query", "the search query", func(st *store.Store) error {
 		_, _, err := st.ListUsers(ctx, s.acct.id, licadmin.UserFilter{Search: searchQuery}, 50, nil)
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.figs.record(b.run, "search.query.p50", queryP50)
-
 	path := "/v1/users?limit=50&q=" + searchQuery
-	res, counts, err := b.sequential(ctx, "search.c1", "search", func(ctx context.Context) error {
+	return []pageOp{query, {id: "search.c1", what: "search", api: true, op: func(ctx context.Context) error {
 		r, err := b.stack.expect(ctx, 200, "GET", path, s.acct.token, nil)
 		if err != nil {
 			return err
@@ -127,12 +127,7 @@ func (s *benchSearch) figures(ctx context.Context) error {
 			return fmt.Errorf("the search page has %d users, want 50", len(p.Items))
 		}
 		return nil
-	})
-	if err != nil {
-		return err
-	}
-	b.logf("GET %s on %d users p50 %.2f ms, DynamoDB: %s", path, n, percentile(res.lat, 50), counts.describe())
-	return s.writeCostFigures(ctx)
+	}}}, nil
 }
 
 // searchWriteRows is how many users each block of the write-cost
