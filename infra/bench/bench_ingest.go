@@ -159,6 +159,7 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 		return err
 	}
 	stream := newIngestStream(us, acct, events, uint64(b.run+1))
+	b.logf("ingest: %d events of %d users (%d messages in %d batches), on table %s", len(stream.events), users, stream.messages, len(stream.batches), table)
 
 	// The floor's entries: the log items of the stream's events as
 	// RecordUsage's claims carry them, in a generation of their own so that

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
@@ -113,6 +114,14 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 	}
 	if err := dynamolocal.CreateTable(ctx, admin, s.table); err != nil {
 		return nil, err
+	}
+	// Nothing reads this table's stream (the benchmark runs no stream
+	// function on it; the ingestion's figures use a table of their own),
+	// and DynamoDB Local keeps every record of it: after the search's
+	// 100,000 users, reading another table's stream took it minutes.
+	if _, err := admin.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: &s.table,
+		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(false)}}); err != nil {
+		return nil, fmt.Errorf("turn off the stream of %s: %w", s.table, err)
 	}
 	// The functions' configuration as `run` builds it, with this stack's
 	// table and DynamoDB, and metrics on as in AWS (their lines are
