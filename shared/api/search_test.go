@@ -370,12 +370,7 @@ func TestSearchIndexRedelivered(t *testing.T) {
 	// nothing twice, and the redelivery finds it applied.
 	f.patch(f.admin, zoe, map[string]string{"firstName": "Jana"}, nil).Want(t, http.StatusOK)
 	next := userRecords()
-	lost, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "TransactWriteItems" && n == 1 {
-			return apitest.LostResponse
-		}
-		return apitest.NoFault
-	})
+	lost, calls := apitest.Faults(apitest.LoseFirst("TransactWriteItems"))
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), lost)
 	deliver(next)
 	deliver(next)

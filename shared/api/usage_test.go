@@ -662,12 +662,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
 	next := claimsOf(mail.Next(t))
-	lost, calls := apitest.Faults(func(op string, n int) apitest.Fault {
-		if op == "UpdateItem" && n == 1 {
-			return apitest.LostResponse
-		}
-		return apitest.NoFault
-	})
+	lost, calls := apitest.Faults(apitest.LoseFirst("UpdateItem"))
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), lost)
 	deliver(next)
 	deliver(next)

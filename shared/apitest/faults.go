@@ -87,6 +87,19 @@ func ConflictEvery(k int) FaultFunc {
 	}
 }
 
+// LoseFirst is the fault policy that commits the first call of op and
+// loses its answer, as a connection cut after DynamoDB committed would, and
+// lets every other call through: the SDK's retry, or a redelivery, must
+// then find the write applied and apply nothing twice.
+func LoseFirst(op string) FaultFunc {
+	return func(o string, n int) Fault {
+		if o == op && n == 1 {
+			return LostResponse
+		}
+		return NoFault
+	}
+}
+
 // LoseNextTransaction returns a DynamoDB client option that, once arm is
 // called, lets the next TransactWriteItems commit and loses its answer
 // (once), and the counter of calls. A test builds its fixture first, arms,
