@@ -151,15 +151,6 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 	if err := dynamolocal.CreateTable(ctx, b.stack.raw, table); err != nil {
 		return err
 	}
-	// Deleted at the end with its stream: DynamoDB Local looks up stream
-	// descriptions on its one SQLite thread, and with each run's stream
-	// records kept, every request of the steps after the ingestion ran
-	// four times slower in a full run.
-	defer func() {
-		if _, err := b.stack.raw.DeleteTable(context.WithoutCancel(ctx), &dynamodb.DeleteTableInput{TableName: &table}); err != nil {
-			b.logf("ingest: delete table %s: %v", table, err)
-		}
-	}()
 	us, items, err := b.stack.userItems(ctx, acct, fmt.Sprintf("ingest-r%d", b.run), users, "USER#", "EMAIL#")
 	if err != nil {
 		return err
