@@ -115,7 +115,7 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 	if err := dynamolocal.CreateTable(ctx, admin, s.table); err != nil {
 		return nil, err
 	}
-	if err := quietTable(ctx, admin, s.table); err != nil {
+	if err := quietTable(ctx, admin, s.table, tpl.TTLAttribute()); err != nil {
 		return nil, err
 	}
 	// The functions' configuration as `run` builds it, with this stack's
@@ -788,18 +788,20 @@ func (c *requestCounter) reset() requestCounts {
 // benchmark runs no stream function on it; the ingestion's figures use a
 // table of their own), and its TTL, which nothing measured waits for.
 // DynamoDB Local runs both on the one SQLite thread that serves every
-// request: its TTL job reads the whole table every few seconds, and with
-// the search's 100,000 users and their index entries a run's floors and
-// requests slowed fourfold between one step and the next; after the same
-// users, reading another table's stream stalled for minutes. In AWS both
-// happen outside the request path.
-func quietTable(ctx context.Context, db *dynamodb.Client, table string) error {
+// request (a thread dump of a slowed run showed it looking streams up for
+// every write; the TTL job is turned off as a precaution, not a measured
+// cause). In AWS both happen outside the request path. ttlAttr is the
+// template's TTL attribute ("" when it has none).
+func quietTable(ctx context.Context, db *dynamodb.Client, table, ttlAttr string) error {
 	if _, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: &table,
 		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(false)}}); err != nil {
 		return fmt.Errorf("turn off the stream of %s: %w", table, err)
 	}
+	if ttlAttr == "" {
+		return nil
+	}
 	if _, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: &table,
-		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String("ttl"), Enabled: aws.Bool(false)}}); err != nil {
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: &ttlAttr, Enabled: aws.Bool(false)}}); err != nil {
 		return fmt.Errorf("turn off the TTL of %s: %w", table, err)
 	}
 	return nil
