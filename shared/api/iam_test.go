@@ -16,15 +16,15 @@ import (
 // call a function's policy in template.yaml does not allow (DeleteItem
 // by GetUserFunction, a transaction's ConditionCheck by
 // ActivateFunction) is reported, naming the function and the action; an
-// allowed one (GetItem by ActivationPageFunction), or a call made outside
+// allowed one (GetItem by AssignLicenseFunction), or a call made outside
 // any function, is not.
 func TestIAMCheck(t *testing.T) {
 	e := apitest.New(t)
 	key := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "X"}, "sk": &types.AttributeValueMemberS{Value: "X"}}
 	db := e.App.DynamoDB
 	getUser := apitest.AsFunction(context.Background(), "GetUserFunction")
-	page := apitest.AsFunction(context.Background(), "ActivationPageFunction")
-	if _, err := db.GetItem(page, &dynamodb.GetItemInput{TableName: aws.String(e.Table), Key: key}); err != nil {
+	assign := apitest.AsFunction(context.Background(), "AssignLicenseFunction")
+	if _, err := db.GetItem(assign, &dynamodb.GetItemInput{TableName: aws.String(e.Table), Key: key}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: aws.String(e.Table), Key: key}); err != nil {
