@@ -63,24 +63,44 @@ const benchTargetItem = `{"pk":{"S":"USER#u2"},"sk":{"S":"USER"},"gsi1pk":{"S":"
 	`"createdAt":{"S":"2026-11-01T10:00:00.000000000Z"},"updatedAt":{"S":"2026-11-01T10:00:00.000000000Z"},` +
 	`"version":{"N":"3"},"logGen":{"N":"0"}}`
 
-// BenchmarkAPI sends license changes through the local HTTP API over
-// loopback with keep-alive, as make bench does, with DynamoDB answered at
-// once (cannedDynamoDB): the CPU time and allocations that the project
-// adds to DynamoDB's own time per request. Modify reads one user with a
-// GetItem, transfer two with a BatchGetItem; both then commit one
-// TransactWriteItems.
+// benchPage is a Query answer of n users (benchUserItem with other ids),
+// as a full page of the user list reads it.
+func benchPage(n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = strings.ReplaceAll(benchUserItem, `"u1"`, fmt.Sprintf(`"u%03d"`, i))
+	}
+	return `{"Count":` + fmt.Sprint(n) + `,"Items":[` + strings.Join(items, ",") + `],"LastEvaluatedKey":{"pk":{"S":"USER#u999"},"sk":{"S":"USER"},"gsi1pk":{"S":"ACCT#a1#USERS"},"gsi1sk":{"S":"u999"}}}`
+}
+
+// BenchmarkAPI sends license changes and a page of the user list through
+// the local HTTP API over loopback with keep-alive, as make bench does,
+// with DynamoDB answered at once (cannedDynamoDB): the CPU time and
+// allocations that the project adds to DynamoDB's own time per request.
+// Modify reads one user with a GetItem, transfer two with a BatchGetItem;
+// both then commit one TransactWriteItems. The list reads the caller's
+// claim and a Query of 51 users (a page of 50 and the one that tells a
+// next page exists); the first page of a list also creates the cursor
+// key (PutItem), once.
 func BenchmarkAPI(b *testing.B) {
 	for _, bc := range []struct {
 		name, method, path, body string
 	}{
 		{"modify", http.MethodPatch, "/v1/users/u1/license", `{"tier":"advanced"}`},
 		{"transfer", http.MethodPost, "/v1/users/u1/license/transfer", `{"toUserId":"u2"}`},
+		{"list", http.MethodGet, "/v1/users?limit=50", ""},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			read := benchUserItem
+			if bc.method == http.MethodGet {
+				read = benchClaimItem // a list reads only the caller's claim
+			}
 			endpoint := cannedDynamoDB(b, map[string]string{
-				"GetItem":            `{"Item":` + benchUserItem + `}`,
+				"GetItem":            `{"Item":` + read + `}`,
 				"BatchGetItem":       `{"Responses":{"bench":[` + benchClaimItem + `,` + benchUserItem + `,` + benchTargetItem + `]},"UnprocessedKeys":{}}`,
 				"TransactWriteItems": `{}`,
+				"Query":              benchPage(51),
+				"PutItem":            `{}`,
 			})
 			cfg := app.Config{TableName: "bench", Region: "us-east-1", DynamoDBEndpoint: endpoint, Metrics: true}
 			db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),

@@ -25,11 +25,11 @@ import (
 //   - an audit record of the change, put (SPEC: every change is audited in
 //     its own transaction).
 //
-// Today's assign writes five items: these three, plus a ConditionCheck
+// Today's assign writes four items: these three, plus a ConditionCheck
 // that the caller's email claim still names an admin of the account (a
-// demoted admin's change must fail even when the caller is remembered),
-// and the outbox item of the license's confirmation email (sent from the
-// stream once the change committed, never without it).
+// demoted admin's change must fail even when the caller is remembered).
+// Its confirmation email is queued by the stream function once the change
+// committed, outside the transaction.
 
 // fixedTx returns the fixed floor's transaction for assigning an eco
 // license to u, a user of account acct at its version.

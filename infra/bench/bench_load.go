@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/oklog/ulid/v2"
 
 	"licenseadmin/infra/stack"
 	"licenseadmin/shared/licadmin"
@@ -276,7 +277,7 @@ var licenseOps = []licenseOp{
 func (b *bench) licenseFigures(ctx context.Context) error {
 	for _, c := range []int{1, 16} {
 		for _, op := range licenseOps {
-			b.defineLatency("floor."+op.name, "raw "+op.name+" transaction", "floor: the store's own TransactWriteItems for the operation (for assign: pool update with condition, user update with version condition, caller ConditionCheck, outbox Put, audit Put), captured from the store's code and sent directly with the SDK: no HTTP, no read, no service", c, "", 0)
+			b.defineLatency("floor."+op.name, "raw "+op.name+" transaction", "floor: the store's own TransactWriteItems for the operation (for assign: pool update with condition, user update with version condition, caller ConditionCheck, audit Put), captured from the store's code and sent directly with the SDK: no HTTP, no read, no service", c, "", 0)
 			b.figs.define(figureDef{
 				ID: fmt.Sprintf("floor.%s.c%d.ops", op.name, c), Title: fmt.Sprintf("raw %s transactions per second at concurrency %d", op.name, c), Unit: "ops/s",
 				Family:  "floor.<op>.c<N>.ops",
@@ -325,7 +326,7 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 		b.figs.define(figureDef{
 			ID: op.name + ".wcu", Title: op.name + " write units per operation", Unit: "WCU/op",
 			Family:  "<op>.wcu",
-			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction)",
+			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction); for assign and transfer, plus the confirmation's outbox put that the stream function writes once the change committed",
 		})
 		b.figs.define(figureDef{
 			ID: op.name + ".rcu", Title: op.name + " read units per operation", Unit: "RCU/op",
@@ -715,10 +716,43 @@ func (b *bench) longRunFigures(ctx context.Context) error {
 	return nil
 }
 
+// gainsLicense names the license operations after which a user holds a
+// license it did not: the stream function then queues its confirmation.
+var gainsLicense = map[string]bool{"assign": true, "transfer": true}
+
+// confirmationUnits returns the write units of what the stream function
+// writes for a license a user gained, outside the request: the
+// confirmation's outbox put (notify.Service.LicenseGained), captured from
+// the store for a user with the longest tier name.
+func (b *bench) confirmationUnits(ctx context.Context) (float64, error) {
+	db, err := b.stack.captureAll(func(st *store.Store) error {
+		now := time.Now().UTC()
+		u := &licadmin.User{ID: ulid.Make().String(), AccountID: ulid.Make().String(), Email: "jeanne.dupont@bench.example",
+			FirstName: "Jeanne", Language: "fr", License: &licadmin.License{Tier: licadmin.Advanced, AssignedAt: now}}
+		o := store.RecipientOutbox(licadmin.EmailLicenseAssigned, u, now)
+		o.ID = "gained-" + strings.Repeat("0", 32)
+		_, err := st.PutOutboxOnce(ctx, o)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(db.puts) != 1 {
+		return 0, fmt.Errorf("bench: the confirmation's outbox put was %d requests, want 1 PutItem", len(db.puts))
+	}
+	return writeUnits(db.puts[0].Item), nil
+}
+
 // licenseUnits records, from the operations at concurrency 1, each
-// operation's write and read units, its p50 against the fixed floor, and
-// the cost of a million operations (a quarter of each).
+// operation's write and read units (with, for an operation that gives a
+// user a license, the confirmation the stream function puts), its p50
+// against the fixed floor, and the cost of a million operations (a
+// quarter of each).
 func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration, counts map[string]requestCounts) error {
+	confirm, err := b.confirmationUnits(ctx)
+	if err != nil {
+		return err
+	}
 	total := 0.0
 	var parts []string
 	for _, op := range licenseOps {
@@ -728,6 +762,9 @@ func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration
 			return err
 		}
 		wcu, rcu = wcu/done, rcu/done
+		if gainsLicense[op.name] {
+			wcu += confirm
+		}
 		p50 := percentile(lat["api."+op.name], 50)
 		b.figs.record(b.run, op.name+".wcu", wcu)
 		b.figs.record(b.run, op.name+".rcu", rcu)

@@ -344,6 +344,13 @@ type captureDB struct {
 	queries []*dynamodb.QueryInput
 	reads   []*dynamodb.BatchGetItemInput
 	gets    []*dynamodb.GetItemInput
+	puts    []*dynamodb.PutItemInput
+}
+
+// PutItem records the put and answers that it succeeded.
+func (c *captureDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.puts = append(c.puts, in)
+	return &dynamodb.PutItemOutput{}, nil
 }
 
 // GetItem records the read and answers that nothing was found.

@@ -118,6 +118,9 @@ func wireDelivery(a *App) {
 		On(store.KindAudit, stream.Insert, func(ctx context.Context, r stream.Record) error {
 			return a.Notify.LicensesImported(ctx, store.AuditFromImage(r.NewImage))
 		}).
+		On(store.KindUser, stream.Modify, func(ctx context.Context, r stream.Record) error {
+			return a.Notify.LicenseGained(ctx, r.EventID, store.UserFromImage(r.OldImage), store.UserFromImage(r.NewImage))
+		}).
 		On(store.KindPool, stream.Modify, func(ctx context.Context, r stream.Record) error {
 			acct, before, ok := store.PoolFromImage(r.OldImage)
 			_, after, ok2 := store.PoolFromImage(r.NewImage)

@@ -13,9 +13,9 @@ const (
 // MaxBulkUsers is the most users one bulk license change names. The change
 // is one DynamoDB transaction, of at most 100 items: the idempotency
 // record, the caller's admin check, the pool and the audit record, then
-// per user its item and, for an assignment, the outbox item of its
-// confirmation email: 4 + 2 × 48 = 100.
-const MaxBulkUsers = (100 - 4) / 2
+// each user's item: 4 + 96 = 100. (Confirmation emails are queued from the
+// table's stream, outside the transaction.)
+const MaxBulkUsers = 100 - 4
 
 // Users is the answer of a bulk license change: the users as committed,
 // in the order the request named them.

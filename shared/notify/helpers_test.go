@@ -116,6 +116,20 @@ func event(recs []events.DynamoDBEventRecord) events.DynamoDBEvent {
 	return events.DynamoDBEvent{Records: recs}
 }
 
+// queue hands the stream records written since the last Next or Drain
+// to the stream function once, which queues the emails of the changes
+// they record (a license gained queues its confirmation), and returns the
+// records that this wrote (the outbox INSERTs), not yet handled: what the
+// stream delivers next.
+func (w *world) queue(t *testing.T) []events.DynamoDBEventRecord {
+	t.Helper()
+	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(w.mail.Next(t)))
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("queue the emails of the change: %+v %v", resp, err)
+	}
+	return w.mail.Next(t)
+}
+
 // outboxRecord returns the index of the first outbox INSERT in recs.
 func outboxRecord(t *testing.T, recs []events.DynamoDBEventRecord) int {
 	t.Helper()

@@ -345,6 +345,41 @@ func (s *Service) PoolChanged(ctx context.Context, eventID, accountID string, be
 	return nil
 }
 
+// LicenseGained is called with a user item as it was before and after a
+// change (eventID identifies the change's stream record). When the user
+// held no license before and holds one after — an assignment, a transfer
+// to it, a bulk assignment — it queues the license's confirmation to the
+// user, from the user as committed (its email, name, language and tier),
+// with an id derived from the record, so that a redelivered record queues
+// nothing new. The license changes' transactions so write no outbox item
+// of their own: the email still exists if and only if the change
+// committed, since only committed changes reach the stream. A user
+// created with a license (an import) is not a change: LicensesImported
+// confirms those.
+func (s *Service) LicenseGained(ctx context.Context, eventID string, before, after *licadmin.User) error {
+	if before == nil || after == nil || before.License != nil || after.License == nil {
+		return nil
+	}
+	o := store.RecipientOutbox(licadmin.EmailLicenseAssigned, after, s.Now.Read())
+	o.ID = gainedID(eventID)
+	created, err := s.Store.PutOutboxOnce(ctx, o)
+	if err != nil {
+		return fmt.Errorf("confirm the license of %s: %w", after.ID, err)
+	}
+	if created {
+		s.logger().InfoContext(ctx, "license confirmation queued", "accountId", after.AccountID, "userId", after.ID,
+			"tier", string(after.License.Tier), "outboxId", o.ID)
+	}
+	return nil
+}
+
+// gainedID is the outbox id of the license confirmation that the stream
+// record eventID (a user gaining a license) queues.
+func gainedID(eventID string) string {
+	sum := sha256.Sum256([]byte(eventID))
+	return "gained-" + hex.EncodeToString(sum[:16])
+}
+
 // maxLoad is how many users LicensesImported reads at once (BatchGetItem
 // takes at most 100 keys).
 const maxLoad = 100

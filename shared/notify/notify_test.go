@@ -71,6 +71,63 @@ func TestAssignmentConfirmation(t *testing.T) {
 	w.Invariants(t)
 }
 
+// TestLicenseGainedQueuedOnce ensures the confirmations are queued from the
+// table's stream for exactly the users that gained a license — assigned,
+// given one by a transfer, assigned in bulk — and for no other change of a
+// license (a modify, the former holder of a transfer, a remove); that each
+// names the tier the user gained, and that the change's records handled
+// twice (a redelivered stream batch) queue each confirmation once.
+func TestLicenseGainedQueuedOnce(t *testing.T) {
+	w := newWorld(t, nil)
+	w.MustLicenses(t, w.acct, licadmin.Eco, 3)
+	w.MustLicenses(t, w.acct, licadmin.Advanced, 1)
+	a, _ := w.user(t, "ann", "en", "user")
+	b, bEmail := w.user(t, "ben", "fr", "user")
+	c, _ := w.user(t, "cid", "en", "user")
+	d, _ := w.user(t, "dee", "en", "user")
+	w.mail.Drain(t)
+
+	w.assign(t, a, "eco").Want(t, http.StatusOK)
+	w.do(t, api.ModifyLicense(w.App), apitest.Request{Route: "PATCH /v1/users/{userId}/license", Params: map[string]string{"userId": a},
+		Email: w.admin, Body: map[string]string{"tier": "advanced"}}).Want(t, http.StatusOK)
+	w.do(t, api.TransferLicense(w.App), apitest.Request{Route: "POST /v1/users/{userId}/license/transfer", Params: map[string]string{"userId": a},
+		Email: w.admin, Body: map[string]string{"toUserId": b}}).Want(t, http.StatusOK)
+	w.remove(t, b).Want(t, http.StatusOK)
+	w.do(t, api.BulkLicenses(w.App), apitest.Request{Route: "POST /v1/licenses/bulk", Email: w.admin,
+		Body: map[string]any{"action": "assign", "tier": "eco", "userIds": []string{c, d}}}).Want(t, http.StatusOK)
+	if n := len(w.outbox(t)); n != 0 {
+		t.Fatalf("the license changes wrote %d outbox items themselves, want 0 (the stream queues them)", n)
+	}
+
+	recs := w.mail.Next(t)
+	for range 2 {
+		resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
+		if err != nil || len(resp.BatchItemFailures) > 0 {
+			t.Fatalf("handle: %+v %v", resp, err)
+		}
+	}
+	want := map[string]licadmin.Tier{a: licadmin.Eco, b: licadmin.Advanced, c: licadmin.Eco, d: licadmin.Eco}
+	got := map[string][]licadmin.Tier{}
+	for _, o := range w.outbox(t) {
+		if o.Kind == licadmin.EmailLicenseAssigned {
+			got[o.UserID] = append(got[o.UserID], o.Tier)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("confirmations queued for %v, want one each for %v", got, want)
+	}
+	for id, tier := range want {
+		if len(got[id]) != 1 || got[id][0] != tier {
+			t.Fatalf("confirmations of %s: %v, want one of %s", id, got[id], tier)
+		}
+	}
+	w.mail.Drain(t)
+	if m := w.mail.To(t, bEmail); len(m) != 1 || m[0].Subject != "Une licence Avancée vous est attribuée" {
+		t.Fatalf("the transfer's new holder got %+v, want one French confirmation of Advanced", m)
+	}
+	w.Invariants(t)
+}
+
 // TestOutboxDeliveredTwiceSendsOnce ensures idempotent delivery: the same
 // stream record handled again, one after the other or by five concurrent
 // invocations, sends one email.
@@ -82,7 +139,7 @@ func TestOutboxDeliveredTwiceSendsOnce(t *testing.T) {
 	w.mail.Drain(t)
 
 	w.assign(t, u, "eco").Want(t, http.StatusOK)
-	recs := w.mail.Next(t)
+	recs := w.queue(t)
 	for range 2 {
 		resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 		if err != nil || len(resp.BatchItemFailures) > 0 {
@@ -95,7 +152,7 @@ func TestOutboxDeliveredTwiceSendsOnce(t *testing.T) {
 	wantOutbox(t, w.outboxOf(t, u)[0], store.OutboxSent, 1)
 
 	w.assign(t, v, "eco").Want(t, http.StatusOK)
-	recs = w.mail.Next(t)
+	recs = w.queue(t)
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Add(1)
@@ -166,7 +223,7 @@ func TestThrottlingExhaustedRetriedLater(t *testing.T) {
 	u, email := w.user(t, "fay", "fr", "user")
 	w.mail.Drain(t)
 	w.assign(t, u, "eco").Want(t, http.StatusOK)
-	recs := w.mail.Next(t)
+	recs := w.queue(t)
 	i := outboxRecord(t, recs)
 
 	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
@@ -209,7 +266,7 @@ func TestPermanentFailureMarkedFailed(t *testing.T) {
 	u, email := w.user(t, "gus", "en", "user")
 	w.mail.Drain(t)
 	w.assign(t, u, "eco").Want(t, http.StatusOK)
-	recs := w.mail.Next(t)
+	recs := w.queue(t)
 	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
 	if err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatalf("handle: %+v %v, want the record done", resp, err)

@@ -26,11 +26,12 @@ const ActionLicenseBulk = "license.bulk"
 //   - each user, on the condition that it is the version read and holds
 //     the license it was read with; a user that the action leaves as it is
 //     (a modify to its own tier) is a condition check, so that the answer
-//     is true when the change commits;
-//   - for an assignment, each user's confirmation email (outbox), as a
-//     single assignment sends it; a removal bumps each user's log
+//     is true when the change commits; a removal bumps each user's log
 //     generation (SPEC rule 6);
 //   - one audit record naming every user, and the idempotency record.
+//
+// An assignment's confirmation emails are queued from the table's stream,
+// as a single assignment's are (notify.Service.LicenseGained).
 //
 // At most licadmin.MaxBulkUsers users fit in the transaction. It fails
 // with ENOLICENSE when the pool lacks licenses of tier for them
@@ -93,9 +94,6 @@ func (s *Store) BulkLicenses(ctx context.Context, c *licadmin.Caller, action lic
 			continue
 		}
 		t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
-		if action == licadmin.BulkAssign {
-			s.putOutbox(t, RecipientOutbox(licadmin.EmailLicenseAssigned, n, now))
-		}
 		if n.LogGeneration != u.LogGeneration {
 			sub["logGeneration"] = strconv.FormatInt(n.LogGeneration, 10)
 		}

@@ -79,7 +79,8 @@ func noLicense(t licadmin.Tier) func(Item) error {
 }
 
 // AssignLicense gives u (as read) a license of tier from the pool and
-// returns the user as committed. It fails with ENOLICENSE when the tier has
+// returns the user as committed. Its confirmation email is queued from the
+// table's stream (notify.Service.LicenseGained), not in the transaction. It fails with ENOLICENSE when the tier has
 // none available and licadmin.ErrStale when u changed since it was read.
 func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, tier licadmin.Tier, now time.Time) (*licadmin.User, error) {
 	n := next(u, now)
@@ -95,7 +96,6 @@ func (s *Store) AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	ue := newExpr()
 	cond := userCond(ue, u) + fmt.Sprintf(" AND attribute_not_exists(%s)", ue.n("tier"))
 	t.update(s.Table, userKey(u.ID), userLicenseUpdate(ue, n), cond, ue, userChanged(u))
-	s.putOutbox(t, RecipientOutbox(licadmin.EmailLicenseAssigned, n, now))
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseAssign, Target: u.ID,
 		Details: map[string]string{"tier": string(tier)}, At: now})
 	if err := s.commit(ctx, t, p, n, now); err != nil {
@@ -196,7 +196,6 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 	te := newExpr()
 	tcond := userCond(te, to) + fmt.Sprintf(" AND attribute_not_exists(%s)", te.n("tier"))
 	t.update(s.Table, userKey(to.ID), userLicenseUpdate(te, nt), tcond, te, userChanged(to))
-	s.putOutbox(t, RecipientOutbox(licadmin.EmailLicenseAssigned, nt, now))
 	s.addAudit(ctx, t, Audit{AccountID: c.AccountID, Actor: c.Email, Action: ActionLicenseTransfer, Target: to.ID,
 		Details: map[string]string{"tier": string(tier), "from": from.ID, "fromLogGeneration": strconv.FormatInt(nf.LogGeneration, 10)}, At: now})
 	if err := s.commit(ctx, t, p, nt, now); err != nil {
