@@ -77,6 +77,12 @@ var writeActions = map[string]bool{
 	"lambda:InvokeFunction":   true,
 }
 
+// touchesNothing names the functions that call no AWS service, and why:
+// they get no policy statement at all (only the execution role's logs).
+var touchesNothing = map[string]string{
+	"ActivationPageFunction": "renders the same page for every token: it reads nothing",
+}
+
 // TestFunctionPoliciesLeastPrivilege ensures every function has inline
 // policies naming each action it may use: no wildcard action, no
 // NotAction, no Resource "*" except for the actions that need it, no
@@ -90,8 +96,12 @@ func TestFunctionPoliciesLeastPrivilege(t *testing.T) {
 		for _, e := range errs {
 			t.Errorf("%s: %s", fn.LogicalID, e)
 		}
-		if len(stmts) == 0 {
-			t.Errorf("%s: no inline policy statement: every function reads the table at least", fn.LogicalID)
+		if _, none := touchesNothing[fn.LogicalID]; none != (len(stmts) == 0) {
+			if none {
+				t.Errorf("%s: has policy statements, but it calls no AWS service (touchesNothing): drop them", fn.LogicalID)
+			} else {
+				t.Errorf("%s: no inline policy statement: every function but those of touchesNothing reads the table at least", fn.LogicalID)
+			}
 		}
 		readOnly := false
 		if f, ok := tpl.Function(fn.LogicalID); ok && len(f.Routes) > 0 {

@@ -67,7 +67,7 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 		{"outbox insert (email delivery)", record("INSERT", "OUTBOX#01J", "OUTBOX", nil), true},
 		{"pool modify (low-pool alerts)", record("MODIFY", "ACCT#a1", "POOL", nil), true},
 		{"pool insert (pool levels of a new pool)", record("INSERT", "ACCT#a1", "POOL", nil), true},
-		{"user modify (log purge)", record("MODIFY", "USER#u1", "USER", nil), true},
+		{"user modify (log purge, license confirmations)", record("MODIFY", "USER#u1", "USER", nil), true},
 		{"user remove (log purge)", record("REMOVE", "USER#u1", "USER", nil), true},
 		{"purge marker insert", record("INSERT", "PURGE#u1", "0-1", nil), true},
 		{"import chunk audit insert (license confirmations)", record("INSERT", "ACCT#a1", "AUDIT#2026-11-23T10:00:00Z#01J",
