@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -21,6 +22,7 @@ import (
 	"licenseadmin/infra/stack"
 	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
+	"licenseadmin/shared/licadmin"
 )
 
 // cannedDynamoDB answers the DynamoDB JSON protocol with fixed bodies per
@@ -73,6 +75,30 @@ func benchPage(n int) string {
 	return `{"Count":` + fmt.Sprint(n) + `,"Items":[` + strings.Join(items, ",") + `],"LastEvaluatedKey":{"pk":{"S":"USER#u999"},"sk":{"S":"USER"},"gsi1pk":{"S":"ACCT#a1#USERS"},"gsi1sk":{"S":"u999"}}}`
 }
 
+// benchSearchPage is a Query answer of n search index entries (users as
+// benchUserItem's, with other ids, each found by its first name, "ada"),
+// as a full page of GET /v1/users?q=ada reads it. viewVersion is the
+// store's searchViewVersion: another would make each page read its users
+// from their items.
+func benchSearchPage(n int) string {
+	quote := func(s string) string {
+		b, _ := json.Marshal(s)
+		return string(b)
+	}
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	items := make([]string, n)
+	for i := range items {
+		u := licadmin.User{ID: fmt.Sprintf("u%03d", i), Email: "ada@acme.test", FirstName: "Ada", LastName: "Lovelace",
+			Language: "en", Role: licadmin.RoleUser, Status: licadmin.StatusActive, License: &licadmin.License{Tier: licadmin.Eco, AssignedAt: at},
+			Security: licadmin.Security{ProtectedReplies: "none"}, CreatedAt: at, UpdatedAt: at}
+		view, _ := json.Marshal(u)
+		items[i] = `{"pk":{"S":"SEARCH#a1#a"},"sk":{"S":` + quote("ada\x01f\x01"+u.ID) + `},"status":{"S":"active"},"tier":{"S":"eco"},` +
+			`"view":{"S":` + quote(string(view)) + `},"viewVersion":{"N":"1"},"searchEmail":{"S":` + quote("ada@acme.test\x01e") + `},` +
+			`"searchFirstName":{"S":` + quote("ada\x01f") + `},"searchLastName":{"S":` + quote("lovelace\x01l") + `}}`
+	}
+	return `{"Count":` + fmt.Sprint(n) + `,"Items":[` + strings.Join(items, ",") + `],"LastEvaluatedKey":{"pk":{"S":"SEARCH#a1#a"},"sk":{"S":` + quote("ada\x01f\x01u999") + `}}}`
+}
+
 // BenchmarkAPI sends license changes and a page of the user list through
 // the local HTTP API over loopback with keep-alive, as make bench does,
 // with DynamoDB answered at once (cannedDynamoDB): the CPU time and
@@ -80,15 +106,17 @@ func benchPage(n int) string {
 // Modify reads one user with a GetItem, transfer two with a BatchGetItem;
 // both then commit one TransactWriteItems. The list reads the caller's
 // claim and a Query of 51 users (a page of 50 and the one that tells a
-// next page exists); the first page of a list also creates the cursor
-// key (PutItem), once.
+// next page exists), the search the same with 51 search index entries;
+// the first page of a list also creates the cursor key (PutItem), once.
 func BenchmarkAPI(b *testing.B) {
 	for _, bc := range []struct {
 		name, method, path, body string
+		query                    string // the Query's answer
 	}{
-		{"modify", http.MethodPatch, "/v1/users/u1/license", `{"tier":"advanced"}`},
-		{"transfer", http.MethodPost, "/v1/users/u1/license/transfer", `{"toUserId":"u2"}`},
-		{"list", http.MethodGet, "/v1/users?limit=50", ""},
+		{"modify", http.MethodPatch, "/v1/users/u1/license", `{"tier":"advanced"}`, ""},
+		{"transfer", http.MethodPost, "/v1/users/u1/license/transfer", `{"toUserId":"u2"}`, ""},
+		{"list", http.MethodGet, "/v1/users?limit=50", "", benchPage(51)},
+		{"search", http.MethodGet, "/v1/users?limit=50&q=ada", "", benchSearchPage(51)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			read := benchUserItem
@@ -99,7 +127,7 @@ func BenchmarkAPI(b *testing.B) {
 				"GetItem":            `{"Item":` + read + `}`,
 				"BatchGetItem":       `{"Responses":{"bench":[` + benchClaimItem + `,` + benchUserItem + `,` + benchTargetItem + `]},"UnprocessedKeys":{}}`,
 				"TransactWriteItems": `{}`,
-				"Query":              benchPage(51),
+				"Query":              bc.query,
 				"PutItem":            `{}`,
 			})
 			cfg := app.Config{TableName: "bench", Region: "us-east-1", DynamoDBEndpoint: endpoint, Metrics: true}
@@ -128,7 +156,7 @@ func BenchmarkAPI(b *testing.B) {
 			}
 			client := api.Client()
 			body := []byte(bc.body)
-			send := func() {
+			send := func() []byte {
 				req, _ := http.NewRequestWithContext(context.Background(), bc.method, api.URL+bc.path, bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("Content-Type", "application/json")
@@ -141,8 +169,15 @@ func BenchmarkAPI(b *testing.B) {
 				if resp.StatusCode != http.StatusOK {
 					b.Fatalf("status %d: %s", resp.StatusCode, out)
 				}
+				return out
 			}
-			send() // the admin is remembered from here on, as in a warm function
+			// The admin is remembered from here on, as in a warm function.
+			if out := send(); bc.query != "" {
+				var p struct{ Items []json.RawMessage }
+				if err := json.Unmarshal(out, &p); err != nil || len(p.Items) != 50 {
+					b.Fatalf("a page of %d users (%v), want 50", len(p.Items), err)
+				}
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {

@@ -103,9 +103,9 @@ func (s *benchSearch) pageOps(ctx context.Context) ([]pageOp, error) {
 	b.figs.define(figureDef{ID: "search.c1.reads", Title: "search DynamoDB reads per request", Unit: "req/op",
 		Meaning: "GET /v1/users?q=jan&limit=50: DynamoDB read requests per request (every attempt), counted by SDK middleware"})
 	b.figs.define(figureDef{ID: "search.query.p50", Title: "search Query p50", Unit: "ms",
-		Meaning: "the store's Query of one search page of 50 (q=jan, the exact input ListUsers sends) sent directly with the SDK, sequentially: p50 latency, against the Query of one page of the plain list", Floor: "floor.query.p50"})
+		Meaning: "the store's Query of one search page of 50 (q=jan, the exact input SearchUsers sends) sent directly with the SDK, sequentially: p50 latency, against the Query of one page of the plain list", Floor: "floor.query.p50"})
 	query, err := b.pageQuery("search.query", "the search query", func(st *store.Store) error {
-		_, _, err := st.ListUsers(ctx, s.acct.id, licadmin.UserFilter{Search: searchQuery}, 50, nil)
+		_, _, err := st.SearchUsers(ctx, s.acct.id, licadmin.UserFilter{Search: searchQuery}, 50, nil)
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -174,6 +175,15 @@ func ListUsers(a *app.App) apigw.Handler {
 		scope := strings.Join([]string{"users", r.Email, q.Filter.License, q.Filter.Status}, "\x00")
 		if search := licadmin.SearchKey(q.Search); search != "" {
 			scope += "\x00q\x00" + search
+			// The users found come encoded from the search index.
+			page, err := apigw.ListPage(ctx, a.Cursors, r, scope, func(after []byte) ([]json.RawMessage, []byte, error) {
+				q.After = after
+				return a.Users.Search(ctx, r.Request, q)
+			})
+			if err != nil {
+				return nil, err
+			}
+			return apigw.OKEncoded(page)
 		}
 		page, err := apigw.ListPage(ctx, a.Cursors, r, scope, func(after []byte) ([]*licadmin.User, []byte, error) {
 			q.After = after

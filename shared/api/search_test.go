@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -9,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
@@ -120,6 +124,112 @@ func TestSearchUsers(t *testing.T) {
 			t.Fatalf("q=%q: %d users, want all %d", q, len(got.Items), len(all.Items))
 		}
 	}
+}
+
+// rawUsers returns a 200 list page's users as the body holds them, in
+// order, each with its id, after checking the page's shape and that it
+// is JSON.
+func rawUsers(t *testing.T, r *apitest.Response) (ids []string, raws []string) {
+	t.Helper()
+	var p struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	r.Page(t, &p)
+	if ct := r.Headers["Content-Type"]; ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	for _, raw := range p.Items {
+		var u struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &u); err != nil {
+			t.Fatal(err)
+		}
+		ids, raws = append(ids, u.ID), append(raws, string(raw))
+	}
+	return ids, raws
+}
+
+// TestSearchAnswersAsTheList ensures a search page shows each user byte
+// for byte as the plain list does (the index holds the user's JSON, which
+// the page writes out as it is), whatever the user holds (a license, a
+// mobile number and a time zone, characters JSON escapes); and that
+// entries written for another view version (by an older release, or a
+// later one) are answered from the users' items instead, the same bytes,
+// a user deleted since being left out.
+func TestSearchAnswersAsTheList(t *testing.T) {
+	f := newSearchFixture(t)
+	odd := f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: map[string]string{
+		"email": "jan.o@acme.test", "firstName": `Jan "<&>" \ é`, "lastName": "O'Brien\u2028"}}).User(t).ID
+	f.patch(f.admin, odd, map[string]string{"mobile": "+33612345678", "timeZone": "Europe/Paris"}, nil).Want(t, http.StatusOK)
+	f.assign(f.admin, f.ids["jane.doe@acme.test"], "eco").Want(t, http.StatusOK)
+	f.DeliverUsageStream(t)
+	listIDs, listRaws := rawUsers(t, f.h.list(apitest.Request{Route: routeList, Email: f.admin, Query: map[string]string{"limit": "200"}}))
+	listed := map[string]string{}
+	for i, id := range listIDs {
+		listed[id] = listRaws[i]
+	}
+	search := func(want ...string) {
+		t.Helper()
+		var got []string
+		query := map[string]string{"q": "JAN", "limit": "2"}
+		for range 10 {
+			r := f.h.list(apitest.Request{Route: routeList, Email: f.admin, Query: query})
+			ids, raws := rawUsers(t, r)
+			for i, id := range ids {
+				if raws[i] != listed[id] {
+					t.Errorf("user %s found as\n%s\nlisted as\n%s", id, raws[i], listed[id])
+				}
+				got = append(got, id)
+			}
+			var p page
+			r.Decode(t, &p)
+			if p.NextCursor == nil {
+				break
+			}
+			query["cursor"] = *p.NextCursor
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("found %v, want %v", got, want)
+		}
+	}
+	jane, janK, janO, jansen, zoe := f.ids["jane.doe@acme.test"], f.ids["jan.k@acme.test"], odd, f.ids["p.jansen@acme.test"], f.ids["zoe@gmail.com"]
+	search(janO, janK, jane, jansen, zoe) // "jan \"<&>…" sorts first
+
+	// Entries of other view versions: Jane's as an older release wrote
+	// them (no view), Zoë's as a later release might (another version,
+	// another view), Jan K's old too, and Jan K deleted before the stream
+	// delivered it.
+	for _, it := range f.Scan(t) {
+		pk, sk := avString(it["pk"]), avString(it["sk"])
+		if !strings.HasPrefix(pk, "SEARCH#"+f.acct+"#") {
+			continue
+		}
+		update := ""
+		switch {
+		case strings.HasSuffix(sk, jane), strings.HasSuffix(sk, janK):
+			update = "REMOVE #v, #vv"
+		case strings.HasSuffix(sk, zoe):
+			update = "SET #v = :v, #vv = :vv"
+		default:
+			continue
+		}
+		in := &dynamodb.UpdateItemInput{
+			TableName:                aws.String(f.Table),
+			Key:                      map[string]types.AttributeValue{"pk": it["pk"], "sk": it["sk"]},
+			UpdateExpression:         aws.String(update),
+			ExpressionAttributeNames: map[string]string{"#v": "view", "#vv": "viewVersion"},
+		}
+		if strings.HasPrefix(update, "SET") {
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{
+				":v": &types.AttributeValueMemberS{Value: `{"id":"` + zoe + `","next":true}`}, ":vv": &types.AttributeValueMemberN{Value: "999"}}
+		}
+		if _, err := f.DB.UpdateItem(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.deleteUser(userReq(routeDeleteUser, f.admin, janK, nil)).Want(t, http.StatusNoContent)
+	search(janO, jane, jansen, zoe)
 }
 
 // TestSearchUsersWithFilters ensures q combines with license= and status=:

@@ -2,6 +2,7 @@ package apigw_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -107,5 +108,44 @@ func TestListPage(t *testing.T) {
 	}
 	if _, err := apigw.ListPage(ctx, c, next, "scope-b", list); licadmin.ErrorCode(err) != licadmin.EINVALID {
 		t.Fatalf("a cursor in another scope: %v, want %s", err, licadmin.EINVALID)
+	}
+}
+
+// TestOKEncoded ensures a page of items encoded already is answered with
+// the bytes json.Marshal gives for the page of their values: an empty
+// page, escaped characters, a next cursor or none.
+func TestOKEncoded(t *testing.T) {
+	type value struct {
+		S string  `json:"s"`
+		P *string `json:"p"`
+	}
+	cursor := "next<&>"
+	for _, c := range []struct {
+		name  string
+		items []value
+		next  *string
+	}{
+		{"empty", []value{}, nil},
+		{"one", []value{{S: `a "<&>" \ é` + "\u2028"}}, &cursor},
+		{"three", []value{{S: "a"}, {S: "b", P: &cursor}, {S: ""}}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, err := json.Marshal(apigw.Page[value]{Items: c.items, NextCursor: c.next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raws := []json.RawMessage{}
+			for _, v := range c.items {
+				b, _ := json.Marshal(v)
+				raws = append(raws, b)
+			}
+			resp, err := apigw.OKEncoded(apigw.Page[json.RawMessage]{Items: raws, NextCursor: c.next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(resp.Raw) != string(want) || resp.Status != 200 || resp.Headers["Content-Type"] != "application/json" {
+				t.Fatalf("%d %v %s, want 200 application/json %s", resp.Status, resp.Headers, resp.Raw, want)
+			}
+		})
 	}
 }

@@ -144,8 +144,8 @@ func decodeUser(it Item) *licadmin.User {
 	return userFromItem(it)
 }
 
-// userFromItem decodes the user attributes of a user item or of a search
-// index item, which carries them too.
+// userFromItem decodes the user attributes of a user item (of the table or
+// of GSI1).
 func userFromItem(it Item) *licadmin.User {
 	u := &licadmin.User{
 		ID:        getS(it, "id"),

@@ -22,12 +22,13 @@ import (
 //	pk  SEARCH#<accountId>#<first character of the key>
 //	sk  <key> \x01 <field code> \x01 <userId>
 //
-// carrying the user as the plain list returns it, and the sort string
-// (<key> \x01 <code>) of each of the user's three fields. A search is then
-// one Query of begins_with on one partition, of which, of a user's
-// entries that match, only the one of the smallest sort string is kept
-// (searchFirst): each user is returned once, where its smallest matching key sorts,
-// decided per item without another read. The separator \x01, which no
+// carrying the user's view (its JSON as the API returns it, which a page
+// returns without decoding), its tier and status (the list's filters),
+// and the sort string (<key> \x01 <code>) of each of the user's three
+// fields. A search is then one Query of begins_with on one partition, of
+// which, of a user's entries that match, only the one of the smallest
+// sort string is kept (searchFirst): each user is returned once, where
+// its smallest matching key sorts, decided per item without another read. The separator \x01, which no
 // search key holds (SearchKey drops control characters), sorts before
 // every character, so the index's order is the keys' order.
 //
@@ -53,9 +54,19 @@ const (
 	// user's partition: the marker outlives the user, whose partition a
 	// deletion purges.
 	skSearchMarker = "MARKER"
-	// attrSearchField names the field an index item is the entry of.
-	attrSearchField = "searchField"
+	// attrSearchView holds, on an index entry, the user as the API shows
+	// it (searchView), and attrSearchViewVer the searchViewVersion it was
+	// written for.
+	attrSearchView    = "view"
+	attrSearchViewVer = "viewVersion"
 )
+
+// searchViewVersion names the encoding of the users' views (the JSON of
+// licadmin.User). Change it with that JSON (TestSearchViewVersion fails
+// until then): entries written for another version (by an older release,
+// or by no version at all) are answered from their users' items instead,
+// until the stream rewrites them with the user's next change.
+const searchViewVersion = 1
 
 // searchField is one searched field of a user.
 type searchField struct {
@@ -81,15 +92,22 @@ func searchPK(accountID, key string) string {
 func searchMarkerKey(userID string) key { return mkKey(searchPKPrefix+userID, skSearchMarker) }
 
 // searchItems derives the index items of u (none for nil): what the table
-// holds for u once the stream has applied its last change.
+// holds for u once the stream has applied its last change. An entry holds
+// what the Query reads (the keys, the three sort strings, and tier and
+// status for the list's filters) and the user's view: the user encoded as
+// the API shows it, which a search page returns without decoding it.
 func searchItems(u *licadmin.User) []Item {
 	if u == nil {
 		return nil
 	}
-	base := userItem(u)
-	delete(base, attrGSI1PK) // not in the account's user list
-	delete(base, attrGSI1SK)
-	delete(base, "logGen")
+	base := Item{
+		"status":          str(string(u.Status)),
+		attrSearchView:    str(string(searchView(u))),
+		attrSearchViewVer: num(searchViewVersion),
+	}
+	if u.License != nil {
+		base["tier"] = str(string(u.License.Tier))
+	}
 	keys := make([]string, len(searchFields))
 	for i, f := range searchFields {
 		keys[i] = licadmin.SearchKey(f.value(u))
@@ -102,16 +120,33 @@ func searchItems(u *licadmin.User) []Item {
 		if keys[i] == "" {
 			continue
 		}
-		it := make(Item, len(base)+3)
+		it := make(Item, len(base)+2)
 		for k, v := range base {
 			it[k] = v
 		}
 		it[attrPK] = str(searchPK(u.AccountID, keys[i]))
 		it[attrSK] = str(keys[i] + searchSep + f.code + searchSep + u.ID)
-		it[attrSearchField] = str(f.code)
 		items = append(items, it)
 	}
 	return items
+}
+
+// searchView is u as the API shows it, in a list as everywhere: the bytes
+// json.Marshal gives, which an index entry holds for searchViewVersion.
+func searchView(u *licadmin.User) []byte {
+	b, err := json.Marshal(u)
+	if err != nil {
+		panic(fmt.Sprintf("encode user %s: %v", u.ID, err)) // a User always encodes
+	}
+	return b
+}
+
+// searchEntry returns the field code and the user id of an index entry's
+// sort key (<key> \x01 <field code> \x01 <userId>; no key holds \x01).
+func searchEntry(it Item) (field, userID string) {
+	_, rest, _ := strings.Cut(getS(it, attrSK), searchSep)
+	field, userID, _ = strings.Cut(rest, searchSep)
+	return field, userID
 }
 
 // SearchIndexItems returns the search index items of a user item, as the
@@ -231,12 +266,12 @@ func (s *Store) searchQuery(accountID string, f licadmin.UserFilter, after []byt
 
 // searchFirst reports whether an index item is its user's first entry
 // found by prefix: no other field of the user whose key also starts with
-// prefix has a smaller sort string. ListUsers skips the others, so that
+// prefix has a smaller sort string. SearchUsers skips the others, so that
 // a user found by several fields is returned once. Decided here rather
 // than in the Query's filter: DynamoDB Local evaluates such a filter
 // slowly, and the entries skipped are few.
 func searchFirst(it Item, prefix string) bool {
-	field := getS(it, attrSearchField)
+	field, _ := searchEntry(it)
 	var own string
 	for _, f := range searchFields {
 		if f.code == field {
@@ -249,6 +284,84 @@ func searchFirst(it Item, prefix string) bool {
 		}
 	}
 	return true
+}
+
+// SearchUsers returns up to limit users of an account found by f.Search
+// (not empty), in the order of their matching key, from the position
+// after (nil for the first page), and the position to continue from, nil
+// when there are no more; as ListUsers does for the plain list, and with
+// the same bounds. Each user is returned as the API shows it, the bytes
+// json.Marshal gives for its licadmin.User: the index entry's view, not
+// decoded, or, for an entry written for another searchViewVersion, the
+// user read from its item (a user deleted since is left out).
+func (s *Store) SearchUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]json.RawMessage, []byte, error) {
+	if f.Search == "" {
+		return nil, nil, errors.New("search users: no search text")
+	}
+	in, err := s.searchQuery(accountID, f, after)
+	if err != nil {
+		return nil, nil, err
+	}
+	var entries []Item
+	next, err := s.queryUsers(ctx, in, f, limit, encodeSearchPosition, func(it Item) bool {
+		if !searchFirst(it, f.Search) {
+			return false // the user's entry of a smaller key is returned
+		}
+		entries = append(entries, it)
+		return true
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("search users of %s: %w", accountID, err)
+	}
+	views, err := s.searchViews(ctx, accountID, entries)
+	if err != nil {
+		return nil, nil, fmt.Errorf("search users of %s: %w", accountID, err)
+	}
+	return views, next, nil
+}
+
+// searchViews returns the views of the users of entries, in their order:
+// each entry's own, or, for those written for another searchViewVersion,
+// the view of the user item, read with one BatchGetItem (per 100).
+func (s *Store) searchViews(ctx context.Context, accountID string, entries []Item) ([]json.RawMessage, error) {
+	views := make([]json.RawMessage, len(entries))
+	var stale []key
+	for i, it := range entries {
+		if getN(it, attrSearchViewVer) == searchViewVersion {
+			if v := getS(it, attrSearchView); v != "" {
+				views[i] = json.RawMessage(v)
+				continue
+			}
+		}
+		_, id := searchEntry(it)
+		stale = append(stale, userKey(id))
+	}
+	if len(stale) == 0 {
+		return views, nil
+	}
+	items, err := s.batchGetAll(ctx, stale, false)
+	if err != nil {
+		return nil, fmt.Errorf("read users of outdated index entries: %w", err)
+	}
+	users := make(map[string]*licadmin.User, len(items))
+	for _, it := range items {
+		if u := decodeUser(it); u != nil && u.AccountID == accountID {
+			users[u.ID] = u
+		}
+	}
+	out := make([]json.RawMessage, 0, len(entries))
+	for i, it := range entries {
+		if views[i] == nil {
+			_, id := searchEntry(it)
+			u := users[id]
+			if u == nil {
+				continue // deleted since: its entries go with the stream
+			}
+			views[i] = searchView(u)
+		}
+		out = append(out, views[i])
+	}
+	return out, nil
 }
 
 // encodeSearchPosition returns the key of an index item as bytes;

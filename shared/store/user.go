@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -70,61 +71,68 @@ func (s *Store) putNewUser(t *txn, u *licadmin.User) {
 // MaxItemsRead items: filters that drop many may answer fewer than limit
 // users (none, even) with a position.
 // Positions are opaque to callers; one of another account is refused.
-// With f.Search, it returns the users found by that prefix instead, in the
-// order of their matching key, from the search index (search.go): one
-// Query, like the plain list.
+// f.Search must be empty: SearchUsers searches (search.go).
 func (s *Store) ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error) {
-	var in *dynamodb.QueryInput
-	encode := encodePosition
 	if f.Search != "" {
-		var err error
-		if in, err = s.searchQuery(accountID, f, after); err != nil {
-			return nil, nil, err
-		}
-		encode = encodeSearchPosition
-	} else {
-		from, err := decodePosition(after, usersGSI1PK(accountID))
-		if err != nil {
-			return nil, nil, err
-		}
-		e := newExpr()
-		in = s.queryIndex(e, usersGSI1PK(accountID))
-		in.ExclusiveStartKey = from
-		in.FilterExpression = userFilter(e, f)
+		return nil, nil, errors.New("list users: a search is SearchUsers'")
 	}
+	from, err := decodePosition(after, usersGSI1PK(accountID))
+	if err != nil {
+		return nil, nil, err
+	}
+	e := newExpr()
+	in := s.queryIndex(e, usersGSI1PK(accountID))
+	in.ExclusiveStartKey = from
+	in.FilterExpression = userFilter(e, f)
 	var users []*licadmin.User
+	next, err := s.queryUsers(ctx, in, f, limit, encodePosition, func(it Item) bool {
+		users = append(users, userFromItem(it))
+		return true
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("query users of %s: %w", accountID, err)
+	}
+	return users, next, nil
+}
+
+// queryUsers sends in, a Query of users (the list's or the search's) with
+// f's filter, continued until take has taken limit of the items read (it
+// reports whether it took one), and returns the position after them (by
+// encode), nil when no item follows. It reads at most MaxItemsRead items,
+// and then returns the position after the last one read.
+func (s *Store) queryUsers(ctx context.Context, in *dynamodb.QueryInput, f licadmin.UserFilter, limit int, encode func(Item) []byte, take func(Item) bool) ([]byte, error) {
+	taken := 0
 	var last Item
 	budget := s.budget()
 	for {
 		// Without a filter one extra item tells whether a next page exists;
 		// with one, read in larger steps since some items are dropped (a
 		// search also skips a user's other entries: few).
-		want := limit - len(users) + 1
+		want := limit - taken + 1
 		if f.License != "" || f.Status != "" {
 			want = max(want, 100)
 		}
 		in.Limit = budget.limit(want)
 		out, err := s.DB.Query(ctx, in)
 		if err != nil {
-			return nil, nil, fmt.Errorf("query users of %s: %w", accountID, err)
+			return nil, err
 		}
 		for _, it := range out.Items {
-			if len(users) == limit {
+			if taken == limit {
 				// More items follow: continue after the last one returned.
-				return users, encode(last), nil
+				return encode(last), nil
 			}
 			last = it
-			if f.Search != "" && !searchFirst(it, f.Search) {
-				continue // the user's entry of a smaller key is returned
+			if take(it) {
+				taken++
 			}
-			users = append(users, userFromItem(it))
 		}
 		if out.LastEvaluatedKey == nil {
-			return users, nil, nil
+			return nil, nil
 		}
 		if budget.spent(out) {
 			// Continue after the last item read, returned or not.
-			return users, encode(out.LastEvaluatedKey), nil
+			return encode(out.LastEvaluatedKey), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}

@@ -5,6 +5,8 @@ package user
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,6 +20,7 @@ type Store interface {
 	LoadCaller(ctx context.Context, email string, userIDs ...string) (*licadmin.Caller, []*licadmin.User, error)
 	CreateUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, domain string, now time.Time) (*licadmin.User, error)
 	ListUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]*licadmin.User, []byte, error)
+	SearchUsers(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]json.RawMessage, []byte, error)
 	UpdateUser(ctx context.Context, c *licadmin.Caller, u, n *licadmin.User, emailDomain string, ifMatch bool, now time.Time) (*licadmin.User, error)
 	DeleteUser(ctx context.Context, c *licadmin.Caller, u *licadmin.User, now time.Time) error
 }
@@ -140,37 +143,78 @@ type ListQuery struct {
 }
 
 // List returns a page of the caller's account users in creation order and
-// the position after it (nil at the end). With q.Search, the page holds
-// the users whose email, first name or last name starts with it, whatever
-// the case and accents, in the order of the matching text; such a page may
-// be short, even empty, while a next one exists. It fails with EINVALID for
-// a search longer than licadmin.MaxSearchLength characters.
+// the position after it (nil at the end). q.Search must fold to nothing
+// (empty or blank: a search box left empty lists every user); Search
+// searches. It fails with EINVALID for a bad filter or limit, or a q
+// longer than licadmin.MaxSearchLength characters.
 func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]*licadmin.User, []byte, error) {
-	if utf8.RuneCountInString(q.Search) > licadmin.MaxSearchLength {
-		return nil, nil, licadmin.Invalid("q", "too_long", "q must be at most 100 characters")
+	q, err := checkList(q)
+	if err != nil {
+		return nil, nil, err
 	}
-	// A search box left empty (or blank) lists every user.
+	if q.Filter.Search != "" {
+		return nil, nil, errors.New("list users: q searches; call Search")
+	}
+	return list(ctx, s, r, q, s.Store.ListUsers)
+}
+
+// Search returns a page of the caller's account users whose email, first
+// name or last name starts with q.Search, whatever the case and accents,
+// in the order of the matching text, and the position after it (nil at
+// the end); such a page may be short, even empty, while a next one
+// exists. Each user is returned encoded, the bytes json.Marshal gives for
+// its licadmin.User, as the search index holds it: a page is written out
+// without decoding its users. q.Search must not fold to nothing (List
+// lists every user); the errors are List's.
+func (s *Service) Search(ctx context.Context, r licadmin.Request, q ListQuery) ([]json.RawMessage, []byte, error) {
+	q, err := checkList(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	if q.Filter.Search == "" {
+		return nil, nil, errors.New("search users: q is blank; call List")
+	}
+	return list(ctx, s, r, q, s.Store.SearchUsers)
+}
+
+// checkList checks q's search, filters and limit, and returns q with its
+// search folded into q.Filter.Search and the default limit.
+func checkList(q ListQuery) (ListQuery, error) {
+	if utf8.RuneCountInString(q.Search) > licadmin.MaxSearchLength {
+		return q, licadmin.Invalid("q", "too_long", "q must be at most 100 characters")
+	}
 	q.Filter.Search = licadmin.SearchKey(q.Search)
 	switch q.Filter.License {
 	case "", "none", string(licadmin.Eco), string(licadmin.Advanced), string(licadmin.Pro):
 	default:
-		return nil, nil, licadmin.Invalid("license", "unknown_tier", "license must be none, eco, advanced or pro")
+		return q, licadmin.Invalid("license", "unknown_tier", "license must be none, eco, advanced or pro")
 	}
 	switch q.Filter.Status {
 	case "", string(licadmin.StatusPending), string(licadmin.StatusActive):
 	default:
-		return nil, nil, licadmin.Invalid("status", "unknown_status", "status must be pending or active")
+		return q, licadmin.Invalid("status", "unknown_status", "status must be pending or active")
 	}
 	if q.Limit == 0 {
 		q.Limit = DefaultLimit
 	}
 	if q.Limit < 1 || q.Limit > MaxLimit {
-		return nil, nil, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
+		return q, licadmin.Invalid("limit", "out_of_range", "limit must be from 1 to 200")
 	}
+	return q, nil
+}
+
+// pageReader reads a page of an account's users: Store.ListUsers or
+// Store.SearchUsers.
+type pageReader[T any] func(ctx context.Context, accountID string, f licadmin.UserFilter, limit int, after []byte) ([]T, []byte, error)
+
+// list checks that the caller is an admin and reads the page of q from
+// its account with read: for an admin remembered a moment ago, while the
+// caller is checked (listEarly).
+func list[T any](ctx context.Context, s *Service, r licadmin.Request, q ListQuery, read pageReader[T]) ([]T, []byte, error) {
 	var c *licadmin.Caller
 	if cached := s.Callers.Get(r.Email, s.Now.Read()); cached != nil {
-		var page listed
-		if c, page = s.listEarly(ctx, r, cached, q); page.done {
+		var page listed[T]
+		if c, page = listEarly(ctx, s, r, cached, q, read); page.done {
 			return page.users, page.next, page.err
 		}
 		if err := licadmin.RequireAdmin(c); err != nil {
@@ -182,7 +226,7 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]
 			return nil, nil, err
 		}
 	}
-	users, next, err := s.Store.ListUsers(ctx, c.AccountID, q.Filter, q.Limit, q.After)
+	users, next, err := read(ctx, c.AccountID, q.Filter, q.Limit, q.After)
 	if err == nil {
 		s.Callers.Put(c, s.Now.Read())
 	}
@@ -190,8 +234,8 @@ func (s *Service) List(ctx context.Context, r licadmin.Request, q ListQuery) ([]
 }
 
 // listed is a page read for a remembered account.
-type listed struct {
-	users []*licadmin.User
+type listed[T any] struct {
+	users []T
 	next  []byte
 	err   error
 	// done tells that the fresh check let the page be returned.
@@ -205,21 +249,21 @@ type listed struct {
 // same account; otherwise it is dropped unseen and List goes on with the
 // fresh caller (forbidden, or another account's page). The cache only
 // decides what is read early, never what is returned.
-func (s *Service) listEarly(ctx context.Context, r licadmin.Request, cached *licadmin.Caller, q ListQuery) (*licadmin.Caller, listed) {
+func listEarly[T any](ctx context.Context, s *Service, r licadmin.Request, cached *licadmin.Caller, q ListQuery, read pageReader[T]) (*licadmin.Caller, listed[T]) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	early := make(chan listed, 1)
+	early := make(chan listed[T], 1)
 	go func() {
-		users, next, err := s.Store.ListUsers(ctx, cached.AccountID, q.Filter, q.Limit, q.After)
-		early <- listed{users: users, next: next, err: err}
+		users, next, err := read(ctx, cached.AccountID, q.Filter, q.Limit, q.After)
+		early <- listed[T]{users: users, next: next, err: err}
 	}()
 	c, _, err := s.Store.LoadCaller(ctx, r.Email)
 	if err != nil {
-		return nil, listed{err: err, done: true}
+		return nil, listed[T]{err: err, done: true}
 	}
 	if !c.IsAdmin() || c.AccountID != cached.AccountID || c.UserID != cached.UserID {
 		s.Callers.Forget(r.Email)
-		return c, listed{} // cancel drops the early read
+		return c, listed[T]{} // cancel drops the early read
 	}
 	page := <-early
 	page.done = true
