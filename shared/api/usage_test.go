@@ -103,8 +103,8 @@ func leaveUnprocessed(id string) func(*dynamodb.Options) {
 		kept, left := map[string][]types.WriteRequest{}, map[string][]types.WriteRequest{}
 		for table, reqs := range req.RequestItems {
 			for _, r := range reqs {
-				pk := avString(r.PutRequest.Item["pk"])
-				if strings.HasSuffix(pk, "#"+id) || avString(r.PutRequest.Item["eventId"]) == id {
+				pk, sk := avString(r.PutRequest.Item["pk"]), avString(r.PutRequest.Item["sk"])
+				if strings.HasSuffix(pk, "#"+id) || strings.HasSuffix(sk, "#"+id) || avString(r.PutRequest.Item["eventId"]) == id {
 					left[table] = append(left[table], r)
 				} else {
 					kept[table] = append(kept[table], r)

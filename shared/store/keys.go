@@ -33,7 +33,7 @@ import (
 //	outbox (email)       OUTBOX#<id>               OUTBOX                      kind, recipient, status pending|sending|sent|failed, ttl 30 d;
 //	                                                                           gsi1pk=OUTBOX#DUE, gsi1sk=<due time>#<id> until sent or failed
 //	activation token     TOKEN#<sha256 hex>        TOKEN                       userId, accountId, language, expiresAt, ttl = expiry
-//	usage event claim    USAGE#<userId>            EVENT#<eventId>             accountId, userId, at, type, bytes, ttl 30 d: its INSERT is counted once
+//	usage event claim    USAGE#<userId>            EVENT#<eventId>             entry (the log entry to put: accountId, userId, at, type, bytes...), ttl 30 d: its INSERT is counted once
 //	log entry            LOG#<userId>#<logGen>     <time>#<eventId>            type, messageRef, recipients, bytes, ip, ttl by tier
 //	monthly usage        USER#<userId>             STATS#<YYYY-MM>             sent, bytesSent, opens, downloads, signed (ADD), seq
 //	log export           EXPORT#<exportId>         EXPORT                      accountId, userId, logGen, range, status, key, ttl 7 d

@@ -254,18 +254,14 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) ([]ty
 
 func itemID(it Item) string { return getS(it, attrPK) + "\x00" + getS(it, attrSK) }
 
-// usageClaim returns the claim of ev, of user u as read: what the
-// monthly counters need (user, time, type, bytes) and the log entry
-// ("entry", the item to put), so that the stream's consumer works from
-// the claim's INSERT alone.
+// usageClaim returns the claim of ev, of user u as read: its key, its
+// expiry and the log entry ("entry", the item to put), which also holds
+// what the monthly counters need (user, account, time, type, bytes), so
+// that the stream's consumer works from the claim's INSERT alone. The
+// claim repeats none of the entry's attributes: it is half of what the
+// ingestion writes per event, and DynamoDB's cost grows with its size.
 func usageClaim(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) Item {
 	claim := eventKey(u.ID, ev.ID)
-	claim["eventId"] = str(ev.ID)
-	claim["accountId"] = str(ev.AccountID)
-	claim["userId"] = str(u.ID)
-	claim["at"] = timestamp(ev.At)
-	claim["type"] = str(string(ev.Type))
-	claim["bytes"] = num(ev.Bytes)
 	claim[attrTTL] = num(now.Add(EventClaimTTL).Unix())
 
 	entry := mkKey(logPK(u.ID, u.LogGeneration), logSK(ev.At, ev.ID))
@@ -313,13 +309,20 @@ func CountedEventFromImage(it Item) *CountedEvent {
 	if ItemKind(it) != KindEventClaim {
 		return nil
 	}
-	t, err := licadmin.ParseEventType("type", getS(it, "type"))
-	if err != nil || getS(it, "userId") == "" || !keyFits(getM(it, "entry")) {
+	// The counters' fields are the entry's; claims written before the
+	// claim stopped repeating them hold them at the top level too.
+	entry := getM(it, "entry")
+	from := entry
+	if getS(it, "userId") != "" {
+		from = it
+	}
+	t, err := licadmin.ParseEventType("type", getS(from, "type"))
+	if err != nil || getS(from, "userId") == "" || !keyFits(entry) {
 		return nil
 	}
 	return &CountedEvent{
-		UserID: getS(it, "userId"), AccountID: getS(it, "accountId"), Type: t,
-		At: getTime(it, "at"), Bytes: getN(it, "bytes"), Entry: getM(it, "entry"),
+		UserID: getS(from, "userId"), AccountID: getS(from, "accountId"), Type: t,
+		At: getTime(from, "at"), Bytes: getN(from, "bytes"), Entry: entry,
 	}
 }
 
