@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strings"
 	"time"
 
 	"licenseadmin/shared/activation"
@@ -327,7 +328,7 @@ func (s *Service) PoolChanged(ctx context.Context, eventID, accountID string, be
 	for _, tp := range crossed {
 		for _, adm := range admins {
 			o := &store.Outbox{
-				ID:   alertID(eventID, tp.Tier, adm.ID),
+				ID:   derivedID("alert", eventID, string(tp.Tier), adm.ID),
 				Kind: licadmin.EmailLowPool, AccountID: accountID,
 				UserID: adm.ID, Email: adm.Email, FirstName: adm.FirstName, Language: adm.Language,
 				Tier: tp.Tier, Available: tp.Available, Threshold: tp.AlertThreshold, CreatedAt: now,
@@ -361,7 +362,7 @@ func (s *Service) LicenseGained(ctx context.Context, eventID string, before, aft
 		return nil
 	}
 	o := store.RecipientOutbox(licadmin.EmailLicenseAssigned, after, s.Now.Read())
-	o.ID = gainedID(eventID)
+	o.ID = derivedID("gained", eventID)
 	created, err := s.Store.PutOutboxOnce(ctx, o)
 	if err != nil {
 		return fmt.Errorf("confirm the license of %s: %w", after.ID, err)
@@ -371,13 +372,6 @@ func (s *Service) LicenseGained(ctx context.Context, eventID string, before, aft
 			"tier", string(after.License.Tier), "outboxId", o.ID)
 	}
 	return nil
-}
-
-// gainedID is the outbox id of the license confirmation that the stream
-// record eventID (a user gaining a license) queues.
-func gainedID(eventID string) string {
-	sum := sha256.Sum256([]byte(eventID))
-	return "gained-" + hex.EncodeToString(sum[:16])
 }
 
 // maxLoad is how many users LicensesImported reads at once (BatchGetItem
@@ -415,7 +409,7 @@ func (s *Service) LicensesImported(ctx context.Context, a *store.Audit) error {
 				continue
 			}
 			o := store.RecipientOutbox(licadmin.EmailLicenseAssigned, u, now)
-			o.ID = importedID(a.Target, u.ID)
+			o.ID = derivedID("import", a.Target, u.ID)
 			created, err := s.Store.PutOutboxOnce(ctx, o)
 			if err != nil {
 				return err
@@ -429,17 +423,15 @@ func (s *Service) LicensesImported(ctx context.Context, a *store.Audit) error {
 	return nil
 }
 
-// importedID is the outbox id of the license confirmation of a user that
-// an import created.
-func importedID(importID, userID string) string {
-	sum := sha256.Sum256([]byte(importID + "\x00" + userID))
-	return "import-" + hex.EncodeToString(sum[:16])
-}
-
-// alertID is the outbox id of the alert of one crossing to one admin.
-func alertID(eventID string, tier licadmin.Tier, adminID string) string {
-	sum := sha256.Sum256([]byte(eventID + "\x00" + string(tier) + "\x00" + adminID))
-	return "alert-" + hex.EncodeToString(sum[:16])
+// derivedID is the outbox id of an email queued in answer to an event
+// that may be handled twice (a stream record, an import): kind's prefix
+// and a hash of what names the email (the event, then what tells its
+// emails apart), so that the same email always gets the same id and a
+// conditional put queues it once. The parts are joined with NUL, which
+// none holds.
+func derivedID(prefix string, parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return prefix + "-" + hex.EncodeToString(sum[:16])
 }
 
 func newClaim() string {
