@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,8 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"licenseadmin"
 	"licenseadmin/infra/dynamolocal"
 	"licenseadmin/infra/streamlocal"
+	"licenseadmin/infra/template"
 	"licenseadmin/shared/app"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
@@ -49,6 +52,7 @@ const (
 // ingestStream is the benchmark's stream of usage events.
 type ingestStream struct {
 	batches  [][]string // SQS message bodies
+	sent     time.Time  // when the queue received them
 	events   []*licadmin.UsageEvent
 	users    []*licadmin.User
 	messages int
@@ -61,8 +65,8 @@ type ingestStream struct {
 // batches delivered twice.
 func newIngestStream(users []*licadmin.User, acct *benchAccount, n int, seed uint64) *ingestStream {
 	rng := rand.New(rand.NewPCG(seed, 18))
-	s := &ingestStream{users: users, want: map[[2]string]licadmin.Counters{}}
 	now := time.Now().UTC()
+	s := &ingestStream{users: users, want: map[[2]string]licadmin.Counters{}, sent: now}
 	var bodies []string
 	redeliver := map[int][]string{} // position -> bodies to insert there
 	types := []licadmin.EventType{licadmin.EventSent, licadmin.EventSent, licadmin.EventSent, licadmin.EventSent,
@@ -171,7 +175,7 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 				if u.ID == ev.UserID {
 					floorUser := *u
 					floorUser.LogGeneration = 1_000_000
-					writes = append(writes, store.UsageWrite{Event: ev, User: &floorUser})
+					writes = append(writes, store.UsageWrite{Event: ev, User: &floorUser, Sent: stream.sent})
 				}
 			}
 		}
@@ -180,7 +184,7 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	entries := logEntries(batchPuts(db.batches, "USAGE#"))
+	entries := floorEntries(batchPuts(db.batches, "LOG#"))
 	if len(entries) != len(stream.events) {
 		return fmt.Errorf("bench: RecordUsage put %d log entries for %d events: update the benchmark to its shape", len(entries), len(stream.events))
 	}
@@ -224,7 +228,7 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 	// busy machine DynamoDB Local can be ten times slower than usual, and
 	// a stream cut short could not be checked for exactness.
 	res := drive(ctx, ingestWorkers, len(stream.batches), b.cfg.importLimit, func(ctx context.Context, _, i int) error {
-		resp, err := a.Usage.HandleSQS(ctx, sqsBatch(i, stream.batches[i]))
+		resp, err := a.Usage.HandleSQS(ctx, sqsBatch(i, stream.batches[i], stream.sent))
 		if err == nil && len(resp.BatchItemFailures) > 0 {
 			err = fmt.Errorf("%d messages of batch %d failed", len(resp.BatchItemFailures), i)
 		}
@@ -284,7 +288,9 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 
 // counting reads a table's stream as the recording function's event source
 // mapping does: every countWindow, the records since the last read, those
-// its filter admits (a claim's INSERT), in batches of up to countBatch.
+// its filter admits (template.yaml's; the user changes it also admits,
+// for the search index, are not the ingestion's), in batches of up to
+// countBatch.
 type counting struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -294,12 +300,16 @@ type counting struct {
 }
 
 func startCounting(ctx context.Context, db *dynamodb.Client, table string, h streamlocal.Handler) (*counting, error) {
+	filter, err := recordingFilter()
+	if err != nil {
+		return nil, err
+	}
 	c := &counting{done: make(chan struct{})}
 	p := &streamlocal.Poller{DynamoDB: db, Streams: streamlocal.NewStreamsClient(db), Table: table, BatchSize: countBatch,
 		Handler: func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 			var admitted []events.DynamoDBEventRecord
 			for _, r := range ev.Records {
-				if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "USAGE#") && strings.HasPrefix(r.Change.Keys["sk"].String(), "EVENT#") {
+				if filter.Match(r) && !strings.HasPrefix(r.Change.Keys["pk"].String(), "USER#") {
 					admitted = append(admitted, r)
 				}
 			}
@@ -393,11 +403,30 @@ func countersOf(it map[string]types.AttributeValue) licadmin.Counters {
 
 // sqsBatch is the event the usage queue's mapping delivers for a batch of
 // message bodies (the fields the ingest function reads).
-func sqsBatch(n int, bodies []string) events.SQSEvent {
+func sqsBatch(n int, bodies []string, sent time.Time) events.SQSEvent {
 	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(bodies))}
 	for i, body := range bodies {
 		ev.Records[i] = events.SQSMessage{MessageId: fmt.Sprintf("b%d-m%d", n, i), Body: body, EventSource: "aws:sqs",
-			Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
+			Attributes: map[string]string{"ApproximateReceiveCount": "1", "SentTimestamp": strconv.FormatInt(sent.UnixMilli(), 10)}}
 	}
 	return ev
+}
+
+// recordingFilter is the recording function's FilterCriteria in
+// template.yaml.
+func recordingFilter() (*streamlocal.Filter, error) {
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		return nil, err
+	}
+	sources, err := tpl.StreamSources()
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range sources {
+		if src.Function == "RecordUsageFunction" {
+			return streamlocal.ParseFilter(src.Filters)
+		}
+	}
+	return nil, errors.New("template.yaml: RecordUsageFunction reads no stream")
 }

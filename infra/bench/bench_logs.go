@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"time"
 
@@ -366,9 +367,21 @@ func nextCursor(body []byte) (string, error) {
 func logEntries(claims []map[string]types.AttributeValue) []map[string]types.AttributeValue {
 	var out []map[string]types.AttributeValue
 	for _, c := range claims {
-		if ce := store.CountedEventFromImage(c); ce != nil {
-			out = append(out, ce.Entry)
+		if e := store.ClaimedEntry(c); e != nil {
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// floorEntries returns log entries as RecordUsage puts them, without the
+// mark that has the recording function count their INSERTs: the floor's
+// entries are written to the ingestion's table, and must not count.
+func floorEntries(entries []map[string]types.AttributeValue) []map[string]types.AttributeValue {
+	out := make([]map[string]types.AttributeValue, len(entries))
+	for i, e := range entries {
+		out[i] = maps.Clone(e)
+		delete(out[i], "counts")
 	}
 	return out
 }

@@ -88,9 +88,11 @@ func TestStreamFilterAdmitsHandledRecords(t *testing.T) {
 }
 
 // TestRecordUsageFilter holds the recording function's FilterCriteria to
-// what it records: the INSERT of a usage event claim (a claim rewritten by
-// a redelivered event is a MODIFY and must not count; the counters' own
-// updates must not come back to it), and every change of a user item, from
+// what it records: the INSERT of a usage log entry marked to count (an
+// entry rewritten by a redelivered event is a MODIFY and must not count;
+// one an earlier release put from a claim it counted has no mark; the
+// counters' own updates must not come back to it), the INSERT of a usage
+// event claim (whose entry it puts), and every change of a user item, from
 // which it keeps the search index (its own writes, the entries and the
 // marker, must not come back to it).
 func TestRecordUsageFilter(t *testing.T) {
@@ -103,6 +105,15 @@ func TestRecordUsageFilter(t *testing.T) {
 		return map[string]any{"eventName": event, "dynamodb": map[string]any{"Keys": map[string]any{
 			"pk": map[string]any{"S": pk}, "sk": map[string]any{"S": sk}}}}
 	}
+	entry := func(event string, counts any) map[string]any {
+		r := record(event, "LOG#u1#0", "2026-11-23T10:00:00Z#e1")
+		img := map[string]any{"type": map[string]any{"S": "sent"}}
+		if counts != nil {
+			img["counts"] = map[string]any{"BOOL": counts}
+		}
+		r["dynamodb"].(map[string]any)["NewImage"] = img
+		return r
+	}
 	for _, tc := range []struct {
 		name   string
 		record map[string]any
@@ -111,7 +122,11 @@ func TestRecordUsageFilter(t *testing.T) {
 		{"claim insert", record("INSERT", "USAGE#u1", "EVENT#e1"), true},
 		{"claim rewritten (redelivered event)", record("MODIFY", "USAGE#u1", "EVENT#e1"), false},
 		{"claim expired", record("REMOVE", "USAGE#u1", "EVENT#e1"), false},
-		{"log entry insert", record("INSERT", "LOG#u1#0", "2026-11-23T10:00:00Z#e1"), false},
+		{"log entry insert", entry("INSERT", true), true},
+		{"log entry rewritten (redelivered event)", entry("MODIFY", true), false},
+		{"log entry expired or purged", record("REMOVE", "LOG#u1#0", "2026-11-23T10:00:00Z#e1"), false},
+		{"log entry put from a counted claim (earlier release)", entry("INSERT", nil), false},
+		{"log entry marked not to count", entry("INSERT", false), false},
 		{"counters insert", record("INSERT", "USER#u1", "STATS#2026-11"), false},
 		{"counters modify", record("MODIFY", "USER#u1", "STATS#2026-11"), false},
 		{"user insert (search index)", record("INSERT", "USER#u1", "USER"), true},

@@ -361,7 +361,9 @@ func (r *modelRun) usage() {
 	if u == nil {
 		return
 	}
-	ingest(r.t, r.f.Env, event(r.f.acct, u.email, licadmin.EventSent, time.Now().Add(-time.Minute)))
+	// Timed now: an event timed before its user's last removal or
+	// transfer belongs to the erased log and is dropped.
+	ingest(r.t, r.f.Env, event(r.f.acct, u.email, licadmin.EventSent, time.Now()))
 	u.logs++
 }
 

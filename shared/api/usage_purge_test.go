@@ -10,14 +10,31 @@ import (
 	"licenseadmin/shared/licadmin"
 )
 
-// someEvents ingests n events of the user with email and returns their
-// message references, newest first.
+// someEvents ingests n events of the user with email, timed a minute
+// apart in the last n minutes, and returns their message references,
+// newest first.
 func (f *usageFixture) someEvents(t *testing.T, email string, n int) []string {
+	t.Helper()
+	now := time.Now()
+	return f.eventsAt(t, email, n, func(i int) time.Time { return now.Add(-time.Duration(i+1) * time.Minute) })
+}
+
+// eventsSince ingests n events of the user with email, timed after since
+// and a millisecond apart, and returns their message references, newest
+// first.
+func (f *usageFixture) eventsSince(t *testing.T, email string, n int, since time.Time) []string {
+	t.Helper()
+	return f.eventsAt(t, email, n, func(i int) time.Time { return since.Add(time.Duration(n-i) * time.Millisecond) })
+}
+
+// eventsAt ingests n events of the user with email, the i-th timed at(i),
+// and returns their message references in that order.
+func (f *usageFixture) eventsAt(t *testing.T, email string, n int, at func(i int) time.Time) []string {
 	t.Helper()
 	var msgs []any
 	var want []string
 	for i := range n {
-		m := event(f.acct, email, licadmin.EventSent, time.Now().Add(-time.Duration(i+1)*time.Minute))
+		m := event(f.acct, email, licadmin.EventSent, at(i))
 		msgs = append(msgs, m)
 		want = append(want, m.MessageRef)
 	}
@@ -50,6 +67,7 @@ func TestRemoveHidesLogsAndPurges(t *testing.T) {
 	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
 	f.wantLog(t, f.ada, f.adaEmail, f.someEvents(t, f.adaEmail, 5))
 
+	removed := time.Now()
 	f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
 	f.wantLog(t, f.ada, f.adaEmail, nil)
 	if n := countItems(t, f.Env, "LOG#"+f.ada+"#0", ""); n != 5 {
@@ -59,7 +77,13 @@ func TestRemoveHidesLogsAndPurges(t *testing.T) {
 	if n := countItems(t, f.Env, "LOG#"+f.ada+"#", ""); n != 0 {
 		t.Fatalf("%d entries after the purge, want none", n)
 	}
-	newer := f.someEvents(t, f.adaEmail, 2)
+	// Events before the removal belong to the erased log; later ones to
+	// the new generation.
+	if got := f.eventsSince(t, f.adaEmail, 2, removed.Add(-time.Minute)); len(got) != 2 {
+		t.Fatal(got)
+	}
+	f.wantLog(t, f.ada, f.adaEmail, nil)
+	newer := f.eventsSince(t, f.adaEmail, 2, time.Now().Add(time.Millisecond))
 	f.wantLog(t, f.ada, f.adaEmail, newer)
 	if n := countItems(t, f.Env, "LOG#"+f.ada+"#1", ""); n != 2 {
 		t.Fatalf("%d entries in generation 1, want 2", n)

@@ -17,6 +17,7 @@ import (
 
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
+	"licenseadmin/shared/store"
 	"licenseadmin/shared/usage"
 )
 
@@ -251,8 +252,11 @@ func TestIngestBatchMixed(t *testing.T) {
 	if got := refs(f.userLogs(t, f.admin, f.bob, nil).Items); !slices.Equal(sorted(got), sorted([]string{b1.MessageRef, b2.MessageRef})) {
 		t.Fatalf("bob's log %v, want b1 and b2 once each", got)
 	}
-	if n := countItems(t, f.Env, "USAGE#", ""); n != 4 {
-		t.Fatalf("%d event claims, want 4", n)
+	if n := countItems(t, f.Env, "USAGE#", ""); n != 0 {
+		t.Fatalf("%d event claims, want none: a fresh event is its log entry alone", n)
+	}
+	if n := countItems(t, f.Env, "LOG#", ""); n != 4 {
+		t.Fatalf("%d log entries, want the 4 events once each", n)
 	}
 	adaWant := licadmin.Counters{Sent: 1, BytesSent: 1000, Opens: 1}
 	bobWant := licadmin.Counters{Sent: 1, BytesSent: 1000, Signed: 1}
@@ -581,9 +585,9 @@ func TestIngestRecordsRetention(t *testing.T) {
 	}
 }
 
-// TestRecordUsageRedelivered ensures the log entries and monthly counters
-// record each event once however the stream delivers its records to the
-// recording function:
+// TestRecordUsageRedelivered ensures the monthly counters count each log
+// entry once however the stream delivers its INSERTs to the recording
+// function:
 // a batch whose second sum failed, delivered again from the failed record
 // (as Lambda does with the reported failure), then whole (as after a
 // timeout), from the middle, and overlapping what an earlier batch
@@ -603,25 +607,25 @@ func TestRecordUsageRedelivered(t *testing.T) {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
 	mail := f.WithEmail(t)
-	claimsOf := func(recs []events.DynamoDBEventRecord) []events.DynamoDBEventRecord {
-		var claims []events.DynamoDBEventRecord
+	entriesOf := func(recs []events.DynamoDBEventRecord) []events.DynamoDBEventRecord {
+		var entries []events.DynamoDBEventRecord
 		for _, r := range recs {
-			if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "USAGE#") {
-				claims = append(claims, r)
+			if r.EventName == "INSERT" && strings.HasPrefix(r.Change.Keys["pk"].String(), "LOG#") {
+				entries = append(entries, r)
 			}
 		}
-		return claims
+		return entries
 	}
-	claims := claimsOf(mail.Next(t))
-	if len(claims) != 5 {
-		t.Fatalf("%d claim INSERTs on the stream, want 5", len(claims))
+	entries := entriesOf(mail.Next(t))
+	if len(entries) != 5 {
+		t.Fatalf("%d log entry INSERTs on the stream, want 5", len(entries))
 	}
 	deliver := recorderDelivery(t, f.Env)
 	ada := licadmin.Counters{Sent: 3, BytesSent: 3000}
 	bob := licadmin.Counters{Sent: 2, BytesSent: 2000}
 
 	// A first batch of three records: ada's first two and bob's first.
-	if resp := deliver(claims[:3]); len(resp.BatchItemFailures) != 0 {
+	if resp := deliver(entries[:3]); len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures %v", resp.BatchItemFailures)
 	}
 	wantCounters(t, f, f.ada, licadmin.Counters{Sent: 2, BytesSent: 2000})
@@ -635,8 +639,8 @@ func TestRecordUsageRedelivered(t *testing.T) {
 		return apitest.NoFault
 	})
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
-	failed := deliver(claims)
-	want := []events.DynamoDBBatchItemFailure{{ItemIdentifier: claims[1].Change.SequenceNumber}}
+	failed := deliver(entries)
+	want := []events.DynamoDBBatchItemFailure{{ItemIdentifier: entries[1].Change.SequenceNumber}}
 	if !slices.Equal(failed.BatchItemFailures, want) {
 		t.Fatalf("batch item failures %v, want the first record of bob's sum (%s)", failed.BatchItemFailures, want[0].ItemIdentifier)
 	}
@@ -649,7 +653,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 		name string
 		recs []events.DynamoDBEventRecord
 	}{
-		{"from the failed record", claims[1:]}, {"the whole batch again", claims}, {"from the middle", claims[3:]}, {"the last alone", claims[4:]},
+		{"from the failed record", entries[1:]}, {"the whole batch again", entries}, {"from the middle", entries[3:]}, {"the last alone", entries[4:]},
 	} {
 		if resp := deliver(re.recs); len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("%s: failures %v", re.name, resp.BatchItemFailures)
@@ -665,7 +669,7 @@ func TestRecordUsageRedelivered(t *testing.T) {
 	if resp, err := f.App.Usage.HandleSQS(apitest.AsFunction(context.Background(), "IngestUsageFunction"), apitest.SQSEvent(string(b))); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
 	}
-	next := claimsOf(mail.Next(t))
+	next := entriesOf(mail.Next(t))
 	lost, calls := apitest.Faults(apitest.LoseFirst("UpdateItem"))
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), lost)
 	deliver(next)
@@ -704,4 +708,105 @@ func TestIngestRemembersEmailsSafely(t *testing.T) {
 	if got := refs(f.userLogs(t, f.admin, again, nil).Items); len(got) != 1 {
 		t.Fatalf("the new user's log %v, want the one event", got)
 	}
+}
+
+// TestIngestAcrossLogGenerations ensures every event counts once and shows
+// only in the log it belongs to when its user's license is removed
+// between deliveries: a fresh event is its log entry alone, an event
+// older than store.ClaimAge when queued (or whose queue time is unknown)
+// goes through a claim, each redelivered before and after the removal;
+// an event timed before the removal but first delivered after it is
+// dropped (its log is erased); an event after the removal counts and
+// shows in the new log.
+func TestIngestAcrossLogGenerations(t *testing.T) {
+	f := newUsageFixture(t)
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	now := time.Now()
+	fresh := event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-time.Minute))
+	old := event(f.acct, f.adaEmail, licadmin.EventOpened, now.Add(-store.ClaimAge-time.Hour))
+	unknown := event(f.acct, f.adaEmail, licadmin.EventSigned, now.Add(-2*time.Minute))
+	ingestUnsent := func() {
+		t.Helper()
+		b, _ := json.Marshal(unknown)
+		ev := apitest.SQSEvent(string(b))
+		delete(ev.Records[0].Attributes, "SentTimestamp")
+		resp, err := f.App.Usage.HandleSQS(apitest.AsFunction(context.Background(), "IngestUsageFunction"), ev)
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("ingest: %v %v", resp.BatchItemFailures, err)
+		}
+		f.DeliverUsageStream(t)
+	}
+	want := map[string]licadmin.Counters{} // per month
+	count := func(m usage.Message) {
+		at, _ := time.Parse(time.RFC3339Nano, m.At)
+		c := want[at.UTC().Format(licadmin.MonthLayout)]
+		c.Count(licadmin.EventType(m.Type), m.Bytes)
+		want[at.UTC().Format(licadmin.MonthLayout)] = c
+	}
+	count(fresh)
+	count(old)
+	count(unknown)
+	check := func(when string, logRefs []string) {
+		t.Helper()
+		for month, c := range want {
+			if got := storedCounters(t, f.Env, f.ada, month); got != c {
+				t.Fatalf("%s: counters of %s %+v, want %+v", when, month, got, c)
+			}
+		}
+		got := refs(f.userLogs(t, f.admin, f.ada, map[string]string{"from": now.Add(-40 * 24 * time.Hour).Format(time.RFC3339)}).Items)
+		if !slices.Equal(sorted(got), sorted(logRefs)) {
+			t.Fatalf("%s: ada's log %v, want %v", when, got, logRefs)
+		}
+	}
+
+	for range 2 {
+		ingest(t, f.Env, fresh, old)
+		ingestUnsent()
+	}
+	if n := countItems(t, f.Env, "USAGE#"+f.ada, ""); n != 2 {
+		t.Fatalf("%d claims of ada, want 2: the old event's and the one whose queue time is unknown", n)
+	}
+	if n := countItems(t, f.Env, "LOG#"+f.ada+"#0", ""); n != 3 {
+		t.Fatalf("%d entries in ada's log, want 3", n)
+	}
+	check("before the removal", []string{fresh.MessageRef, old.MessageRef, unknown.MessageRef})
+
+	f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+	f.DeliverUsageStream(t)
+	for range 2 {
+		ingest(t, f.Env, fresh, old)
+		ingestUnsent()
+	}
+	late := event(f.acct, f.adaEmail, licadmin.EventDownloaded, time.Now().Add(-time.Second))
+	ingest(t, f.Env, late)
+	check("after the removal", nil)
+	if n := countItems(t, f.Env, "LOG#"+f.ada+"#1", ""); n != 0 {
+		t.Fatalf("%d entries in ada's new log, want none", n)
+	}
+
+	time.Sleep(2 * time.Millisecond) // a later millisecond than the removal's
+	after := event(f.acct, f.adaEmail, licadmin.EventDownloaded, time.Now())
+	ingest(t, f.Env, after, after)
+	ingest(t, f.Env, after)
+	count(after)
+	check("an event after the removal", []string{after.MessageRef})
+}
+
+// storedCounters reads a user's counters of a month from the table.
+func storedCounters(t *testing.T, env *apitest.Env, userID, month string) licadmin.Counters {
+	t.Helper()
+	for _, it := range env.Scan(t) {
+		if avString(it["pk"]) == "USER#"+userID && avString(it["sk"]) == "STATS#"+month {
+			n := func(name string) int64 {
+				v, _ := it[name].(*types.AttributeValueMemberN)
+				if v == nil {
+					return 0
+				}
+				x, _ := strconv.ParseInt(v.Value, 10, 64)
+				return x
+			}
+			return licadmin.Counters{Sent: n("sent"), BytesSent: n("bytesSent"), Opens: n("opens"), Downloads: n("downloads"), Signed: n("signed")}
+		}
+	}
+	return licadmin.Counters{}
 }

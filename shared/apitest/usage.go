@@ -17,17 +17,20 @@ import (
 )
 
 // SQSEvent returns the event Lambda sends for a batch of messages with
-// these bodies: message ids m1, m2, … and a first receive.
+// these bodies: message ids m1, m2, … and a first receive. A body sent
+// before is a redelivery of the same message: it keeps the SentTimestamp
+// of its first send, as the queue keeps it.
 func SQSEvent(bodies ...string) events.SQSEvent {
 	ev := events.SQSEvent{Records: make([]events.SQSMessage, len(bodies))}
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	for i, b := range bodies {
+		sent, _ := sentTimestamps.LoadOrStore(b, now)
 		ev.Records[i] = events.SQSMessage{
 			MessageId:     fmt.Sprintf("m%d", i+1),
 			ReceiptHandle: fmt.Sprintf("rh%d", i+1),
 			Body:          b,
 			Attributes: map[string]string{
-				"ApproximateReceiveCount": "1", "SentTimestamp": now, "ApproximateFirstReceiveTimestamp": now,
+				"ApproximateReceiveCount": "1", "SentTimestamp": sent.(string), "ApproximateFirstReceiveTimestamp": now,
 			},
 			EventSource:    "aws:sqs",
 			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:UsageQueue",
@@ -36,6 +39,9 @@ func SQSEvent(bodies ...string) events.SQSEvent {
 	}
 	return ev
 }
+
+// sentTimestamps is when each message body was first sent (SQSEvent).
+var sentTimestamps sync.Map
 
 // Ingest hands usage messages to the ingest function's handler as one SQS
 // batch, as the usage queue would, then delivers the table's stream to the

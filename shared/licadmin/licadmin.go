@@ -88,6 +88,19 @@ type User struct {
 	AccountID     string `json:"-"`
 	Version       int64  `json:"-"`
 	LogGeneration int64  `json:"-"`
+	// LogSince is when the current log generation began (zero before the
+	// user's first license removal or transfer): ingestion drops an event
+	// timed or queued before it, which belongs to the ended log, so that
+	// a redelivery of an event recorded before the change never counts
+	// twice or shows in the new log.
+	LogSince time.Time `json:"-"`
+}
+
+// EndLog starts a new log generation at now: the old one is unreadable at
+// once (docs/api.md, rule 6) and purged.
+func (u *User) EndLog(now time.Time) {
+	u.LogGeneration++
+	u.LogSince = now
 }
 
 // TierPool is one tier of an account's pool. Available is always

@@ -127,6 +127,9 @@ func userItem(u *licadmin.User) Item {
 		it["tier"] = str(string(u.License.Tier))
 		it["assignedAt"] = timestamp(u.License.AssignedAt)
 	}
+	if !u.LogSince.IsZero() {
+		it["logSince"] = timestamp(u.LogSince)
+	}
 	if u.Mobile != nil {
 		it["mobile"] = str(*u.Mobile)
 	}
@@ -166,6 +169,7 @@ func userFromItem(it Item) *licadmin.User {
 		UpdatedAt:     getTime(it, "updatedAt"),
 		Version:       getN(it, "version"),
 		LogGeneration: getN(it, "logGen"),
+		LogSince:      getTime(it, "logSince"),
 	}
 	if t := getS(it, "tier"); t != "" {
 		u.License = &licadmin.License{Tier: licadmin.Tier(t), AssignedAt: getTime(it, "assignedAt")}

@@ -58,7 +58,7 @@ func (s *Store) BulkLicenses(ctx context.Context, c *licadmin.Caller, action lic
 			}
 		case licadmin.BulkRemove:
 			n.License = nil
-			n.LogGeneration++
+			n.EndLog(now)
 			dropProSettings(n)
 		}
 		if u.License != nil {

@@ -155,9 +155,12 @@ const (
 	KindUser   = "user"
 	KindPurge  = "purge"
 	KindAudit  = "audit"
-	// KindEventClaim is a usage event's claim, whose INSERT the monthly
-	// counters count.
+	// KindEventClaim is a usage event's claim, whose INSERT puts its log
+	// entry.
 	KindEventClaim = "event"
+	// KindLogEntry is a usage event's log entry, whose INSERT the monthly
+	// counters count.
+	KindLogEntry = "log"
 )
 
 // ItemKind tells what an item is from its keys (a stream record's Keys),
@@ -175,6 +178,8 @@ func ItemKind(k Item) string {
 		return KindPurge
 	case strings.HasPrefix(pk, usagePKPrefix) && strings.HasPrefix(sk, skEventPrefix):
 		return KindEventClaim
+	case strings.HasPrefix(pk, logPKPrefix):
+		return KindLogEntry
 	case strings.HasPrefix(sk, skAuditPrefix) && strings.HasPrefix(pk, accountPK("")):
 		return KindAudit
 	}
@@ -210,8 +215,20 @@ func eventKey(userID, eventID string) key {
 	return mkKey(usagePKPrefix+userID, skEventPrefix+eventID)
 }
 
+const logPKPrefix = "LOG#"
+
 func logPK(userID string, gen int64) string {
-	return "LOG#" + userID + "#" + strconv.FormatInt(gen, 10)
+	return logPKPrefix + userID + "#" + strconv.FormatInt(gen, 10)
+}
+
+// logGeneration returns the generation of a log partition key.
+func logGeneration(pk string) (int64, bool) {
+	i := strings.LastIndexByte(pk, '#')
+	if !strings.HasPrefix(pk, logPKPrefix) || i < len(logPKPrefix) {
+		return 0, false
+	}
+	gen, err := strconv.ParseInt(pk[i+1:], 10, 64)
+	return gen, err == nil
 }
 
 func logSK(at time.Time, eventID string) string { return formatTime(at) + "#" + eventID }

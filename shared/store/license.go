@@ -64,6 +64,9 @@ func userLicenseUpdate(e *expr, n *licadmin.User) string {
 		e.n("updatedAt"), e.v(timestamp(n.UpdatedAt)),
 		e.n("logGen"), e.v(num(n.LogGeneration)),
 		e.n("protectedReplies"), e.v(str(n.Security.ProtectedReplies)))
+	if !n.LogSince.IsZero() {
+		set += fmt.Sprintf(", %s = %s", e.n("logSince"), e.v(timestamp(n.LogSince)))
+	}
 	if n.License != nil {
 		return set + fmt.Sprintf(", %s = %s, %s = %s",
 			e.n("tier"), e.v(str(string(n.License.Tier))),
@@ -141,7 +144,7 @@ func (s *Store) RemoveLicense(ctx context.Context, c *licadmin.Caller, u *licadm
 	from := u.License.Tier
 	n := next(u, now)
 	n.License = nil
-	n.LogGeneration++
+	n.EndLog(now)
 	dropProSettings(n)
 	t, p := s.begin(ctx, now)
 	s.callerCheck(t, c)
@@ -183,7 +186,7 @@ func (s *Store) TransferLicense(ctx context.Context, c *licadmin.Caller, from, t
 	tier := from.License.Tier
 	nf := next(from, now)
 	nf.License = nil
-	nf.LogGeneration++
+	nf.EndLog(now)
 	dropProSettings(nf)
 	nt := next(to, now)
 	nt.License = &licadmin.License{Tier: tier, AssignedAt: now}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -140,41 +142,58 @@ func (s *Store) batchGetAll(ctx context.Context, keys []key, consistent bool) ([
 // maxBatchGetKeys is BatchGetItem's limit.
 const maxBatchGetKeys = 100
 
-// UsageWrite is a usage event to record and its user as read.
+// UsageWrite is a usage event to record, its user as read, and when the
+// queue received its message (SentTimestamp; zero when unknown): the same
+// on every delivery of the message.
 type UsageWrite struct {
 	Event *licadmin.UsageEvent
 	User  *licadmin.User
+	Sent  time.Time
 }
 
-// RecordUsage writes usage events' claims with BatchWriteItem, one item
-// per event and no condition: the claim is keyed by user and event id in
-// the user's usage partition (a user's account never changes, so this is
-// as unique as account and event id) and carries the event's log entry,
-// in the user's log generation as read. A redelivered event rewrites its
-// claim, which is new (an INSERT on the table's stream) only the first
-// time: the stream's consumer (usage.Recorder) puts the entry and adds
-// the event to the monthly counters from that INSERT alone, so an event
-// is one entry and counts once however often it is written. An entry of
-// a generation that a remove or transfer ended meanwhile lands in a
-// partition no read reaches (reads use the user's current generation,
-// which only grows); the purge or its TTL deletes it.
+// ClaimAge is how old an event may be when queued and still be written as
+// its log entry alone: such an entry outlives every redelivery of its
+// message (the shortest retention, 30 days, is longer than ClaimAge plus
+// the 14 days SQS keeps a message), so that rewriting it is its own
+// deduplication. An older event, or one whose queue time is unknown, is
+// written as a claim (EventClaimTTL), whose INSERT puts the entry.
+const ClaimAge = 15 * 24 * time.Hour
+
+// RecordUsage writes usage events with BatchWriteItem, one item per event
+// and no condition, in the user's log generation as read (which only
+// grows: an entry of a generation that a remove or transfer ended
+// meanwhile lands in a partition no read reaches, and the purge or its TTL
+// deletes it). An event is its log entry, carrying what the monthly
+// counters need; its key (user, generation, time, event id) is its
+// deduplication: a redelivered event rewrites the same item, which is new
+// (an INSERT on the table's stream, which usage.Recorder counts) only the
+// first time. That holds while the entry exists and the generation is the
+// same: the caller drops an event timed or queued before its user's
+// LogSince (see usage.Ingester), and an event older than ClaimAge when
+// queued is written as a claim keyed by user and event id in the user's
+// usage partition instead, which remembers it for EventClaimTTL and whose
+// INSERT has the recording function put the entry.
 //
 // The writes must not name one event twice (BatchWriteItem refuses a
 // request with duplicate keys): the caller removes duplicates. It returns,
-// per write, nil or why its claim could not be written (it is retried with
+// per write, nil or why it could not be written (it is retried with
 // backoff while DynamoDB leaves it unprocessed).
 func (s *Store) RecordUsage(ctx context.Context, writes []UsageWrite, now time.Time) []error {
 	errs := make([]error, len(writes))
 	reqs := make([]types.WriteRequest, 0, len(writes))
-	owner := map[string]int{} // claim key -> write
+	owner := map[string]int{} // item key -> write
 	for i, w := range writes {
-		claim := usageClaim(w.Event, w.User, now)
-		if !keyFits(claim) || !keyFits(getM(claim, "entry")) {
+		entry := logEntry(w.Event, w.User)
+		it := entry
+		if w.Sent.IsZero() || w.Event.At.Before(w.Sent.Add(-ClaimAge)) {
+			it = usageClaim(w.Event, w.User, entry, now)
+		}
+		if !keyFits(it) || !keyFits(entry) {
 			errs[i] = licadmin.Errorf(licadmin.EINVALID, "usage event %s: its keys are too long", w.Event.ID)
 			continue
 		}
-		owner[itemID(claim)] = i
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: claim}})
+		owner[itemID(it)] = i
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: it}})
 	}
 	for start := 0; start < len(reqs); start += batchDeleteSize {
 		left, err := s.batchWrite(ctx, reqs[start:min(start+batchDeleteSize, len(reqs))])
@@ -254,16 +273,13 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) ([]ty
 
 func itemID(it Item) string { return getS(it, attrPK) + "\x00" + getS(it, attrSK) }
 
-// usageClaim returns the claim of ev, of user u as read: its key, its
-// expiry and the log entry ("entry", the item to put), which also holds
-// what the monthly counters need (user, account, time, type, bytes), so
-// that the stream's consumer works from the claim's INSERT alone. The
-// claim repeats none of the entry's attributes: it is half of what the
-// ingestion writes per event, and DynamoDB's cost grows with its size.
-func usageClaim(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) Item {
-	claim := eventKey(u.ID, ev.ID)
-	claim[attrTTL] = num(now.Add(EventClaimTTL).Unix())
-
+// logEntry returns the log entry of ev, of user u as read, in u's log
+// generation: what the log shows, and what the monthly counters add up
+// (user, account, time, type, bytes), so that the stream's consumer works
+// from the entry's INSERT alone. attrCounts marks the entries whose INSERT
+// counts (entries put before it by the claim's consumer were counted from
+// their claim).
+func logEntry(ev *licadmin.UsageEvent, u *licadmin.User) Item {
 	entry := mkKey(logPK(u.ID, u.LogGeneration), logSK(ev.At, ev.ID))
 	entry["eventId"] = str(ev.ID)
 	entry["accountId"] = str(ev.AccountID)
@@ -279,6 +295,20 @@ func usageClaim(ev *licadmin.UsageEvent, u *licadmin.User, now time.Time) Item {
 	entry["bytes"] = num(ev.Bytes)
 	entry["ip"] = str(ev.IP)
 	entry[attrTTL] = num(ev.At.Add(licadmin.Retention(u.License)).Unix())
+	entry[attrCounts] = boolean(true)
+	return entry
+}
+
+// attrCounts marks a log entry whose INSERT the monthly counters count.
+const attrCounts = "counts"
+
+// usageClaim returns the claim of an event with log entry entry: its key
+// in the user's usage partition, its expiry and the entry ("entry", the
+// item to put). The claim repeats none of the entry's attributes: DynamoDB's
+// cost grows with its size.
+func usageClaim(ev *licadmin.UsageEvent, u *licadmin.User, entry Item, now time.Time) Item {
+	claim := eventKey(u.ID, ev.ID)
+	claim[attrTTL] = num(now.Add(EventClaimTTL).Unix())
 	claim["entry"] = &types.AttributeValueMemberM{Value: entry}
 	return claim
 }
@@ -291,46 +321,58 @@ func getM(it Item, name string) Item {
 	return nil
 }
 
-// CountedEvent is a usage event as its claim's INSERT on the table's
-// stream tells it: what the monthly counters add up, and its log entry.
-type CountedEvent struct {
-	UserID    string
-	AccountID string
-	Type      licadmin.EventType
-	At        time.Time
-	Bytes     int64
-	// Entry is the log entry item to put.
-	Entry Item
-}
-
-// CountedEventFromImage decodes the new image of a claim's INSERT; nil
-// when the image is not a usage event claim.
-func CountedEventFromImage(it Item) *CountedEvent {
-	if ItemKind(it) != KindEventClaim {
+// ClaimedEntry returns the log entry to put for the new image of a usage
+// event claim's INSERT, marked so that its own INSERT counts (claims of an
+// earlier release carry it unmarked); nil when the image is not a claim.
+func ClaimedEntry(it Item) Item {
+	entry := getM(it, "entry")
+	if ItemKind(it) != KindEventClaim || entry == nil || !keyFits(entry) {
 		return nil
 	}
-	// The counters' fields are the entry's; claims written before the
-	// claim stopped repeating them hold them at the top level too.
-	entry := getM(it, "entry")
-	from := entry
-	if getS(it, "userId") != "" {
-		from = it
+	if _, ok := entry[attrCounts]; !ok {
+		entry = maps.Clone(entry)
+		entry[attrCounts] = boolean(true)
 	}
-	t, err := licadmin.ParseEventType("type", getS(from, "type"))
-	if err != nil || getS(from, "userId") == "" || !keyFits(entry) {
+	return entry
+}
+
+// CountedEvent is a usage event as the INSERT of its log entry tells it:
+// what the monthly counters add up.
+type CountedEvent struct {
+	UserID, AccountID string
+	// Generation is the entry's log generation: the stream orders the
+	// records of one generation's partition only.
+	Generation int64
+	Type       licadmin.EventType
+	At         time.Time
+	Bytes      int64
+}
+
+// CountedEventFromImage decodes the new image of a log entry's INSERT;
+// nil when the image is not an entry whose INSERT counts (entries an
+// earlier release put from their claims were counted from the claims).
+func CountedEventFromImage(it Item) *CountedEvent {
+	if ItemKind(it) != KindLogEntry || !getBool(it, attrCounts) {
+		return nil
+	}
+	gen, ok := logGeneration(getS(it, attrPK))
+	t, err := licadmin.ParseEventType("type", getS(it, "type"))
+	if !ok || err != nil || getS(it, "userId") == "" {
 		return nil
 	}
 	return &CountedEvent{
-		UserID: getS(from, "userId"), AccountID: getS(from, "accountId"), Type: t,
-		At: getTime(from, "at"), Bytes: getN(from, "bytes"), Entry: entry,
+		UserID: getS(it, "userId"), AccountID: getS(it, "accountId"), Generation: gen, Type: t,
+		At: getTime(it, "at"), Bytes: getN(it, "bytes"),
 	}
 }
 
-// UsageCount is what consecutive stream records of one user's claims add
-// to the user's counters of one month: FirstSequence and LastSequence are
-// the sequence numbers of the first and last of those records.
+// UsageCount is what consecutive stream records of one user's log entries
+// of one generation add to the user's counters of one month:
+// FirstSequence and LastSequence are the sequence numbers of the first and
+// last of those records.
 type UsageCount struct {
 	UserID, AccountID, Month    string
+	Generation                  int64
 	FirstSequence, LastSequence string
 	licadmin.Counters
 }
@@ -344,20 +386,22 @@ func (e *ErrCounted) Error() string {
 }
 
 // AddUsageCount adds c to its user's counters of its month, with one
-// UpdateItem on the condition that the counters hold no record at or
-// after c.FirstSequence: the counter item keeps the sequence number of
-// the last record it counted ("seq"). The table's stream delivers the
-// records of one partition in order, and a user's claims all live in the
-// user's usage partition, so a redelivered record is never after the
-// last one counted. When the condition fails it returns *ErrCounted with
-// that sequence number: the caller counts again only the records after
-// it, with after set to it (the update then requires exactly that
-// sequence number, so that nothing counts twice).
+// UpdateItem on the condition that the counters hold no record of c's log
+// generation at or after c.FirstSequence: the counter item keeps, per
+// generation, the sequence number of the last record it counted
+// (seqAttr). The table's stream delivers the records of one partition in
+// order, and a generation's entries all live in one partition, so a
+// redelivered record is never after the last one counted. When the
+// condition fails it returns *ErrCounted with that sequence number: the
+// caller counts again only the records after it, with after set to it
+// (the update then requires exactly that sequence number, so that nothing
+// counts twice).
 func (s *Store) AddUsageCount(ctx context.Context, c UsageCount, after string) error {
 	monthStart, err := time.Parse(licadmin.MonthLayout, c.Month)
 	if err != nil {
 		return fmt.Errorf("add usage count: month %q: %w", c.Month, err)
 	}
+	seq := seqAttr(c.Generation)
 	e := newExpr()
 	add := ""
 	for _, f := range []struct {
@@ -373,15 +417,15 @@ func (s *Store) AddUsageCount(ctx context.Context, c UsageCount, after string) e
 		e.n("userId"), e.v(str(c.UserID)),
 		e.n("month"), e.v(str(c.Month)),
 		e.n(attrTTL), e.v(num(monthStart.AddDate(0, 1, 0).Add(licadmin.MaxRetention).Unix())),
-		e.n(attrSeq), e.v(str(padSequence(c.LastSequence))))
+		e.n(seq), e.v(str(padSequence(c.LastSequence))))
 	if add != "" {
 		update += " ADD " + add[2:]
 	}
 	var cond string
 	if after == "" {
-		cond = fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(attrSeq), e.n(attrSeq), e.v(str(padSequence(c.FirstSequence))))
+		cond = fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(seq), e.n(seq), e.v(str(padSequence(c.FirstSequence))))
 	} else {
-		cond = fmt.Sprintf("%s = %s", e.n(attrSeq), e.v(str(padSequence(after))))
+		cond = fmt.Sprintf("%s = %s", e.n(seq), e.v(str(padSequence(after))))
 	}
 	_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           &s.Table,
@@ -394,7 +438,7 @@ func (s *Store) AddUsageCount(ctx context.Context, c UsageCount, after string) e
 	})
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
-		return &ErrCounted{Through: strings.TrimLeft(getS(failed.Item, attrSeq), "0")}
+		return &ErrCounted{Through: strings.TrimLeft(getS(failed.Item, seq), "0")}
 	}
 	if err != nil {
 		return fmt.Errorf("add usage count of %s %s: %w", c.UserID, c.Month, err)
@@ -402,8 +446,14 @@ func (s *Store) AddUsageCount(ctx context.Context, c UsageCount, after string) e
 	return nil
 }
 
-// attrSeq is the counter item's last counted stream sequence number.
+// attrSeq is the last stream sequence number a search index marker
+// applied.
 const attrSeq = "seq"
+
+// seqAttr names the counter item's attribute holding the sequence number
+// of the last record of log generation gen it counted. ("seq" held the
+// last claim's, when claims were counted.)
+func seqAttr(gen int64) string { return "seq" + strconv.FormatInt(gen, 10) }
 
 // padSequence writes a stream sequence number (decimal, up to 40 digits)
 // on 40 digits, so that DynamoDB's string order is their numeric order.

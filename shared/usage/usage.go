@@ -1,9 +1,9 @@
 // Package usage ingests the messaging service's usage events (sent,
-// opened, downloaded, signed) from the usage queue: each event becomes a
-// claim in its user's usage partition (Ingester) and, from the claim's
-// INSERT on the table's stream a few seconds later, an entry of its user's
-// log generation as read and an increment of the user's monthly counters
-// (Recorder), once, however often the queue delivers it.
+// opened, downloaded, signed) from the usage queue: each event becomes an
+// entry of its user's log generation as read (Ingester) and, from the
+// entry's INSERT on the table's stream a few seconds later, an increment
+// of the user's monthly counters (Recorder), once, however often the queue
+// delivers it.
 package usage
 
 import (
@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -124,20 +125,23 @@ func drop(reason string) error { return &errDrop{reason: reason} }
 
 // HandleSQS is the ingest function's handler. A batch costs one read of
 // its users (Store.UsageUsers) and one BatchWriteItem per 25 events
-// (Store.RecordUsage: the events' claims); the log entries and monthly
-// counters follow from the table's stream (Recorder). It reports in
+// (Store.RecordUsage: the events' log entries, or claims of old events);
+// the monthly counters follow from the table's stream (Recorder). It
+// reports in
 // BatchItemFailures only the messages whose write failed for a reason that
 // may pass (throttling, an unavailable table), so that the queue
 // redelivers just those, and after its maxReceiveCount moves them to the
 // dead-letter queue. Malformed events and events of unknown users, or of
-// users of another account, are logged and dropped. An event twice in the
-// batch (same account and event id) is written once.
+// users of another account, or of a log that ended (endedLog), are logged
+// and dropped. An event twice in the batch (same account and event id) is
+// written once.
 func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	now := in.Now.Read()
 	n := len(ev.Records)
 	parsed := make([]*licadmin.UsageEvent, n)
 	outcome := make([]error, n)
 	first := make([]int, n) // the message that writes this one's event
+	sent := make([]time.Time, n)
 	seen := map[[2]string]int{}
 	var ids, emails []string
 	cached := map[string]string{} // email -> user id remembered
@@ -155,6 +159,7 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 		}
 		seen[k] = i
 		parsed[i] = e
+		sent[i] = sentAt(m)
 		switch id, ok := in.emails.get(e.Email); {
 		case e.UserID != "":
 			ids = append(ids, e.UserID)
@@ -191,8 +196,10 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 				outcome[i] = drop("the user is not of the event's account")
 			case e.UserID != "" && e.Email != "" && u.Email != e.Email:
 				outcome[i] = drop("userId and email name different users")
+			case endedLog(e, u, sent[i]):
+				outcome[i] = drop("the event is timed or was queued before its user's license was removed or transferred, which ended the log it belongs to")
 			default:
-				writes = append(writes, store.UsageWrite{Event: e, User: u})
+				writes = append(writes, store.UsageWrite{Event: e, User: u, Sent: sent[i]})
 				writer = append(writer, i)
 			}
 		}
@@ -253,6 +260,35 @@ func (in *Ingester) checkRemembered(ctx context.Context, cached map[string]strin
 		in.emails.put(email, u.ID)
 	}
 	return nil
+}
+
+// sentAt returns when the queue received m (its SentTimestamp attribute,
+// the same on every delivery); zero when m does not say.
+func sentAt(m events.SQSMessage) time.Time {
+	ms, err := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// endedLog reports whether e belongs to a log generation of u that a
+// license removal or transfer ended: e is timed, or its message was
+// queued, before u's current generation began (to the millisecond, the
+// queue's precision). Such an event is dropped: its log is erased, and
+// had it been written before the change, its redelivery must not write
+// it again into the new generation, where it would show and count twice.
+// An event written into the old generation was queued before its user
+// was read, so before the change: every redelivery of it is refused.
+func endedLog(e *licadmin.UsageEvent, u *licadmin.User, sent time.Time) bool {
+	if u.LogSince.IsZero() {
+		return false
+	}
+	t := e.At
+	if !sent.IsZero() && sent.Before(t) {
+		t = sent
+	}
+	return t.UnixMilli() < u.LogSince.UnixMilli()
 }
 
 // IsDropped reports whether err, from Parse, means the event was dropped
