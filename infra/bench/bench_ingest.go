@@ -43,10 +43,9 @@ import (
 const (
 	ingestBatchSize = 10
 	ingestWorkers   = 4
-	// countWindow is the recording mapping's MaximumBatchingWindowInSeconds,
-	// countBatch its BatchSize (template.yaml).
+	// countWindow is the recording mapping's MaximumBatchingWindowInSeconds
+	// (template.yaml; its BatchSize and filter are read from there).
 	countWindow = 2 * time.Second
-	countBatch  = 1000
 )
 
 // ingestStream is the benchmark's stream of usage events.
@@ -121,6 +120,10 @@ func newIngestStream(users []*licadmin.User, acct *benchAccount, n int, seed uin
 
 // ingestFigures defines and measures the ingestion figures of this run.
 func (b *bench) ingestFigures(ctx context.Context) error {
+	recording, err := recordingSource()
+	if err != nil {
+		return err
+	}
 	users, events := 50, 6_000
 	if b.cfg.quick {
 		users, events = 20, 1_000
@@ -128,7 +131,7 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 	b.figs.define(figureDef{ID: "floor.ingest.batch", Title: "BatchWriteItem of the stream's log entries", Unit: "entries/s",
 		Meaning: fmt.Sprintf("floor: the log entries of the stream's %d events, as the store's RecordUsage builds them (captured), put with BatchWriteItem, 25 per call, %d writers, on a table of their own, half before and half after the ingestion: entries per second", events, ingestWorkers)})
 	b.figs.define(figureDef{ID: "ingest.events", Title: "usage events ingested", Unit: "events/s",
-		Meaning: fmt.Sprintf("%d usage events of %d users (some much busier than others; a fifth name their user by email) delivered to the ingest function's handler in SQS batches of %d, %d batches at once, about 3 %% of the messages redelivered in a later batch and 2 %% of the batches twice, while the recording function reads the table's stream as its mapping does (filter, up to %d records every %s): distinct events per second from the first batch to the last one handled", events, users, ingestBatchSize, ingestWorkers, countBatch, countWindow),
+		Meaning: fmt.Sprintf("%d usage events of %d users (some much busier than others; a fifth name their user by email) delivered to the ingest function's handler in SQS batches of %d, %d batches at once, about 3 %% of the messages redelivered in a later batch and 2 %% of the batches twice, while the recording function reads the table's stream as its mapping does (filter, up to %d records every %s): distinct events per second from the first batch to the last one handled", events, users, ingestBatchSize, ingestWorkers, recording.BatchSize, countWindow),
 		Floor:   "floor.ingest.batch", Target: "ratio >= 0.5", Check: ratioAtLeast(0.5)})
 	b.figs.define(figureDef{ID: "ingest.wcu", Title: "write units per usage event", Unit: "WCU/event",
 		Meaning: "write capacity units of every request the ingest and recording functions sent for the stream (bench_capacity.go's rules), per distinct event: the claim (the ingest function; 1 unit while under 1 KB, rewritten by a redelivery), the log entry and the counters (the recording function; 1 unit per entry, 1 per user and month of a stream batch)",
@@ -218,7 +221,7 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 		return err
 	}
 
-	counting, err := startCounting(ctx, b.stack.raw, table, rec.UsageRecorder.HandleStream)
+	counting, err := startCounting(ctx, b.stack.raw, table, recording, rec.UsageRecorder.HandleStream)
 	if err != nil {
 		return err
 	}
@@ -299,13 +302,13 @@ type counting struct {
 	calls  int
 }
 
-func startCounting(ctx context.Context, db *dynamodb.Client, table string, h streamlocal.Handler) (*counting, error) {
-	filter, err := recordingFilter()
+func startCounting(ctx context.Context, db *dynamodb.Client, table string, src template.StreamSource, h streamlocal.Handler) (*counting, error) {
+	filter, err := streamlocal.ParseFilter(src.Filters)
 	if err != nil {
 		return nil, err
 	}
 	c := &counting{done: make(chan struct{})}
-	p := &streamlocal.Poller{DynamoDB: db, Streams: streamlocal.NewStreamsClient(db), Table: table, BatchSize: countBatch,
+	p := &streamlocal.Poller{DynamoDB: db, Streams: streamlocal.NewStreamsClient(db), Table: table, BatchSize: int32(src.BatchSize),
 		Handler: func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 			var admitted []events.DynamoDBEventRecord
 			for _, r := range ev.Records {
@@ -412,21 +415,21 @@ func sqsBatch(n int, bodies []string, sent time.Time) events.SQSEvent {
 	return ev
 }
 
-// recordingFilter is the recording function's FilterCriteria in
+// recordingSource is the recording function's stream event source in
 // template.yaml.
-func recordingFilter() (*streamlocal.Filter, error) {
+func recordingSource() (template.StreamSource, error) {
 	tpl, err := template.Parse(licenseadmin.Template)
 	if err != nil {
-		return nil, err
+		return template.StreamSource{}, err
 	}
 	sources, err := tpl.StreamSources()
 	if err != nil {
-		return nil, err
+		return template.StreamSource{}, err
 	}
 	for _, src := range sources {
 		if src.Function == "RecordUsageFunction" {
-			return streamlocal.ParseFilter(src.Filters)
+			return src, nil
 		}
 	}
-	return nil, errors.New("template.yaml: RecordUsageFunction reads no stream")
+	return template.StreamSource{}, errors.New("template.yaml: RecordUsageFunction reads no stream")
 }

@@ -46,6 +46,17 @@ type usageFixture struct {
 	logs, mine, export, getExport, stats, userStats func(apitest.Request) *apitest.Response
 	exportMine                                      func(apitest.Request) *apitest.Response
 	del                                             func(apitest.Request) *apitest.Response
+	// memoryOffset is how far outliveMemory moved the ingest clock.
+	memoryOffset time.Duration
+}
+
+// outliveMemory moves the ingest function's clock past what it remembers
+// of users (usage.RememberUsers), as a second's wait would: the next
+// batch reads its users again.
+func (f *usageFixture) outliveMemory() {
+	f.memoryOffset += usage.RememberUsers + time.Millisecond
+	offset := f.memoryOffset
+	f.App.Usage.Now = func() time.Time { return time.Now().Add(offset) }
 }
 
 func newUsageFixture(t *testing.T) *usageFixture {

@@ -69,7 +69,7 @@ func (c *S3Config) readS3(getenv func(string) string) error {
 // services of a. Exports get their queue and bucket from useAWSExports
 // (New, WithExports), or from the tests and the local stack.
 func wireUsage(a *App, st *store.Store, now licadmin.Clock, newID licadmin.IDSource) {
-	a.Usage = &usage.Ingester{Store: st, Now: now, Logger: a.Logger}
+	a.Usage = &usage.Ingester{Store: st, Now: now, Logger: a.Logger, Remember: usage.RememberUsers}
 	a.UsageRecorder = &usage.Recorder{Store: st, Logger: a.Logger}
 	a.Logs = &logs.Service{Store: st, Now: now}
 	a.Exports = &logs.Exports{Store: st, Now: now, NewID: newID, Logger: a.Logger}

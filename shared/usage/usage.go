@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -66,45 +65,15 @@ type Ingester struct {
 	// and failed; nil records nothing.
 	Metrics BatchMetrics
 
-	// emails remembers which user each email named, so that events naming
-	// their user by email cost no read of its email claim; a remembered
-	// user whose email is no longer that one is looked up again.
-	emails emailCache
-}
+	// Remember is how long a user read for a batch may decide the next
+	// batches' events (0: every batch reads its users). Read
+	// eventually consistently, a user is already up to about a second
+	// old (DynamoDB's replication); remembering it as long again spares
+	// most batches their read, at the price of the same kind of
+	// staleness, documented in docs/design.md.
+	Remember time.Duration
 
-// emailCache maps emails to user ids, at most maxRememberedEmails; full,
-// it starts again empty.
-type emailCache struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-// maxRememberedEmails bounds emailCache (about 100 bytes each).
-const maxRememberedEmails = 100_000
-
-func (c *emailCache) get(email string) (string, bool) {
-	if email == "" {
-		return "", false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	id, ok := c.m[email]
-	return id, ok
-}
-
-func (c *emailCache) put(email, id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxRememberedEmails {
-		c.m = map[string]string{}
-	}
-	c.m[email] = id
-}
-
-func (c *emailCache) forget(email string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, email)
+	users userMemory
 }
 
 // BatchMetrics records the outcome of a batch of usage events (CloudWatch
@@ -143,8 +112,6 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 	first := make([]int, n) // the message that writes this one's event
 	sent := make([]time.Time, n)
 	seen := map[[2]string]int{}
-	var ids, emails []string
-	cached := map[string]string{} // email -> user id remembered
 	for i, m := range ev.Records {
 		first[i] = i
 		e, err := Parse([]byte(m.Body), now)
@@ -160,36 +127,19 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 		seen[k] = i
 		parsed[i] = e
 		sent[i] = sentAt(m)
-		switch id, ok := in.emails.get(e.Email); {
-		case e.UserID != "":
-			ids = append(ids, e.UserID)
-		case ok:
-			cached[e.Email] = id
-			ids = append(ids, id)
-		default:
-			emails = append(emails, e.Email)
-		}
 	}
+	users, err := in.usersOf(ctx, parsed, now)
 	var writes []store.UsageWrite
 	var writer []int
-	if len(ids)+len(emails) > 0 {
-		byID, byEmail, err := in.Store.UsageUsers(ctx, ids, emails)
-		if err == nil {
-			err = in.checkRemembered(ctx, cached, byID, byEmail)
-		}
+	{
 		for i, e := range parsed {
-			switch {
-			case e == nil:
+			if e == nil {
 				continue
-			case err != nil:
+			}
+			u := users[i]
+			switch {
+			case u == nil && err != nil:
 				outcome[i] = err
-				continue
-			}
-			u := byEmail[e.Email]
-			if e.UserID != "" {
-				u = byID[e.UserID]
-			}
-			switch {
 			case u == nil:
 				outcome[i] = drop("no such user")
 			case u.AccountID != e.AccountID:
@@ -233,33 +183,58 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 	return resp, nil
 }
 
-// checkRemembered keeps in byEmail the users of the remembered emails
-// whose user, as read, still has that email, and reads the others' email
-// claims again (the email moved to another user, or its user is gone);
-// then it remembers every email's user.
-func (in *Ingester) checkRemembered(ctx context.Context, cached map[string]string, byID, byEmail map[string]*licadmin.User) error {
-	var again []string
-	for email, id := range cached {
-		if u := byID[id]; u != nil && u.Email == email {
-			byEmail[email] = u
+// usersOf returns the user each event names (nil: none, or e is nil):
+// remembered when read at most Remember ago, read otherwise, all at
+// once. A batch that reads also reads again the users it remembers from
+// more than half of Remember ago, so that the users of a busy stream are
+// read together rather than a batch each. err is why the read failed;
+// the events of remembered users have their users still.
+func (in *Ingester) usersOf(ctx context.Context, events []*licadmin.UsageEvent, now time.Time) ([]*licadmin.User, error) {
+	users := make([]*licadmin.User, len(events))
+	ask := make([]bool, len(events))
+	var ids, emails []string
+	for i, e := range events {
+		if e == nil {
+			continue
+		}
+		u, age := in.users.find(e, now)
+		if u != nil && age <= in.Remember {
+			users[i] = u
+			if age <= in.Remember/2 {
+				continue
+			}
+		}
+		ask[i] = true
+		if e.UserID != "" {
+			ids = append(ids, e.UserID)
 		} else {
-			in.emails.forget(email)
-			again = append(again, email)
+			emails = append(emails, e.Email)
 		}
 	}
-	if len(again) > 0 {
-		_, fresh, err := in.Store.UsageUsers(ctx, nil, again)
-		if err != nil {
-			return err
-		}
-		for email, u := range fresh {
-			byEmail[email] = u
+	needed := false // an event has no remembered user
+	for i, e := range events {
+		needed = needed || (e != nil && users[i] == nil)
+	}
+	if !needed {
+		return users, nil
+	}
+	byID, byEmail, err := in.Store.UsageUsers(ctx, ids, emails)
+	if err != nil {
+		return users, err
+	}
+	if in.Remember > 0 {
+		in.users.remember(ids, emails, byID, byEmail, now)
+	}
+	for i, e := range events {
+		switch {
+		case !ask[i]:
+		case e.UserID != "":
+			users[i] = byID[e.UserID]
+		default:
+			users[i] = byEmail[e.Email]
 		}
 	}
-	for email, u := range byEmail {
-		in.emails.put(email, u.ID)
-	}
-	return nil
+	return users, nil
 }
 
 // sentAt returns when the queue received m (its SentTimestamp attribute,
