@@ -134,17 +134,17 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 		Meaning: fmt.Sprintf("%d usage events of %d users (some much busier than others; a fifth name their user by email) delivered to the ingest function's handler in SQS batches of %d, %d batches at once, about 3 %% of the messages redelivered in a later batch and 2 %% of the batches twice, while the recording function reads the table's stream as its mapping does (filter, up to %d records every %s): distinct events per second from the first batch to the last one handled", events, users, ingestBatchSize, ingestWorkers, recording.BatchSize, countWindow),
 		Floor:   "floor.ingest.batch", Target: "ratio >= 0.5", Check: ratioAtLeast(0.5)})
 	b.figs.define(figureDef{ID: "ingest.wcu", Title: "write units per usage event", Unit: "WCU/event",
-		Meaning: "write capacity units of every request the ingest and recording functions sent for the stream (bench_capacity.go's rules), per distinct event: the claim (the ingest function; 1 unit while under 1 KB, rewritten by a redelivery), the log entry and the counters (the recording function; 1 unit per entry, 1 per user and month of a stream batch)",
+		Meaning: "write capacity units of every request the ingest and recording functions sent for the stream (bench_capacity.go's rules), per distinct event: the log entry (the ingest function; 1 unit while under 1 KB, rewritten by a redelivery) and the counters (the recording function; 1 unit per user, log generation and month of a stream batch)",
 		Target:  "<= 3", Check: atMost(3)})
 	b.figs.define(figureDef{ID: "ingest.rcu", Title: "read units per usage event", Unit: "RCU/event",
-		Meaning: "read capacity units of the same requests per distinct event: one eventually consistent read of a batch's users (half a unit per user or email claim)",
+		Meaning: "read capacity units of the same requests per distinct event: eventually consistent reads of the users a batch names that the ingest function does not remember from the last second (half a unit per user or email claim)",
 		Target:  "<= 0.5", Check: atMost(0.5)})
 	b.figs.define(figureDef{ID: "ingest.requests", Title: "DynamoDB requests per SQS batch", Unit: "req/batch",
-		Meaning: "requests the ingest function sent per SQS batch (BatchGetItem of the users, BatchWriteItem of the claims; every attempt)"})
+		Meaning: "requests the ingest function sent per SQS batch (BatchGetItem of the users it does not remember, BatchWriteItem of the log entries; every attempt)"})
 	b.figs.define(figureDef{ID: "ingest.lag", Title: "counters exact after the last batch", Unit: "s",
 		Meaning: "seconds from the last batch handled until every user's monthly counters equal the stream's distinct events (read from the table every 250 ms): how far statistics trail ingestion"})
 	b.figs.define(figureDef{ID: "ingest.events.e2e", Title: "usage events recorded, end to end", Unit: "events/s",
-		Meaning: "the same events per second from the first batch until the counters were exact (ingest.lag): what a user sees in logs and statistics; on DynamoDB Local, whose cost is per item, the claim and the entry make it about half the floor at best",
+		Meaning: "the same events per second from the first batch until the counters were exact (ingest.lag): what a user sees in statistics (logs show an event once the ingest function wrote it)",
 		Floor:   "floor.ingest.batch"})
 	b.figs.define(figureDef{ID: "ingest.exact", Title: "counters exact", Unit: "bool",
 		Meaning: "1 when every user's monthly counters equal the distinct events of the stream (redeliveries counted once), 0 otherwise",
@@ -169,8 +169,8 @@ func (b *bench) ingestFigures(ctx context.Context) error {
 	b.logf("ingest: %d events of %d users (%d messages in %d batches), on table %s", len(stream.events), users, stream.messages, len(stream.batches), table)
 
 	// The floor's entries: the log items of the stream's events as
-	// RecordUsage's claims carry them, in a generation of their own so that
-	// the recording writes new items.
+	// RecordUsage puts them, in a generation of their own so that they
+	// are new items.
 	db, err := b.stack.captureAll(func(st *store.Store) error {
 		var writes []store.UsageWrite
 		for _, ev := range stream.events {

@@ -75,9 +75,9 @@ func (b *bench) prepareLogs(ctx context.Context) (*benchLogs, error) {
 	l.heavy, l.heavyTo, l.light, l.lightTo = l.users[0], l.users[1], l.users[2], l.users[3]
 	l.heavyGen = l.heavy.LogGeneration
 
-	// One event per user through the store's ingestion, as the usage
-	// queue's function records it (its claim), and its log entry and
-	// counters as the recording function writes them.
+	// One event per user through the store's ingestion (no queue time:
+	// its claim, which carries the entry), and its log entry and counters
+	// as the recording function writes them.
 	st := &store.Store{DB: b.stack.raw, Table: b.stack.table, NewID: func() string { return ulid.Make().String() }}
 	now := time.Now().UTC()
 	res := drive(ctx, 8, len(l.users), b.cfg.phaseLimit, func(ctx context.Context, _, i int) error {
@@ -109,8 +109,8 @@ func (b *bench) prepareLogs(ctx context.Context) (*benchLogs, error) {
 	}
 
 	// The heavy user's entries: the log item of each event exactly as
-	// RecordUsage's claim carries it, put with BatchWriteItem a chunk at a
-	// time.
+	// RecordUsage builds it (carried by a claim here), put with
+	// BatchWriteItem a chunk at a time.
 	const chunk = 2000
 	for done := 0; done < b.cfg.logEntries; done += chunk {
 		n := min(chunk, b.cfg.logEntries-done)
