@@ -839,3 +839,44 @@ func storedCounters(t *testing.T, env *apitest.Env, userID, month string) licadm
 	}
 	return licadmin.Counters{}
 }
+
+// TestEveryLogEndDropsEarlierEvents ensures each change that ends a user's
+// log — remove, transfer (for the former holder), a bulk remove — records
+// when the new log began, so that an event timed before it is dropped
+// while one timed after it counts; a change that keeps the log (modify)
+// drops nothing.
+func TestEveryLogEndDropsEarlierEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ends  bool
+		apply func(f *usageFixture)
+	}{
+		{"remove", true, func(f *usageFixture) {
+			f.h.remove(userReq(routeRemove, f.admin, f.ada, nil)).Want(t, http.StatusOK)
+		}},
+		{"transfer", true, func(f *usageFixture) {
+			f.h.transfer(userReq(routeTransfer, f.admin, f.ada, map[string]string{"toUserId": f.bob})).Want(t, http.StatusOK)
+		}},
+		{"bulk remove", true, func(f *usageFixture) {
+			f.bulk(t, bulkBody("remove", "", f.ada), nil).Want(t, http.StatusOK)
+		}},
+		{"modify", false, func(f *usageFixture) {
+			f.h.modify(userReq(routeModify, f.admin, f.ada, map[string]string{"tier": "pro"})).Want(t, http.StatusOK)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newUsageFixture(t)
+			f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+			before := time.Now().Add(-time.Second)
+			tc.apply(f)
+			f.outliveMemory()
+			time.Sleep(2 * time.Millisecond)
+			ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, before), event(f.acct, f.adaEmail, licadmin.EventOpened, time.Now()))
+			want := licadmin.Counters{Opens: 1}
+			if !tc.ends {
+				want = licadmin.Counters{Sent: 1, BytesSent: 1000, Opens: 1}
+			}
+			wantCounters(t, f, f.ada, want)
+		})
+	}
+}
