@@ -187,8 +187,15 @@ func TestExportGoneWithLogs(t *testing.T) {
 				return
 			}
 			// An export of the new generation is kept by the next purge
-			// of nothing else.
-			f.someEvents(t, f.adaEmail, 1)
+			// of nothing else. (An event of the new generation: timed
+			// after the change, and decided on the user as it is now.)
+			f.outliveMemory()
+			if got := f.eventsSince(t, f.adaEmail, 1, time.Now()); len(got) != 1 {
+				t.Fatal(got)
+			}
+			if got := refs(f.userLogs(t, f.admin, f.ada, nil).Items); len(got) != 1 {
+				t.Fatalf("the new generation's log %v, want its one event", got)
+			}
 			f.startExport(t, f.ada, nil, nil)
 			f.RunExports(t, q)
 			mail.Drain(t)
