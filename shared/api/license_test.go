@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -34,6 +35,8 @@ type fixture struct {
 	admin, acct    string
 	other, otherID string // admin email and a user id of another account
 	h              handlers
+	// memoryOffset is how far outliveMemory moved the ingest clock.
+	memoryOffset time.Duration
 }
 
 type handlers struct {

@@ -19,7 +19,6 @@ import (
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
 	"licenseadmin/shared/store"
-	"licenseadmin/shared/usage"
 )
 
 // The model-based test: random sequences of every state-changing
@@ -73,8 +72,6 @@ type modelRun struct {
 	m     *model
 	seq   int
 	users []string // candidate ids, deleted ones included
-	// memory is how far the usage step moved the ingest clock.
-	memory time.Duration
 }
 
 // modelOp is one operation of the random sequences.
@@ -368,9 +365,7 @@ func (r *modelRun) usage() {
 	// transfer belongs to the erased log and is dropped. The ingest
 	// function reads its user afresh (what it remembers for a second
 	// lags the model's steps by design, docs/design.md).
-	r.memory += usage.RememberUsers + time.Millisecond
-	offset := r.memory
-	r.f.App.Usage.Now = func() time.Time { return time.Now().Add(offset) }
+	r.f.outliveMemory()
 	ingest(r.t, r.f.Env, event(r.f.acct, u.email, licadmin.EventSent, time.Now()))
 	u.logs++
 }

@@ -46,14 +46,12 @@ type usageFixture struct {
 	logs, mine, export, getExport, stats, userStats func(apitest.Request) *apitest.Response
 	exportMine                                      func(apitest.Request) *apitest.Response
 	del                                             func(apitest.Request) *apitest.Response
-	// memoryOffset is how far outliveMemory moved the ingest clock.
-	memoryOffset time.Duration
 }
 
 // outliveMemory moves the ingest function's clock past what it remembers
 // of users (usage.RememberUsers), as a second's wait would: the next
 // batch reads its users again.
-func (f *usageFixture) outliveMemory() {
+func (f *fixture) outliveMemory() {
 	f.memoryOffset += usage.RememberUsers + time.Millisecond
 	offset := f.memoryOffset
 	f.App.Usage.Now = func() time.Time { return time.Now().Add(offset) }
