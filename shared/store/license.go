@@ -69,10 +69,12 @@ func userLicenseUpdate(e *expr, n *licadmin.User) string {
 			e.n("tier"), e.v(str(string(n.License.Tier))),
 			e.n("assignedAt"), e.v(timestamp(n.License.AssignedAt)))
 	}
-	// Losing the license ends the log (remove, transfer, bulk remove):
-	// logSince is when the new generation began.
-	return set + fmt.Sprintf(", %s = %s REMOVE %s, %s", e.n("logSince"), e.v(timestamp(n.LogSince)),
-		e.n("tier"), e.n("assignedAt"))
+	// Losing the license ends the log (remove, transfer, bulk remove:
+	// User.EndLog): logSince is when the new generation began.
+	if !n.LogSince.IsZero() {
+		set += fmt.Sprintf(", %s = %s", e.n("logSince"), e.v(timestamp(n.LogSince)))
+	}
+	return set + fmt.Sprintf(" REMOVE %s, %s", e.n("tier"), e.n("assignedAt"))
 }
 
 func noLicense(t licadmin.Tier) func(Item) error {

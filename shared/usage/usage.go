@@ -131,27 +131,25 @@ func (in *Ingester) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.S
 	users, err := in.usersOf(ctx, parsed, now)
 	var writes []store.UsageWrite
 	var writer []int
-	{
-		for i, e := range parsed {
-			if e == nil {
-				continue
-			}
-			u := users[i]
-			switch {
-			case u == nil && err != nil:
-				outcome[i] = err
-			case u == nil:
-				outcome[i] = drop("no such user")
-			case u.AccountID != e.AccountID:
-				outcome[i] = drop("the user is not of the event's account")
-			case e.UserID != "" && e.Email != "" && u.Email != e.Email:
-				outcome[i] = drop("userId and email name different users")
-			case endedLog(e, u, sent[i]):
-				outcome[i] = drop("the event is timed or was queued before its user's license was removed or transferred, which ended the log it belongs to")
-			default:
-				writes = append(writes, store.UsageWrite{Event: e, User: u, Sent: sent[i]})
-				writer = append(writer, i)
-			}
+	for i, e := range parsed {
+		if e == nil {
+			continue
+		}
+		u := users[i]
+		switch {
+		case u == nil && err != nil:
+			outcome[i] = err
+		case u == nil:
+			outcome[i] = drop("no such user")
+		case u.AccountID != e.AccountID:
+			outcome[i] = drop("the user is not of the event's account")
+		case e.UserID != "" && e.Email != "" && u.Email != e.Email:
+			outcome[i] = drop("userId and email name different users")
+		case endedLog(e, u, sent[i]):
+			outcome[i] = drop("the event is timed or was queued before its user's license was removed or transferred, which ended the log it belongs to")
+		default:
+			writes = append(writes, store.UsageWrite{Event: e, User: u, Sent: sent[i]})
+			writer = append(writer, i)
 		}
 	}
 	if len(writes) > 0 {
