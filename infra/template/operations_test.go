@@ -386,8 +386,14 @@ func TestAlarms(t *testing.T) {
 	if !watched(d, "AWS/DynamoDB", "ReadThrottleEvents", "TableName", "Table") || !watched(d, "AWS/DynamoDB", "WriteThrottleEvents", "TableName", "Table") {
 		t.Error("no alarm watches the table's throttled reads and writes (AWS/DynamoDB Read/WriteThrottleEvents, TableName)")
 	}
-	if !watched(d, "LicenseAdmin", "EmailsRejected", "", "") {
-		t.Error("no alarm watches EmailsRejected: emails SES refuses for good (unverified sender, sandbox) would go unnoticed")
+	for metric, why := range map[string]string{
+		"EmailsRejected": "emails SES refuses for good (unverified sender, sandbox) would go unnoticed",
+		"EmailsDeferred": "an SES outage would go unnoticed for a day: deliveries left to the sweeper fail no function",
+		"EmailsGivenUp":  "emails nobody received would go unnoticed",
+	} {
+		if !watched(d, "LicenseAdmin", metric, "", "") {
+			t.Errorf("no alarm watches %s: %s", metric, why)
+		}
 	}
 	for _, m := range []string{"Reputation.BounceRate", "Reputation.ComplaintRate"} {
 		if !watched(d, "AWS/SES", m, "", "") {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -110,8 +111,13 @@ func wireDelivery(a *App) {
 	}
 	a.Stream = stream.New(a.Logger).
 		On(store.KindOutbox, stream.Insert, func(ctx context.Context, r stream.Record) error {
-			if o := store.OutboxFromImage(r.NewImage); o != nil {
-				return a.Notify.Deliver(ctx, o)
+			o := store.OutboxFromImage(r.NewImage)
+			if o == nil {
+				return nil
+			}
+			// Deferred: the sweeper has it; the shard moves on.
+			if err := a.Notify.Deliver(ctx, o); !errors.Is(err, notify.ErrDeferred) {
+				return err
 			}
 			return nil
 		}).

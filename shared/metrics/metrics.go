@@ -67,6 +67,10 @@ const (
 	EmailsSent     = "EmailsSent"
 	EmailsFailed   = "EmailsFailed"
 	EmailsRejected = "EmailsRejected"
+	// EmailsDeferred counts deliveries whose sends all failed for now
+	// (throttling, an outage), left to the outbox sweeper's next try: the
+	// EmailsDeferredAlarm pages when they go on for 15 minutes.
+	EmailsDeferred = "EmailsDeferred"
 	// EmailsGivenUp counts outbox emails the sweeper marked failed after
 	// their last allowed attempt: emails nobody received.
 	EmailsGivenUp = "EmailsGivenUp"
@@ -238,6 +242,13 @@ func (e *Emitter) Email(kind string, err error, permanent bool) {
 		Value{EmailsFailed, Count, b2f(err != nil)},
 		Value{EmailsRejected, Count, b2f(err != nil && permanent)},
 	)
+}
+
+// EmailDeferred records one delivery of an email of kind left to the
+// outbox sweeper (EmailsDeferred, per Kind and in total; an alarm watches
+// the total).
+func (e *Emitter) EmailDeferred(kind string) {
+	e.Emit([][]string{{"Kind"}, {}}, map[string]string{"Kind": kind}, nil, Value{EmailsDeferred, Count, 1})
 }
 
 // EmailGivenUp records one email of kind that the outbox sweeper gave up

@@ -99,6 +99,10 @@ func TestEmitters(t *testing.T) {
 			map[string]any{"EmailsSent": 0.0, "EmailsFailed": 1.0, "EmailsRejected": 0.0}},
 		{"email rejected", func(e *metrics.Emitter) { e.Email("low_pool", errors.New("unverified sender"), true) },
 			map[string]any{"EmailsSent": 0.0, "EmailsFailed": 1.0, "EmailsRejected": 1.0}},
+		{"email deferred", func(e *metrics.Emitter) { e.EmailDeferred("license_assigned") },
+			map[string]any{"Kind": "license_assigned", "EmailsDeferred": 1.0}},
+		{"email given up", func(e *metrics.Emitter) { e.EmailGivenUp("activation") },
+			map[string]any{"Kind": "activation", "EmailsGivenUp": 1.0}},
 		{"usage", func(e *metrics.Emitter) { e.Usage(8, 1, 1) },
 			map[string]any{"UsageEvents": 8.0, "UsageEventsDropped": 1.0, "UsageEventsFailed": 1.0}},
 	}

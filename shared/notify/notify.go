@@ -4,7 +4,8 @@
 // Deliver claims the item, renders and sends the message, and marks the
 // item sent, or failed when the mail service refuses it for good; a failure
 // worth retrying (SES throttling, an outage) is retried with backoff, then
-// handed back to the stream to be retried later. PoolChanged turns a pool
+// handed to the sweeper (ErrDeferred), which delivers it again at its retry
+// time, so that an SES outage never holds the stream. PoolChanged turns a pool
 // whose available licenses fell to the alert threshold into one alert per
 // admin, once per crossing.
 package notify
@@ -60,6 +61,15 @@ const (
 // later (the stream redelivers the record).
 var ErrRetryLater = errors.New("email not sent yet; retry later")
 
+// ErrDeferred wraps the failure of a delivery whose item is left to the
+// sweeper: pending again with its next retry time (or, if that write
+// failed, claimed until its lease ends), and in the sweeper's index either
+// way. The stream takes it as done: a record that waited for SES would
+// hold every record behind it on its shard (confirmations, alerts, log
+// purges) and, after its last retry, send them all to StreamFailureQueue.
+// It wraps ErrRetryLater.
+var ErrDeferred = fmt.Errorf("%w: the outbox sweeper delivers it again", ErrRetryLater)
+
 // Service delivers outbox items.
 type Service struct {
 	Store    Store
@@ -81,19 +91,24 @@ type Service struct {
 	// zero. MaxAge bounds its life the same way; DefaultMaxAge when zero.
 	MaxAttempts int64
 	MaxAge      time.Duration
-	// Metrics counts the emails given up; nil counts nothing.
+	// Metrics counts the emails deferred and given up; nil counts nothing.
 	Metrics Metrics
 }
 
-// Metrics is told of each email the sweeper gives up.
+// Metrics is told of each delivery left to the sweeper for later (a long
+// run of them is an SES outage that no function error shows any more) and
+// of each email the sweeper gives up.
 type Metrics interface {
+	EmailDeferred(kind string)
 	EmailGivenUp(kind string)
 }
 
 // Deliver sends the email of outbox item o (as the stream saw it) unless it
 // was already sent or failed. It returns nil when the item is done (sent,
-// or failed for good: status "failed" and an error log), and an error
-// wrapping ErrRetryLater when it should be delivered again later.
+// or failed for good: status "failed" and an error log), an error wrapping
+// ErrDeferred when its sends failed for now and the sweeper has it, and
+// one wrapping ErrRetryLater when it should be delivered again later
+// (DynamoDB failed, or another delivery holds it).
 func (s *Service) Deliver(ctx context.Context, o *store.Outbox) error {
 	claim := newClaim()
 	now := s.Now.Read()
@@ -189,16 +204,22 @@ func (s *Service) fail(ctx context.Context, log *slog.Logger, item *store.Outbox
 	return nil
 }
 
-// release hands item back for a later delivery.
+// release hands item back to the sweeper, due again after RetryDelay.
 func (s *Service) release(ctx context.Context, log *slog.Logger, item *store.Outbox, claim string, attempts int64, cause error) error {
-	log.ErrorContext(ctx, "email not sent; the record will be delivered again", "attempts", attempts, "err", cause.Error())
+	retryAt := s.Now.Read().Add(RetryDelay(attempts, s.sendAttempts()))
+	log.ErrorContext(ctx, "email not sent; the outbox sweeper will deliver it again", "attempts", attempts, "retryAt", retryAt, "err", cause.Error())
+	if s.Metrics != nil {
+		s.Metrics.EmailDeferred(string(item.Kind))
+	}
 	// Release even if ctx is ending: otherwise the item waits for its lease.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.Store.ReleaseOutbox(rctx, item.ID, claim, cause.Error(), attempts, s.Now.Read().Add(RetryDelay(attempts, s.sendAttempts()))); err != nil {
-		log.ErrorContext(ctx, "outbox claim not released; it expires with its lease", "err", err.Error())
+	if err := s.Store.ReleaseOutbox(rctx, item.ID, claim, cause.Error(), attempts, retryAt); err != nil {
+		// Still in the sweeper's index (only sent and failed items
+		// leave it): the sweeper takes it once the lease is over.
+		log.ErrorContext(ctx, "outbox claim not released; the sweeper delivers it once its lease ends", "err", err.Error())
 	}
-	return fmt.Errorf("outbox %s: %w: %w", item.ID, ErrRetryLater, cause)
+	return fmt.Errorf("outbox %s: %w: %w", item.ID, ErrDeferred, cause)
 }
 
 // Sweeper limits: an email is sent at most DefaultMaxAttempts times (five

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ses/types"
@@ -204,11 +205,14 @@ func TestThrottlingRetriedWithBackoff(t *testing.T) {
 	}
 }
 
-// TestThrottlingExhaustedRetriedLater ensures that when throttling lasts
-// longer than one delivery's attempts, the record is reported failed (so
-// that Lambda delivers it again), the outbox item is pending with the
-// error seen, nothing is lost, and the next delivery sends the email once.
-func TestThrottlingExhaustedRetriedLater(t *testing.T) {
+// TestThrottlingExhaustedLeftToSweeper ensures that when throttling
+// lasts longer than one delivery's sends, the outbox item goes back to
+// pending with the error seen, due at its retry time, and is counted as
+// deferred; the stream record is not reported failed, so the records
+// behind it are handled in the same batch (another user's confirmation is
+// queued) instead of waiting for SES; once SES recovers the sweeper sends
+// the email once, and a late redelivery of the record sends nothing.
+func TestThrottlingExhaustedLeftToSweeper(t *testing.T) {
 	var throttling sync.Mutex
 	on := true
 	w := newWorld(t, func(int) error {
@@ -219,16 +223,24 @@ func TestThrottlingExhaustedRetriedLater(t *testing.T) {
 		}
 		return nil
 	})
-	w.MustLicenses(t, w.acct, licadmin.Eco, 2)
+	counts := &emailCounts{}
+	w.App.Notify.Metrics = counts
+	clock := apitest.NewClock(time.Now().UTC())
+	w.App.Notify.Now = clock.Now
+	w.MustLicenses(t, w.acct, licadmin.Eco, 3)
 	u, email := w.user(t, "fay", "fr", "user")
+	v, vEmail := w.user(t, "gus", "en", "user")
 	w.mail.Drain(t)
 	w.assign(t, u, "eco").Want(t, http.StatusOK)
+	clock.Advance(time.Now().UTC().Sub(clock.Now())) // the items' time
 	recs := w.queue(t)
 	i := outboxRecord(t, recs)
+	w.assign(t, v, "eco").Want(t, http.StatusOK)
+	batch := append(recs[i:i+1:i+1], w.mail.Next(t)...) // u's email, then v's change
 
-	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs))
-	if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != recs[i].Change.SequenceNumber {
-		t.Fatalf("handle: %+v %v, want the outbox record (%s) reported failed", resp, err, recs[i].Change.SequenceNumber)
+	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(batch))
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("handle: %+v %v, want no record reported failed (the sweeper has the email)", resp, err)
 	}
 	o := w.outboxOf(t, u)[0]
 	wantOutbox(t, o, store.OutboxPending, notify.DefaultSendAttempts)
@@ -238,18 +250,37 @@ func TestThrottlingExhaustedRetriedLater(t *testing.T) {
 	if got := w.mail.To(t, email); len(got) != 0 {
 		t.Fatalf("%d emails while throttled", len(got))
 	}
+	if n := counts.deferred.Load(); n != 1 {
+		t.Fatalf("%d deliveries counted deferred, want 1", n)
+	}
+	if got := w.outboxOf(t, v); len(got) != 1 {
+		t.Fatalf("%d confirmations queued for the user behind the throttled email, want 1", len(got))
+	}
 
 	throttling.Lock()
 	on = false
 	throttling.Unlock()
-	resp, err = w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs[i:]))
-	if err != nil || len(resp.BatchItemFailures) > 0 {
-		t.Fatalf("retry: %+v %v", resp, err)
+	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
+	if res, err := w.App.Notify.Sweep(ctx); err != nil || res.Due != 0 {
+		t.Fatalf("sweep before the retry time: %+v %v, want nothing due", res, err)
+	}
+	clock.Advance(notify.RetryDelay(notify.DefaultSendAttempts, notify.DefaultSendAttempts) + time.Second)
+	if res, err := w.App.Notify.Sweep(ctx); err != nil || res.Delivered != 1 {
+		t.Fatalf("sweep at the retry time: %+v %v, want the email delivered", res, err)
 	}
 	if got := w.mail.To(t, email); len(got) != 1 {
-		t.Fatalf("%d emails after the retry, want 1", len(got))
+		t.Fatalf("%d emails after the sweep, want 1", len(got))
 	}
 	wantOutbox(t, w.outboxOf(t, u)[0], store.OutboxSent, notify.DefaultSendAttempts+1)
+
+	resp, err = w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs[i:i+1]))
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("late redelivery: %+v %v", resp, err)
+	}
+	w.mail.Drain(t) // v's confirmation, through the stream
+	if got, gotV := w.mail.To(t, email), w.mail.To(t, vEmail); len(got) != 1 || len(gotV) != 1 {
+		t.Fatalf("%d and %d emails, want one each", len(got), len(gotV))
+	}
 }
 
 // TestPermanentFailureMarkedFailed ensures that an email SES refuses for

@@ -15,10 +15,12 @@ import (
 	"licenseadmin/shared/store"
 )
 
-// givenUp counts the emails the sweeper gave up.
-type givenUp struct{ n atomic.Int64 }
+// emailCounts counts the deliveries left to the sweeper and the emails
+// it gave up (notify.Metrics).
+type emailCounts struct{ deferred, givenUp atomic.Int64 }
 
-func (g *givenUp) EmailGivenUp(string) { g.n.Add(1) }
+func (c *emailCounts) EmailDeferred(string) { c.deferred.Add(1) }
+func (c *emailCounts) EmailGivenUp(string)  { c.givenUp.Add(1) }
 
 // sesOutage is a fault that throttles every send while on.
 type sesOutage struct {
@@ -38,8 +40,8 @@ func (o *sesOutage) fault(int) error {
 }
 
 // sweepWorld is a world whose emails were queued while SES failed and
-// whose stream delivery gave up on them (each record handled once, as
-// when Lambda's retries ran out).
+// whose stream delivery left them to the sweeper (each record handled
+// once: a delivery whose sends fail is not retried by the stream).
 func sweepWorld(t *testing.T, users int) (*world, *apitest.Clock, *sesOutage, []string) {
 	t.Helper()
 	outage := &sesOutage{on: true}
@@ -66,7 +68,7 @@ func sweepWorld(t *testing.T, users int) (*world, *apitest.Clock, *sesOutage, []
 }
 
 // TestSweeperRedrivesAfterOutage ensures no email is lost when SES fails
-// for longer than the stream's retries: the sweeper leaves new items to
+// for longer than a delivery's sends: the sweeper leaves new items to
 // the stream for a grace period, retries with growing waits while SES
 // still fails, and once it recovers sends every email exactly once; sent
 // items leave the sweeper's index, and a late stream redelivery sends
@@ -133,7 +135,7 @@ func TestSweeperRedrivesAfterOutage(t *testing.T) {
 // never tried again.
 func TestSweeperGivesUp(t *testing.T) {
 	w, clock, _, emails := sweepWorld(t, 2)
-	g := &givenUp{}
+	g := &emailCounts{}
 	w.App.Notify.Metrics = g
 	w.App.Notify.MaxAttempts = 3
 	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
@@ -143,8 +145,8 @@ func TestSweeperGivesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if g.n.Load() != 2 {
-		t.Fatalf("%d emails given up, want 2", g.n.Load())
+	if g.givenUp.Load() != 2 {
+		t.Fatalf("%d emails given up, want 2", g.givenUp.Load())
 	}
 	for _, o := range w.outbox(t) {
 		if o.Status != store.OutboxFailed || o.Attempts != 3 || o.LastError == "" {
