@@ -42,7 +42,16 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd (vfs storage driver, no userland proxy), log in $DOCKER_LOG"
-  nohup dockerd --storage-driver=vfs --userland-proxy=false >"$DOCKER_LOG" 2>&1 &
+  # dockerd outlives this script: it gets none of the caller's open files
+  # beyond the log, or a lock taken around `make` (flock) would stay held
+  # until dockerd stops.
+  (
+    for fd in /proc/self/fd/*; do
+      n=${fd##*/}
+      if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null || true; fi
+    done
+    exec nohup dockerd --storage-driver=vfs --userland-proxy=false >"$DOCKER_LOG" 2>&1 </dev/null
+  ) &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
