@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ses"
 	"github.com/aws/smithy-go/middleware"
 
@@ -38,10 +39,10 @@ type world struct {
 }
 
 // newWorld builds a world whose SES client fails SendEmail calls as fault
-// decides (nil: no fault).
-func newWorld(t *testing.T, fault func(n int) error) *world {
+// decides (nil: no fault), and whose DynamoDB client dbOpts adjust.
+func newWorld(t *testing.T, fault func(n int) error, dbOpts ...func(*dynamodb.Options)) *world {
 	t.Helper()
-	env := apitest.New(t)
+	env := apitest.New(t, dbOpts...)
 	sends := &sendCounter{fault: fault}
 	w := &world{Env: env, domain: "n" + randomHex(4) + ".test", sends: sends, sleeps: &sleepLog{}}
 	w.mail = env.WithEmail(t, sends.option())

@@ -3,11 +3,17 @@ package notify_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
@@ -128,6 +134,75 @@ func TestSweeperRedrivesAfterOutage(t *testing.T) {
 			t.Fatalf("outbox %+v, want sent", o)
 		}
 	}
+}
+
+// failReleases is a DynamoDB client option that, while on, fails the
+// update that hands an outbox item back after a failed delivery (the one
+// that writes lastError) before it reaches DynamoDB.
+type failReleases struct{ on atomic.Bool }
+
+func (f *failReleases) option(o *dynamodb.Options) {
+	mw := middleware.InitializeMiddlewareFunc("failOutboxReleases", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if u, ok := in.Parameters.(*dynamodb.UpdateItemInput); ok && f.on.Load() && slices.Contains(slices.Collect(maps.Values(u.ExpressionAttributeNames)), "lastError") {
+			return middleware.InitializeOutput{}, middleware.Metadata{}, &smithy.GenericAPIError{Code: "InternalServerError", Message: "injected failure", Fault: smithy.FaultServer}
+		}
+		return next.HandleInitialize(ctx, in)
+	})
+	o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Initialize.Add(mw, middleware.Before) })
+}
+
+// TestReleaseFailureLeftToSweeper ensures an email is not lost when the
+// write that hands it back after failed sends fails too: the stream takes
+// the record as done, the item stays claimed, and the sweeper, which
+// leaves it alone while its claim's lease lasts, sends it once after.
+func TestReleaseFailureLeftToSweeper(t *testing.T) {
+	outage := &sesOutage{on: true}
+	releases := &failReleases{}
+	w := newWorld(t, outage.fault, releases.option)
+	clock := apitest.NewClock(time.Now().UTC())
+	w.App.Notify.Now = clock.Now
+	w.App.Notify.SendAttempts = 1
+	w.App.Notify.Lease = 2 * store.OutboxSweepGrace // outlasts the item's first due time
+	w.MustLicenses(t, w.acct, licadmin.Eco, 3)
+	u, email := w.user(t, "hal", "en", "user")
+	w.mail.Drain(t)
+	w.assign(t, u, "eco").Want(t, http.StatusOK)
+	clock.Advance(time.Now().UTC().Sub(clock.Now())) // the items' time
+	recs := w.queue(t)
+	i := outboxRecord(t, recs)
+
+	releases.on.Store(true)
+	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs[i:i+1]))
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("handle: %+v %v, want the record done (the sweeper has the email)", resp, err)
+	}
+	releases.on.Store(false)
+	outage.set(false)
+	if o := w.outboxOf(t, u)[0]; o.Status != store.OutboxSending {
+		t.Fatalf("outbox %+v, want still claimed (its release failed)", o)
+	}
+
+	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
+	sweep := func() notify.SweepResult {
+		t.Helper()
+		res, err := w.App.Notify.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	clock.Advance(store.OutboxSweepGrace + time.Second)
+	if res := sweep(); res.Due != 1 || res.Busy != 1 || res.Delivered != 0 {
+		t.Fatalf("sweep while the claim lasts: %+v, want the item due and busy", res)
+	}
+	clock.Advance(w.App.Notify.Lease)
+	if res := sweep(); res.Delivered != 1 {
+		t.Fatalf("sweep after the claim's lease: %+v, want the email delivered", res)
+	}
+	if got := w.mail.To(t, email); len(got) != 1 {
+		t.Fatalf("%d emails, want 1", len(got))
+	}
+	wantOutbox(t, w.outboxOf(t, u)[0], store.OutboxSent, 1)
 }
 
 // TestSweeperGivesUp ensures an email that SES keeps refusing is marked
