@@ -94,9 +94,10 @@ func claimHolder(t *testing.T, env *apitest.Env, domain string) string {
 // TestCreateDomain ensures POST /v1/domains: 201 pending with a random TXT
 // record value per account and domain, the name normalised (trimmed,
 // lower-cased, no trailing dot, punycode); the same request again answers
-// the same entry with 200; invalid names and public webmail answer 422
-// invalid_domain, a domain approved for another account 409
-// domain_claimed, bad bodies 400; refusals write nothing.
+// the same entry with 200; invalid names answer 422 invalid_domain, a
+// domain approved for another account and public webmail (which no
+// account can claim) 409 domain_claimed, bad bodies 400; refusals write
+// nothing.
 func TestCreateDomain(t *testing.T) {
 	f := newXFixture(t)
 	cases := []struct{ in, want string }{
@@ -189,8 +190,8 @@ func TestCreateDomain(t *testing.T) {
 		{"bad punycode", `{"domain":"xn--zz.example"}`, http.StatusUnprocessableEntity, licadmin.EINVALIDDOMAIN, nil},
 		{"label of 64", fmt.Sprintf(`{"domain":"%s.example"}`, strings.Repeat("a", 64)), http.StatusUnprocessableEntity, licadmin.EINVALIDDOMAIN, nil},
 		{"name of 254", fmt.Sprintf(`{"domain":"%s.example"}`, strings.Repeat("abcdefghi.", 25)), http.StatusUnprocessableEntity, licadmin.EINVALIDDOMAIN, nil},
-		{"public webmail", `{"domain":"gmail.com"}`, http.StatusUnprocessableEntity, licadmin.EINVALIDDOMAIN, nil},
-		{"public webmail, other case", `{"domain":" Outlook.COM. "}`, http.StatusUnprocessableEntity, licadmin.EINVALIDDOMAIN, nil},
+		{"public webmail", `{"domain":"gmail.com"}`, http.StatusConflict, licadmin.EDOMAINCLAIMED, nil},
+		{"public webmail, other case", `{"domain":" Outlook.COM. "}`, http.StatusConflict, licadmin.EDOMAINCLAIMED, nil},
 		{"approved for another account", `{"domain":"globex.test"}`, http.StatusConflict, licadmin.EDOMAINCLAIMED, nil},
 		{"approved for another account, other case", `{"domain":"GLOBEX.test."}`, http.StatusConflict, licadmin.EDOMAINCLAIMED, nil},
 		{"no domain", `{}`, http.StatusBadRequest, licadmin.EINVALID, []string{"domain:required"}},
@@ -629,8 +630,8 @@ func TestDomainIdempotency(t *testing.T) {
 // TestOperatorApproveDomain ensures the operator path approves a domain
 // without DNS, with the same global claim: users in it can be added; it
 // keeps a pending request's TXT value; it answers domain_claimed for a
-// domain of another account, not_found for an unknown account,
-// invalid_domain for webmail and invalid names; it records an audit entry
+// domain of another account and for webmail, not_found for an unknown
+// account, invalid_domain for invalid names; it records an audit entry
 // by "operator" with the Lambda invocation's request id.
 func TestOperatorApproveDomain(t *testing.T) {
 	f := newXFixture(t)
@@ -672,7 +673,7 @@ func TestOperatorApproveDomain(t *testing.T) {
 	}{
 		{"domain of another account", operator.ApproveDomainInput{AccountID: f.MustCaller(t, f.other).AccountID, Domain: "ops.example"}, licadmin.EDOMAINCLAIMED},
 		{"unknown account", operator.ApproveDomainInput{AccountID: "01NOSUCHACCOUNT", Domain: "free.example"}, licadmin.ENOTFOUND},
-		{"webmail", operator.ApproveDomainInput{AccountID: f.acct, Domain: "gmail.com"}, licadmin.EINVALIDDOMAIN},
+		{"webmail", operator.ApproveDomainInput{AccountID: f.acct, Domain: "gmail.com"}, licadmin.EDOMAINCLAIMED},
 		{"invalid name", operator.ApproveDomainInput{AccountID: f.acct, Domain: "not a domain"}, licadmin.EINVALIDDOMAIN},
 		{"no account", operator.ApproveDomainInput{Domain: "free.example"}, licadmin.EINVALID},
 	}

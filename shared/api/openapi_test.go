@@ -347,7 +347,7 @@ var specCases = []specCase{
 	{op: "CreateDomain", name: "asked again", req: adminReq(nil, map[string]string{"domain": "NEW.test."}), status: 200},
 	{op: "CreateDomain", name: "shared, requested", req: adminReq(nil, map[string]string{"domain": "shared.test"}), status: 201, then: rememberTXT},
 	{op: "CreateDomain", name: "approved for another account", req: adminReq(nil, map[string]string{"domain": "globex.test"}), status: 409, code: licadmin.EDOMAINCLAIMED},
-	{op: "CreateDomain", name: "webmail", req: adminReq(nil, map[string]string{"domain": "gmail.com"}), status: 422, code: licadmin.EINVALIDDOMAIN},
+	{op: "CreateDomain", name: "webmail", req: adminReq(nil, map[string]string{"domain": "gmail.com"}), status: 409, code: licadmin.EDOMAINCLAIMED},
 	{op: "CreateDomain", name: "not a domain", req: adminReq(nil, map[string]string{"domain": "localhost"}), status: 422, code: licadmin.EINVALIDDOMAIN},
 	{op: "CreateDomain", name: "missing", req: adminReq(nil, map[string]string{}), status: 400, code: licadmin.EINVALID, badRequest: true},
 

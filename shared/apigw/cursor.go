@@ -133,11 +133,12 @@ func OKEncoded(p Page[json.RawMessage]) (*Response, error) {
 }
 
 // Limit reads a listing's optional limit query parameter: 0 when it is
-// absent (the service's default), EINVALID out_of_range when it is not a
-// whole number from 1. The upper bound is the service's to check.
+// absent or empty (`?limit=&cursor=`, as every other empty parameter: the
+// service's default), EINVALID out_of_range when it is not a whole number
+// from 1. The upper bound is the service's to check.
 func (r *Request) Limit() (int, error) {
-	v, ok := r.Query["limit"]
-	if !ok {
+	v := r.Query["limit"]
+	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)

@@ -51,14 +51,16 @@ const (
 )
 
 // Parse returns the canonical form of a requested domain. It fails with
-// EINVALIDDOMAIN for a name that is not a valid domain or is public webmail.
+// EINVALIDDOMAIN for a name that is not a valid domain, and with
+// EDOMAINCLAIMED for public webmail, which no account can claim (the
+// contract's words for it, and its one code for a refused claim).
 func (s *Service) Parse(raw string) (string, error) {
 	d, err := licadmin.ParseDomain(raw)
 	if err != nil {
 		return "", err
 	}
 	if s.Webmail.Has(d) {
-		return "", licadmin.Errorf(licadmin.EINVALIDDOMAIN, "%s is a public webmail domain: its users can be added without approval, and no account can claim it", d)
+		return "", licadmin.Errorf(licadmin.EDOMAINCLAIMED, "%s is a public webmail domain: no account can claim it, and its users can be added without approval", d)
 	}
 	return d, nil
 }
@@ -94,7 +96,8 @@ func (s *Service) entry(ctx context.Context, r licadmin.Request, name string) (c
 // its entry with the TXT record value to publish, and whether it is new.
 // Requesting a domain the account already has answers its entry as it is
 // (pending with the same value, or approved). It fails with
-// EINVALIDDOMAIN and EDOMAINCLAIMED (approved for another account).
+// EINVALIDDOMAIN and EDOMAINCLAIMED (public webmail, or approved for
+// another account).
 func (s *Service) Request(ctx context.Context, r licadmin.Request, raw string) (*licadmin.Domain, bool, error) {
 	name, err := s.Parse(raw)
 	if err != nil {

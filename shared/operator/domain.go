@@ -17,8 +17,8 @@ type ApproveDomainInput struct {
 // the same global claim as a DNS verification, so that a domain still
 // belongs to one account at most. A pending request of the account is
 // approved with its TXT record value kept. It returns the account's domain
-// entry and fails with EINVALID, EINVALIDDOMAIN (not a domain name, or
-// public webmail), ENOTFOUND (account) and EDOMAINCLAIMED (approved for
+// entry and fails with EINVALID, EINVALIDDOMAIN (not a domain name),
+// ENOTFOUND (account) and EDOMAINCLAIMED (public webmail, or approved for
 // another account).
 func (s *Service) ApproveDomain(ctx context.Context, in ApproveDomainInput) (*licadmin.Domain, error) {
 	ctx = withInvocation(ctx)
@@ -30,7 +30,7 @@ func (s *Service) ApproveDomain(ctx context.Context, in ApproveDomainInput) (*li
 		return nil, err
 	}
 	if s.Webmail.Has(name) {
-		return nil, licadmin.Errorf(licadmin.EINVALIDDOMAIN, "%s is a public webmail domain, which no account can claim", name)
+		return nil, licadmin.Errorf(licadmin.EDOMAINCLAIMED, "%s is a public webmail domain, which no account can claim", name)
 	}
 	d, _, err := s.Store.Domain(ctx, in.AccountID, name)
 	if err != nil {
