@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"licenseadmin/shared/activation"
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
@@ -122,8 +123,22 @@ func TestRemindList(t *testing.T) {
 	}
 	f.remind(t, f.admin, map[string]any{"allPending": true}, key).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EIDEMREUSED)
 
+	// The longest list allowed: read in more than one BatchGetItem (the
+	// caller's claim and the users are more than one call's 100 keys).
+	e := f.user(t, "e@acme.test")
+	longest := []string{e}
+	for i := len(longest); i < activation.MaxReminderUsers; i++ {
+		longest = append(longest, fmt.Sprintf("%s%03d", unknownID[:len(unknownID)-3], i))
+	}
+	r = f.remind(t, f.admin, map[string]any{"userIds": longest}, nil)
+	r.Want(t, http.StatusAccepted)
+	r.Decode(t, &rem)
+	if rem.Queued != 1 || rem.Skipped != activation.MaxReminderUsers-1 || activationOutbox(t, f.Env)[e] != 1 {
+		t.Fatalf("a list of %d ids: %+v, want e queued and the rest skipped", len(longest), rem)
+	}
+
 	// Bad requests, and callers who are no admin of the account.
-	many := make([]string, 101)
+	many := make([]string, activation.MaxReminderUsers+1)
 	for i := range many {
 		many[i] = fmt.Sprintf("id%d", i)
 	}

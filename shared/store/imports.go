@@ -676,17 +676,13 @@ func (s *Store) LookupImportRows(ctx context.Context, imp *licadmin.Import, emai
 			out.Approved[d] = getS(it, "accountId") == imp.AccountID && getS(it, "status") == licadmin.DomainApproved
 		})
 	}
-	for len(keys) > 0 {
-		n := min(len(keys), 100)
-		items, err := s.batchGet(ctx, keys[:n])
-		if err != nil {
-			return nil, fmt.Errorf("look up rows of import %s: %w", imp.ID, err)
-		}
-		keys = keys[n:]
-		for _, it := range items {
-			if fn := answer[getS(it, attrPK)+"\x00"+getS(it, attrSK)]; fn != nil {
-				fn(it)
-			}
+	items, err := s.batchGet(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up rows of import %s: %w", imp.ID, err)
+	}
+	for _, it := range items {
+		if fn := answer[getS(it, attrPK)+"\x00"+getS(it, attrSK)]; fn != nil {
+			fn(it)
 		}
 	}
 	return out, nil

@@ -339,7 +339,7 @@ func (s *Store) searchViews(ctx context.Context, accountID string, entries []Ite
 	if len(stale) == 0 {
 		return views, nil
 	}
-	items, err := s.batchGetAll(ctx, stale, false)
+	items, err := s.batchGetRead(ctx, stale, false)
 	if err != nil {
 		return nil, fmt.Errorf("read users of outdated index entries: %w", err)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,12 +42,8 @@ func (s *Store) UserUsage(ctx context.Context, userID, from, to string) (map[str
 	return months, nil
 }
 
-// batchGetMax is BatchGetItem's limit on keys per call; statsReaders is
-// how many such calls run at once.
-const (
-	batchGetMax  = 100
-	statsReaders = 8
-)
+// statsReaders is how many BatchGetItem calls of counters run at once.
+const statsReaders = 8
 
 // UsageOf returns, for each of userIDs, the sum of its counters over months,
 // reading the users × months counter items with BatchGetItem (100 keys per
@@ -65,8 +62,7 @@ func (s *Store) UsageOf(ctx context.Context, userIDs, months []string) (map[stri
 		sem      = make(chan struct{}, statsReaders)
 	)
 	sums := map[string]licadmin.Counters{}
-	for start := 0; start < len(keys); start += batchGetMax {
-		chunk := keys[start:min(start+batchGetMax, len(keys))]
+	for chunk := range slices.Chunk(keys, maxBatchGetKeys) {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

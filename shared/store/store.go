@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -130,9 +131,12 @@ func (s *Store) batchGet(ctx context.Context, keys []key) ([]Item, error) {
 	return s.batchGetRead(ctx, keys, true)
 }
 
-// batchGetRead reads keys (at most 100) with BatchGetItem, consistently or
-// not, asking again for the keys DynamoDB leaves unprocessed; absent items
-// are left out.
+// maxBatchGetKeys is the most keys one BatchGetItem may name.
+const maxBatchGetKeys = 100
+
+// batchGetRead reads keys with BatchGetItem, maxBatchGetKeys per call,
+// consistently or not, asking again for the keys DynamoDB leaves
+// unprocessed; absent items are left out.
 func (s *Store) batchGetRead(ctx context.Context, keys []key, consistent bool) ([]Item, error) {
 	// Duplicate keys are refused by BatchGetItem: ask once for each.
 	seen := map[string]bool{}
@@ -147,10 +151,21 @@ func (s *Store) batchGetRead(ctx context.Context, keys []key, consistent bool) (
 			uniq = append(uniq, k)
 		}
 	}
-	if len(uniq) == 0 {
-		return nil, nil
+	var items []Item
+	for chunk := range slices.Chunk(uniq, maxBatchGetKeys) {
+		got, err := s.batchGetChunk(ctx, chunk, consistent)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, got...)
 	}
-	req := map[string]types.KeysAndAttributes{s.Table: {Keys: uniq, ConsistentRead: aws.Bool(consistent)}}
+	return items, nil
+}
+
+// batchGetChunk is one BatchGetItem of keys (at most maxBatchGetKeys),
+// with its unprocessed keys asked again.
+func (s *Store) batchGetChunk(ctx context.Context, keys []key, consistent bool) ([]Item, error) {
+	req := map[string]types.KeysAndAttributes{s.Table: {Keys: keys, ConsistentRead: aws.Bool(consistent)}}
 	var items []Item
 	for attempt := 0; len(req) > 0; attempt++ {
 		if attempt > 0 {

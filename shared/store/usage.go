@@ -64,7 +64,7 @@ func (s *Store) UsageUsers(ctx context.Context, ids, emails []string) (byID, byE
 		for _, e := range emails {
 			keys = append(keys, emailKey(e))
 		}
-		items, err := s.batchGetAll(ctx, keys, consistent)
+		items, err := s.batchGetRead(ctx, keys, consistent)
 		if err != nil {
 			return fmt.Errorf("read the users of usage events: %w", err)
 		}
@@ -124,23 +124,6 @@ func (s *Store) UsageUsers(ctx context.Context, ids, emails []string) (byID, byE
 	}
 	return byID, byEmail, nil
 }
-
-// batchGetAll reads keys with BatchGetItem, 100 at a time, consistently
-// or not; absent items are left out.
-func (s *Store) batchGetAll(ctx context.Context, keys []key, consistent bool) ([]Item, error) {
-	var items []Item
-	for start := 0; start < len(keys); start += maxBatchGetKeys {
-		got, err := s.batchGetRead(ctx, keys[start:min(start+maxBatchGetKeys, len(keys))], consistent)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, got...)
-	}
-	return items, nil
-}
-
-// maxBatchGetKeys is BatchGetItem's limit.
-const maxBatchGetKeys = 100
 
 // UsageWrite is a usage event to record, its user as read, and when the
 // queue received its message (SentTimestamp; zero when unknown): the same
