@@ -393,6 +393,23 @@ func TestSearchValidation(t *testing.T) {
 	}
 }
 
+// TestSearchLongFoldedNames ensures a name whose folded key outgrows an
+// index key (100 characters that each fold to a phrase) is indexed and
+// found like any other, by its email and by the name, even searched whole
+// (its fold cut like the name's), and that such a search answers a page,
+// never a server error.
+func TestSearchLongFoldedNames(t *testing.T) {
+	f := newSearchFixture(t)
+	name := strings.Repeat("\uFDFA", licadmin.MaxSearchLength)
+	f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: map[string]string{
+		"email": "long@acme.test", "firstName": name, "lastName": "Long"}}).Want(t, http.StatusCreated)
+	for _, q := range []string{"long@", "\uFDFA", name} {
+		if got := f.search(t, q, nil); !slices.Equal(got, []string{"long@acme.test"}) {
+			t.Errorf("q %.12q...: found %v, want the user", q, got)
+		}
+	}
+}
+
 // TestSearchIndexRedelivered ensures the search index follows the users
 // however the stream delivers their records to the recording function: a
 // batch in which one user's index transaction failed (the failed user's
