@@ -113,9 +113,9 @@ before(async () => {
   context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
     executablePath: chromiumPath,
     headless: true,
-    // The page speaks the browser's language (Accept-Language), never the
-    // token's user's: the page is the same for every token.
-    locale: 'fr-FR',
+    // An English browser: the page of a working link must be in its
+    // user's language (French here), that of a used link in the browser's.
+    locale: 'en-US',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
@@ -170,7 +170,7 @@ test('an activation link opened in Chromium activates on the button only, once',
     page.on('pageerror', (e) => problems.push(e.message));
   };
 
-  await t.test('the page loads in French with its security headers and activates nothing', async () => {
+  await t.test('the page loads in its user\'s French, not the browser\'s English, with its security headers and activates nothing', async () => {
     const page = await context.newPage();
     watch(page);
     const res = await page.goto(link, { waitUntil: 'load' });
@@ -204,16 +204,17 @@ test('an activation link opened in Chromium activates on the button only, once',
     await page.close();
   });
 
-  await t.test('the used link shows the invalid-link message', async () => {
+  await t.test('the used link shows the invalid-link message, in the browser\'s English', async () => {
     const page = await context.newPage();
     watch(page);
     await page.goto(link);
     if (process.env.BROWSER_SCREENSHOTS) await page.screenshot({ path: path.join(process.env.BROWSER_SCREENSHOTS, 'used-link.png') });
-    await page.getByRole('button', { name: /Activer mon compte/ }).click();
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+    await page.getByRole('button', { name: /Activate my account/ }).click();
     const invalid = page.locator('#invalid');
     await invalid.waitFor({ state: 'visible', timeout: 15_000 });
     const text = await invalid.innerText();
-    assert.match(text, /invalide, déjà utilisé ou expiré/);
+    assert.match(text, /invalid, already used or expired/);
     if (process.env.BROWSER_SCREENSHOTS) await page.screenshot({ path: path.join(process.env.BROWSER_SCREENSHOTS, 'invalid.png') });
     assert.equal(await status(), 'active');
     await page.close();

@@ -8,12 +8,15 @@
 package activation
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +51,9 @@ type Service struct {
 	// host and any path prefix, no trailing slash): links are built from
 	// it, never from a request's Host header.
 	PublicBaseURL string
+	// Logger is told when the page could not read its token's language
+	// (it then follows the browser's); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // RequestEmail queues an activation email for user userID of the caller's
@@ -90,13 +96,31 @@ func (s *Service) Mint(ctx context.Context, o *store.Outbox) (*Link, error) {
 	return &Link{URL: base + "/activate?token=" + raw, ExpiresAt: tok.ExpiresAt}, nil
 }
 
-// PageLanguages returns the languages the activation page is shown in:
-// French or English when the browser's Accept-Language prefers one of
-// them, both otherwise. The page never depends on the token, nor reads
-// it: a valid, used, expired or made-up token gets the same page, so the
-// page tells nobody whether a link works (the button's POST answers that,
-// and consumes the token). It changes nothing.
-func PageLanguages(acceptLanguage string) []string {
+// PageLanguages returns the languages the activation page for token is
+// shown in: its user's language (docs/api.md: the page is in the user's
+// language) while the token works, else French or English when the
+// browser's Accept-Language prefers one of them, both otherwise. It reads
+// the token and changes nothing: mail scanners that open the link use it
+// up no more than they did. A used, expired or made-up token gets the
+// browser's page; so the language can tell whoever holds a link whether
+// it still works, which its button tells them anyway. A failed read is
+// logged and the browser's language used: the page never fails for it.
+func (s *Service) PageLanguages(ctx context.Context, token, acceptLanguage string) []string {
+	if hash, ok := ParseToken(token); ok {
+		tok, err := s.Store.GetActivationToken(ctx, hash, s.Now.Read())
+		switch {
+		case err != nil:
+			cmp.Or(s.Logger, slog.Default()).WarnContext(ctx, "activation page: token not read; the browser's language is used", "err", err.Error())
+		case tok != nil && slices.Contains(licadmin.Languages, tok.Language):
+			return []string{tok.Language}
+		}
+	}
+	return browserLanguages(acceptLanguage)
+}
+
+// browserLanguages returns French or English when acceptLanguage prefers
+// one of them, both otherwise.
+func browserLanguages(acceptLanguage string) []string {
 	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
 	if err == nil {
 		for _, t := range tags {

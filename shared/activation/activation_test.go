@@ -351,7 +351,8 @@ func TestActivationInvalidTokens(t *testing.T) {
 	for _, body := range []any{map[string]string{}, map[string]string{"token": ""}, "not json", map[string]any{"token": 3}} {
 		f.activate(t, body).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
 	}
-	// An expired token's page is the neutral one; a page without a token too.
+	// An expired token's page is the browser's (here both languages); a
+	// page without a token too.
 	for _, tok := range []string{token, ""} {
 		p := f.page(t, tok)
 		p.Want(t, http.StatusOK)
@@ -361,40 +362,76 @@ func TestActivationInvalidTokens(t *testing.T) {
 	}
 }
 
-// TestActivationPageSameForEveryToken ensures the page tells nobody
-// whether a link works: for a valid, a used, an expired and an unknown
-// token it is the same page but for the token it carries, in the
-// browser's language whatever the user's; only the POST answers. (A
-// malformed token, which its form alone gives away, is left out of the
-// page.)
-func TestActivationPageSameForEveryToken(t *testing.T) {
+// TestActivationPageLanguage ensures the page is in its user's language
+// while the link works, whatever the browser asks for, and changes
+// nothing; that a used, expired or unknown token gets the same page as
+// the others (but for the token it carries), in the browser's language,
+// or both when it prefers neither; and that the page is served in the
+// browser's language when the token cannot be read. (A malformed token,
+// which its form alone gives away, is left out of the page.)
+func TestActivationPageLanguage(t *testing.T) {
 	f := newFixture(t)
 	u, email := f.user(t, "ines", "fr")
 	v, vEmail := f.user(t, "jon", "en")
 	w, wEmail := f.user(t, "kai", "en")
-	valid, used, expired := f.link(t, u, email), f.link(t, v, vEmail), f.link(t, w, wEmail)
+	x, xEmail := f.user(t, "lou", "en")
+	french, used, expired, english := f.link(t, u, email), f.link(t, v, vEmail), f.link(t, w, wEmail), f.link(t, x, xEmail)
 	f.activate(t, map[string]string{"token": used}).Want(t, http.StatusOK)
 	unknown, _, _ := activation.NewToken()
-	for _, lang := range []string{"", "fr", "en-GB,en;q=0.8", "de"} {
+	only := func(t *testing.T, p *apitest.Response, lang string) {
+		t.Helper()
+		p.Want(t, http.StatusOK)
+		button := map[string]string{"fr": "Activer mon compte", "en": "Activate my account"}
+		for l, b := range button {
+			if strings.Contains(p.Body, b) != (l == lang) {
+				t.Fatalf("page has %q: %v, want only the %s page:\n%s", b, strings.Contains(p.Body, b), lang, p.Body)
+			}
+		}
+		if !strings.Contains(p.Body, `<html lang="`+lang+`">`) {
+			t.Fatalf("page not marked %s:\n%s", lang, p.Body)
+		}
+	}
+	for _, accept := range []string{"", "fr", "en-GB,en;q=0.8", "de"} {
+		only(t, f.pageIn(t, french, accept), "fr")
+		only(t, f.pageIn(t, english, accept), "en")
 		var first string
-		for _, tok := range []string{valid, used, unknown, expired} {
+		for _, tok := range []string{used, unknown, expired} {
 			if tok == expired {
 				f.clock.Advance(activation.DefaultTTL + time.Second)
 			}
-			p := f.pageIn(t, tok, lang)
+			p := f.pageIn(t, tok, accept)
+			if tok == expired {
+				f.clock.Advance(-activation.DefaultTTL - time.Second)
+			}
 			p.Want(t, http.StatusOK)
+			switch {
+			case accept == "fr":
+				only(t, p, "fr")
+			case strings.HasPrefix(accept, "en"):
+				only(t, p, "en")
+			case !strings.Contains(p.Body, `<html lang="en">`) || !strings.Contains(p.Body, "Activer mon compte") || !strings.Contains(p.Body, "Activate my account"):
+				t.Fatalf("Accept-Language %q, token %q: want both languages:\n%s", accept, tok, p.Body)
+			}
 			body := strings.ReplaceAll(p.Body, tok, "TOKEN")
 			if first == "" {
 				first = body
 			} else if body != first {
-				t.Fatalf("Accept-Language %q: the page for %q differs from a valid token's:\n%s\n---\n%s", lang, tok, body, first)
-			}
-			if tok == expired {
-				f.clock.Advance(-activation.DefaultTTL - time.Second)
+				t.Fatalf("Accept-Language %q: the page for %q differs from another unusable token's:\n%s\n---\n%s", accept, tok, body, first)
 			}
 		}
 	}
-	f.activate(t, map[string]string{"token": valid}).Want(t, http.StatusOK)
+	f.activate(t, map[string]string{"token": french}).Want(t, http.StatusOK)
+
+	// The token's item cannot be read: the browser's page, never an error.
+	broken, _ := apitest.Faults(func(op string, _ int) apitest.Fault {
+		if op == "GetItem" {
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	})
+	g := apitest.New(t, broken)
+	only(t, apitest.Do(t, api.ActivationPage(g.App), apitest.Request{Route: "GET /activate", Query: map[string]string{"token": english},
+		Headers: map[string]string{"Accept-Language": "fr"}}), "fr")
 }
 
 // TestEmailChangeRevokesLinks ensures a link sent before a user's email

@@ -27,12 +27,12 @@ func SendActivationEmail(a *app.App) apigw.Handler {
 }
 
 // ActivationPage serves GET /activate?token=… (public): the page whose
-// button activates the account. Loading it changes nothing and reads
-// nothing: the page is the same for every token.
+// button activates the account, in the user's language. Loading it
+// changes nothing.
 func ActivationPage(a *app.App) apigw.Handler {
 	return a.API.Handle("ActivationPage", func(ctx context.Context, r *apigw.Request) (*apigw.Response, error) {
 		token := r.Query["token"]
-		page, err := activation.RenderPage(token, activation.PageLanguages(r.Header("accept-language")))
+		page, err := activation.RenderPage(token, a.Activation.PageLanguages(ctx, token, r.Header("accept-language")))
 		if err != nil {
 			return nil, err
 		}

@@ -90,7 +90,7 @@ func newSESClient(awsCfg aws.Config, cfg EmailConfig) email.SESAPI {
 
 // wireEmail builds the activation service of a (links and tokens).
 func wireEmail(a *App, st *store.Store, now licadmin.Clock) {
-	a.Activation = &activation.Service{Store: st, Now: now, TTL: a.Config.Email.ActivationTTL, PublicBaseURL: a.Config.Email.PublicBaseURL}
+	a.Activation = &activation.Service{Store: st, Now: now, TTL: a.Config.Email.ActivationTTL, PublicBaseURL: a.Config.Email.PublicBaseURL, Logger: a.Logger}
 	a.Reminders = &activation.Reminders{Store: st, Now: now, NewID: a.newID, Logger: a.Logger}
 }
 
@@ -156,6 +156,7 @@ func (a *App) SetLogger(logger *slog.Logger) {
 	a.Usage.Logger = logger
 	a.Exports.Logger = logger
 	a.Purger.Logger = logger
+	a.Activation.Logger = logger
 }
 
 // noSender refuses to send: an App built without an SES client.
