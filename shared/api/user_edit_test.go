@@ -205,10 +205,10 @@ func TestUpdateUserValidation(t *testing.T) {
 		{"account id in body", `{"accountId":"other"}`, []string{"accountId:unknown_field"}},
 		{"license in body", `{"license":{"tier":"pro"}}`, []string{"license:unknown_field"}},
 		{"unknown security field", `{"security":{"pin":"1234"}}`, []string{"pin:unknown_field"}},
-		{"array", `[{"firstName":"x"}]`, nil},
-		{"not JSON", `firstName=x`, nil},
-		{"truncated", `{"firstName":"x"`, nil},
-		{"empty", ``, nil},
+		{"array", `[{"firstName":"x"}]`, []string{"body:not_object"}},
+		{"not JSON", `firstName=x`, []string{"body:invalid_json"}},
+		{"truncated", `{"firstName":"x"`, []string{"body:invalid_json"}},
+		{"empty", ``, []string{"body:required"}},
 	}
 	items, audits := len(f.Scan(t)), len(f.Env.AuditLog(t, f.acct))
 	for _, c := range cases {

@@ -193,12 +193,12 @@ func TestCreateUserValidation(t *testing.T) {
 		{name: "email not a string", body: valid(func(m map[string]any) { m["email"] = 5 }), fields: []string{"email:invalid_type"}},
 		{name: "name an object", body: valid(func(m map[string]any) { m["firstName"] = map[string]int{"a": 1} }), fields: []string{"firstName:invalid_type"}},
 		{name: "role a boolean", body: valid(func(m map[string]any) { m["role"] = true }), fields: []string{"role:invalid_type"}},
-		{name: "body an array", body: `[{"email":"new@acme.test"}]`, noField: true},
-		{name: "body a string", body: `"new@acme.test"`, noField: true},
-		{name: "not JSON", body: `email=new@acme.test&firstName=New`, noField: true},
-		{name: "truncated JSON", body: `{"email":"new@acme.test"`, noField: true},
-		{name: "two objects", body: `{"email":"new@acme.test","firstName":"N","lastName":"U"} {}`, noField: true},
-		{name: "empty body", body: ``, noField: true},
+		{name: "body an array", body: `[{"email":"new@acme.test"}]`, fields: []string{"body:not_object"}},
+		{name: "body a string", body: `"new@acme.test"`, fields: []string{"body:not_object"}},
+		{name: "not JSON", body: `email=new@acme.test&firstName=New`, fields: []string{"body:invalid_json"}},
+		{name: "truncated JSON", body: `{"email":"new@acme.test"`, fields: []string{"body:invalid_json"}},
+		{name: "two objects", body: `{"email":"new@acme.test","firstName":"N","lastName":"U"} {}`, fields: []string{"body:trailing_data"}},
+		{name: "empty body", body: ``, fields: []string{"body:required"}},
 		{name: "not JSON content type", body: `{"email":"new@acme.test","firstName":"N","lastName":"U"}`, ct: "text/plain",
 			status: http.StatusUnsupportedMediaType, code: licadmin.EUNSUPPORTEDMEDIATYPE, noField: true},
 		{name: "over 64 KiB", body: valid(func(m map[string]any) { m["firstName"] = strings.Repeat("a", apigw.MaxBodyBytes) }),
@@ -281,8 +281,9 @@ func TestGetUser(t *testing.T) {
 	f.h.get(userReq(routeGetUser, "", id, nil)).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
 }
 
-// TestListUsersLimit ensures the page size: 50 by default, 1 to 200
-// accepted, anything else (0, 201, negative, not a number) 400.
+// TestListUsersLimit ensures the page size: 50 by default (limit absent
+// or empty), 1 to 200 accepted, anything else (0, 201, negative, not a
+// number) 400.
 func TestListUsersLimit(t *testing.T) {
 	f := newFixture(t)
 	var ids []string
@@ -298,7 +299,10 @@ func TestListUsersLimit(t *testing.T) {
 			t.Fatalf("limit %s: %d items, next %v", l, len(p.Items), p.NextCursor)
 		}
 	}
-	for _, l := range []string{"0", "201", "-1", "x", "", "1.5", "99999999999999999999"} {
+	if p := f.listPage(t, f.admin, map[string]string{"limit": ""}); len(p.Items) != 50 {
+		t.Fatalf("limit= (empty): %d items, want the default 50", len(p.Items))
+	}
+	for _, l := range []string{"0", "201", "-1", "x", "1.5", "99999999999999999999"} {
 		t.Run("limit="+l, func(t *testing.T) {
 			p := f.h.list(apitest.Request{Route: routeList, Email: f.admin, Query: map[string]string{"limit": l}}).
 				WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)

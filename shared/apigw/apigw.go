@@ -55,13 +55,14 @@ func (r *Request) Header(name string) string { return r.Headers[strings.ToLower(
 
 // Decode parses the JSON body into v, refusing unknown fields, trailing data
 // and non-JSON content so that a typo is reported instead of ignored. It
-// returns EINVALID errors that name the offending field when it can.
+// returns EINVALID errors that name the offending field, or "body" when
+// the body as a whole is at fault (every validation error lists fields).
 func (r *Request) Decode(v any) error {
 	if ct := r.Header("content-type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return licadmin.Errorf(licadmin.EUNSUPPORTEDMEDIATYPE, "send the body as application/json")
 	}
 	if len(bytes.TrimSpace(r.Body)) == 0 {
-		return licadmin.Errorf(licadmin.EINVALID, "a JSON body is required")
+		return licadmin.Invalid("body", "required", "a JSON body is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
@@ -69,7 +70,7 @@ func (r *Request) Decode(v any) error {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return licadmin.Errorf(licadmin.EINVALID, "the body must hold exactly one JSON object")
+		return licadmin.Invalid("body", "trailing_data", "the body must hold exactly one JSON object")
 	}
 	return nil
 }
@@ -81,16 +82,16 @@ func decodeError(err error) error {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
-			return licadmin.Errorf(licadmin.EINVALID, "the body must be a JSON object")
+			return licadmin.Invalid("body", "not_object", "the body must be a JSON object")
 		}
 		return licadmin.Invalid(field, "invalid_type", fmt.Sprintf("%s must be of type %s", field, typeErr.Type))
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return licadmin.Errorf(licadmin.EINVALID, "the body is not valid JSON")
+		return licadmin.Invalid("body", "invalid_json", "the body is not valid JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return licadmin.Invalid(field, "unknown_field", fmt.Sprintf("unknown field %q", field))
 	}
-	return licadmin.Errorf(licadmin.EINVALID, "the body could not be read as JSON")
+	return licadmin.Invalid("body", "invalid_json", "the body could not be read as JSON")
 }
 
 // Response is an operation's successful answer. Body is encoded as JSON
@@ -426,7 +427,7 @@ func newRequest(ev events.APIGatewayV2HTTPRequest) (*Request, error) {
 	if ev.IsBase64Encoded {
 		var err error
 		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
-			return req, licadmin.Errorf(licadmin.EINVALID, "the body is not valid base64")
+			return req, licadmin.Invalid("body", "invalid_base64", "the body is not valid base64")
 		}
 	}
 	if len(body) > MaxBodyBytes {
