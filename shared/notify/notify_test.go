@@ -260,13 +260,12 @@ func TestThrottlingExhaustedLeftToSweeper(t *testing.T) {
 	throttling.Lock()
 	on = false
 	throttling.Unlock()
-	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
-	if res, err := w.App.Notify.Sweep(ctx); err != nil || res.Due != 0 {
-		t.Fatalf("sweep before the retry time: %+v %v, want nothing due", res, err)
+	if res := w.sweep(t); res.Due != 0 {
+		t.Fatalf("sweep before the retry time: %+v, want nothing due", res)
 	}
 	clock.Advance(notify.RetryDelay(notify.DefaultSendAttempts, notify.DefaultSendAttempts) + time.Second)
-	if res, err := w.App.Notify.Sweep(ctx); err != nil || res.Delivered != 1 {
-		t.Fatalf("sweep at the retry time: %+v %v, want the email delivered", res, err)
+	if res := w.sweep(t); res.Delivered != 1 {
+		t.Fatalf("sweep at the retry time: %+v, want the email delivered", res)
 	}
 	if got := w.mail.To(t, email); len(got) != 1 {
 		t.Fatalf("%d emails after the sweep, want 1", len(got))

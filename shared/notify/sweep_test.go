@@ -73,6 +73,16 @@ func sweepWorld(t *testing.T, users int) (*world, *apitest.Clock, *sesOutage, []
 	return w, clock, outage, emails
 }
 
+// sweep runs the outbox sweeper once, as its scheduled function does.
+func (w *world) sweep(t *testing.T) notify.SweepResult {
+	t.Helper()
+	res, err := w.App.Notify.Sweep(apitest.AsFunction(context.Background(), "SweepOutboxFunction"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // TestSweeperRedrivesAfterOutage ensures no email is lost when SES fails
 // for longer than a delivery's sends: the sweeper leaves new items to
 // the stream for a grace period, retries with growing waits while SES
@@ -82,26 +92,17 @@ func sweepWorld(t *testing.T, users int) (*world, *apitest.Clock, *sesOutage, []
 func TestSweeperRedrivesAfterOutage(t *testing.T) {
 	const users = 3
 	w, clock, outage, emails := sweepWorld(t, users)
-	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
-	sweep := func() notify.SweepResult {
-		t.Helper()
-		res, err := w.App.Notify.Sweep(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
 	// Just queued or released by the stream: not due yet.
-	if res := sweep(); res.Due != 0 {
+	if res := w.sweep(t); res.Due != 0 {
 		t.Fatalf("sweep right after the stream: %+v, want nothing due", res)
 	}
 	// Still failing: each due item (past the stream's grace, or its retry
 	// time) is tried and released again, later.
 	clock.Advance(store.OutboxSweepGrace + time.Second)
-	if res := sweep(); res.Due != users || res.Retrying != users {
+	if res := w.sweep(t); res.Due != users || res.Retrying != users {
 		t.Fatalf("sweep during the outage: %+v, want %d retrying", res, users)
 	}
-	if res := sweep(); res.Due != 0 {
+	if res := w.sweep(t); res.Due != 0 {
 		t.Fatalf("sweep right after a retry: %+v, want nothing due (backoff)", res)
 	}
 	for _, o := range w.outbox(t) {
@@ -112,11 +113,11 @@ func TestSweeperRedrivesAfterOutage(t *testing.T) {
 	// SES recovers: the next due sweep sends each email once.
 	outage.set(false)
 	clock.Advance(notify.MaxRetryDelay)
-	if res := sweep(); res.Delivered != users {
+	if res := w.sweep(t); res.Delivered != users {
 		t.Fatalf("sweep after the outage: %+v, want %d delivered", res, users)
 	}
 	clock.Advance(notify.MaxRetryDelay)
-	if res := sweep(); res.Due != 0 {
+	if res := w.sweep(t); res.Due != 0 {
 		t.Fatalf("sweep after delivery: %+v, want nothing due", res)
 	}
 	sends := w.sends.n.Load()
@@ -182,21 +183,12 @@ func TestReleaseFailureLeftToSweeper(t *testing.T) {
 		t.Fatalf("outbox %+v, want still claimed (its release failed)", o)
 	}
 
-	ctx := apitest.AsFunction(context.Background(), "SweepOutboxFunction")
-	sweep := func() notify.SweepResult {
-		t.Helper()
-		res, err := w.App.Notify.Sweep(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
 	clock.Advance(store.OutboxSweepGrace + time.Second)
-	if res := sweep(); res.Due != 1 || res.Busy != 1 || res.Delivered != 0 {
+	if res := w.sweep(t); res.Due != 1 || res.Busy != 1 || res.Delivered != 0 {
 		t.Fatalf("sweep while the claim lasts: %+v, want the item due and busy", res)
 	}
 	clock.Advance(w.App.Notify.Lease)
-	if res := sweep(); res.Delivered != 1 {
+	if res := w.sweep(t); res.Delivered != 1 {
 		t.Fatalf("sweep after the claim's lease: %+v, want the email delivered", res)
 	}
 	if got := w.mail.To(t, email); len(got) != 1 {
