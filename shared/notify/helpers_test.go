@@ -131,6 +131,25 @@ func (w *world) queue(t *testing.T) []events.DynamoDBEventRecord {
 	return w.mail.Next(t)
 }
 
+// withClock gives the world's delivery a test clock, starting now.
+func (w *world) withClock() *apitest.Clock {
+	clock := apitest.NewClock(time.Now().UTC())
+	w.App.Notify.Now = clock.Now
+	return clock
+}
+
+// assignQueued assigns userID an eco license, brings clock to the time
+// the change was written, and has the stream queue the confirmation: it
+// returns the stream records that this wrote (queue) and the index of the
+// confirmation's outbox INSERT among them, not yet delivered.
+func (w *world) assignQueued(t *testing.T, clock *apitest.Clock, userID string) ([]events.DynamoDBEventRecord, int) {
+	t.Helper()
+	w.assign(t, userID, "eco").Want(t, http.StatusOK)
+	clock.Advance(time.Now().UTC().Sub(clock.Now())) // the items' time
+	recs := w.queue(t)
+	return recs, outboxRecord(t, recs)
+}
+
 // outboxRecord returns the index of the first outbox INSERT in recs.
 func outboxRecord(t *testing.T, recs []events.DynamoDBEventRecord) int {
 	t.Helper()

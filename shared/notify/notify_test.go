@@ -225,16 +225,12 @@ func TestThrottlingExhaustedLeftToSweeper(t *testing.T) {
 	})
 	counts := &emailCounts{}
 	w.App.Notify.Metrics = counts
-	clock := apitest.NewClock(time.Now().UTC())
-	w.App.Notify.Now = clock.Now
+	clock := w.withClock()
 	w.MustLicenses(t, w.acct, licadmin.Eco, 3)
 	u, email := w.user(t, "fay", "fr", "user")
 	v, vEmail := w.user(t, "gus", "en", "user")
 	w.mail.Drain(t)
-	w.assign(t, u, "eco").Want(t, http.StatusOK)
-	clock.Advance(time.Now().UTC().Sub(clock.Now())) // the items' time
-	recs := w.queue(t)
-	i := outboxRecord(t, recs)
+	recs, i := w.assignQueued(t, clock, u)
 	w.assign(t, v, "eco").Want(t, http.StatusOK)
 	batch := append(recs[i:i+1:i+1], w.mail.Next(t)...) // u's email, then v's change
 

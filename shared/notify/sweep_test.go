@@ -52,8 +52,7 @@ func sweepWorld(t *testing.T, users int) (*world, *apitest.Clock, *sesOutage, []
 	t.Helper()
 	outage := &sesOutage{on: true}
 	w := newWorld(t, outage.fault)
-	clock := apitest.NewClock(time.Now().UTC())
-	w.App.Notify.Now = clock.Now
+	clock := w.withClock()
 	w.App.Notify.SendAttempts = 1
 	// More licenses than users, so that no low-pool alert joins the
 	// confirmations.
@@ -160,17 +159,13 @@ func TestReleaseFailureLeftToSweeper(t *testing.T) {
 	outage := &sesOutage{on: true}
 	releases := &failReleases{}
 	w := newWorld(t, outage.fault, releases.option)
-	clock := apitest.NewClock(time.Now().UTC())
-	w.App.Notify.Now = clock.Now
+	clock := w.withClock()
 	w.App.Notify.SendAttempts = 1
 	w.App.Notify.Lease = 2 * store.OutboxSweepGrace // outlasts the item's first due time
 	w.MustLicenses(t, w.acct, licadmin.Eco, 3)
 	u, email := w.user(t, "hal", "en", "user")
 	w.mail.Drain(t)
-	w.assign(t, u, "eco").Want(t, http.StatusOK)
-	clock.Advance(time.Now().UTC().Sub(clock.Now())) // the items' time
-	recs := w.queue(t)
-	i := outboxRecord(t, recs)
+	recs, i := w.assignQueued(t, clock, u)
 
 	releases.on.Store(true)
 	resp, err := w.App.Stream.Handle(apitest.AsFunction(context.Background(), apitest.StreamFunction), event(recs[i:i+1]))
