@@ -326,7 +326,7 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 		b.figs.define(figureDef{
 			ID: op.name + ".wcu", Title: op.name + " write units per operation", Unit: "WCU/op",
 			Family:  "<op>.wcu",
-			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction); for assign and transfer, plus the confirmation's outbox put that the stream function writes once the change committed",
+			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction, and the entry of every user written in the index gsi1, whose entries hold all attributes, once); for assign and transfer, plus the confirmation's outbox put that the stream function writes once the change committed, with its entry in gsi1",
 		})
 		b.figs.define(figureDef{
 			ID: op.name + ".rcu", Title: op.name + " read units per operation", Unit: "RCU/op",
@@ -722,8 +722,9 @@ var gainsLicense = map[string]bool{"assign": true, "transfer": true}
 
 // confirmationUnits returns the write units of what the stream function
 // writes for a license a user gained, outside the request: the
-// confirmation's outbox put (notify.Service.LicenseGained), captured from
-// the store for a user with the longest tier name.
+// confirmation's outbox put (notify.Service.LicenseGained) and its entry
+// in the sweeper's index, captured from the store for a user with the
+// longest tier name.
 func (b *bench) confirmationUnits(ctx context.Context) (float64, error) {
 	db, err := b.stack.captureAll(func(st *store.Store) error {
 		now := time.Now().UTC()
@@ -740,7 +741,8 @@ func (b *bench) confirmationUnits(ctx context.Context) (float64, error) {
 	if len(db.puts) != 1 {
 		return 0, fmt.Errorf("bench: the confirmation's outbox put was %d requests, want 1 PutItem", len(db.puts))
 	}
-	return writeUnits(db.puts[0].Item), nil
+	wcu, _, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, requestCapacity(db.puts[0], &dynamodb.PutItemOutput{}))
+	return wcu, err
 }
 
 // licenseUnits records, from the operations at concurrency 1, each

@@ -49,7 +49,7 @@ type benchStack struct {
 	// its own connections.
 	raw *dynamodb.Client
 	// sizes sizes the items of the writes whose capacity units depend on
-	// them (bench_capacity.go).
+	// them, and their index entries (bench_capacity.go).
 	sizes   itemSizes
 	baseURL string
 	client  *http.Client
@@ -81,6 +81,11 @@ func startBenchStack(ctx context.Context, root string, stdout io.Writer) (*bench
 		return nil, err
 	}
 	s := &benchStack{table: benchTable, key: key, counter: newRequestCounter()}
+	tableIn, err := tpl.TableInput(s.table)
+	if err != nil {
+		return nil, err
+	}
+	s.sizes.indexes = tableIndexes(tableIn)
 	// A DynamoDB Local of its own, on a free port: never `make run`'s.
 	if s.ddb, err = dynamolocal.Start(ctx, dynamolocal.Options{Dir: root}); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	licenseadmin "licenseadmin"
+	"licenseadmin/infra/template"
 	"licenseadmin/shared/store"
 )
 
@@ -213,5 +216,90 @@ func TestCapacityUnits(t *testing.T) {
 	c := requestCapacity(&dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Update: &types.Update{Key: item(10)}}, {ConditionCheck: &types.ConditionCheck{Key: item(10)}}}}, &dynamodb.TransactWriteItemsOutput{})
 	if len(c.sized) != 2 || c.sized[0].factor != 2 || c.sized[1].factor != 2 {
 		t.Errorf("a transaction's update and condition check: %+v, want two items sized from the table at twice their units", c.sized)
+	}
+}
+
+// TestIndexWriteUnits holds the index writes to DynamoDB's rules for
+// global secondary indexes: an item entering, leaving or changing a
+// projected attribute writes its entry once, a changed index key twice,
+// and a write the index does not see costs it nothing; index writes are
+// not doubled in a transaction.
+func TestIndexWriteUnits(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	// indexed is an item of the given size in gsi1 (key attributes and
+	// values: 2+1 + 2+1 + 6+1 + 6+1 + 4+3 = 27 bytes, plus "d").
+	indexed := func(bytes int) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": s("p"), "sk": s("s"), "gsi1pk": s("g"), "gsi1sk": s("h"),
+			"tier": s("eco"), "d": s(strings.Repeat("x", bytes-27-1))}
+	}
+	if got := store.ItemSize(indexed(1500)); got != 1500 {
+		t.Fatalf("item size %d, want 1500", got)
+	}
+	plain := map[string]types.AttributeValue{"pk": s("q"), "sk": s("s"), "d": s("x")}
+	keys := []string{"gsi1pk", "gsi1sk"}
+	all := tableIndex{name: "gsi1", keys: keys, projection: types.ProjectionTypeAll}
+	keysOnly := tableIndex{name: "gsi1", keys: keys, projection: types.ProjectionTypeKeysOnly}
+	include := tableIndex{name: "gsi1", keys: keys, projection: types.ProjectionTypeInclude, include: []string{"tier"}}
+	for _, tc := range []struct {
+		name  string
+		ix    tableIndex
+		w     itemWrite
+		after map[string]types.AttributeValue
+		want  float64
+	}{
+		{"put of an indexed item of 1500 bytes", all, itemWrite{put: indexed(1500)}, indexed(1500), 2},
+		{"put of an item without the index keys", all, itemWrite{put: plain}, plain, 0},
+		{"update of an indexed item, all projected", all, itemWrite{named: []string{"tier"}}, indexed(700), 1},
+		{"update of an item not in the index", all, itemWrite{named: []string{"tier"}}, plain, 0},
+		{"update changing an index key", all, itemWrite{named: []string{"status", "gsi1sk"}}, indexed(1500), 4},
+		{"update removing an index key", all, itemWrite{named: []string{"gsi1pk", "gsi1sk"}}, plain, 1},
+		{"keys only: update of a non-key attribute", keysOnly, itemWrite{named: []string{"tier"}}, indexed(1500), 0},
+		{"keys only: update changing an index key", keysOnly, itemWrite{named: []string{"gsi1sk"}}, indexed(1500), 2},
+		{"include: update of an attribute not included", include, itemWrite{named: []string{"status"}}, indexed(1500), 0},
+		{"include: update of an included attribute", include, itemWrite{named: []string{"tier"}}, indexed(1500), 1},
+		{"delete", all, itemWrite{delete: true}, nil, 0},
+	} {
+		if got := tc.ix.writeUnits(tc.w, tc.after); got != tc.want {
+			t.Errorf("%s: %v index write units, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	names := updateNames(aws.String("SET #a = :v, b = if_not_exists(b, :z) REMOVE #0 ADD d :1"), map[string]string{"#a": "tier", "#0": "claim"})
+	if want := []string{"tier", "b", "b", "claim", "d"}; !slices.Equal(names, want) {
+		t.Errorf("updateNames = %q, want %q", names, want)
+	}
+
+	// A transaction of an indexed put and an update of an indexed user:
+	// the table's items twice, their index entries once.
+	user := indexed(700)
+	sizes := &itemSizes{indexes: []tableIndex{all}, items: map[string]map[string]types.AttributeValue{keyID(user): user}}
+	c := requestCapacity(&dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{Item: indexed(1500)}},
+		{Update: &types.Update{Key: map[string]types.AttributeValue{"pk": s("p"), "sk": s("s")}, UpdateExpression: aws.String("SET #0 = :v0"), ExpressionAttributeNames: map[string]string{"#0": "tier"}}},
+		{ConditionCheck: &types.ConditionCheck{Key: map[string]types.AttributeValue{"pk": s("p"), "sk": s("s")}}},
+	}}, &dynamodb.TransactWriteItemsOutput{})
+	wcu, _, err := sizes.units(context.Background(), nil, "t", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2*2 + 2*1 + 2*1 + (2 + 1); wcu != float64(want) {
+		t.Errorf("transaction: %v write units, want %v (table items twice, index entries once)", wcu, want)
+	}
+}
+
+// TestTableIndexes reads the table's global secondary indexes from the
+// template, as the benchmark counts their writes.
+func TestTableIndexes(t *testing.T) {
+	tpl, err := template.Parse(licenseadmin.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := tpl.TableInput("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tableIndexes(in)
+	if len(got) != 1 || got[0].name != "gsi1" || !slices.Equal(got[0].keys, []string{"gsi1pk", "gsi1sk"}) || got[0].projection != types.ProjectionTypeAll {
+		t.Errorf("indexes %+v, want gsi1 on gsi1pk, gsi1sk with all attributes", got)
 	}
 }
