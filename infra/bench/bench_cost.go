@@ -72,11 +72,11 @@ func (b *bench) defineCosts() {
 	prices := fmt.Sprintf("on-demand prices of us-east-1 as of %s (DynamoDB $%.3f per million write units, $%.3f per million read units; Lambda arm64 $%.10f per GB-second and $%.2f per million requests)",
 		awsPrices.AsOf, awsPrices.WriteUnit*1e6, awsPrices.ReadUnit*1e6, awsPrices.GBSecond, awsPrices.Request*1e6)
 	b.figs.define(figureDef{ID: "cost.license.million", Title: "1 million license operations", Unit: "USD",
-		Meaning: "a million license operations, a quarter each of assign, modify, transfer and remove: their write and read units (<op>.wcu, <op>.rcu) plus one Lambda invocation each of the API p50 at concurrency 1 (an upper bound of the function's own time: it includes HTTP and the local gateway) at the function's memory; " + prices})
+		Meaning: "a million license operations, a quarter each of assign, modify, transfer and remove: their write and read units (<op>.wcu, <op>.rcu: the stream function's writes included) plus one Lambda invocation each of the API p50 at concurrency 1 (an upper bound of the function's own time: it includes HTTP and the local gateway) at the function's memory; not included: the stream functions' invocations (batched), and SES for the confirmation of each assign and transfer; " + prices})
 	b.figs.define(figureDef{ID: "cost.usage.million", Title: "1 million usage events", Unit: "USD",
 		Meaning: "a million distinct usage events of the ingestion's stream (redeliveries included in what they cost): ingest.wcu and ingest.rcu per event, plus the ingest and recording functions' handler time and invocations per event at their memory; SQS is not included; " + prices})
 	b.figs.define(figureDef{ID: "cost.import.100k", Title: "a 100,000-row import", Unit: "USD",
-		Meaning: "an import of 100,000 users without licenses: the write units of its chunk transactions (import.row.wcu per row) plus the import function's time at import.plain.rows, at its memory; S3 is not included; " + prices})
+		Meaning: "an import of 100,000 users without licenses: the write units of its chunk transactions and of the new users' search index (import.row.wcu per row) plus the import function's time at import.plain.rows, at its memory; S3 is not included; " + prices})
 }
 
 // usageCost is what one distinct usage event cost in the ingestion run.

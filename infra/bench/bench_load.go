@@ -326,7 +326,7 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 		b.figs.define(figureDef{
 			ID: op.name + ".wcu", Title: op.name + " write units per operation", Unit: "WCU/op",
 			Family:  "<op>.wcu",
-			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction, and the entry of every user written in the index gsi1, whose entries hold all attributes, once); for assign and transfer, plus the confirmation's outbox put that the stream function writes once the change committed, with its entry in gsi1",
+			Meaning: "write capacity units per operation through the API at concurrency 1, computed from the requests the functions sent by DynamoDB's rules (bench_capacity.go: 1 KB per unit, twice inside a transaction, and the entry of every user written in the index gsi1, whose entries hold all attributes, once), plus what the stream function writes once the change committed (captured from the store): each changed user's search index entries and marker, in a transaction, and for assign and transfer the confirmation's outbox put with its entry in gsi1",
 		})
 		b.figs.define(figureDef{
 			ID: op.name + ".rcu", Title: op.name + " read units per operation", Unit: "RCU/op",
@@ -352,6 +352,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 	lat := map[string][]time.Duration{}
 	busy := map[string]time.Duration{}
 	counts := map[string]requestCounts{}
+	var sample *licadmin.User // a user as seeded, for the stream's units
 	for round := 0; round*block < n; round++ {
 		m := min(block, n-round*block)
 		raw, err := b.stack.seedUsers(ctx, acct, fmt.Sprintf("raw-c%d-r%d", c, round), 2*m)
@@ -362,6 +363,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		if err != nil {
 			return err
 		}
+		sample = api[0]
 		txs, err := b.licenseChains(ctx, acct, raw[:m], raw[m:])
 		if err != nil {
 			return err
@@ -432,7 +434,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 	b.figs.record(b.run, fmt.Sprintf("bound.transfer.c%d.p50", c), percentile(lat["floor.readpair"], 50)+percentile(lat["floor.transfer"], 50))
 	if c == 1 {
 		b.recordLatency("floor.fixed", 1, lat["floor.fixed"])
-		if err := b.licenseUnits(ctx, lat, counts); err != nil {
+		if err := b.licenseUnits(ctx, lat, counts, sample); err != nil {
 			return err
 		}
 	}
@@ -745,13 +747,79 @@ func (b *bench) confirmationUnits(ctx context.Context) (float64, error) {
 	return wcu, err
 }
 
-// licenseUnits records, from the operations at concurrency 1, each
-// operation's write and read units (with, for an operation that gives a
-// user a license, the confirmation the stream function puts), its p50
-// against the fixed floor, and the cost of a million operations (a
-// quarter of each).
-func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration, counts map[string]requestCounts) error {
+// searchUnits returns the write units of the stream function's update of
+// the search index after a change of a user from before to after
+// (store.ApplySearchIndex, captured from the store): the entries carry the
+// user's view, so any license change rewrites them all, with the user's
+// marker, in one transaction.
+func (b *bench) searchUnits(ctx context.Context, before, after *licadmin.User) (float64, error) {
+	txs, err := b.stack.capture(func(st *store.Store) error {
+		return st.ApplySearchIndex(ctx, store.SearchChange{UserID: after.ID, Sequence: "1",
+			Seen: []*licadmin.User{before}, Final: after}, time.Now().UTC())
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(txs) != 1 {
+		return 0, fmt.Errorf("bench: a license change's search index update was %d transactions, want 1", len(txs))
+	}
+	wcu, _, err := b.stack.sizes.units(ctx, b.stack.raw, b.stack.table, transactCapacity(txs...))
+	return wcu, err
+}
+
+// streamUnits returns, per license operation, the write units the stream
+// function spends after the change committed: the search index of each
+// user changed (searchUnits), and for an operation that gives a user a
+// license its confirmation (confirmationUnits). u is a user of the
+// benchmark as seeded, without a license.
+func (b *bench) streamUnits(ctx context.Context, u *licadmin.User) (map[string]float64, error) {
 	confirm, err := b.confirmationUnits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	with := func(from *licadmin.User, tier licadmin.Tier) *licadmin.User {
+		n := *from
+		n.Version++
+		n.UpdatedAt = now
+		n.License = nil
+		if tier != "" {
+			n.License = &licadmin.License{Tier: tier, AssignedAt: now}
+		} else {
+			n.EndLog(now)
+		}
+		return &n
+	}
+	eco := with(u, licadmin.Eco)
+	advanced := with(eco, licadmin.Advanced)
+	changes := map[string][][2]*licadmin.User{
+		"assign":   {{u, eco}},
+		"modify":   {{eco, advanced}},
+		"remove":   {{advanced, with(advanced, "")}},
+		"transfer": {{advanced, with(advanced, "")}, {u, with(u, licadmin.Advanced)}},
+	}
+	out := map[string]float64{}
+	for op, cs := range changes {
+		for _, c := range cs {
+			wcu, err := b.searchUnits(ctx, c[0], c[1])
+			if err != nil {
+				return nil, err
+			}
+			out[op] += wcu
+		}
+		if gainsLicense[op] {
+			out[op] += confirm
+		}
+	}
+	return out, nil
+}
+
+// licenseUnits records, from the operations at concurrency 1, each
+// operation's write and read units (with what the stream function writes
+// after it: streamUnits, for a user like sample), its p50 against the
+// fixed floor, and the cost of a million operations (a quarter of each).
+func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration, counts map[string]requestCounts, sample *licadmin.User) error {
+	stream, err := b.streamUnits(ctx, sample)
 	if err != nil {
 		return err
 	}
@@ -764,9 +832,8 @@ func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration
 			return err
 		}
 		wcu, rcu = wcu/done, rcu/done
-		if gainsLicense[op.name] {
-			wcu += confirm
-		}
+		request := wcu
+		wcu += stream[op.name]
 		p50 := percentile(lat["api."+op.name], 50)
 		b.figs.record(b.run, op.name+".wcu", wcu)
 		b.figs.record(b.run, op.name+".rcu", rcu)
@@ -776,7 +843,7 @@ func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration
 			return err
 		}
 		total += costOf(wcu, rcu, p50/1000, mb, 1) / float64(len(licenseOps))
-		parts = append(parts, fmt.Sprintf("%s %.1f WCU %.1f RCU, p50 %.2f ms = %.2f x fixed", op.name, wcu, rcu, p50, p50/percentile(lat["floor.fixed"], 50)))
+		parts = append(parts, fmt.Sprintf("%s %.1f WCU (request %.1f, stream %.1f) %.1f RCU, p50 %.2f ms = %.2f x fixed", op.name, wcu, request, stream[op.name], rcu, p50, p50/percentile(lat["floor.fixed"], 50)))
 	}
 	b.figs.record(b.run, "cost.license.million", total*1e6)
 	b.logf("c=1  fixed floor p50 %.2f ms; %s; $%.2f per million operations", percentile(lat["floor.fixed"], 50), strings.Join(parts, "; "), total*1e6)

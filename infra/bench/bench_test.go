@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	licenseadmin "licenseadmin"
 	"licenseadmin/infra/template"
+	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 )
 
@@ -284,6 +286,37 @@ func TestIndexWriteUnits(t *testing.T) {
 	}
 	if want := 2*2 + 2*1 + 2*1 + (2 + 1); wcu != float64(want) {
 		t.Errorf("transaction: %v write units, want %v (table items twice, index entries once)", wcu, want)
+	}
+}
+
+// TestStreamUnits holds what a license operation costs after its request:
+// the stream function rewrites each changed user's search index entries
+// (three, each carrying the user's view) with the user's marker in one
+// transaction, and puts the confirmation of a license gained, with its
+// entry in gsi1 (the outbox's due list).
+func TestStreamUnits(t *testing.T) {
+	u := &licadmin.User{ID: "01JBENCHUSER0000000000000", AccountID: "01JBENCHACCT0000000000000", Email: "jeanne.dupont@bench.example",
+		FirstName: "Jeanne", LastName: "Dupont", Language: "fr", Role: licadmin.RoleUser, Status: licadmin.StatusActive, Version: 1,
+		CreatedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), UpdatedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	// The marker is sized from the table: absent, it costs one unit.
+	marker := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "SEARCH#" + u.ID}, "sk": &types.AttributeValueMemberS{Value: "MARKER"}}
+	b := &bench{stack: &benchStack{table: "t", sizes: itemSizes{
+		indexes: []tableIndex{{name: "gsi1", keys: []string{"gsi1pk", "gsi1sk"}, projection: types.ProjectionTypeAll}},
+		items:   map[string]map[string]types.AttributeValue{keyID(marker): nil},
+	}}}
+	got, err := b.streamUnits(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Search: marker and three entries, twice in a transaction: 8 per
+	// user changed. Confirmation: the put and its index entry: 2.
+	want := map[string]float64{"assign": 8 + 2, "modify": 8, "remove": 8, "transfer": 2*8 + 2}
+	if !maps.Equal(got, want) {
+		t.Errorf("stream write units per operation %v, want %v", got, want)
+	}
+	created, err := b.searchUnits(context.Background(), nil, u)
+	if err != nil || created != 8 {
+		t.Errorf("a new user's search index: %v write units (%v), want 8", created, err)
 	}
 }
 
