@@ -59,8 +59,8 @@ func fullBenchConfig() benchConfig {
 	return benchConfig{
 		runs:      3,
 		warmUpRaw: 600, warmUpAPI: 200,
-		apiOps1: 125, apiOps16: 320,
-		blockOps1: 25, blockOps16: 160,
+		apiOps1: 250, apiOps16: 320,
+		blockOps1: 50, blockOps16: 160,
 		batchRows: 3_000, queryOps: 200,
 		raceUsers: 200, racePool: 50,
 		longRun: 12 * time.Second, longSlice: 3 * time.Second,

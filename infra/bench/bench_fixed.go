@@ -69,16 +69,16 @@ func fixedTx(table string, acct *benchAccount, u *licadmin.User) *dynamodb.Trans
 
 func ptr(s string) *string { return &s }
 
-// fixedBlock sends the fixed floor's transaction for m fresh users of acct
-// at concurrency 1 and returns the latencies.
-func (b *bench) fixedBlock(ctx context.Context, acct *benchAccount, round, m int) (driveResult, error) {
-	users, err := b.stack.seedUsers(ctx, acct, fmt.Sprintf("fixed-r%d-%d", b.run, round), m)
+// fixedTxs returns the fixed floor's transaction for n fresh users of
+// acct, seeded for it.
+func (b *bench) fixedTxs(ctx context.Context, acct *benchAccount, round, n int) ([]*dynamodb.TransactWriteItemsInput, error) {
+	users, err := b.stack.seedUsers(ctx, acct, fmt.Sprintf("fixed-r%d-%d", b.run, round), n)
 	if err != nil {
-		return driveResult{}, err
+		return nil, err
 	}
 	txs := make([]*dynamodb.TransactWriteItemsInput, len(users))
 	for i, u := range users {
 		txs[i] = fixedTx(b.stack.table, acct, u)
 	}
-	return b.sendRaw(ctx, txs, 1)
+	return txs, nil
 }
