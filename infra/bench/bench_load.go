@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,58 +90,6 @@ func drive(ctx context.Context, workers, n int, limit time.Duration, op func(ctx
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	return res
-}
-
-// alternate runs operations 0..n-1 of op one at a time, each next to the
-// raw transaction txs[i] (before it for even i, after it for odd i), until
-// n have run or limit has passed, and returns op's result (its elapsed
-// time is the sum of its own operations') and the transactions' latencies.
-// A floor measured this way sees exactly the machine the operations see,
-// request by request, so that a ratio of their medians does not move with
-// the machine's pace from one block to the next. A failed transaction
-// ends it with that error.
-func (b *bench) alternate(ctx context.Context, limit time.Duration, txs []*dynamodb.TransactWriteItemsInput, op func(ctx context.Context, worker, i int) error) (driveResult, []time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	var (
-		res   driveResult
-		floor []time.Duration
-	)
-	raw := func(i int) error {
-		t0 := time.Now()
-		if _, err := b.stack.raw.TransactWriteItems(ctx, txs[i]); err != nil {
-			return fmt.Errorf("raw transaction %d of %d: %w", i+1, len(txs), err)
-		}
-		floor = append(floor, time.Since(t0))
-		return nil
-	}
-	for i := 0; i < len(txs) && ctx.Err() == nil; i++ {
-		if i%2 == 0 {
-			if err := raw(i); err != nil {
-				return res, floor, err
-			}
-		}
-		t0 := time.Now()
-		err := op(ctx, 0, i)
-		d := time.Since(t0)
-		switch {
-		case err != nil && ctx.Err() != nil: // cut by the time limit
-		case err != nil:
-			res.failed++
-			if res.firstErr == nil {
-				res.firstErr = err
-			}
-		default:
-			res.lat = append(res.lat, d)
-			res.elapsed += d
-		}
-		if i%2 == 1 {
-			if err := raw(i); err != nil {
-				return res, floor, err
-			}
-		}
-	}
-	return res, floor, nil
 }
 
 // assignTxs captures, for each user, the TransactWriteItems that the store
@@ -366,7 +315,7 @@ func (b *bench) licenseFigures(ctx context.Context) error {
 			})
 		}
 	}
-	b.defineLatency("floor.fixed", "fixed minimal transaction", "floor that does not move with the design: a TransactWriteItems defined in the benchmark (bench_fixed.go), not taken from the store: the pool counter update with its condition, the user update with its version condition and an audit Put, sent directly with the SDK on fresh users at concurrency 1, one before or after each API request of the four operations (alternate), so that both see the same machine request by request", 1, "", 0)
+	b.defineLatency("floor.fixed", "fixed minimal transaction", "floor that does not move with the design: a TransactWriteItems defined in the benchmark (bench_fixed.go), not taken from the store: the pool counter update with its condition, the user update with its version condition and an audit Put, sent directly with the SDK on fresh users at concurrency 1, in a block beside each operation's raw and API blocks of every round", 1, "", 0)
 	for _, op := range licenseOps {
 		b.figs.define(figureDef{
 			ID: fmt.Sprintf("api.%s.c1.p50.fixed", op.name), Title: op.name + " p50 at concurrency 1 against the fixed floor", Unit: "ms",
@@ -440,9 +389,8 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 			return fmt.Errorf("raw pair reads: %w", res.firstErr)
 		}
 		lat["floor.readpair"] = append(lat["floor.readpair"], res.lat...)
-		// At concurrency 1 the fixed floor alternates with each
-		// operation's API requests, one transaction per request, on fresh
-		// users.
+		// At concurrency 1 each operation's blocks have a block of the
+		// fixed floor beside them, on fresh users.
 		var fixed []*dynamodb.TransactWriteItemsInput
 		if c == 1 {
 			if fixed, err = b.fixedTxs(ctx, acct, round, len(licenseOps)*m); err != nil {
@@ -459,18 +407,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 			}
 			measured := func() error {
 				b.stack.counter.reset()
-				var res driveResult
-				if c == 1 {
-					var floor []time.Duration
-					var err error
-					res, floor, err = b.alternate(ctx, b.cfg.phaseLimit, fixed[k*m:(k+1)*m], apiOp)
-					if err != nil {
-						return fmt.Errorf("fixed floor: %w", err)
-					}
-					lat["floor.fixed"] = append(lat["floor.fixed"], floor...)
-				} else {
-					res = drive(ctx, c, m, b.cfg.phaseLimit, apiOp)
-				}
+				res := drive(ctx, c, m, b.cfg.phaseLimit, apiOp)
 				counted := b.stack.counter.reset()
 				if res.failed > 0 {
 					return fmt.Errorf("%s at concurrency %d: %d of %d failed, first: %w", op.name, c, res.failed, m, res.firstErr)
@@ -480,17 +417,26 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 				counts[op.name] = counts[op.name].add(counted)
 				return nil
 			}
-			// Alternate which goes first, so that neither always follows
-			// the other.
-			first, second := rawOp, measured
+			blocks := []func() error{rawOp, measured}
+			if c == 1 {
+				blocks = append([]func() error{func() error {
+					res, err := b.sendRaw(ctx, fixed[k*m:(k+1)*m], 1)
+					if err != nil {
+						return fmt.Errorf("fixed floor: %w", err)
+					}
+					lat["floor.fixed"] = append(lat["floor.fixed"], res.lat...)
+					return nil
+				}}, blocks...)
+			}
+			// Alternate the order from round to round, so that no block
+			// always follows another.
 			if round%2 == 1 {
-				first, second = measured, rawOp
+				slices.Reverse(blocks)
 			}
-			if err := first(); err != nil {
-				return err
-			}
-			if err := second(); err != nil {
-				return err
+			for _, block := range blocks {
+				if err := block(); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -3,21 +3,15 @@ package bench
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"maps"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -170,61 +164,6 @@ func TestDriveIsBounded(t *testing.T) {
 	})
 	if time.Since(start) > 5*time.Second || res.failed != 0 || len(res.lat) == 0 {
 		t.Errorf("time-bounded load: %d ok, %d failed in %s", len(res.lat), res.failed, time.Since(start))
-	}
-}
-
-// TestAlternate holds the order in which the fixed floor and an
-// operation share the machine at concurrency 1: one raw transaction
-// before each even request and after each odd one, each timed apart, and
-// a failed request counted, not timed.
-func TestAlternate(t *testing.T) {
-	var (
-		mu    sync.Mutex
-		order []string
-	)
-	note := func(s string) {
-		mu.Lock()
-		defer mu.Unlock()
-		order = append(order, s)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		note("raw")
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-		io.WriteString(w, "{}")
-	}))
-	defer srv.Close()
-	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
-	b := &bench{stack: &benchStack{raw: db}}
-	txs := make([]*dynamodb.TransactWriteItemsInput, 5)
-	for i := range txs {
-		txs[i] = &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{ConditionCheck: &types.ConditionCheck{
-			TableName: aws.String("t"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "p"}}, ConditionExpression: aws.String("attribute_exists(pk)")}}}}
-	}
-	res, floor, err := b.alternate(context.Background(), time.Minute, txs, func(_ context.Context, _, i int) error {
-		note(fmt.Sprint("op", i))
-		if i == 3 {
-			return errors.New("refused")
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"raw", "op0", "op1", "raw", "raw", "op2", "op3", "raw", "raw", "op4"}
-	if !slices.Equal(order, want) {
-		t.Errorf("order %v, want %v", order, want)
-	}
-	if len(floor) != 5 || len(res.lat) != 4 || res.failed != 1 || res.firstErr == nil {
-		t.Errorf("%d floor latencies, %d operation latencies, %d failed (%v); want 5, 4, 1", len(floor), len(res.lat), res.failed, res.firstErr)
-	}
-	var sum time.Duration
-	for _, d := range res.lat {
-		sum += d
-	}
-	if res.elapsed != sum {
-		t.Errorf("elapsed %v, want the operations' own time %v", res.elapsed, sum)
 	}
 }
 
