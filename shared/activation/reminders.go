@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"licenseadmin/shared/idem"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/store"
 )
@@ -118,7 +119,11 @@ func (x *Reminders) Request(ctx context.Context, r licadmin.Request, in Reminder
 		return nil, err
 	}
 	now := x.Now.Read()
-	rem := &licadmin.Reminder{ID: x.NewID(), Status: licadmin.ReminderDone, AllPending: in.AllPending,
+	// The listed users are reminded before the reminder (and the
+	// request's idempotency record) is written: a retry of a request that
+	// failed in between reuses the id, and RemindUsers counts the users it
+	// already reminded as queued instead of sending them another link.
+	rem := &licadmin.Reminder{ID: idem.StableID(ctx, now, x.NewID), Status: licadmin.ReminderDone, AllPending: in.AllPending,
 		AccountID: c.AccountID, Actor: c.Email, CreatedAt: now, UpdatedAt: now}
 	if in.AllPending {
 		rem.Status = licadmin.ReminderRunning

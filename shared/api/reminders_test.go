@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/activation"
 	"licenseadmin/shared/api"
@@ -76,6 +79,60 @@ func activationOutbox(t *testing.T, env *apitest.Env) map[string]int {
 		}
 	}
 	return out
+}
+
+// TestRemindListRetryAfterFailure ensures that a list reminder whose
+// users were reminded but whose record failed (the request answered 500,
+// so its Idempotency-Key remembers nothing) sends no second link when
+// retried with the same key, even after the 60 seconds between links: the
+// retry names the same reminder, which already reminded them, and answers
+// them as queued. Without a key, or with another one, it is a new request.
+func TestRemindListRetryAfterFailure(t *testing.T) {
+	var failRecord atomic.Bool
+	opt, calls := apitest.Faults(func(op string, n int) apitest.Fault {
+		// The request's second transaction is the reminder's record (the
+		// first reminded the user).
+		if failRecord.Load() && op == "TransactWriteItems" && n == 2 {
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	})
+	f := newReminderFixture(t)
+	clock := apitest.NewClock(time.Now().UTC())
+	f.App.Reminders.Now = clock.Now
+	d := f.user(t, "d@acme.test")
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+
+	key := map[string]string{"Idempotency-Key": "remind-retry"}
+	body := map[string]any{"userIds": []string{d}}
+	calls.Reset()
+	failRecord.Store(true)
+	f.remind(t, f.admin, body, key).WantProblem(t, http.StatusInternalServerError, licadmin.EINTERNAL)
+	failRecord.Store(false)
+	if got := activationOutbox(t, f.Env)[d]; got != 1 {
+		t.Fatalf("the failed request queued %d links for d, want 1 (its record failed after)", got)
+	}
+
+	clock.Advance(61 * time.Second)
+	r := f.remind(t, f.admin, body, key)
+	r.Want(t, http.StatusAccepted)
+	var rem licadmin.Reminder
+	r.Decode(t, &rem)
+	if rem.Queued != 1 || rem.Skipped != 0 {
+		t.Fatalf("retry: %+v, want d counted queued", rem)
+	}
+	if got := activationOutbox(t, f.Env)[d]; got != 1 {
+		t.Fatalf("after the retry d has %d links, want still 1", got)
+	}
+	// The retry was recorded: once more, the same answer.
+	if again := f.remind(t, f.admin, body, key); again.Body != r.Body {
+		t.Fatalf("replay %s, want %s", again.Body, r.Body)
+	}
+	// Another key is another request: d gets a new link.
+	f.remind(t, f.admin, body, map[string]string{"Idempotency-Key": "remind-other"}).Want(t, http.StatusAccepted)
+	if got := activationOutbox(t, f.Env)[d]; got != 2 {
+		t.Fatalf("another key: d has %d links, want 2", got)
+	}
 }
 
 // TestRemindList ensures POST /v1/activation-emails with userIds queues a

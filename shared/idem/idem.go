@@ -6,9 +6,12 @@ package idem
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -90,4 +93,28 @@ func From(ctx context.Context) *Pending {
 		return nil
 	}
 	return p
+}
+
+// StableID returns an id that the attempts of the request carried by ctx
+// share (the same caller, key and request, in the same TTL-long period of
+// time, read at now), or newID() when the request has no Idempotency-Key.
+// A change that takes effect in steps before the step that writes its
+// record (a reminder's emails, sent before the reminder is recorded) names
+// its steps with it, so that a retry after a failure between them finds
+// what the failed attempt did instead of doing it again. The period keeps
+// a key reused after it was forgotten from naming the same id; a retry
+// that crosses from one period to the next gets another id, and may do the
+// steps again.
+func StableID(ctx context.Context, now time.Time, newID func() string) string {
+	p := From(ctx)
+	if p == nil {
+		return newID()
+	}
+	h := sha256.New()
+	period := strconv.FormatInt(now.Unix()/int64(TTL/time.Second), 10)
+	for _, part := range []string{p.Scope, p.Key, p.Hash, period} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
