@@ -68,12 +68,12 @@ func TestIdempotencyKeyScopes(t *testing.T) {
 	a := &idem.Record{Scope: "a#b@acme.test", Key: "c", Hash: "h1", Status: 200, Body: []byte("1"), CreatedAt: now}
 	b := &idem.Record{Scope: "a", Key: "b@acme.test#c", Hash: "h2", Status: 200, Body: []byte("2"), CreatedAt: now}
 	for _, r := range []*idem.Record{a, b} {
-		if err := env.App.Store.PutIdempotency(ctx, r); err != nil {
+		if err := env.App.Store.PutIdempotency(ctx, r, time.Now()); err != nil {
 			t.Fatalf("put %s/%s: %v", r.Scope, r.Key, err)
 		}
 	}
 	for _, r := range []*idem.Record{a, b} {
-		got, err := env.App.Store.GetIdempotency(ctx, r.Scope, r.Key)
+		got, err := env.App.Store.GetIdempotency(ctx, r.Scope, r.Key, time.Now())
 		if err != nil || got == nil || got.Hash != r.Hash {
 			t.Fatalf("get %s/%s: %+v, %v; want hash %s", r.Scope, r.Key, got, err, r.Hash)
 		}

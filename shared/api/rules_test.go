@@ -19,6 +19,7 @@ import (
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/apitest"
+	"licenseadmin/shared/idem"
 	"licenseadmin/shared/licadmin"
 	"licenseadmin/shared/operator"
 	"licenseadmin/shared/store"
@@ -536,6 +537,41 @@ func TestAuditFailedChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIdempotencyKeyExpires ensures rule 9's window on the clock the
+// functions are given: a key is remembered for 24 hours, a success
+// (recorded in its change's transaction) and an error (recorded apart)
+// alike; after that the same key is a new request, whatever its body.
+func TestIdempotencyKeyExpires(t *testing.T) {
+	f := newFixture(t)
+	clock := apitest.NewClock(time.Now().UTC())
+	f.App.API.Now = clock.Now
+	f.App.Licenses.Now = clock.Now
+	u, w := f.user(t, "u@acme.test"), f.user(t, "w@acme.test")
+
+	f.h.assign(withHeaders(userReq(routeAssign, f.admin, u, map[string]string{"tier": "eco"}), idemKey("day-1"))).Want(t, http.StatusOK)
+	refused := withHeaders(userReq(routeAssign, f.admin, w, map[string]string{"tier": "advanced"}), idemKey("day-2"))
+	f.h.assign(refused).WantProblem(t, http.StatusConflict, licadmin.ENOLICENSE)
+	f.MustLicenses(t, f.acct, licadmin.Advanced, 1)
+
+	clock.Advance(idem.TTL - time.Second)
+	reused := withHeaders(userReq(routeAssign, f.admin, w, map[string]string{"tier": "eco"}), idemKey("day-1"))
+	f.h.assign(reused).WantProblem(t, http.StatusUnprocessableEntity, licadmin.EIDEMREUSED)
+	if r := f.h.assign(refused); r.Headers["Idempotent-Replayed"] != "true" {
+		t.Fatalf("within the day the error is replayed: %d %v %s", r.StatusCode, r.Headers, r.Body)
+	}
+
+	clock.Advance(2 * time.Second)
+	if r := f.h.assign(reused); r.StatusCode != http.StatusOK || r.Headers["Idempotent-Replayed"] != "" {
+		t.Fatalf("a day later the key is new: %d %v %s", r.StatusCode, r.Headers, r.Body)
+	}
+	// w holds eco now; the advanced assign of the same key is refused
+	// afresh, not replayed.
+	if r := f.h.assign(refused); r.Headers["Idempotent-Replayed"] != "" {
+		t.Fatalf("a day later the error's key was replayed: %d %v %s", r.StatusCode, r.Headers, r.Body)
+	}
+	wantPool(t, f.pool(t), licadmin.Eco, 2, 2)
 }
 
 // TestIdempotency ensures rule 9 on every idempotent route: a retry with the

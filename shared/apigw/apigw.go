@@ -112,8 +112,8 @@ type Operation func(ctx context.Context, r *Request) (*Response, error)
 // IdempotencyStore remembers responses to requests that carried an
 // Idempotency-Key. Put must fail with idem.ErrReplay when the record exists.
 type IdempotencyStore interface {
-	GetIdempotency(ctx context.Context, scope, key string) (*idem.Record, error)
-	PutIdempotency(ctx context.Context, r *idem.Record) error
+	GetIdempotency(ctx context.Context, scope, key string, now time.Time) (*idem.Record, error)
+	PutIdempotency(ctx context.Context, r *idem.Record, now time.Time) error
 }
 
 // Server turns operations into Lambda handlers sharing logging and
@@ -241,7 +241,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 		if err := s.authorizeReplay(ctx, rt, req); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, false, err
 		}
-		rec, err := s.Idempotency.GetIdempotency(ctx, scope, key)
+		rec, err := s.Idempotency.GetIdempotency(ctx, scope, key, s.now())
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, false, err
 		}
@@ -266,7 +266,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 		}, true, nil
 	}
 
-	if rec, err := s.Idempotency.GetIdempotency(ctx, scope, key); err != nil {
+	if rec, err := s.Idempotency.GetIdempotency(ctx, scope, key, s.now()); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, false, err
 	} else if rec != nil {
 		return replay()
@@ -303,7 +303,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 				rec.Headers[k] = v
 			}
 		}
-		if perr := s.Idempotency.PutIdempotency(ctx, &rec); errors.Is(perr, idem.ErrReplay) {
+		if perr := s.Idempotency.PutIdempotency(ctx, &rec, s.now()); errors.Is(perr, idem.ErrReplay) {
 			return replay()
 		} else if perr != nil {
 			s.logger().ErrorContext(ctx, "idempotency record not saved", "err", RedactEmails(perr.Error()))

@@ -170,8 +170,9 @@ func idemItem(r *idem.Record) Item {
 }
 
 // GetIdempotency returns the remembered response for (scope, key), or nil
-// when there is none or it expired (TTL deletion lags by up to two days).
-func (s *Store) GetIdempotency(ctx context.Context, scope, k string) (*idem.Record, error) {
+// when there is none or it expired at now (TTL deletion lags by up to two
+// days).
+func (s *Store) GetIdempotency(ctx context.Context, scope, k string, now time.Time) (*idem.Record, error) {
 	it, err := s.getItem(ctx, idemKey(scope, k))
 	if err != nil {
 		return nil, fmt.Errorf("get idempotency record: %w", err)
@@ -189,17 +190,18 @@ func (s *Store) GetIdempotency(ctx context.Context, scope, k string) (*idem.Reco
 		CreatedAt:   getTime(it, "createdAt"),
 	}
 	r.Headers = strMapValue(it["headers"])
-	if time.Now().After(r.Expires()) {
+	if now.After(r.Expires()) {
 		return nil, nil
 	}
 	return r, nil
 }
 
 // PutIdempotency remembers a response that no transaction recorded (an
-// error, a no-op). It returns idem.ErrReplay when a live record exists.
-func (s *Store) PutIdempotency(ctx context.Context, r *idem.Record) error {
+// error, a no-op). It returns idem.ErrReplay when a record live at now
+// exists.
+func (s *Store) PutIdempotency(ctx context.Context, r *idem.Record, now time.Time) error {
 	e := newExpr()
-	cond := fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(attrPK), e.n(attrTTL), e.v(num(time.Now().Unix())))
+	cond := fmt.Sprintf("attribute_not_exists(%s) OR %s < %s", e.n(attrPK), e.n(attrTTL), e.v(num(now.Unix())))
 	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.Table,
 		Item:                      idemItem(r),
