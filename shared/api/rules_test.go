@@ -433,6 +433,52 @@ func TestAuditSuccessfulChanges(t *testing.T) {
 	f.Invariants(t)
 }
 
+// TestAuditExportAndReminders ensures rule 8 on the two changes that
+// start work in the background: a log export writes one record
+// logs.export naming the user and the export, and a list reminder one
+// record user.activation_reminders naming the reminder, beside the
+// user.activation_email record of each user it reminded.
+func TestAuditExportAndReminders(t *testing.T) {
+	t.Run("export", func(t *testing.T) {
+		f := newUsageFixture(t)
+		f.UseExports()
+		n := len(f.Env.AuditLog(t, f.acct))
+		from := time.Now()
+		r := f.export(userReq(routeExport, f.admin, f.ada, nil))
+		r.Want(t, http.StatusAccepted)
+		var x struct{ ExportID string }
+		r.Decode(t, &x)
+		wantAudit(t, f.Env, f.acct, n, store.Audit{Actor: f.admin, Action: store.ActionLogsExport, Target: f.ada, SourceIP: sourceIP, RequestID: r.RequestID}, from, time.Now())
+		if got := f.Env.AuditLog(t, f.acct)[0].Details["exportId"]; got != x.ExportID {
+			t.Fatalf("the record names export %q, want %q", got, x.ExportID)
+		}
+	})
+	t.Run("reminder", func(t *testing.T) {
+		f := newReminderFixture(t)
+		u := f.user(t, "pending@acme.test")
+		n := len(f.Env.AuditLog(t, f.acct))
+		r := f.remind(t, f.admin, map[string]any{"userIds": []string{u}}, nil)
+		r.Want(t, http.StatusAccepted)
+		var rem licadmin.Reminder
+		r.Decode(t, &rem)
+		recs := f.Env.AuditLog(t, f.acct)
+		if len(recs) != n+2 {
+			t.Fatalf("%d audit records after the reminder, want %d: %+v", len(recs), n+2, recs[:len(recs)-n])
+		}
+		byAction := map[string]store.Audit{}
+		for _, a := range recs[:2] {
+			byAction[a.Action] = a
+		}
+		mine, email := byAction[store.ActionActivationReminders], byAction[store.ActionActivationEmail]
+		if mine.Actor != f.admin || mine.Target != rem.ID || mine.RequestID != r.RequestID || mine.Details["queued"] != "1" {
+			t.Fatalf("the reminder's record %+v, want actor %s, target %s, request %s, 1 queued", mine, f.admin, rem.ID, r.RequestID)
+		}
+		if email.Target != u || email.Details["reminderId"] != rem.ID {
+			t.Fatalf("the user's record %+v, want target %s and reminder %s", email, u, rem.ID)
+		}
+	})
+}
+
 // TestAuditOperatorChanges ensures rule 8 on the operator paths: creating
 // an account and adding licenses each write one record with actor
 // "operator" and the Lambda invocation's request id; an order applied again
