@@ -285,3 +285,24 @@ func TestRequestsPerOperation(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentSameEmail ensures rule 3 of docs/api.md under a race: ten
+// creations of a user with one address and ten changes of other users'
+// addresses to it, all at once, give it to exactly one user; every other
+// request answers email_taken, and each address still has exactly one
+// claim, its user's.
+func TestConcurrentSameEmail(t *testing.T) {
+	r := newRaceEnv(t, 10)
+	create, update := api.CreateUser(r.App), api.UpdateUser(r.App)
+	const email = "contested@race.test"
+	seen := newAnswers("ok", licadmin.EEMAILTAKEN)
+	apitest.Concurrently(20, func(i int) {
+		if i%2 == 0 {
+			seen.record(t, r, "", r.do(create, routeUsers, nil, nil, map[string]string{"email": email, "firstName": "New", "lastName": fmt.Sprint(i)}))
+			return
+		}
+		seen.record(t, r, "", r.do(update, routeUpdateUser, map[string]string{"userId": r.users[i/2]}, nil, map[string]string{"email": email}))
+	})
+	seen.want(t, map[string]int{"ok": 1, licadmin.EEMAILTAKEN: 19})
+	r.Invariants(t)
+}
