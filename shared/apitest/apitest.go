@@ -301,7 +301,10 @@ func (r *Response) WantProblem(tb testing.TB, status int, code string) apigw.Pro
 // assigned, assigned equals the number of users holding that tier; every
 // user has the email claim that points back at it with its role, and no
 // claim points elsewhere; every account's adminCount is its number of
-// admins, and at least one.
+// admins, and at least one; a domain's global claim and its holder's
+// approved entry exist together (an approved entry without its claim, or a
+// claim without its holder's approved entry, would let users of the
+// domain be added by the wrong account, or refused to the right one).
 func (e *Env) Invariants(tb testing.TB) {
 	tb.Helper()
 	items := e.Scan(tb)
@@ -319,12 +322,22 @@ func (e *Env) Invariants(tb testing.TB) {
 	claims := map[string]string{} // email -> userId
 	users := map[string]string{}  // userId -> email
 	claimRoles := map[string]string{}
-	roles := map[string]string{}      // userId -> role
-	adminCounts := map[string]int64{} // accountId -> adminCount
-	admins := map[string]int64{}      // accountId -> users with role admin
+	roles := map[string]string{}         // userId -> role
+	adminCounts := map[string]int64{}    // accountId -> adminCount
+	admins := map[string]int64{}         // accountId -> users with role admin
+	domainClaims := map[string]string{}  // domain -> accountId of its approved claim
+	approvedDomains := map[string]bool{} // accountId + " " + domain of an approved entry
 	for _, it := range items {
 		pk, sk := s(it, "pk"), s(it, "sk")
 		switch {
+		case sk == "DOMAIN" && strings.HasPrefix(pk, "DOMAIN#"):
+			if s(it, "status") == string(licadmin.DomainApproved) {
+				domainClaims[strings.TrimPrefix(pk, "DOMAIN#")] = s(it, "accountId")
+			}
+		case strings.HasPrefix(pk, "ACCT#") && strings.HasPrefix(sk, "DOMAIN#"):
+			if s(it, "status") == string(licadmin.DomainApproved) {
+				approvedDomains[strings.TrimPrefix(pk, "ACCT#")+" "+strings.TrimPrefix(sk, "DOMAIN#")] = true
+			}
 		case sk == "POOL":
 			acct := strings.TrimPrefix(pk, "ACCT#")
 			for _, t := range licadmin.Tiers {
@@ -369,6 +382,17 @@ func (e *Env) Invariants(tb testing.TB) {
 	}
 	if len(claims) != len(users) {
 		tb.Errorf("%d email claims for %d users", len(claims), len(users))
+	}
+	for domain, acct := range domainClaims {
+		if !approvedDomains[acct+" "+domain] {
+			tb.Errorf("domain %s: claimed for account %s, which has no approved entry for it", domain, acct)
+		}
+	}
+	for entry := range approvedDomains {
+		acct, domain, _ := strings.Cut(entry, " ")
+		if domainClaims[domain] != acct {
+			tb.Errorf("domain %s: approved for account %s, but its claim names %q", domain, acct, domainClaims[domain])
+		}
 	}
 }
 
