@@ -445,7 +445,7 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 	b.figs.record(b.run, fmt.Sprintf("bound.transfer.c%d.p50", c), percentile(lat["floor.readpair"], 50)+percentile(lat["floor.transfer"], 50))
 	if c == 1 {
 		b.recordLatency("floor.fixed", 1, lat["floor.fixed"])
-		if err := b.licenseUnits(ctx, lat, counts, sample); err != nil {
+		if err := b.licenseUnits(ctx, acct, lat, counts, sample); err != nil {
 			return err
 		}
 	}
@@ -782,32 +782,40 @@ func (b *bench) searchUnits(ctx context.Context, before, after *licadmin.User) (
 // function spends after the change committed: the search index of each
 // user changed (searchUnits), and for an operation that gives a user a
 // license its confirmation (confirmationUnits). u is a user of the
-// benchmark as seeded, without a license.
-func (b *bench) streamUnits(ctx context.Context, u *licadmin.User) (map[string]float64, error) {
+// benchmark as seeded, without a license, and c its admin; the users after
+// each change are the store's own (captured, nothing sent).
+func (b *bench) streamUnits(ctx context.Context, c *licadmin.Caller, u *licadmin.User) (map[string]float64, error) {
 	confirm, err := b.confirmationUnits(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
-	with := func(from *licadmin.User, tier licadmin.Tier) *licadmin.User {
-		n := *from
-		n.Version++
-		n.UpdatedAt = now
-		n.License = nil
-		if tier != "" {
-			n.License = &licadmin.License{Tier: tier, AssignedAt: now}
-		} else {
-			n.EndLog(now)
+	// The transfer's target: another user like u.
+	to := *u
+	to.ID = ulid.Make().String()
+	var eco, advanced, removed, gained *licadmin.User
+	if _, err := b.stack.capture(func(st *store.Store) error {
+		now := time.Now().UTC()
+		var err error
+		if eco, err = st.AssignLicense(ctx, c, u, licadmin.Eco, now); err != nil {
+			return err
 		}
-		return &n
+		if advanced, err = st.ModifyLicense(ctx, c, eco, licadmin.Advanced, now); err != nil {
+			return err
+		}
+		if removed, err = st.RemoveLicense(ctx, c, advanced, now); err != nil {
+			return err
+		}
+		gained, err = st.TransferLicense(ctx, c, advanced, &to, now)
+		return err
+	}); err != nil {
+		return nil, err
 	}
-	eco := with(u, licadmin.Eco)
-	advanced := with(eco, licadmin.Advanced)
+	// A transfer's former holder ends as a remove leaves it.
 	changes := map[string][][2]*licadmin.User{
 		"assign":   {{u, eco}},
 		"modify":   {{eco, advanced}},
-		"remove":   {{advanced, with(advanced, "")}},
-		"transfer": {{advanced, with(advanced, "")}, {u, with(u, licadmin.Advanced)}},
+		"remove":   {{advanced, removed}},
+		"transfer": {{advanced, removed}, {&to, gained}},
 	}
 	out := map[string]float64{}
 	for op, cs := range changes {
@@ -829,8 +837,8 @@ func (b *bench) streamUnits(ctx context.Context, u *licadmin.User) (map[string]f
 // operation's write and read units (with what the stream function writes
 // after it: streamUnits, for a user like sample), its p50 against the
 // fixed floor, and the cost of a million operations (a quarter of each).
-func (b *bench) licenseUnits(ctx context.Context, lat map[string][]time.Duration, counts map[string]requestCounts, sample *licadmin.User) error {
-	stream, err := b.streamUnits(ctx, sample)
+func (b *bench) licenseUnits(ctx context.Context, acct *benchAccount, lat map[string][]time.Duration, counts map[string]requestCounts, sample *licadmin.User) error {
+	stream, err := b.streamUnits(ctx, acct.admin, sample)
 	if err != nil {
 		return err
 	}

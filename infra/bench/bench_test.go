@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -298,13 +299,14 @@ func TestStreamUnits(t *testing.T) {
 	u := &licadmin.User{ID: "01JBENCHUSER0000000000000", AccountID: "01JBENCHACCT0000000000000", Email: "jeanne.dupont@bench.example",
 		FirstName: "Jeanne", LastName: "Dupont", Language: "fr", Role: licadmin.RoleUser, Status: licadmin.StatusActive, Version: 1,
 		CreatedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), UpdatedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-	// The marker is sized from the table: absent, it costs one unit.
-	marker := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "SEARCH#" + u.ID}, "sk": &types.AttributeValueMemberS{Value: "MARKER"}}
-	b := &bench{stack: &benchStack{table: "t", sizes: itemSizes{
+	// The markers are sized from the table: absent, each costs one unit.
+	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(cannedDynamoDB(t, map[string]string{"GetItem": "{}"})),
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+	b := &bench{stack: &benchStack{table: "t", raw: db, sizes: itemSizes{
 		indexes: []tableIndex{{name: "gsi1", keys: []string{"gsi1pk", "gsi1sk"}, projection: types.ProjectionTypeAll}},
-		items:   map[string]map[string]types.AttributeValue{keyID(marker): nil},
 	}}}
-	got, err := b.streamUnits(context.Background(), u)
+	admin := &licadmin.Caller{AccountID: u.AccountID, UserID: "01JBENCHADMIN000000000000", Email: "admin@bench.example", Role: licadmin.RoleAdmin}
+	got, err := b.streamUnits(context.Background(), admin, u)
 	if err != nil {
 		t.Fatal(err)
 	}
