@@ -103,8 +103,9 @@ func benchSearchPage(n int) string {
 // the local HTTP API over loopback with keep-alive, as make bench does,
 // with DynamoDB answered at once (cannedDynamoDB): the CPU time and
 // allocations that the project adds to DynamoDB's own time per request.
-// Modify reads one user with a GetItem, transfer two with a BatchGetItem;
-// both then commit one TransactWriteItems. The list reads the caller's
+// Modify reads the admin's claim and its user in one BatchGetItem,
+// transfer the claim and two users; both then commit one
+// TransactWriteItems. The list reads the caller's
 // claim and a Query of 51 users (a page of 50 and the one that tells a
 // next page exists), the search the same with 51 search index entries;
 // the first page of a list also creates the cursor key (PutItem), once.
@@ -171,7 +172,8 @@ func BenchmarkAPI(b *testing.B) {
 				}
 				return out
 			}
-			// The admin is remembered from here on, as in a warm function.
+			// A first request warms the connections; the list's admin is
+			// remembered from here on, as in a warm function.
 			if out := send(); bc.query != "" {
 				var p struct{ Items []json.RawMessage }
 				if err := json.Unmarshal(out, &p); err != nil || len(p.Items) != 50 {

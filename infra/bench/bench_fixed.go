@@ -25,10 +25,10 @@ import (
 //   - an audit record of the change, put (SPEC: every change is audited in
 //     its own transaction).
 //
-// Today's assign writes four items: these three, plus a ConditionCheck
-// that the caller's email claim still names an admin of the account (a
-// demoted admin's change must fail even when the caller is remembered).
-// Its confirmation email is queued by the stream function once the change
+// Today's assign writes these three items (its read of the admin's claim
+// and the user decides who may change what; until 2026-12-08 a fourth,
+// a ConditionCheck of the claim, let the functions remember admins). Its
+// confirmation email is queued by the stream function once the change
 // committed, outside the transaction.
 
 // fixedTx returns the fixed floor's transaction for assigning an eco

@@ -278,15 +278,15 @@ var licenseOps = []licenseOp{
 func (b *bench) licenseFigures(ctx context.Context) error {
 	for _, c := range []int{1, 16} {
 		for _, op := range licenseOps {
-			b.defineLatency("floor."+op.name, "raw "+op.name+" transaction", "floor: the store's own TransactWriteItems for the operation (for assign: pool update with condition, user update with version condition, caller ConditionCheck, audit Put), captured from the store's code and sent directly with the SDK: no HTTP, no read, no service", c, "", 0)
+			b.defineLatency("floor."+op.name, "raw "+op.name+" transaction", "floor: the store's own TransactWriteItems for the operation (for assign: pool update with condition, user update with version condition, audit Put), captured from the store's code and sent directly with the SDK: no HTTP, no read, no service", c, "", 0)
 			b.figs.define(figureDef{
 				ID: fmt.Sprintf("floor.%s.c%d.ops", op.name, c), Title: fmt.Sprintf("raw %s transactions per second at concurrency %d", op.name, c), Unit: "ops/s",
 				Family:  "floor.<op>.c<N>.ops",
 				Meaning: "floor: raw transactions of the operation completed per second at concurrency N (assigns and modifies all update one pool item)",
 			})
 		}
-		b.defineLatency("floor.read", "raw user read", "floor: the store's read of an operation's user once its admin is remembered (LoadUsers' consistent GetItem of the user item), captured and sent directly with the SDK; the API's assign, modify and remove read this before their write (transfer reads two users in one BatchGetItem; the first request of a block also reads the admin's claim)", c, "", 0)
-		b.defineLatency("floor.readpair", "raw read of a transfer's two users", "floor: the store's read of a transfer's two users once its admin is remembered (LoadUsers' consistent BatchGetItem of both user items), captured and sent directly with the SDK", c, "", 0)
+		b.defineLatency("floor.read", "raw read of an operation's admin and user", "floor: the store's read of an operation's caller and user (LoadCaller's consistent BatchGetItem of the admin's email claim and the user item), captured and sent directly with the SDK; the API's assign, modify and remove read this before their write", c, "", 0)
+		b.defineLatency("floor.readpair", "raw read of a transfer's admin and two users", "floor: the store's read of a transfer's caller and two users (LoadCaller's consistent BatchGetItem of the admin's email claim and both user items), captured and sent directly with the SDK", c, "", 0)
 		b.figs.define(figureDef{
 			ID: fmt.Sprintf("bound.transfer.c%d.p50", c), Title: fmt.Sprintf("least transfer p50 at concurrency %d", c), Unit: "ms",
 			Family:  "bound.transfer.c<N>.p50",
@@ -369,12 +369,12 @@ func (b *bench) licenseRounds(ctx context.Context, acct *benchAccount, c int) er
 		if err != nil {
 			return err
 		}
-		reads, pairs, err := b.userReads(raw[:m], raw[m:])
+		reads, pairs, err := b.userReads(acct, raw[:m], raw[m:])
 		if err != nil {
 			return err
 		}
 		res := drive(ctx, c, m, b.cfg.phaseLimit, func(ctx context.Context, _, i int) error {
-			_, err := b.stack.raw.GetItem(ctx, reads[i])
+			_, err := b.stack.raw.BatchGetItem(ctx, reads[i])
 			return err
 		})
 		if res.failed > 0 {
@@ -509,17 +509,16 @@ func (b *bench) licenseChains(ctx context.Context, acct *benchAccount, us, vs []
 }
 
 // userReads captures the reads with which license changes read their
-// users once their admin is remembered (license.Service.Callers), as they
-// are through the API after the first request of each block: the GetItem of
-// us[i] (assign, modify, remove) and the BatchGetItem of us[i] and vs[i]
-// (transfer).
-func (b *bench) userReads(us, vs []*licadmin.User) ([]*dynamodb.GetItemInput, []*dynamodb.BatchGetItemInput, error) {
+// caller and users, as they are through the API: the BatchGetItem of the
+// admin's claim and us[i] (assign, modify, remove), and of the claim,
+// us[i] and vs[i] (transfer).
+func (b *bench) userReads(acct *benchAccount, us, vs []*licadmin.User) (singles, pairs []*dynamodb.BatchGetItemInput, err error) {
 	db, err := b.stack.captureAll(func(st *store.Store) error {
 		for i, u := range us {
-			if _, err := st.LoadUsers(context.Background(), u.ID); err != nil {
+			if _, _, err := st.LoadCaller(context.Background(), acct.admin.Email, u.ID); err != nil {
 				return err
 			}
-			if _, err := st.LoadUsers(context.Background(), u.ID, vs[i].ID); err != nil {
+			if _, _, err := st.LoadCaller(context.Background(), acct.admin.Email, u.ID, vs[i].ID); err != nil {
 				return err
 			}
 		}
@@ -528,10 +527,14 @@ func (b *bench) userReads(us, vs []*licadmin.User) ([]*dynamodb.GetItemInput, []
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(db.gets) != len(us) || len(db.reads) != len(us) {
-		return nil, nil, fmt.Errorf("bench: LoadUsers sent %d GetItem and %d BatchGetItem for %d single users and %d pairs, want one each", len(db.gets), len(db.reads), len(us), len(us))
+	if len(db.gets) != 0 || len(db.reads) != 2*len(us) {
+		return nil, nil, fmt.Errorf("bench: LoadCaller sent %d GetItem and %d BatchGetItem for %d single users and %d pairs, want one BatchGetItem each", len(db.gets), len(db.reads), len(us), len(us))
 	}
-	return db.gets, db.reads, nil
+	for i := range us {
+		singles = append(singles, db.reads[2*i])
+		pairs = append(pairs, db.reads[2*i+1])
+	}
+	return singles, pairs, nil
 }
 
 // apiChainOp returns the API request of operation name on pair i.

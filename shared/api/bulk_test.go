@@ -235,7 +235,7 @@ func transactItems() (func(*dynamodb.Options), func() []int) {
 
 // TestBulkLimitFitsOneTransaction ensures the documented limit is the
 // most one transaction holds: an assignment of MaxBulkUsers users with an
-// Idempotency-Key (the largest change: 4 + 2 items per user) is one
+// Idempotency-Key (the largest change: 3 items and one per user) is one
 // TransactWriteItems of at most 100 items, and a replay answers the same.
 func TestBulkLimitFitsOneTransaction(t *testing.T) {
 	if licadmin.MaxBulkUsers < 25 {

@@ -16,16 +16,30 @@ import (
 	"licenseadmin/shared/licadmin"
 )
 
-// TestRememberedAdmin ensures that what the license service remembers of
-// an admin (TestRequestsPerOperation: its next change reads only its user)
-// never grants anything: once the admin is demoted, every change
-// it sends is refused 403 by the transaction's check of its claim, a
-// same-tier modify (which writes nothing) is refused too rather than
-// answered 200, a change the pool could not give either answers 403 (the
-// caller's check wins), and nothing changes; answers other than a committed
-// change are those of a fresh read.
-func TestRememberedAdmin(t *testing.T) {
+// TestDemotedAdmin ensures a license change is authorised by its own
+// read of the caller's claim: an admin demoted between two of its changes
+// is refused 403 at once by its next change of every kind, a same-tier
+// modify (which writes nothing) and an assign the pool could not give
+// included, and nothing changes. The claim is read by every change, never
+// remembered (TestRequestsPerOperation).
+//
+// A demotion that commits while a change is in flight, after the change's
+// read and before its transaction, is ordered after the change: the change
+// commits (the admin was one when it was decided, and the transaction
+// holds no check of the claim), and the admin's next change is refused.
+func TestDemotedAdmin(t *testing.T) {
 	f := newXFixture(t)
+	// demote, when set, runs once before the next TransactWriteItems.
+	var demote atomic.Pointer[func()]
+	opt, _ := apitest.Faults(func(op string, _ int) apitest.Fault {
+		if op == "TransactWriteItems" {
+			if fn := demote.Swap(nil); fn != nil {
+				(*fn)()
+			}
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
 	u1, u2 := f.user(t, "u1@acme.test"), f.user(t, "u2@acme.test")
 	boss := "boss@acme.test"
 	bossID := f.user(t, boss)
@@ -33,14 +47,12 @@ func TestRememberedAdmin(t *testing.T) {
 
 	f.assign(f.admin, u1, "eco").Want(t, http.StatusOK)
 	f.modify(f.admin, u1, "pro").Want(t, http.StatusOK)
-
-	// Answers of the rules with a remembered admin: as from a fresh read.
 	f.assign(f.admin, f.otherID, "eco").WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
 	f.assign(f.admin, u1, "eco").WantProblem(t, http.StatusConflict, licadmin.ELICENSEASSIGNED)
 	f.assign(f.admin, "no-such-user", "eco").WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
 
-	// Each case: the admin is remembered from a change, the other admin
-	// demotes it, and its next request is refused and writes nothing.
+	// Each case: the admin makes a change, the other admin demotes it,
+	// and its next request is refused and writes nothing.
 	adminID := f.MustCaller(t, f.admin).UserID
 	tier := "eco"
 	cases := []struct {
@@ -57,11 +69,11 @@ func TestRememberedAdmin(t *testing.T) {
 	for _, c := range cases {
 		f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
 		tier = map[string]string{"eco": "pro", "pro": "eco"}[tier]
-		f.modify(f.admin, u1, tier).Want(t, http.StatusOK) // remembered
+		f.modify(f.admin, u1, tier).Want(t, http.StatusOK)
 		f.patch(boss, adminID, `{"role":"user"}`, nil).Want(t, http.StatusOK)
 		items := len(f.Scan(t))
 		if r := c.send(); r.StatusCode != http.StatusForbidden {
-			t.Errorf("%s by a demoted, remembered admin: status %d, want 403; body %s", c.name, r.StatusCode, r.Body)
+			t.Errorf("%s by a demoted admin: status %d, want 403; body %s", c.name, r.StatusCode, r.Body)
 		}
 		if n := len(f.Scan(t)); n != items {
 			t.Fatalf("%s: %d items after the demoted admin's request, want %d: something was written", c.name, n, items)
@@ -72,6 +84,19 @@ func TestRememberedAdmin(t *testing.T) {
 	var p licadmin.Pool
 	r.Decode(t, &p)
 	wantPool(t, p, licadmin.Tier(tier), map[string]int64{"eco": 2, "pro": 1}[tier], 1)
+
+	// Demoted while its change is in flight.
+	f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
+	demoteNow := func() { f.patch(boss, adminID, `{"role":"user"}`, nil).Want(t, http.StatusOK) }
+	demote.Store(&demoteNow)
+	f.assign(f.admin, u2, "eco").Want(t, http.StatusOK)
+	if demote.Load() != nil {
+		t.Fatal("the demotion did not run during the assign")
+	}
+	if c := f.MustCaller(t, f.admin); c.IsAdmin() {
+		t.Fatal("the admin is still an admin after the demotion")
+	}
+	f.remove(f.admin, u2).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
 	f.Invariants(t)
 }
 

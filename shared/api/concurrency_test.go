@@ -248,40 +248,48 @@ func TestFaultLostResponseAppliesOnce(t *testing.T) {
 }
 
 // TestRequestsPerOperation ensures each license change costs one read and
-// one write, the design the benchmark measures: the caller and the users in
-// one BatchGetItem, or once the admin is remembered from its first change,
-// the user alone in one GetItem (two users: one BatchGetItem).
+// one write, the design the benchmark measures: the caller's claim and the
+// users in one BatchGetItem, every time (the caller is never remembered),
+// and a transaction of three items, with no check of the caller's claim
+// (store, license.go: the read decides who may change what).
 func TestRequestsPerOperation(t *testing.T) {
 	opt, calls := apitest.Faults(nil)
-	r := newRaceEnv(t, 2, opt)
+	items, sizes := transactItems()
+	r := newRaceEnv(t, 2, opt, items)
 	r.MustLicenses(t, r.acct, licadmin.Eco, 2)
 	r.MustLicenses(t, r.acct, licadmin.Pro, 2)
 	a, b := r.users[0], r.users[1]
 	steps := []struct {
 		name string
-		read string
 		call func() *apitest.Response
 	}{
-		{"assign", "BatchGetItem", func() *apitest.Response {
+		{"assign", func() *apitest.Response {
 			return r.do(r.assign, routeAssign, map[string]string{"userId": a}, nil, map[string]string{"tier": "eco"})
 		}},
-		{"modify", "GetItem", func() *apitest.Response {
+		{"modify", func() *apitest.Response {
 			return r.do(r.modify, routeModify, map[string]string{"userId": a}, nil, map[string]string{"tier": "pro"})
 		}},
-		{"transfer", "BatchGetItem", func() *apitest.Response {
+		{"modify again", func() *apitest.Response { // the same admin a moment later
+			return r.do(r.modify, routeModify, map[string]string{"userId": a}, nil, map[string]string{"tier": "eco"})
+		}},
+		{"transfer", func() *apitest.Response {
 			return r.do(r.transfer, routeTransfer, map[string]string{"userId": a}, nil, map[string]string{"toUserId": b})
 		}},
-		{"remove", "GetItem", func() *apitest.Response {
+		{"remove", func() *apitest.Response {
 			return r.do(r.remove, routeRemove, map[string]string{"userId": b}, nil, nil)
 		}},
 	}
 	for _, s := range steps {
 		calls.Reset()
+		before := len(sizes())
 		s.call().Want(t, http.StatusOK)
 		got := calls.Snapshot()
-		want := map[string]int{s.read: 1, "TransactWriteItems": 1}
+		want := map[string]int{"BatchGetItem": 1, "TransactWriteItems": 1}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s made %v, want %v", s.name, got, want)
+		}
+		if tx := sizes()[before:]; len(tx) != 1 || tx[0] != 3 {
+			t.Errorf("%s sent transactions of %v items, want one of 3", s.name, tx)
 		}
 	}
 }

@@ -102,22 +102,18 @@ func TestPublicRefusalsNotRemembered(t *testing.T) {
 	}
 }
 
-// TestDeleteFromPoolChecksCallerFirst ensures the caller's check is the
-// first item of the delete-from-pool transaction: an admin demoted after
-// its request was planned is answered 403, not what the pool holds
-// (licenses_in_use), and nothing changes.
-func TestDeleteFromPoolChecksCallerFirst(t *testing.T) {
+// TestDeleteFromPoolDemotedAdmin ensures an admin demoted before its
+// delete-from-pool request is answered 403, not what the pool holds
+// (licenses_in_use when too many are asked), and nothing changes: the
+// request's read of the claim decides before the pool is read.
+func TestDeleteFromPoolDemotedAdmin(t *testing.T) {
 	f := newXFixture(t)
 	boss := "boss@acme.test"
 	bossID := f.userAs(t, f.admin, boss, "admin")
-	stale := f.MustCaller(t, boss)
-	pool := f.pool(t)
 	f.patch(f.admin, bossID, map[string]string{"role": "user"}, nil).Want(t, http.StatusOK)
-	for _, q := range []int64{1, 100} { // enough unassigned, and not
-		_, err := f.App.Store.DeleteFromPool(context.Background(), stale, &pool, licadmin.Eco, q, time.Now().UTC())
-		if code := licadmin.ErrorCode(err); code != licadmin.EFORBIDDEN {
-			t.Fatalf("quantity %d by a demoted admin: %v, want forbidden", q, err)
-		}
+	for _, q := range []string{"1", "100"} { // enough unassigned, and not
+		f.h.del(apitest.Request{Route: routeDelete, Params: map[string]string{"tier": "eco"}, Query: map[string]string{"quantity": q}, Email: boss}).
+			WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
 	}
 	wantPool(t, f.pool(t), licadmin.Eco, 2, 0)
 }

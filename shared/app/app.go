@@ -274,8 +274,8 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 	newID := func() string { return ulid.Make().String() }
 	webmail := licadmin.NewWebmail(cfg.WebmailDomains)
 	st := &store.Store{DB: store.Operations(db), Table: cfg.TableName, NewID: newID}
-	// Admins just checked, for the license changes and the user list of
-	// this function instance (each function runs one of them).
+	// Admins just checked, for the user list of this function instance:
+	// its early page read (user.Service.Callers).
 	callers := callercache.New(callercache.DefaultTTL, callercache.DefaultMax)
 	a := &App{
 		now:      now,
@@ -286,7 +286,7 @@ func newCore(cfg Config, db *dynamodb.Client) *App {
 		Store:    st,
 		API:      &apigw.Server{Logger: logger, Idempotency: st, Callers: st, Now: now, TrustUnverifiedEmail: cfg.TrustUnverifiedEmail, SAMLocal: cfg.SAMLocalAuth},
 		Cursors:  &apigw.Cursors{Keys: st},
-		Licenses: &license.Service{Store: st, Now: now, Callers: callers},
+		Licenses: &license.Service{Store: st, Now: now},
 		Users:    &user.Service{Store: st, Now: now, NewID: newID, Webmail: webmail, Callers: callers},
 		Operator: &operator.Service{Store: st, Now: now, NewID: newID, Webmail: webmail},
 		Domains: &domains.Service{Store: st, Now: now, Webmail: webmail,

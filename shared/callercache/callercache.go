@@ -1,16 +1,14 @@
 // Package callercache remembers, for a few seconds, the administrators a
-// function has just read, so that a license change by the same admin can
-// skip reading the admin's email claim again and read only the users it
-// changes, and a page of the user list can be read while the claim is.
+// function has just read, so that a page of the user list can be read
+// while the admin's email claim is read again.
 //
 // It is safe only where the caller is checked again before anything is
-// answered: every license transaction carries a ConditionCheck that the
-// claim still names an admin of the same account, so a demoted or deleted
-// admin's change fails in the transaction whatever the cache says; the
-// user list reads the claim at the same time as the remembered account's
-// page and returns the page only when the fresh claim names an admin of
-// that account (user.Service.List). Nothing may be answered on what the
-// cache says alone.
+// answered: the user list reads the claim at the same time as the
+// remembered account's page and returns the page only when the fresh
+// claim names an admin of that account (user.Service.List). Nothing may be
+// answered on what the cache says alone. (License changes used it too,
+// with a check of the claim in every transaction; they now read the claim
+// with their users, which costs DynamoDB less: docs/design.md.)
 package callercache
 
 import (
@@ -21,8 +19,8 @@ import (
 )
 
 // DefaultTTL is how long a caller is remembered. It bounds how long a
-// stale entry costs a failed transaction and a fresh read, not what the
-// entry may grant: the transaction decides.
+// stale entry costs an early page read that is dropped, not what the
+// entry may grant: the fresh claim decides.
 const DefaultTTL = 10 * time.Second
 
 // DefaultMax bounds the callers remembered by one function instance.

@@ -7,7 +7,6 @@ package license
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"licenseadmin/shared/licadmin"
@@ -17,8 +16,6 @@ import (
 type Store interface {
 	// LoadCaller reads the caller's claim and the named users in one round trip.
 	LoadCaller(ctx context.Context, email string, userIDs ...string) (*licadmin.Caller, []*licadmin.User, error)
-	// LoadUsers reads the named users in one round trip.
-	LoadUsers(ctx context.Context, ids ...string) ([]*licadmin.User, error)
 	Pool(ctx context.Context, accountID string) (*licadmin.Pool, error)
 	AssignLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, tier licadmin.Tier, now time.Time) (*licadmin.User, error)
 	ModifyLicense(ctx context.Context, c *licadmin.Caller, u *licadmin.User, tier licadmin.Tier, now time.Time) (*licadmin.User, error)
@@ -33,17 +30,6 @@ type Store interface {
 type Service struct {
 	Store Store
 	Now   licadmin.Clock
-	// Callers remembers the admins of recent changes, so that the next
-	// change by the same admin reads only its users: the transaction
-	// checks the admin again. nil reads the caller every time.
-	Callers Callers
-}
-
-// Callers remembers admins for a while (callercache.Cache).
-type Callers interface {
-	Get(email string, now time.Time) *licadmin.Caller
-	Put(c *licadmin.Caller, now time.Time)
-	Forget(email string)
 }
 
 // MaxDeleteQuantity bounds one "delete from pool" request.
@@ -58,73 +44,22 @@ func (s *Service) Pool(ctx context.Context, r licadmin.Request) (*licadmin.Pool,
 	return s.Store.Pool(ctx, c.AccountID)
 }
 
-// withUsers loads the caller and users, checks the caller is an admin and
-// the users are in its account, and runs op; it plans again when op finds
-// that a user changed since the read.
+// withUsers loads the caller and users in one consistent read, checks the
+// caller is an admin and the users are in its account, and runs op; it
+// plans again when op finds that a user changed since the read.
 //
-// With an admin remembered in Callers, it first reads only the users and
-// runs op with the remembered caller (cached true). Only a change committed
-// by op's transaction, which checks the caller's claim again, is trusted
-// from that: any other outcome (an error, a stale read, a decision without
-// a write, which op answers ErrStale when cached) forgets the caller and is
-// decided again from a fresh read of the caller and the users, so that
-// every answer but a committed change is the one a fresh read gives.
-func (s *Service) withUsers(ctx context.Context, r licadmin.Request, ids []string, op func(c *licadmin.Caller, us []*licadmin.User, cached bool) error) error {
-	if s.Callers != nil {
-		if c := s.Callers.Get(r.Email, s.Now.Read()); c != nil {
-			err := s.withCaller(ctx, c, ids, op)
-			if err == nil || !decidedAgain(err) || ctx.Err() != nil {
-				return err
-			}
-			s.Callers.Forget(r.Email)
-		}
-	}
+// That read is the change's authority: the store's transaction holds the
+// users and the pool to what it saw, and carries no check of the caller's
+// claim (store, license.go), so the caller is read by every request,
+// never remembered.
+func (s *Service) withUsers(ctx context.Context, r licadmin.Request, ids []string, op func(c *licadmin.Caller, us []*licadmin.User) error) error {
 	return licadmin.RetryStale(ctx, func() error {
 		c, us, err := licadmin.AdminAndUsers(ctx, s.Store, r.Email, ids...)
 		if err != nil {
 			return err
 		}
-		if err := op(c, us, false); err != nil {
-			return err
-		}
-		if s.Callers != nil {
-			s.Callers.Put(c, s.Now.Read())
-		}
-		return nil
+		return op(c, us)
 	})
-}
-
-// withCaller runs op once with the remembered caller c and a fresh read of
-// the users ids.
-func (s *Service) withCaller(ctx context.Context, c *licadmin.Caller, ids []string, op func(c *licadmin.Caller, us []*licadmin.User, cached bool) error) error {
-	us, err := s.Store.LoadUsers(ctx, ids...)
-	if err != nil {
-		return err
-	}
-	for i, id := range ids {
-		if us[i], err = licadmin.VisibleUser(c, us[i], id); err != nil {
-			return err
-		}
-	}
-	return op(c, us, true)
-}
-
-// decidedAgain reports whether err, from a plan made with a remembered
-// caller, must be decided again from a fresh read: a stale read or any
-// answer of the rules. Two answers stand: failures of DynamoDB itself
-// (internal, unavailable), which a fresh read would meet too, and
-// ENOLICENSE, which only the transaction answers, and only when the
-// caller's check in it passed (its first item, whose failure the store
-// answers first), so that a hot pool's refusals cost one write, not two.
-func decidedAgain(err error) bool {
-	if errors.Is(err, licadmin.ErrStale) {
-		return true
-	}
-	switch licadmin.ErrorCode(err) {
-	case licadmin.EINTERNAL, licadmin.EUNAVAILABLE, licadmin.ENOLICENSE:
-		return false
-	}
-	return true
 }
 
 // Assign gives user userID a license of tier. It fails with ENOTFOUND,
@@ -132,7 +67,7 @@ func decidedAgain(err error) bool {
 // ENOLICENSE when the pool has none of that tier available.
 func (s *Service) Assign(ctx context.Context, r licadmin.Request, userID string, tier licadmin.Tier) (*licadmin.User, error) {
 	var out *licadmin.User
-	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User, _ bool) (err error) {
+	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User) (err error) {
 		if us[0].License != nil {
 			return licadmin.Errorf(licadmin.ELICENSEASSIGNED, "the user already holds a license (%s); change its tier instead", us[0].License.Tier)
 		}
@@ -147,13 +82,11 @@ func (s *Service) Assign(ctx context.Context, r licadmin.Request, userID string,
 // turns off the settings that need Pro.
 func (s *Service) Modify(ctx context.Context, r licadmin.Request, userID string, tier licadmin.Tier) (*licadmin.User, error) {
 	var out *licadmin.User
-	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User, cached bool) (err error) {
+	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User) (err error) {
 		u := us[0]
 		switch {
 		case u.License == nil:
 			return licadmin.Errorf(licadmin.EUSERNOLICENSE, "the user holds no license; assign one instead")
-		case u.License.Tier == tier && cached:
-			return licadmin.ErrStale // no transaction checks the caller: read it
 		case u.License.Tier == tier:
 			out = u
 			return nil
@@ -168,7 +101,7 @@ func (s *Service) Modify(ctx context.Context, r licadmin.Request, userID string,
 // become unreadable at once (docs/api.md, rule 6). It fails with EUSERNOLICENSE.
 func (s *Service) Remove(ctx context.Context, r licadmin.Request, userID string) (*licadmin.User, error) {
 	var out *licadmin.User
-	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User, _ bool) (err error) {
+	err := s.withUsers(ctx, r, []string{userID}, func(c *licadmin.Caller, us []*licadmin.User) (err error) {
 		if us[0].License == nil {
 			return licadmin.Errorf(licadmin.EUSERNOLICENSE, "the user holds no license")
 		}
@@ -184,7 +117,7 @@ func (s *Service) Remove(ctx context.Context, r licadmin.Request, userID string)
 // (also when both ids name the same user).
 func (s *Service) Transfer(ctx context.Context, r licadmin.Request, userID, toUserID string) (*licadmin.User, error) {
 	var out *licadmin.User
-	err := s.withUsers(ctx, r, []string{userID, toUserID}, func(c *licadmin.Caller, us []*licadmin.User, _ bool) (err error) {
+	err := s.withUsers(ctx, r, []string{userID, toUserID}, func(c *licadmin.Caller, us []*licadmin.User) (err error) {
 		from, to := us[0], us[1]
 		switch {
 		case from.License == nil:
