@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/api"
 	"licenseadmin/shared/apigw"
@@ -758,4 +760,57 @@ func TestSampleEvents(t *testing.T) {
 	if _, err := f.App.Operator.ApproveDomain(context.Background(), in); licadmin.ErrorCode(err) != licadmin.ENOTFOUND {
 		t.Fatalf("approve-domain.json for an unknown account: %v", err)
 	}
+}
+
+// TestDomainDeletedInFlight ensures rule 5 when a domain's deletion
+// commits while a user of that domain is being added: the deletion is
+// sent after the addition read the domain as approved and before its
+// transaction, whose check of the domain's approval then refuses it (422
+// domain_not_approved, nothing written), for a new user and for an email
+// change alike.
+func TestDomainDeletedInFlight(t *testing.T) {
+	f := newDNSFixture(t)
+	// remove, when set, runs once before the next TransactWriteItems.
+	var remove atomic.Pointer[func()]
+	opt, _ := apitest.Faults(func(op string, _ int) apitest.Fault {
+		if op == "TransactWriteItems" {
+			if fn := remove.Swap(nil); fn != nil {
+				(*fn)()
+			}
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	other := f.user(t, "other@acme.test")
+	for _, c := range []struct {
+		name string
+		send func() *apitest.Response
+	}{
+		{"a new user", func() *apitest.Response {
+			return f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: userBody("new@race.example", "user")})
+		}},
+		{"an email change", func() *apitest.Response {
+			return f.patch(f.admin, other, `{"email":"moved@race.example"}`, nil)
+		}},
+	} {
+		f.approve(t, f.admin, "race.example")
+		before := len(f.Scan(t))
+		deleteNow := func() {
+			f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "race.example")).Want(t, http.StatusNoContent)
+		}
+		remove.Store(&deleteNow)
+		r := c.send()
+		if remove.Load() != nil {
+			t.Fatalf("%s: the deletion did not run", c.name)
+		}
+		r.WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINNOTAPPROVED)
+		// The deletion removed the account's entry and the global claim.
+		if n := len(f.Scan(t)); n != before-2+1 {
+			t.Fatalf("%s: %d items, want %d: the deletion's audit record only", c.name, n, before-1)
+		}
+	}
+	if u, _ := f.getUser(t, other); u.Email != "other@acme.test" {
+		t.Fatalf("the user's email changed to %s", u.Email)
+	}
+	f.Invariants(t)
 }

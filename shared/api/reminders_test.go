@@ -382,3 +382,77 @@ func TestRemindUsersGroups(t *testing.T) {
 	}
 	f.Invariants(t)
 }
+
+// TestRemindAllPendingFaults ensures a failure between a page's two steps
+// of a background reminder leaves it consistent: when the page's users
+// were reminded but the reminder's progress could not be written, the job
+// is reported failed and the reminder still shows the progress before the
+// page; the job delivered again does the page again without a second link
+// to anyone (the users remember this reminder) and counts them once.
+func TestRemindAllPendingFaults(t *testing.T) {
+	var failAdvance atomic.Bool
+	opt, calls := apitest.Faults(func(op string, _ int) apitest.Fault {
+		if failAdvance.Load() && op == "UpdateItem" {
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	})
+	f := newReminderFixture(t)
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	f.App.Reminders.Page = 3
+	f.App.Reminders.MaxRunTime = time.Nanosecond // one page per invocation
+	var pending []string
+	for i := range 7 {
+		pending = append(pending, f.user(t, fmt.Sprintf("p%d@acme.test", i)))
+	}
+	// The admin is pending too when its account was created by an operator.
+	admin := f.MustCaller(t, f.admin)
+	if u, _ := f.App.Store.FindUser(context.Background(), admin.UserID, ""); u != nil && u.Status == licadmin.StatusPending {
+		pending = append(pending, admin.UserID)
+	}
+	r := f.remind(t, f.admin, map[string]any{"allPending": true}, nil)
+	r.Want(t, http.StatusAccepted)
+	var rem licadmin.Reminder
+	r.Decode(t, &rem)
+
+	jobs := f.q.Take()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs queued, want 1", len(jobs))
+	}
+	calls.Reset()
+	failAdvance.Store(true)
+	resp, err := f.App.Reminders.HandleSQS(apitest.AsFunction(context.Background(), "SendRemindersFunction"), apitest.SQSEvent(jobs[0]))
+	failAdvance.Store(false)
+	if err != nil || len(resp.BatchItemFailures) != 1 || calls.Get("UpdateItem") == 0 {
+		t.Fatalf("page whose progress was lost: %+v %v after %d UpdateItem calls, want the job failed", resp, err, calls.Get("UpdateItem"))
+	}
+	if f.q.Len() != 0 {
+		t.Fatalf("%d jobs queued by the failed invocation, want none", f.q.Len())
+	}
+	reminded := 0
+	for _, n := range activationOutbox(t, f.Env) {
+		reminded += n
+	}
+	if reminded != 3 {
+		t.Fatalf("%d links after the failed page, want its 3 users'", reminded)
+	}
+	var read licadmin.Reminder
+	f.reminder(t, f.admin, rem.ID).Decode(t, &read)
+	if read.Status != licadmin.ReminderRunning || read.Queued != 0 || read.Skipped != 0 {
+		t.Fatalf("reminder after the failed page: %+v, want running with nothing counted", read)
+	}
+
+	f.q.Send(context.Background(), []byte(jobs[0])) // SQS delivers the job again
+	f.runJobs(t)
+	f.reminder(t, f.admin, rem.ID).Decode(t, &read)
+	if read.Status != licadmin.ReminderDone || read.Queued != int64(len(pending)) || read.Skipped != 0 {
+		t.Fatalf("reminder %+v, want done with the %d pending users queued once", read, len(pending))
+	}
+	got := activationOutbox(t, f.Env)
+	for _, id := range pending {
+		if got[id] != 1 {
+			t.Errorf("pending user %s has %d activation emails, want 1", id, got[id])
+		}
+	}
+	f.Invariants(t)
+}

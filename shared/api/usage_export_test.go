@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/licadmin"
@@ -265,4 +268,62 @@ func TestExportMine(t *testing.T) {
 	}
 	start("stranger@nowhere.test", nil, nil).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
 	start("", nil, nil).WantProblem(t, http.StatusUnauthorized, licadmin.EUNAUTHORIZED)
+}
+
+// TestExportFaults ensures a failure between an export's two steps leaves
+// it consistent: when the export's outcome cannot be recorded after its
+// file was written, the job is reported failed and the export still
+// answers running, without a URL (the file is never handed out on its
+// own); the job delivered again writes the file again, whole, and records
+// the outcome once.
+func TestExportFaults(t *testing.T) {
+	f := newUsageFixture(t)
+	q := f.UseExports()
+	var failUpdates atomic.Bool
+	opt, calls := apitest.Faults(func(op string, _ int) apitest.Fault {
+		if failUpdates.Load() && op == "UpdateItem" {
+			return apitest.Fail
+		}
+		return apitest.NoFault
+	})
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	f.assign(f.admin, f.ada, "eco").Want(t, http.StatusOK)
+	now := time.Now().UTC()
+	ingest(t, f.Env, event(f.acct, f.adaEmail, licadmin.EventSent, now.Add(-3*time.Hour)),
+		event(f.acct, f.adaEmail, licadmin.EventOpened, now.Add(-2*time.Hour)), event(f.acct, f.adaEmail, licadmin.EventSigned, now.Add(-time.Hour)))
+	id := f.startExport(t, f.ada, nil, nil)
+	jobs := q.Take()
+	if len(jobs) != 1 {
+		t.Fatalf("%d jobs queued, want 1", len(jobs))
+	}
+
+	calls.Reset()
+	failUpdates.Store(true)
+	q.Send(t.Context(), []byte(jobs[0]))
+	failed := f.RunExports(t, q)
+	failUpdates.Store(false)
+	if len(failed) != 1 || calls.Get("UpdateItem") == 0 {
+		t.Fatalf("job with its outcome lost: %d failures after %d UpdateItem calls, want the job failed", len(failed), calls.Get("UpdateItem"))
+	}
+	if n := exportFiles(t, f.Env, f.acct, f.ada); n != 1 {
+		t.Fatalf("%d export files after the first attempt, want the one it wrote", n)
+	}
+	if v := f.exportStatus(t, id); v.Status != "running" || v.URL != nil || v.Rows != nil {
+		t.Fatalf("export whose outcome was lost: %+v, want running without a url", v)
+	}
+
+	q.Send(t.Context(), []byte(jobs[0])) // SQS delivers the job again
+	if failed := f.RunExports(t, q); len(failed) != 0 {
+		t.Fatalf("the job delivered again failed: %v", failed)
+	}
+	v := f.exportStatus(t, id)
+	if v.Status != "done" || v.URL == nil || v.Rows == nil || *v.Rows != 3 {
+		t.Fatalf("after the job ran again: %+v, want done with 3 rows", v)
+	}
+	if recs := download(t, *v.URL); len(recs) != 4 {
+		t.Fatalf("the CSV has %d lines, want the header and 3 entries once: %q", len(recs), recs)
+	}
+	if n := exportFiles(t, f.Env, f.acct, f.ada); n != 1 {
+		t.Fatalf("%d export files, want 1", n)
+	}
 }
