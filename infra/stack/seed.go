@@ -85,7 +85,7 @@ func seedSamples(ctx context.Context, a *app.App, now time.Time) error {
 	}
 	admin := user(sampleAdminID, sampleAdmin, "Ann", "Admin", licadmin.RoleAdmin)
 	admin.Status = licadmin.StatusActive
-	if err := st.CreateAccount(ctx, sampleAccount, "Acme", admin, "acme.test", now); err != nil {
+	if _, _, err := st.CreateAccount(ctx, sampleAccount, "Acme", admin, "acme.test", now); err != nil {
 		return fmt.Errorf("seed account: %w", err)
 	}
 	for _, t := range licadmin.Tiers {

@@ -1139,3 +1139,37 @@ func TestOperatorCreateAccount(t *testing.T) {
 	}
 	f.Invariants(t)
 }
+
+// TestOperatorCreateAccountAgain ensures an account creation sent again
+// (an operator who lost the answer) answers the account created first,
+// with the same ids, and writes nothing, for an admin on a corporate
+// domain (whose domain claim fails first) and on webmail; the same admin
+// with another account name is still refused.
+func TestOperatorCreateAccountAgain(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	create := func(name, email string) (*operator.CreateAccountOutput, error) {
+		return f.App.Operator.CreateAccount(ctx, operator.CreateAccountInput{Name: name, AdminEmail: email})
+	}
+	for _, email := range []string{"boss@retry.test", "founder@gmail.com"} {
+		first, err := create("Retry Co", email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(f.Scan(t))
+		again, err := create("Retry Co", strings.ToUpper(email))
+		if err != nil || *again != *first {
+			t.Fatalf("%s again: %+v, %v; want %+v", email, again, err, first)
+		}
+		if n := len(f.Scan(t)); n != before {
+			t.Fatalf("%s again wrote %d items", email, n-before)
+		}
+		if _, err := create("Other Co", email); licadmin.ErrorCode(err) != licadmin.EEMAILTAKEN && licadmin.ErrorCode(err) != licadmin.EDOMAINCLAIMED {
+			t.Fatalf("%s with another name: %v, want email_taken or domain_claimed", email, err)
+		}
+		if recs := f.Env.AuditLog(t, first.AccountID); len(recs) != 1 {
+			t.Fatalf("%d audit records of the account, want its creation's", len(recs))
+		}
+	}
+	f.Invariants(t)
+}

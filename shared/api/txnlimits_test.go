@@ -89,15 +89,18 @@ func TestTransactionLimits(t *testing.T) {
 	cases := []txnCase{
 		{"CreateAccount", "admin on a webmail domain", func(t *testing.T) error {
 			ctx := bg
-			return st.CreateAccount(ctx, "acct-webmail", long(200), newU("acct-webmail", "founder@gmail.com", licadmin.RoleAdmin), "", now)
+			_, _, err := st.CreateAccount(ctx, "acct-webmail", long(200), newU("acct-webmail", "founder@gmail.com", licadmin.RoleAdmin), "", now)
+			return err
 		}, ""},
 		{"CreateAccount", "admin email already taken", func(t *testing.T) error {
 			ctx := bg
-			return st.CreateAccount(ctx, "acct-taken", "Taken", newU("acct-taken", f.admin, licadmin.RoleAdmin), "", now)
+			_, _, err := st.CreateAccount(ctx, "acct-taken", "Taken", newU("acct-taken", f.admin, licadmin.RoleAdmin), "", now)
+			return err
 		}, licadmin.EEMAILTAKEN},
 		{"CreateAccount", "admin on its own domain", func(t *testing.T) error {
 			ctx := bg
-			return st.CreateAccount(ctx, "acct-newco", "Newco", newU("acct-newco", "founder@newco.test", licadmin.RoleAdmin), "newco.test", now)
+			_, _, err := st.CreateAccount(ctx, "acct-newco", "Newco", newU("acct-newco", "founder@newco.test", licadmin.RoleAdmin), "newco.test", now)
+			return err
 		}, ""},
 		{"AddLicenses", "new order", func(t *testing.T) error {
 			ctx := bg

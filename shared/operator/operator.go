@@ -17,7 +17,7 @@ import (
 
 // Store is what the operator paths need from storage.
 type Store interface {
-	CreateAccount(ctx context.Context, accountID, name string, admin *licadmin.User, domain string, now time.Time) error
+	CreateAccount(ctx context.Context, accountID, name string, admin *licadmin.User, domain string, now time.Time) (string, string, error)
 	AddLicenses(ctx context.Context, accountID string, tier licadmin.Tier, quantity int64, orderID string, now time.Time) (*licadmin.Pool, error)
 	Domain(ctx context.Context, accountID, domain string) (*licadmin.Domain, string, error)
 	ApproveDomain(ctx context.Context, c *licadmin.Caller, accountID, domain string, d *licadmin.Domain, now time.Time) (*licadmin.Domain, error)
@@ -52,7 +52,9 @@ const MaxAccountNameLength = 200
 
 // CreateAccount creates an account, an empty pool, and its first admin,
 // and approves the admin's email domain for the account unless it is public
-// webmail. It fails with EINVALID, EEMAILTAKEN and EDOMAINCLAIMED.
+// webmail. It fails with EINVALID, EEMAILTAKEN and EDOMAINCLAIMED. The
+// same name and admin email again answer the account created first, while
+// that admin holds the email: a retry after a lost answer gets its ids.
 func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*CreateAccountOutput, error) {
 	ctx = withInvocation(ctx)
 	name := strings.TrimSpace(in.Name)
@@ -90,7 +92,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Cr
 		UpdatedAt: now,
 		Version:   1,
 	}
-	if err := s.Store.CreateAccount(ctx, out.AccountID, name, admin, domain, now); err != nil {
+	if out.AccountID, out.AdminUserID, err = s.Store.CreateAccount(ctx, out.AccountID, name, admin, domain, now); err != nil {
 		return nil, err
 	}
 	return out, nil

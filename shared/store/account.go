@@ -11,14 +11,21 @@ import (
 )
 
 // CreateAccount writes a new account with an empty pool and its first
-// admin, in one transaction. When domain is not empty (not a public webmail
-// domain) it is approved for the account; it fails with EDOMAINCLAIMED when
-// another account holds it, and EEMAILTAKEN when the admin's email is taken.
-func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin *licadmin.User, domain string, now time.Time) error {
+// admin, in one transaction, and returns the ids of the account and its
+// admin. When domain is not empty (not a public webmail domain) it is
+// approved for the account; it fails with EDOMAINCLAIMED when another
+// account holds it, and EEMAILTAKEN when the admin's email is taken.
+//
+// The same account again is the account as created: when the admin's
+// email already names the first admin of an account of the same name, its
+// ids are returned (the first creation's name, language and domain stay),
+// so that an operator who lost the answer can send the request again.
+func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin *licadmin.User, domain string, now time.Time) (string, string, error) {
 	t := &txn{}
 	acct := accountKey(accountID)
 	acct["name"] = str(name)
 	acct["adminCount"] = num(1)
+	acct["firstAdmin"] = str(admin.ID)
 	acct["createdAt"] = timestamp(now)
 	t.putNew(s.Table, acct, func(Item) error {
 		return fmt.Errorf("account id %s collides with an existing account", accountID)
@@ -37,7 +44,38 @@ func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin
 	s.putNewUser(t, admin)
 	s.addAudit(ctx, t, Audit{AccountID: accountID, Actor: licadmin.OperatorActor, Action: ActionAccountCreate, Target: accountID,
 		Details: map[string]string{"name": name, "admin": admin.Email, "domain": domain}, At: now})
-	return s.transact(ctx, t)
+	err := s.transact(ctx, t)
+	switch licadmin.ErrorCode(err) {
+	case "":
+		return accountID, admin.ID, nil
+	case licadmin.EEMAILTAKEN, licadmin.EDOMAINCLAIMED:
+		// Both claims of an account created before fail; which one is
+		// answered depends on the order of the items.
+		if id, adminID, ok, rerr := s.createdBefore(ctx, name, admin.Email); rerr != nil {
+			return "", "", rerr
+		} else if ok {
+			return id, adminID, nil
+		}
+	}
+	return "", "", err
+}
+
+// createdBefore reports the account named name whose first admin still
+// holds email, if there is one.
+func (s *Store) createdBefore(ctx context.Context, name, email string) (accountID, adminID string, ok bool, err error) {
+	claim, err := s.getItem(ctx, emailKey(email))
+	if err != nil || claim == nil {
+		return "", "", false, err
+	}
+	accountID, adminID = getS(claim, "accountId"), getS(claim, "userId")
+	acct, err := s.getItem(ctx, accountKey(accountID))
+	if err != nil || acct == nil {
+		return "", "", false, err
+	}
+	if getS(acct, "name") != name || getS(acct, "firstAdmin") != adminID {
+		return "", "", false, nil
+	}
+	return accountID, adminID, true, nil
 }
 
 // putApprovedDomain appends the global domain claim (one account per
