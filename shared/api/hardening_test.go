@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"licenseadmin/shared/api"
+	"licenseadmin/shared/apigw"
 	"licenseadmin/shared/apitest"
 	"licenseadmin/shared/idem"
 	"licenseadmin/shared/licadmin"
@@ -310,4 +311,58 @@ func TestSelfRouteReplay(t *testing.T) {
 	wantReplay(t, first, apitest.Do(t, h, req))
 	f.del(userReq(routeDeleteUser, f.admin, f.ada, nil)).Want(t, http.StatusNoContent)
 	apitest.Do(t, h, req).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+}
+
+// TestRefusedBeforeValidated ensures a caller who may not use a route is
+// refused 403 whatever its input: a plain user's malformed body, bad
+// query or bad Idempotency-Key on an admin route answers 403 as a valid
+// request does, not 400, and so does a token whose email is nobody's;
+// an admin gets the 400, and so does a plain user on its own /v1/me
+// routes. Nothing is written.
+func TestRefusedBeforeValidated(t *testing.T) {
+	f := newXFixture(t)
+	plain := "plain@acme.test"
+	u := f.userAs(t, f.admin, plain, "user")
+	assign, del := api.AssignLicense(f.App), api.DeletePoolLicenses(f.App)
+	create, list, bulk := api.CreateUser(f.App), api.ListUsers(f.App), api.BulkLicenses(f.App)
+	exportMine := api.ExportMyLogs(f.App)
+	bad := []struct {
+		name string
+		h    apigw.Handler
+		req  func(caller string) apitest.Request
+	}{
+		{"assign, body not JSON", assign, func(c string) apitest.Request { return userReq(routeAssign, c, u, "{") }},
+		{"assign, unknown tier", assign, func(c string) apitest.Request { return userReq(routeAssign, c, u, map[string]string{"tier": "gold"}) }},
+		{"create user, fields missing", create, func(c string) apitest.Request {
+			return apitest.Request{Route: routeUsers, Email: c, Body: map[string]string{"email": "x"}}
+		}},
+		{"list, bad limit", list, func(c string) apitest.Request {
+			return apitest.Request{Route: routeList, Email: c, Query: map[string]string{"limit": "0"}}
+		}},
+		{"delete from pool, bad quantity", del, func(c string) apitest.Request {
+			return apitest.Request{Route: routeDelete, Email: c, Params: map[string]string{"tier": "eco"}, Query: map[string]string{"quantity": "x"}}
+		}},
+		{"bulk, no users", bulk, func(c string) apitest.Request {
+			return apitest.Request{Route: routeBulk, Email: c, Body: map[string]any{"action": "assign", "tier": "eco", "userIds": []string{}}}
+		}},
+		{"assign, bad Idempotency-Key", assign, func(c string) apitest.Request {
+			return withHeaders(userReq(routeAssign, c, u, map[string]string{"tier": "eco"}), map[string]string{"Idempotency-Key": "bad\tkey"})
+		}},
+	}
+	before := len(f.Scan(t))
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			apitest.Do(t, c.h, c.req(plain)).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+			apitest.Do(t, c.h, c.req("nobody@acme.test")).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
+			apitest.Do(t, c.h, c.req(f.admin)).WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+		})
+	}
+	// Routes any user may call (apigw.Self) keep their 400s for users.
+	apitest.Do(t, exportMine, apitest.Request{Route: routeMyExport, Email: plain, Body: map[string]string{"format": "xlsx"}}).
+		WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+	apitest.Do(t, api.ListMyLogs(f.App), apitest.Request{Route: routeMyLogs, Email: plain, Query: map[string]string{"limit": "0"}}).
+		WantProblem(t, http.StatusBadRequest, licadmin.EINVALID)
+	if n := len(f.Scan(t)); n != before {
+		t.Fatalf("refused requests wrote %d items", n-before)
+	}
 }

@@ -48,7 +48,7 @@ func ListMyLogs(a *app.App) apigw.Handler {
 		return logPage(ctx, a, r, "mylogs", "", func(q logs.Query) ([]licadmin.LogEntry, []byte, error) {
 			return a.Logs.Mine(ctx, r.Request, q)
 		})
-	})
+	}, apigw.Self())
 }
 
 // ExportUserLogs serves POST /v1/users/{userId}/logs/export
@@ -101,7 +101,7 @@ func GetExport(a *app.App) apigw.Handler {
 			return nil, err
 		}
 		return &apigw.Response{Status: http.StatusOK, Body: v, Headers: noStore}, nil
-	})
+	}, apigw.Self())
 }
 
 // GetStats serves GET /v1/stats?from=YYYY-MM&to=YYYY-MM&format=json|csv&limit=&cursor=

@@ -156,8 +156,8 @@ func Public() Option { return func(r *route) { r.public = true } }
 
 // Self marks a route that any user of an account may call on its own data
 // (/v1/me/...); other routes with a token are for admins. Handle uses it
-// only to authorize a replayed answer; the operation checks the caller as
-// always.
+// only to authorize a replayed answer or a validation error; the
+// operation checks the caller as always.
 func Self() Option { return func(r *route) { r.self = true } }
 
 // Idempotent marks a mutating route that honours Idempotency-Key.
@@ -191,7 +191,7 @@ func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
 			if rt.idempotent && key != "" {
 				resp, replayed, err = s.idempotent(ctx, rt, req, key, op)
 			} else {
-				resp, err = s.run(ctx, req, op)
+				resp, err = s.run(ctx, rt, req, op)
 			}
 		}
 		if err != nil {
@@ -202,12 +202,28 @@ func (s *Server) Handle(name string, op Operation, opts ...Option) Handler {
 	}
 }
 
-func (s *Server) run(ctx context.Context, req *Request, op Operation) (events.APIGatewayV2HTTPResponse, error) {
+func (s *Server) run(ctx context.Context, rt route, req *Request, op Operation) (events.APIGatewayV2HTTPResponse, error) {
 	out, err := op(ctx, req)
 	if err != nil {
-		return events.APIGatewayV2HTTPResponse{}, err
+		return events.APIGatewayV2HTTPResponse{}, s.refusal(ctx, rt, req, err)
 	}
 	return encode(out)
+}
+
+// refusal returns err, or the caller's refusal when err is a validation
+// error (400) and the caller may not make the request at all: a user who
+// is no admin gets 403 on an admin route whatever its input, as it does
+// with a valid one, and learns nothing of that route's input rules.
+// Operations validate their input before they read the caller, so that a
+// bad request costs nothing; only the answer 400 pays this read.
+func (s *Server) refusal(ctx context.Context, rt route, req *Request, err error) error {
+	if rt.public || licadmin.ErrorCode(err) != licadmin.EINVALID {
+		return err
+	}
+	if aerr := s.authorize(ctx, rt, req); licadmin.ErrorCode(aerr) == licadmin.EFORBIDDEN {
+		return aerr
+	}
+	return err
 }
 
 // idempotent runs op at most once per (caller, key): a stored response is
@@ -215,12 +231,13 @@ func (s *Server) run(ctx context.Context, req *Request, op Operation) (events.AP
 // of a change is written by the store in the change's own transaction.
 //
 // A replay goes only to a caller who may still make the request
-// (authorizeReplay). What is remembered is bounded: nothing a retry could
+// (authorize). What is remembered is bounded: nothing a retry could
 // answer differently (forgotten), and on a public route no refusal at all,
 // so that anonymous clients with fresh keys cannot write to the table.
 func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key string, op Operation) (events.APIGatewayV2HTTPResponse, bool, error) {
 	if len(key) > 255 || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-		return events.APIGatewayV2HTTPResponse{}, false, licadmin.Invalid("Idempotency-Key", "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+		return events.APIGatewayV2HTTPResponse{}, false, s.refusal(ctx, rt, req,
+			licadmin.Invalid("Idempotency-Key", "invalid_header", "Idempotency-Key must be 1 to 255 printable ASCII characters"))
 	}
 	sum := sha256.New()
 	// The query is part of the request: DELETE /v1/licenses/eco?quantity=2
@@ -238,7 +255,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 	}
 
 	replay := func() (events.APIGatewayV2HTTPResponse, bool, error) {
-		if err := s.authorizeReplay(ctx, rt, req); err != nil {
+		if err := s.authorize(ctx, rt, req); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, false, err
 		}
 		rec, err := s.Idempotency.GetIdempotency(ctx, scope, key, s.now())
@@ -273,7 +290,7 @@ func (s *Server) idempotent(ctx context.Context, rt route, req *Request, key str
 	}
 
 	pending := &idem.Pending{Record: idem.Record{Scope: scope, Key: key, Hash: hash, CreatedAt: s.now()}}
-	resp, err := s.run(idem.With(ctx, pending), req, op)
+	resp, err := s.run(idem.With(ctx, pending), rt, req, op)
 	if errors.Is(err, idem.ErrReplay) {
 		return replay()
 	}
@@ -328,16 +345,17 @@ func forgotten(code string) bool {
 	return false
 }
 
-// authorizeReplay checks, before a remembered answer is replayed, that the
-// caller may still make the request: an admin route needs an admin of an
-// account, a Self route any user of one, a public route nothing. The
-// operation would have checked the same had it run.
-func (s *Server) authorizeReplay(ctx context.Context, rt route, req *Request) error {
+// authorize checks that the caller may make the request, before a
+// remembered answer is replayed and before a validation error is answered
+// (refusal): an admin route needs an admin of an account, a Self route any
+// user of one, a public route nothing. The operation would have checked
+// the same had it run.
+func (s *Server) authorize(ctx context.Context, rt route, req *Request) error {
 	if rt.public {
 		return nil
 	}
 	if s.Callers == nil {
-		return errors.New("apigw: Server.Callers is not set; a replay cannot be authorized")
+		return errors.New("apigw: Server.Callers is not set; a caller cannot be authorized")
 	}
 	c, _, err := s.Callers.LoadCaller(ctx, req.Email)
 	if err != nil {
