@@ -814,3 +814,70 @@ func TestDomainDeletedInFlight(t *testing.T) {
 	}
 	f.Invariants(t)
 }
+
+// TestLostAnswerEveryChange ensures a change whose transaction committed
+// but whose answer was lost (the SDK retries with the same
+// ClientRequestToken) is applied once and answered as a success, for the
+// changes of users, roles, domains, activation, the alert threshold and
+// imports: each writes exactly one audit record, and the table's
+// invariants hold.
+func TestLostAnswerEveryChange(t *testing.T) {
+	f := newDNSFixture(t)
+	opt, calls, arm := apitest.LoseNextTransaction()
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	u := f.user(t, "u@acme.test")
+	var created string
+	steps := []struct {
+		name string
+		send func() *apitest.Response
+	}{
+		{"create user", func() *apitest.Response {
+			r := f.h.create(apitest.Request{Route: routeUsers, Email: f.admin, Body: userBody("new@acme.test", "user")})
+			if r.StatusCode == http.StatusCreated {
+				created = r.User(t).ID
+			}
+			return r
+		}},
+		{"promote", func() *apitest.Response { return f.patch(f.admin, u, `{"role":"admin"}`, nil) }},
+		{"demote", func() *apitest.Response { return f.patch(f.admin, u, `{"role":"user"}`, nil) }},
+		{"change email", func() *apitest.Response { return f.patch(f.admin, u, `{"email":"renamed@acme.test"}`, nil) }},
+		{"send activation email", func() *apitest.Response {
+			return apitest.Do(t, api.SendActivationEmail(f.App), userReq("POST /v1/users/{userId}/activation-email", f.admin, u, nil))
+		}},
+		{"alert threshold", func() *apitest.Response {
+			return apitest.Do(t, api.SetAlertThreshold(f.App), apitest.Request{Route: "PATCH /v1/licenses/{tier}", Params: map[string]string{"tier": "eco"},
+				Email: f.admin, Body: map[string]int{"alertThreshold": 2}})
+		}},
+		{"request domain", func() *apitest.Response {
+			r := f.requestDomain(apitest.Request{Route: routeDomains, Email: f.admin, Body: map[string]string{"domain": "lost.example"}})
+			if r.StatusCode == http.StatusCreated {
+				var d licadmin.Domain
+				r.Decode(t, &d)
+				f.dns.set("lost.example", *d.TXTRecord)
+			}
+			return r
+		}},
+		{"verify domain", func() *apitest.Response { return f.verify(domainReq(routeVerifyDomain, f.admin, "lost.example")) }},
+		{"delete domain", func() *apitest.Response { return f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "lost.example")) }},
+		{"create import", func() *apitest.Response {
+			return apitest.Do(t, api.CreateImport(f.App), apitest.Request{Route: "POST /v1/imports", Email: f.admin, Body: map[string]bool{"dryRun": false}})
+		}},
+		{"delete user", func() *apitest.Response { return f.deleteUser(userReq(routeDeleteUser, f.admin, created, nil)) }},
+	}
+	for _, s := range steps {
+		audits := len(f.Env.AuditLog(t, f.acct))
+		lost := calls.Get("lost:TransactWriteItems")
+		arm()
+		r := s.send()
+		if r.StatusCode < 200 || r.StatusCode > 299 {
+			t.Fatalf("%s with its answer lost: %d %s", s.name, r.StatusCode, r.Body)
+		}
+		if calls.Get("lost:TransactWriteItems") != lost+1 {
+			t.Fatalf("%s: no transaction's answer was lost", s.name)
+		}
+		if n := len(f.Env.AuditLog(t, f.acct)); n != audits+1 {
+			t.Fatalf("%s: %d audit records written, want 1: the change applied %d times", s.name, n-audits, n-audits)
+		}
+	}
+	f.Invariants(t)
+}
