@@ -29,16 +29,7 @@ import (
 // holds no check of the claim), and the admin's next change is refused.
 func TestDemotedAdmin(t *testing.T) {
 	f := newXFixture(t)
-	// demote, when set, runs once before the next TransactWriteItems.
-	var demote atomic.Pointer[func()]
-	opt, _ := apitest.Faults(func(op string, _ int) apitest.Fault {
-		if op == "TransactWriteItems" {
-			if fn := demote.Swap(nil); fn != nil {
-				(*fn)()
-			}
-		}
-		return apitest.NoFault
-	})
+	opt, beforeNext, ran := apitest.BeforeNextTransaction()
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
 	u1, u2 := f.user(t, "u1@acme.test"), f.user(t, "u2@acme.test")
 	boss := "boss@acme.test"
@@ -87,10 +78,9 @@ func TestDemotedAdmin(t *testing.T) {
 
 	// Demoted while its change is in flight.
 	f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
-	demoteNow := func() { f.patch(boss, adminID, `{"role":"user"}`, nil).Want(t, http.StatusOK) }
-	demote.Store(&demoteNow)
+	beforeNext(func() { f.patch(boss, adminID, `{"role":"user"}`, nil).Want(t, http.StatusOK) })
 	f.assign(f.admin, u2, "eco").Want(t, http.StatusOK)
-	if demote.Load() != nil {
+	if !ran() {
 		t.Fatal("the demotion did not run during the assign")
 	}
 	if c := f.MustCaller(t, f.admin); c.IsAdmin() {

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -770,16 +769,7 @@ func TestSampleEvents(t *testing.T) {
 // change alike.
 func TestDomainDeletedInFlight(t *testing.T) {
 	f := newDNSFixture(t)
-	// remove, when set, runs once before the next TransactWriteItems.
-	var remove atomic.Pointer[func()]
-	opt, _ := apitest.Faults(func(op string, _ int) apitest.Fault {
-		if op == "TransactWriteItems" {
-			if fn := remove.Swap(nil); fn != nil {
-				(*fn)()
-			}
-		}
-		return apitest.NoFault
-	})
+	opt, beforeNext, ran := apitest.BeforeNextTransaction()
 	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
 	other := f.user(t, "other@acme.test")
 	for _, c := range []struct {
@@ -795,12 +785,11 @@ func TestDomainDeletedInFlight(t *testing.T) {
 	} {
 		f.approve(t, f.admin, "race.example")
 		before := len(f.Scan(t))
-		deleteNow := func() {
+		beforeNext(func() {
 			f.deleteDomain(domainReq(routeDeleteDomain, f.admin, "race.example")).Want(t, http.StatusNoContent)
-		}
-		remove.Store(&deleteNow)
+		})
 		r := c.send()
-		if remove.Load() != nil {
+		if !ran() {
 			t.Fatalf("%s: the deletion did not run", c.name)
 		}
 		r.WantProblem(t, http.StatusUnprocessableEntity, licadmin.EDOMAINNOTAPPROVED)

@@ -123,6 +123,41 @@ func LoseNextTransaction() (opt func(*dynamodb.Options), calls *Counter, arm fun
 	}
 }
 
+// BeforeNextTransaction returns a DynamoDB client option that, once arm is
+// called with fn, runs fn once just before the next TransactWriteItems is
+// sent, and ran, which reports whether it has: a change that commits
+// between another request's read and its transaction, at a known point
+// instead of by chance. fn may send requests through the same client
+// (they do not run it again).
+func BeforeNextTransaction() (opt func(*dynamodb.Options), arm func(fn func()), ran func() bool) {
+	var mu sync.Mutex
+	var next func()
+	opt, _ = Faults(func(op string, _ int) Fault {
+		if op != "TransactWriteItems" {
+			return NoFault
+		}
+		mu.Lock()
+		fn := next
+		next = nil
+		mu.Unlock()
+		if fn != nil {
+			fn()
+		}
+		return NoFault
+	})
+	arm = func(fn func()) {
+		mu.Lock()
+		next = fn
+		mu.Unlock()
+	}
+	ran = func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return next == nil
+	}
+	return opt, arm, ran
+}
+
 // conflictError is the cancellation DynamoDB returns when another
 // transaction holds one of the items: every reason is TransactionConflict
 // or None.
