@@ -1147,7 +1147,8 @@ func TestOperatorCreateAccount(t *testing.T) {
 // with another account name is still refused.
 func TestOperatorCreateAccountAgain(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	// As the function: its policy must allow the read of the replay.
+	ctx := apitest.AsFunction(context.Background(), "CreateAccountFunction")
 	create := func(name, email string) (*operator.CreateAccountOutput, error) {
 		return f.App.Operator.CreateAccount(ctx, operator.CreateAccountInput{Name: name, AdminEmail: email})
 	}
