@@ -76,6 +76,18 @@ func (f *fixture) assign(email, id, tier string) *apitest.Response {
 	return f.h.assign(apitest.Request{Route: routeAssign, Params: map[string]string{"userId": id}, Email: email, Body: map[string]string{"tier": tier}})
 }
 
+func (f *fixture) modify(email, id, tier string) *apitest.Response {
+	return f.h.modify(apitest.Request{Route: routeModify, Params: map[string]string{"userId": id}, Email: email, Body: map[string]string{"tier": tier}})
+}
+
+func (f *fixture) transfer(email, id, to string) *apitest.Response {
+	return f.h.transfer(apitest.Request{Route: routeTransfer, Params: map[string]string{"userId": id}, Email: email, Body: map[string]string{"toUserId": to}})
+}
+
+func (f *fixture) remove(email, id string) *apitest.Response {
+	return f.h.remove(apitest.Request{Route: routeRemove, Params: map[string]string{"userId": id}, Email: email})
+}
+
 func (f *fixture) pool(t *testing.T) licadmin.Pool {
 	t.Helper()
 	r := f.h.pool(apitest.Request{Route: routePool, Email: f.admin})
@@ -242,5 +254,79 @@ func TestDeleteFromPool(t *testing.T) {
 	wantPool(t, p, licadmin.Eco, 1, 1)
 	wantPool(t, f.pool(t), licadmin.Eco, 1, 1)
 	del("eco", "1").WantProblem(t, http.StatusConflict, licadmin.ELICENSESINUSE)
+	f.Invariants(t)
+}
+
+// TestDemotedAdmin ensures a license change is authorised by its own
+// read of the caller's claim: an admin demoted between two of its changes
+// is refused 403 at once by its next change of every kind, a same-tier
+// modify (which writes nothing) and an assign the pool could not give
+// included, and nothing changes. The claim is read by every change, never
+// remembered (TestRequestsPerOperation).
+//
+// A demotion that commits while a change is in flight, after the change's
+// read and before its transaction, is ordered after the change: the change
+// commits (the admin was one when it was decided, and the transaction
+// holds no check of the claim), and the admin's next change is refused.
+func TestDemotedAdmin(t *testing.T) {
+	f := newXFixture(t)
+	opt, beforeNext, ran := apitest.BeforeNextTransaction()
+	f.App.Store.DB = dynamodb.New(f.App.DynamoDB.Options(), opt)
+	u1, u2 := f.user(t, "u1@acme.test"), f.user(t, "u2@acme.test")
+	boss := "boss@acme.test"
+	bossID := f.user(t, boss)
+	f.patch(f.admin, bossID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
+
+	f.assign(f.admin, u1, "eco").Want(t, http.StatusOK)
+	f.modify(f.admin, u1, "pro").Want(t, http.StatusOK)
+	f.assign(f.admin, f.otherID, "eco").WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+	f.assign(f.admin, u1, "eco").WantProblem(t, http.StatusConflict, licadmin.ELICENSEASSIGNED)
+	f.assign(f.admin, "no-such-user", "eco").WantProblem(t, http.StatusNotFound, licadmin.ENOTFOUND)
+
+	// Each case: the admin makes a change, the other admin demotes it,
+	// and its next request is refused and writes nothing.
+	adminID := f.MustCaller(t, f.admin).UserID
+	tier := "eco"
+	cases := []struct {
+		name string
+		send func() *apitest.Response
+	}{
+		{"modify to the same tier (no write)", func() *apitest.Response { return f.modify(f.admin, u1, tier) }},
+		{"modify", func() *apitest.Response { return f.modify(f.admin, u1, "advanced") }},
+		{"assign", func() *apitest.Response { return f.assign(f.admin, u2, "eco") }},
+		{"assign with none in the pool either", func() *apitest.Response { return f.assign(f.admin, u2, "advanced") }},
+		{"transfer", func() *apitest.Response { return f.transfer(f.admin, u1, u2) }},
+		{"remove", func() *apitest.Response { return f.remove(f.admin, u1) }},
+	}
+	for _, c := range cases {
+		f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
+		tier = map[string]string{"eco": "pro", "pro": "eco"}[tier]
+		f.modify(f.admin, u1, tier).Want(t, http.StatusOK)
+		f.patch(boss, adminID, `{"role":"user"}`, nil).Want(t, http.StatusOK)
+		items := len(f.Scan(t))
+		if r := c.send(); r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s by a demoted admin: status %d, want 403; body %s", c.name, r.StatusCode, r.Body)
+		}
+		if n := len(f.Scan(t)); n != items {
+			t.Fatalf("%s: %d items after the demoted admin's request, want %d: something was written", c.name, n, items)
+		}
+	}
+	r := f.h.pool(apitest.Request{Route: routePool, Email: boss})
+	r.Want(t, http.StatusOK)
+	var p licadmin.Pool
+	r.Decode(t, &p)
+	wantPool(t, p, licadmin.Tier(tier), map[string]int64{"eco": 2, "pro": 1}[tier], 1)
+
+	// Demoted while its change is in flight.
+	f.patch(boss, adminID, `{"role":"admin"}`, nil).Want(t, http.StatusOK)
+	beforeNext(func() { f.patch(boss, adminID, `{"role":"user"}`, nil).Want(t, http.StatusOK) })
+	f.assign(f.admin, u2, "eco").Want(t, http.StatusOK)
+	if !ran() {
+		t.Fatal("the demotion did not run during the assign")
+	}
+	if c := f.MustCaller(t, f.admin); c.IsAdmin() {
+		t.Fatal("the admin is still an admin after the demotion")
+	}
+	f.remove(f.admin, u2).WantProblem(t, http.StatusForbidden, licadmin.EFORBIDDEN)
 	f.Invariants(t)
 }
