@@ -45,9 +45,10 @@ func (s *Store) CreateAccount(ctx context.Context, accountID, name string, admin
 	s.addAudit(ctx, t, Audit{AccountID: accountID, Actor: licadmin.OperatorActor, Action: ActionAccountCreate, Target: accountID,
 		Details: map[string]string{"name": name, "admin": admin.Email, "domain": domain}, At: now})
 	err := s.transact(ctx, t)
-	switch licadmin.ErrorCode(err) {
-	case "":
+	if err == nil {
 		return accountID, admin.ID, nil
+	}
+	switch licadmin.ErrorCode(err) {
 	case licadmin.EEMAILTAKEN, licadmin.EDOMAINCLAIMED:
 		// Both claims of an account created before fail; which one is
 		// answered depends on the order of the items.
